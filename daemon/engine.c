@@ -1,0 +1,534 @@
+/*
+ * engine.c - the Listen loop, dispatch of captured and interrupted
+ * sessions, and the worker thread pool.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <grpc/grpc.h>
+
+#include "backoff.h"
+#include "engine.h"
+#include "log.h"
+#include "value.h"
+
+/* How long SIGTERM waits for in-flight sessions before leaving them to
+ * the interrupted-work recovery of whichever daemon runs next. */
+#define DRAIN_MS	30000
+#define TICK_MS		500
+
+struct stale_entry {
+	char version[48];
+	int64_t first_seen_ms;	/* monotonic */
+	int64_t age0_ms;	/* server-side age when first seen */
+};
+
+int64_t
+now_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+now_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+job_free(struct job *j)
+{
+	if (j == NULL)
+		return;
+	session_clear(&j->s);
+	free(j);
+}
+
+/* ---- workers ---- */
+
+static void *
+worker_main(void *arg)
+{
+	struct engine *e = arg;
+
+	for (;;) {
+		struct job *j;
+
+		pthread_mutex_lock(&e->lock);
+		while (e->head == NULL && !e->stopping)
+			pthread_cond_wait(&e->cond, &e->lock);
+		if (e->head == NULL) {
+			pthread_mutex_unlock(&e->lock);
+			return NULL;
+		}
+		j = e->head;
+		e->head = j->next;
+		if (e->head == NULL)
+			e->tail = NULL;
+		atomic_fetch_add(&e->running, 1);
+		pthread_mutex_unlock(&e->lock);
+
+		pipeline_run(e, j);
+
+		pthread_mutex_lock(&e->lock);
+		strmap_del(e->inflight, j->s.name);
+		atomic_fetch_sub(&e->running, 1);
+		pthread_cond_broadcast(&e->cond);
+		pthread_mutex_unlock(&e->lock);
+		job_free(j);
+	}
+}
+
+/* ---- dispatch (listen thread) ---- */
+
+static void
+enqueue(struct engine *e, const FsDocument *doc, bool recover)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+
+	j->decode_rc = session_decode(doc, &j->s, j->decode_err,
+	    sizeof(j->decode_err));
+	j->recover = recover;
+	j->enqueued_ms = now_mono_ms();
+	pthread_mutex_lock(&e->lock);
+	strmap_put(e->inflight, j->s.name, (void *)1);
+	if (e->tail)
+		e->tail->next = j;
+	else
+		e->head = j;
+	e->tail = j;
+	pthread_cond_signal(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+}
+
+static bool
+is_inflight(struct engine *e, const char *name)
+{
+	bool r;
+
+	pthread_mutex_lock(&e->lock);
+	r = strmap_get(e->inflight, name) != NULL;
+	pthread_mutex_unlock(&e->lock);
+	return r;
+}
+
+/* Drop entries of a (listen-thread) table whose document left the target. */
+static void
+prune(struct strmap *table, const struct strmap *known)
+{
+	size_t pos = 0, n = 0, cap = strmap_count(table);
+	const char *name;
+	char **gone;
+	void *v;
+
+	if (cap == 0)
+		return;
+	gone = xcalloc(cap, sizeof(*gone));
+	while (strmap_next(table, &pos, &name, &v))
+		if (strmap_get(known, name) == NULL)
+			gone[n++] = xstrdup(name);
+	for (size_t i = 0; i < n; i++) {
+		free(strmap_del(table, gone[i]));
+		free(gone[i]);
+	}
+	free(gone);
+}
+
+/*
+ * Look at every session in the last snapshot: dispatch captured ones not
+ * yet dispatched at this version, and "transforming" ones that have been
+ * so for longer than a transform may take.  Runs after each snapshot and
+ * on every tick, so nothing waits for the next server message.
+ */
+static void
+dispatch(struct engine *e)
+{
+	const struct strmap *known = watch_known(&e->watch, TARGET_SESSIONS);
+	int64_t now = now_mono_ms();
+	int64_t limit_ms = (int64_t)(e->opt->transform_timeout_s +
+	    e->opt->recovery_margin_s) * 1000;
+	int64_t read_ms = ts_to_ms(e->watch.read_time);
+	size_t pos = 0;
+	const char *name;
+	void *v;
+
+	if (known == NULL || !e->ready_once)
+		return;
+	pthread_mutex_lock(&e->lock);
+	while (strmap_next(e->forget, &pos, &name, &v))
+		free(strmap_del(e->seen, name));
+	strmap_free(e->forget, NULL);
+	e->forget = strmap_new();
+	pthread_mutex_unlock(&e->lock);
+
+	pos = 0;
+	while (strmap_next(known, &pos, &name, &v)) {
+		const FsDocument *doc = v;
+		const FsValue *state = doc_get(doc, "state");
+		char version[48];
+		const char *seen;
+
+		if (is_inflight(e, name))
+			continue;
+		ts_format(doc->update_time, version, sizeof(version));
+		seen = strmap_get(e->seen, name);
+		if (seen != NULL && strcmp(seen, version) == 0)
+			continue;
+		if (state != NULL && state->value_type_case ==
+		    FSV(STRING_VALUE) &&
+		    strcmp(state->string_value, "transforming") == 0) {
+			struct stale_entry *st = strmap_get(e->stale, name);
+
+			if (st == NULL || strcmp(st->version, version) != 0) {
+				if (st == NULL) {
+					st = xcalloc(1, sizeof(*st));
+					strmap_put(e->stale, name, st);
+				}
+				snprintf(st->version, sizeof(st->version), "%s",
+				    version);
+				st->first_seen_ms = now;
+				st->age0_ms = read_ms - ts_to_ms(doc->update_time);
+				if (st->age0_ms < 0)
+					st->age0_ms = 0;
+			}
+			if (st->age0_ms + (now - st->first_seen_ms) <= limit_ms)
+				continue;
+			free(strmap_put(e->seen, name, xstrdup(version)));
+			enqueue(e, doc, true);
+			continue;
+		}
+		/* captured (or a malformed state the pipeline reports) */
+		free(strmap_put(e->seen, name, xstrdup(version)));
+		enqueue(e, doc, false);
+	}
+	prune(e->seen, known);
+	prune(e->stale, known);
+}
+
+/* ---- the Listen stream ---- */
+
+static FsListenRequest *
+make_target(struct engine *e, int32_t id)
+{
+	FsListenRequest *r = xcalloc(1, sizeof(*r));
+	Google__Firestore__V1__Target *t = xcalloc(1, sizeof(*t));
+	Google__Firestore__V1__Target__QueryTarget *q = xcalloc(1, sizeof(*q));
+	Google__Firestore__V1__StructuredQuery *sq = xcalloc(1, sizeof(*sq));
+	Google__Firestore__V1__StructuredQuery__CollectionSelector *from =
+	    xcalloc(1, sizeof(*from));
+
+	google__firestore__v1__listen_request__init(r);
+	google__firestore__v1__target__init(t);
+	google__firestore__v1__target__query_target__init(q);
+	google__firestore__v1__structured_query__init(sq);
+	google__firestore__v1__structured_query__collection_selector__init(
+	    from);
+	r->database = xstrdup(e->fs->db_path);
+	r->target_change_case =
+	    GOOGLE__FIRESTORE__V1__LISTEN_REQUEST__TARGET_CHANGE_ADD_TARGET;
+	r->add_target = t;
+	t->target_id = id;
+	t->target_type_case =
+	    GOOGLE__FIRESTORE__V1__TARGET__TARGET_TYPE_QUERY;
+	t->query = q;
+	q->parent = xstrdup(e->fs->docs_path);
+	q->query_type_case =
+	    GOOGLE__FIRESTORE__V1__TARGET__QUERY_TARGET__QUERY_TYPE_STRUCTURED_QUERY;
+	q->structured_query = sq;
+	sq->n_from = 1;
+	sq->from = xcalloc(1, sizeof(*sq->from));
+	sq->from[0] = from;
+	if (id == TARGET_EXPERIENCES) {
+		from->collection_id = xstrdup("experiences");
+	} else {
+		/* sessions, in any event, whose state is captured or
+		 * transforming (the latter to recover interrupted work) */
+		Google__Firestore__V1__StructuredQuery__Filter *f =
+		    xcalloc(1, sizeof(*f));
+		Google__Firestore__V1__StructuredQuery__FieldFilter *ff =
+		    xcalloc(1, sizeof(*ff));
+		Google__Firestore__V1__StructuredQuery__FieldReference *ref =
+		    xcalloc(1, sizeof(*ref));
+		FsValue *in = value_array();
+
+		google__firestore__v1__structured_query__filter__init(f);
+		google__firestore__v1__structured_query__field_filter__init(ff);
+		google__firestore__v1__structured_query__field_reference__init(
+		    ref);
+		from->collection_id = xstrdup("sessions");
+		from->all_descendants = 1;
+		ref->field_path = xstrdup("state");
+		value_array_add(in, value_string("captured"));
+		value_array_add(in, value_string("transforming"));
+		ff->field = ref;
+		ff->op = GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FIELD_FILTER__OPERATOR__IN;
+		ff->value = in;
+		f->filter_type_case =
+		    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FILTER__FILTER_TYPE_FIELD_FILTER;
+		f->field_filter = ff;
+		sq->where = f;
+	}
+	if (e->watch.resume_token != NULL) {
+		t->resume_type_case =
+		    GOOGLE__FIRESTORE__V1__TARGET__RESUME_TYPE_RESUME_TOKEN;
+		t->resume_token.data = xmalloc(e->watch.resume_token_len);
+		memcpy(t->resume_token.data, e->watch.resume_token,
+		    e->watch.resume_token_len);
+		t->resume_token.len = e->watch.resume_token_len;
+	}
+	return r;
+}
+
+/* Sleep up to ms, waking early on stop. */
+static void
+nap(struct engine *e, int64_t ms)
+{
+	int64_t end = now_mono_ms() + ms;
+
+	while (!e->stop && now_mono_ms() < end) {
+		int64_t left = end - now_mono_ms();
+		struct timespec ts = { 0, (left > 100 ? 100 : left) * 1000000 };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Run one stream until it ends; returns true if it made progress. */
+static bool
+run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
+{
+	FsListenRequest *reqs[2] = {
+		make_target(e, TARGET_SESSIONS),
+		make_target(e, TARGET_EXPERIENCES),
+	};
+	int64_t last_msg = now_mono_ms(), last_tick = 0;
+	struct fs_status st = { 0 };
+	bool progress = false;
+	struct fs_listen *l;
+
+	watch_stream_started(&e->watch);
+	l = fs_listen_open(e->fs, (const FsListenRequest *const *)reqs, 2);
+	for (int i = 0; i < 2; i++)
+		google__firestore__v1__listen_request__free_unpacked(reqs[i],
+		    NULL);
+	pthread_mutex_lock(&e->lock);
+	e->listen = l;
+	pthread_mutex_unlock(&e->lock);
+	log_debug("listen: stream opened%s",
+	    e->watch.resume_token ? " (resuming)" : "");
+
+	while (!e->stop) {
+		FsListenResponse *resp = NULL;
+		char err[512];
+		int rc = fs_listen_next(l, TICK_MS, &resp);
+		enum watch_event ev = WATCH_NONE;
+
+		if (rc < 0)
+			break;
+		if (rc > 0) {
+			last_msg = now_mono_ms();
+			if (!progress)
+				backoff_reset(bo);
+			progress = true;
+			pthread_mutex_lock(&e->snap_lock);
+			ev = watch_feed(&e->watch, resp, err, sizeof(err));
+			pthread_mutex_unlock(&e->snap_lock);
+			google__firestore__v1__listen_response__free_unpacked(
+			    resp, NULL);
+		}
+		if (ev == WATCH_SNAPSHOT) {
+			if (!e->ready_once) {
+				e->ready_once = true;
+				log_notice("listen: first snapshot current: %zu "
+				    "session(s) captured or transforming",
+				    strmap_count(watch_known(&e->watch,
+				    TARGET_SESSIONS)));
+			}
+			dispatch(e);
+			last_tick = now_mono_ms();
+		} else if (ev == WATCH_RESTART) {
+			log_warn("listen: %s; re-reading everything", err);
+			*restart_now = true;
+			break;
+		} else if (ev == WATCH_TARGET_ERROR) {
+			log_err("listen: %s", err);
+			break;
+		}
+		if (now_mono_ms() - last_msg > e->opt->idle_timeout_ms) {
+			log_warn("listen: no message for %" PRId64 " s; "
+			    "reopening the stream",
+			    e->opt->idle_timeout_ms / 1000);
+			break;
+		}
+		if (now_mono_ms() - last_tick >= TICK_MS) {
+			dispatch(e);
+			last_tick = now_mono_ms();
+		}
+	}
+	pthread_mutex_lock(&e->lock);
+	e->listen = NULL;
+	pthread_mutex_unlock(&e->lock);
+	fs_listen_close(l, &st);
+	if (e->stop || *restart_now)
+		return progress;
+	if (fs_status_retryable(st.code))
+		log_warn("listen: stream ended: %s%s%s; reconnecting",
+		    fs_status_name(st.code), *st.message ? ": " : "",
+		    st.message);
+	else
+		log_err("listen: stream failed: %s%s%s; check the project "
+		    "id, database and credentials; retrying slowly",
+		    fs_status_name(st.code), *st.message ? ": " : "",
+		    st.message);
+	if (!fs_status_retryable(st.code))
+		bo->base_ms = bo->max_ms;
+	return progress;
+}
+
+struct engine *
+engine_new(const struct options *o, struct fs_client *fs, struct store *st)
+{
+	struct engine *e = xcalloc(1, sizeof(*e));
+
+	e->opt = o;
+	e->fs = fs;
+	e->store = st;
+	pthread_mutex_init(&e->lock, NULL);
+	pthread_mutex_init(&e->snap_lock, NULL);
+	pthread_cond_init(&e->cond, NULL);
+	e->inflight = strmap_new();
+	e->forget = strmap_new();
+	e->seen = strmap_new();
+	e->stale = strmap_new();
+	watch_init(&e->watch);
+	watch_add_target(&e->watch, TARGET_SESSIONS);
+	watch_add_target(&e->watch, TARGET_EXPERIENCES);
+	return e;
+}
+
+static void
+drain(struct engine *e)
+{
+	int64_t end = now_mono_ms() + DRAIN_MS;
+	struct job *j, *next;
+
+	pthread_mutex_lock(&e->lock);
+	/* Queued but not started: leave them "captured" for the next run. */
+	for (j = e->head; j; j = next) {
+		next = j->next;
+		strmap_del(e->inflight, j->s.name);
+		job_free(j);
+	}
+	e->head = e->tail = NULL;
+	e->stopping = true;
+	pthread_cond_broadcast(&e->cond);
+	while (atomic_load(&e->running) > 0 && now_mono_ms() < end) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&e->cond, &e->lock, &ts);
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (atomic_load(&e->running) > 0) {
+		log_warn("shutdown: %d session(s) still running after %d s; "
+		    "leaving them to interrupted-work recovery",
+		    atomic_load(&e->running), DRAIN_MS / 1000);
+		return;
+	}
+	for (int i = 0; i < e->n_threads; i++)
+		pthread_join(e->threads[i], NULL);
+	e->n_threads = 0;
+}
+
+int
+engine_run(struct engine *e)
+{
+	struct backoff bo;
+
+	backoff_init(&bo, 1000, 60000, 1.5, 0.25);
+	e->threads = xcalloc((size_t)e->opt->workers, sizeof(*e->threads));
+	for (int i = 0; i < e->opt->workers; i++) {
+		if (pthread_create(&e->threads[i], NULL, worker_main, e) != 0)
+			fatal("cannot start worker thread: out of resources");
+		e->n_threads++;
+	}
+	log_notice("firesyncd %s: project=%s database=%s%s%s workers=%d "
+	    "storage=%s", PACKAGE_VERSION, e->fs->project, e->fs->database,
+	    e->fs->emulator ? " emulator=" : "",
+	    e->fs->emulator ? e->opt->emulator : "", e->opt->workers,
+	    e->store->root);
+
+	while (!e->stop) {
+		bool restart_now = false;
+
+		run_stream(e, &bo, &restart_now);
+		if (e->stop)
+			break;
+		if (!restart_now) {
+			int64_t ms = backoff_next(&bo,
+			    (double)random() / ((double)RAND_MAX + 1.0));
+
+			log_info("listen: reconnecting in %.1f s",
+			    (double)ms / 1000.0);
+			nap(e, ms);
+		}
+	}
+	log_notice("shutdown: draining %d running session(s)",
+	    atomic_load(&e->running));
+	drain(e);
+	log_notice("shutdown: done; processed=%lu ready=%lu error=%lu",
+	    atomic_load(&e->processed), atomic_load(&e->ready),
+	    atomic_load(&e->errors));
+	return 0;
+}
+
+void
+engine_stop(struct engine *e)
+{
+	e->stop = 1;
+	pthread_mutex_lock(&e->lock);
+	if (e->listen)
+		fs_listen_cancel(e->listen);
+	pthread_mutex_unlock(&e->lock);
+}
+
+void
+engine_free(struct engine *e)
+{
+	if (e == NULL)
+		return;
+	if (e->n_threads > 0) {
+		/* drain timed out: threads are still in a session; the
+		 * process is exiting, so leave them be */
+		free(e->threads);
+		return;
+	}
+	free(e->threads);
+	strmap_free(e->inflight, NULL);
+	strmap_free(e->forget, NULL);
+	strmap_free(e->seen, free);
+	strmap_free(e->stale, free);
+	watch_clear(&e->watch);
+	pthread_mutex_destroy(&e->lock);
+	pthread_mutex_destroy(&e->snap_lock);
+	pthread_cond_destroy(&e->cond);
+	free(e);
+}

@@ -1,0 +1,81 @@
+/*
+ * engine.h - the daemon's core: one Listen stream feeding a queue of
+ * session jobs that a pool of worker threads runs through the pipeline.
+ *
+ * The listen thread owns the watch state, the "seen" table (the document
+ * version each session was last dispatched at, so the emulator's resends
+ * of the whole result set do not dispatch twice) and the stale table
+ * (sessions left "transforming" by a daemon that died).  Workers share the
+ * queue and the in-flight set under e->lock, and read cached experiences
+ * under e->snap_lock.
+ */
+#ifndef FIRESYNC_ENGINE_H
+#define FIRESYNC_ENGINE_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "firestore.h"
+#include "options.h"
+#include "session.h"
+#include "store.h"
+#include "strmap.h"
+#include "watch.h"
+
+enum { TARGET_SESSIONS = 1, TARGET_EXPERIENCES = 2 };
+
+struct job {
+	struct job *next;
+	struct session s;	/* decoded document (owned) */
+	int decode_rc;		/* session_decode's result */
+	char decode_err[256];
+	bool recover;		/* found "transforming" and stale */
+	int64_t enqueued_ms;	/* monotonic */
+};
+
+struct engine {
+	const struct options *opt;	/* borrowed */
+	struct fs_client *fs;		/* borrowed */
+	struct store *store;		/* borrowed */
+
+	pthread_mutex_t lock;		/* queue, inflight, forget, listen */
+	pthread_cond_t cond;
+	struct job *head, *tail;
+	struct strmap *inflight;	/* names queued or running */
+	struct strmap *forget;		/* names whose "seen" to drop */
+	struct fs_listen *listen;	/* current stream, for cancel */
+	bool stopping;
+
+	pthread_mutex_t snap_lock;	/* the watch (experience lookups) */
+	struct watch watch;
+	struct strmap *seen;		/* name -> version string */
+	struct strmap *stale;		/* name -> struct stale_entry */
+
+	pthread_t *threads;
+	int n_threads;
+
+	atomic_int running;		/* jobs being processed now */
+	atomic_ulong processed, ready, errors;
+	volatile sig_atomic_t stop;
+	bool ready_once;		/* first snapshot seen */
+};
+
+struct engine *engine_new(const struct options *o, struct fs_client *fs,
+    struct store *st);
+/* Run until engine_stop(); then drain in-flight work.  Returns 0. */
+int engine_run(struct engine *e);
+/* Ask engine_run to return; safe from any thread. */
+void engine_stop(struct engine *e);
+void engine_free(struct engine *e);
+
+/* Monotonic and wall clocks in milliseconds. */
+int64_t now_mono_ms(void);
+int64_t now_wall_ms(void);
+
+/* Run one job (pipeline.c); called by worker threads. */
+void pipeline_run(struct engine *e, struct job *j);
+
+#endif

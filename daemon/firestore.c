@@ -1,0 +1,649 @@
+/*
+ * firestore.c - unary and streaming Firestore calls on gRPC C core.
+ *
+ * Message bytes go through protobuf-c: packed into a grpc_slice wrapped as
+ * a raw byte buffer on the way out, read back with a byte buffer reader on
+ * the way in.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+
+#include "firestore.h"
+#include "log.h"
+#include "watch.h"
+
+#define MAX_RECV_BYTES (64 * 1024 * 1024)
+
+struct fs_client *
+fs_client_new(const struct fs_options *o, char *err, size_t errlen)
+{
+	grpc_channel_credentials *creds;
+	grpc_arg args[3];
+	grpc_channel_args cargs = { 0, args };
+	struct fs_client *c;
+
+	if (o->project == NULL || *o->project == '\0') {
+		snprintf(err, errlen, "no project id: pass --project or set "
+		    "GOOGLE_CLOUD_PROJECT");
+		return NULL;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->project = xstrdup(o->project);
+	c->database = xstrdup(o->database && *o->database ? o->database :
+	    "(default)");
+	c->db_path = xasprintf("projects/%s/databases/%s", c->project,
+	    c->database);
+	c->docs_path = xasprintf("%s/documents", c->db_path);
+	c->emulator = o->emulator;
+
+	args[cargs.num_args].type = GRPC_ARG_INTEGER;
+	args[cargs.num_args].key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
+	args[cargs.num_args++].value.integer =
+	    (int)(o->max_reconnect_backoff_ms > 0 ?
+	    o->max_reconnect_backoff_ms : 10000);
+	args[cargs.num_args].type = GRPC_ARG_INTEGER;
+	args[cargs.num_args].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+	args[cargs.num_args++].value.integer = MAX_RECV_BYTES;
+	if (o->keepalive_ms > 0) {
+		args[cargs.num_args].type = GRPC_ARG_INTEGER;
+		args[cargs.num_args].key = GRPC_ARG_KEEPALIVE_TIME_MS;
+		args[cargs.num_args++].value.integer = (int)o->keepalive_ms;
+	}
+	if (o->emulator)
+		creds = grpc_insecure_credentials_create();
+	else
+		creds = grpc_google_default_credentials_create(NULL);
+	if (creds == NULL) {
+		snprintf(err, errlen, "no Google credentials found: set "
+		    "GOOGLE_APPLICATION_CREDENTIALS to a service account key "
+		    "file, or run on a machine with a metadata server");
+		fs_client_free(c);
+		return NULL;
+	}
+	c->channel = grpc_channel_create(o->target, creds, &cargs);
+	grpc_channel_credentials_release(creds);
+	if (c->channel == NULL) {
+		snprintf(err, errlen, "cannot create a channel to %s",
+		    o->target);
+		fs_client_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void
+fs_client_free(struct fs_client *c)
+{
+	if (c == NULL)
+		return;
+	if (c->channel)
+		grpc_channel_destroy(c->channel);
+	free(c->project);
+	free(c->database);
+	free(c->db_path);
+	free(c->docs_path);
+	free(c);
+}
+
+bool
+fs_status_retryable(int code)
+{
+	switch (code) {
+	case GRPC_STATUS_OK:			/* clean end of stream */
+	case GRPC_STATUS_ABORTED:
+	case GRPC_STATUS_CANCELLED:
+	case GRPC_STATUS_UNKNOWN:
+	case GRPC_STATUS_DEADLINE_EXCEEDED:
+	case GRPC_STATUS_RESOURCE_EXHAUSTED:
+	case GRPC_STATUS_INTERNAL:
+	case GRPC_STATUS_UNAVAILABLE:
+	case GRPC_STATUS_UNAUTHENTICATED:
+		return true;
+	default:
+		return false;
+	}
+}
+
+const char *
+fs_status_name(int code)
+{
+	static const char *const names[] = {
+		"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
+		"DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+		"PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+		"FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+		"UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+		"UNAUTHENTICATED",
+	};
+
+	return code >= 0 && code <= 16 ? names[code] : "UNKNOWN_CODE";
+}
+
+/* ---- helpers shared by all calls ---- */
+
+struct call_md {
+	grpc_metadata md[2];
+	size_t n;
+};
+
+static void
+md_init(struct fs_client *c, struct call_md *m)
+{
+	char *prefix = xasprintf("%s", c->db_path);
+
+	m->n = 0;
+	m->md[m->n].key = grpc_slice_from_static_string(
+	    "google-cloud-resource-prefix");
+	m->md[m->n++].value = grpc_slice_from_copied_string(prefix);
+	free(prefix);
+	if (c->emulator) {
+		m->md[m->n].key = grpc_slice_from_static_string(
+		    "authorization");
+		m->md[m->n++].value = grpc_slice_from_static_string(
+		    "Bearer owner");
+	}
+}
+
+static void
+md_release(struct call_md *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		grpc_slice_unref(m->md[i].value);
+}
+
+static grpc_byte_buffer *
+pack_message(const ProtobufCMessage *msg)
+{
+	size_t n = protobuf_c_message_get_packed_size(msg);
+	grpc_slice s = grpc_slice_malloc(n);
+	grpc_byte_buffer *bb;
+
+	protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
+	bb = grpc_raw_byte_buffer_create(&s, 1);
+	grpc_slice_unref(s);
+	return bb;
+}
+
+static ProtobufCMessage *
+unpack_message(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d)
+{
+	grpc_byte_buffer_reader r;
+	grpc_slice s;
+	ProtobufCMessage *m;
+
+	if (!grpc_byte_buffer_reader_init(&r, bb)) {
+		log_err("grpc: cannot read a %s message (compressed with an "
+		    "unknown algorithm?)", d->name);
+		return NULL;
+	}
+	s = grpc_byte_buffer_reader_readall(&r);
+	grpc_byte_buffer_reader_destroy(&r);
+	m = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(s),
+	    GRPC_SLICE_START_PTR(s));
+	if (m == NULL) {
+		const uint8_t *p = GRPC_SLICE_START_PTR(s);
+		size_t n = GRPC_SLICE_LENGTH(s);
+		char hex[3 * 32 + 1] = "";
+
+		for (size_t i = 0; i < n && i < 32; i++)
+			snprintf(hex + 3 * i, 4, "%02x ", p[i]);
+		log_err("protobuf: cannot parse a %zu-byte %s (starts %s)", n,
+		    d->name, hex);
+	}
+	grpc_slice_unref(s);
+	return m;
+}
+
+static gpr_timespec
+deadline_in(int64_t ms)
+{
+	return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+	    gpr_time_from_millis(ms, GPR_TIMESPAN));
+}
+
+static void
+status_set(struct fs_status *st, int code, grpc_slice details)
+{
+	size_t n = GRPC_SLICE_LENGTH(details);
+
+	st->code = code;
+	if (n >= sizeof(st->message))
+		n = sizeof(st->message) - 1;
+	memcpy(st->message, GRPC_SLICE_START_PTR(details), n);
+	st->message[n] = '\0';
+}
+
+/*
+ * One request, zero or more responses: the shape of Commit and
+ * BatchGetDocuments.  Each response is handed to on_msg; a NULL from
+ * unpacking is a protocol error.  Returns the status code.
+ */
+static int
+call_server_stream(struct fs_client *c, const char *method,
+    const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rdesc,
+    int64_t timeout_ms, int (*on_msg)(ProtobufCMessage *, void *),
+    void *arg, struct fs_status *st)
+{
+	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(
+	    NULL);
+	grpc_metadata_array initial_md, trailing_md;
+	grpc_byte_buffer *send = pack_message(req), *recv = NULL;
+	grpc_status_code code = GRPC_STATUS_UNKNOWN;
+	grpc_slice details = grpc_empty_slice();
+	grpc_op ops[6];
+	struct call_md md;
+	grpc_call *call;
+	grpc_event ev;
+	int cb_rc = 0;
+
+	memset(ops, 0, sizeof(ops));
+	grpc_metadata_array_init(&initial_md);
+	grpc_metadata_array_init(&trailing_md);
+	md_init(c, &md);
+	call = grpc_channel_create_call(c->channel, NULL,
+	    GRPC_PROPAGATE_DEFAULTS, cq, grpc_slice_from_static_string(method),
+	    NULL, deadline_in(timeout_ms), NULL);
+
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].data.send_initial_metadata.count = md.n;
+	ops[0].data.send_initial_metadata.metadata = md.md;
+	ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY |
+	    GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = send;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial_md;
+	if (grpc_call_start_batch(call, ops, 4, (void *)1, NULL) != GRPC_CALL_OK)
+		fatal("grpc_call_start_batch failed (send)");
+	ev = grpc_completion_queue_pluck(cq, (void *)1,
+	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+
+	/* Read responses until the server ends the stream. */
+	while (ev.success) {
+		ProtobufCMessage *m;
+
+		memset(ops, 0, sizeof(ops));
+		ops[0].op = GRPC_OP_RECV_MESSAGE;
+		ops[0].data.recv_message.recv_message = &recv;
+		if (grpc_call_start_batch(call, ops, 1, (void *)2, NULL) !=
+		    GRPC_CALL_OK)
+			fatal("grpc_call_start_batch failed (recv)");
+		ev = grpc_completion_queue_pluck(cq, (void *)2,
+		    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		if (!ev.success || recv == NULL)
+			break;
+		m = unpack_message(recv, rdesc);
+		grpc_byte_buffer_destroy(recv);
+		recv = NULL;
+		if (m == NULL) {
+			cb_rc = GRPC_STATUS_INTERNAL;
+			snprintf(st->message, sizeof(st->message),
+			    "%s: cannot parse the response", method);
+			grpc_call_cancel(call, NULL);
+			break;
+		}
+		if (cb_rc == 0)
+			cb_rc = on_msg(m, arg);
+		else
+			protobuf_c_message_free_unpacked(m, NULL);
+	}
+
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[0].data.recv_status_on_client.trailing_metadata = &trailing_md;
+	ops[0].data.recv_status_on_client.status = &code;
+	ops[0].data.recv_status_on_client.status_details = &details;
+	if (grpc_call_start_batch(call, ops, 1, (void *)3, NULL) != GRPC_CALL_OK)
+		fatal("grpc_call_start_batch failed (status)");
+	grpc_completion_queue_pluck(cq, (void *)3,
+	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+
+	if (cb_rc == GRPC_STATUS_INTERNAL) {
+		st->code = cb_rc;
+	} else {
+		status_set(st, code, details);
+	}
+	grpc_slice_unref(details);
+	grpc_metadata_array_destroy(&initial_md);
+	grpc_metadata_array_destroy(&trailing_md);
+	grpc_byte_buffer_destroy(send);
+	md_release(&md);
+	grpc_call_unref(call);
+	grpc_completion_queue_shutdown(cq);
+	grpc_completion_queue_destroy(cq);
+	return st->code;
+}
+
+static int
+take_commit(ProtobufCMessage *m, void *arg)
+{
+	FsCommitResponse **out = arg;
+
+	if (*out != NULL)	/* unary: a second message is a protocol error */
+		protobuf_c_message_free_unpacked(&(*out)->base, NULL);
+	*out = (FsCommitResponse *)m;
+	return 0;
+}
+
+int
+fs_commit(struct fs_client *c, FsWrite **writes, size_t n,
+    int64_t timeout_ms, FsCommitResponse **resp, struct fs_status *st)
+{
+	FsCommitRequest req = GOOGLE__FIRESTORE__V1__COMMIT_REQUEST__INIT;
+	FsCommitResponse *r = NULL;
+	int code;
+
+	req.database = c->db_path;
+	req.n_writes = n;
+	req.writes = writes;
+	code = call_server_stream(c, "/google.firestore.v1.Firestore/Commit",
+	    &req.base, &google__firestore__v1__commit_response__descriptor,
+	    timeout_ms, take_commit, &r, st);
+	if (code == 0 && r == NULL) {
+		st->code = code = GRPC_STATUS_INTERNAL;
+		snprintf(st->message, sizeof(st->message),
+		    "Commit returned no response");
+	}
+	if (code == 0 && resp != NULL) {
+		*resp = r;
+		r = NULL;
+	}
+	if (r != NULL)
+		google__firestore__v1__commit_response__free_unpacked(r, NULL);
+	return code;
+}
+
+struct get_result {
+	FsDocument *doc;
+	bool missing;
+};
+
+static int
+take_get(ProtobufCMessage *m, void *arg)
+{
+	Google__Firestore__V1__BatchGetDocumentsResponse *r =
+	    (Google__Firestore__V1__BatchGetDocumentsResponse *)m;
+	struct get_result *g = arg;
+
+	if (r->result_case ==
+	    GOOGLE__FIRESTORE__V1__BATCH_GET_DOCUMENTS_RESPONSE__RESULT_FOUND &&
+	    g->doc == NULL) {
+		g->doc = r->found;
+		r->found = NULL;
+		r->result_case =
+		    GOOGLE__FIRESTORE__V1__BATCH_GET_DOCUMENTS_RESPONSE__RESULT__NOT_SET;
+	} else if (r->result_case ==
+	    GOOGLE__FIRESTORE__V1__BATCH_GET_DOCUMENTS_RESPONSE__RESULT_MISSING) {
+		g->missing = true;
+	}
+	protobuf_c_message_free_unpacked(m, NULL);
+	return 0;
+}
+
+int
+fs_get_document(struct fs_client *c, const char *name, int64_t timeout_ms,
+    FsDocument **doc, struct fs_status *st)
+{
+	Google__Firestore__V1__BatchGetDocumentsRequest req =
+	    GOOGLE__FIRESTORE__V1__BATCH_GET_DOCUMENTS_REQUEST__INIT;
+	struct get_result g = { NULL, false };
+	char *names[1] = { (char *)name };
+	int code;
+
+	req.database = c->db_path;
+	req.n_documents = 1;
+	req.documents = names;
+	code = call_server_stream(c,
+	    "/google.firestore.v1.Firestore/BatchGetDocuments", &req.base,
+	    &google__firestore__v1__batch_get_documents_response__descriptor,
+	    timeout_ms, take_get, &g, st);
+	if (code != 0) {
+		doc_free(g.doc);
+		return -EIO;
+	}
+	if (g.doc == NULL)
+		return -ENOENT;
+	*doc = g.doc;
+	return 0;
+}
+
+/* ---- Listen ---- */
+
+enum { TAG_SEND = 1, TAG_MD, TAG_STATUS, TAG_RECV };
+
+struct fs_listen {
+	grpc_completion_queue *cq;
+	grpc_call *call;
+	struct call_md md;
+	grpc_byte_buffer *send;		/* message being sent, or NULL */
+	grpc_byte_buffer **queue;	/* further messages to send */
+	size_t n_queue, next_queue;
+	grpc_byte_buffer *recv;
+	grpc_metadata_array initial_md, trailing_md;
+	grpc_status_code code;
+	grpc_slice details;
+	int outstanding;	/* batches not yet completed */
+	bool recv_armed;
+	bool ended;		/* no more messages will come */
+	bool have_status;
+};
+
+static void
+arm_recv(struct fs_listen *l)
+{
+	grpc_op op;
+
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_MESSAGE;
+	op.data.recv_message.recv_message = &l->recv;
+	if (grpc_call_start_batch(l->call, &op, 1, (void *)TAG_RECV, NULL) !=
+	    GRPC_CALL_OK)
+		fatal("grpc_call_start_batch failed (listen recv)");
+	l->outstanding++;
+	l->recv_armed = true;
+}
+
+/* Send the next queued message; one send may be in flight at a time. */
+static void
+send_next(struct fs_listen *l)
+{
+	grpc_op op;
+
+	if (l->next_queue >= l->n_queue)
+		return;
+	l->send = l->queue[l->next_queue];
+	l->queue[l->next_queue++] = NULL;
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_SEND_MESSAGE;
+	op.data.send_message.send_message = l->send;
+	if (grpc_call_start_batch(l->call, &op, 1, (void *)TAG_SEND, NULL) !=
+	    GRPC_CALL_OK)
+		fatal("grpc_call_start_batch failed (listen send)");
+	l->outstanding++;
+}
+
+struct fs_listen *
+fs_listen_open(struct fs_client *c, const FsListenRequest *const *reqs,
+    size_t n)
+{
+	struct fs_listen *l = xcalloc(1, sizeof(*l));
+	grpc_op ops[2];
+
+	l->cq = grpc_completion_queue_create_for_next(NULL);
+	l->details = grpc_empty_slice();
+	grpc_metadata_array_init(&l->initial_md);
+	grpc_metadata_array_init(&l->trailing_md);
+	md_init(c, &l->md);
+	if (n == 0)
+		fatal("fs_listen_open: no request to send");
+	l->send = pack_message(&reqs[0]->base);
+	l->queue = xcalloc(n, sizeof(*l->queue));
+	for (size_t i = 1; i < n; i++)
+		l->queue[l->n_queue++] = pack_message(&reqs[i]->base);
+	l->call = grpc_channel_create_call(c->channel, NULL,
+	    GRPC_PROPAGATE_DEFAULTS, l->cq,
+	    grpc_slice_from_static_string("/google.firestore.v1.Firestore/Listen"),
+	    NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].data.send_initial_metadata.count = l->md.n;
+	ops[0].data.send_initial_metadata.metadata = l->md.md;
+	ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY |
+	    GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = l->send;
+	if (grpc_call_start_batch(l->call, ops, 2, (void *)TAG_SEND, NULL) !=
+	    GRPC_CALL_OK)
+		fatal("grpc_call_start_batch failed (listen send)");
+	l->outstanding++;
+
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[0].data.recv_initial_metadata.recv_initial_metadata =
+	    &l->initial_md;
+	if (grpc_call_start_batch(l->call, ops, 1, (void *)TAG_MD, NULL) !=
+	    GRPC_CALL_OK)
+		fatal("grpc_call_start_batch failed (listen metadata)");
+	l->outstanding++;
+
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[0].data.recv_status_on_client.trailing_metadata = &l->trailing_md;
+	ops[0].data.recv_status_on_client.status = &l->code;
+	ops[0].data.recv_status_on_client.status_details = &l->details;
+	if (grpc_call_start_batch(l->call, ops, 1, (void *)TAG_STATUS, NULL) !=
+	    GRPC_CALL_OK)
+		fatal("grpc_call_start_batch failed (listen status)");
+	l->outstanding++;
+
+	arm_recv(l);
+	return l;
+}
+
+/* Handle one completion; returns 1 if a message is ready in l->recv. */
+static int
+on_event(struct fs_listen *l, grpc_event ev)
+{
+	l->outstanding--;
+	switch ((intptr_t)ev.tag) {
+	case TAG_SEND:
+		grpc_byte_buffer_destroy(l->send);
+		l->send = NULL;
+		if (ev.success && !l->ended)
+			send_next(l);
+		return 0;
+	case TAG_MD:
+		return 0;
+	case TAG_STATUS:
+		l->have_status = true;
+		l->ended = true;
+		return 0;
+	case TAG_RECV:
+		l->recv_armed = false;
+		if (!ev.success || l->recv == NULL) {
+			l->ended = true;
+			return 0;
+		}
+		return 1;
+	default:
+		fatal("listen: unexpected completion tag %p", ev.tag);
+	}
+}
+
+int
+fs_listen_next(struct fs_listen *l, int64_t timeout_ms,
+    FsListenResponse **resp)
+{
+	gpr_timespec deadline = deadline_in(timeout_ms);
+
+	for (;;) {
+		grpc_event ev;
+
+		if (l->ended && !l->recv_armed)
+			return -1;
+		ev = grpc_completion_queue_next(l->cq, deadline, NULL);
+		if (ev.type == GRPC_QUEUE_TIMEOUT)
+			return 0;
+		if (ev.type != GRPC_OP_COMPLETE)
+			fatal("listen: completion queue shut down early");
+		if (on_event(l, ev) == 0)
+			continue;
+		*resp = (FsListenResponse *)unpack_message(l->recv,
+		    &google__firestore__v1__listen_response__descriptor);
+		grpc_byte_buffer_destroy(l->recv);
+		l->recv = NULL;
+		if (*resp == NULL) {
+			log_err("listen: cannot parse a ListenResponse; "
+			    "restarting the stream");
+			grpc_call_cancel(l->call, NULL);
+			l->ended = true;
+			continue;
+		}
+		if (!l->ended)
+			arm_recv(l);
+		return 1;
+	}
+}
+
+void
+fs_listen_cancel(struct fs_listen *l)
+{
+	grpc_call_cancel(l->call, NULL);
+}
+
+void
+fs_listen_close(struct fs_listen *l, struct fs_status *st)
+{
+	grpc_event ev;
+
+	if (l == NULL)
+		return;
+	grpc_call_cancel(l->call, NULL);
+	while (l->outstanding > 0) {
+		ev = grpc_completion_queue_next(l->cq,
+		    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		if (ev.type != GRPC_OP_COMPLETE)
+			break;
+		on_event(l, ev);
+		if (l->recv) {
+			grpc_byte_buffer_destroy(l->recv);
+			l->recv = NULL;
+		}
+	}
+	if (st != NULL) {
+		if (l->have_status)
+			status_set(st, l->code, l->details);
+		else {
+			st->code = GRPC_STATUS_CANCELLED;
+			snprintf(st->message, sizeof(st->message), "cancelled");
+		}
+	}
+	grpc_call_unref(l->call);
+	grpc_completion_queue_shutdown(l->cq);
+	do {
+		ev = grpc_completion_queue_next(l->cq,
+		    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	} while (ev.type != GRPC_QUEUE_SHUTDOWN);
+	grpc_completion_queue_destroy(l->cq);
+	if (l->send)
+		grpc_byte_buffer_destroy(l->send);
+	for (size_t i = l->next_queue; i < l->n_queue; i++)
+		grpc_byte_buffer_destroy(l->queue[i]);
+	free(l->queue);
+	grpc_slice_unref(l->details);
+	grpc_metadata_array_destroy(&l->initial_md);
+	grpc_metadata_array_destroy(&l->trailing_md);
+	md_release(&l->md);
+	free(l);
+}

@@ -1,0 +1,86 @@
+/*
+ * firestore.h - a Firestore v1 client over gRPC C core: unary Commit,
+ * BatchGetDocuments for single documents, and the Listen stream.
+ *
+ * One client (one channel) is shared by all threads; each call owns its
+ * own completion queue.  Every call carries the routing header
+ * google-cloud-resource-prefix: projects/P/databases/D, and on the
+ * emulator "authorization: Bearer owner".
+ */
+#ifndef FIRESYNC_FIRESTORE_H
+#define FIRESYNC_FIRESTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pb.h"
+
+struct fs_options {
+	const char *target;		/* host:port */
+	const char *project;
+	const char *database;		/* "(default)" if NULL */
+	bool emulator;			/* insecure channel, owner token */
+	int64_t keepalive_ms;		/* 0: no keepalive pings */
+	int64_t max_reconnect_backoff_ms;
+};
+
+/* The outcome of a call: a gRPC status code and its message. */
+struct fs_status {
+	int code;			/* grpc_status_code; 0 is OK */
+	char message[512];
+};
+
+struct fs_client {
+	void *channel;			/* grpc_channel * */
+	char *project;
+	char *database;
+	char *db_path;			/* projects/P/databases/D */
+	char *docs_path;		/* db_path + "/documents" */
+	bool emulator;
+};
+
+/* gRPC must be initialised (grpc_init) before and shut down after. */
+struct fs_client *fs_client_new(const struct fs_options *o, char *err,
+    size_t errlen);
+void fs_client_free(struct fs_client *c);
+
+/*
+ * Commit writes (borrowed) atomically.  On OK, *resp (if resp is not NULL)
+ * gets the response; caller frees with
+ * google__firestore__v1__commit_response__free_unpacked(r, NULL).
+ * Returns the gRPC status code (0 = OK) and fills st.
+ */
+int fs_commit(struct fs_client *c, FsWrite **writes, size_t n,
+    int64_t timeout_ms, FsCommitResponse **resp, struct fs_status *st);
+
+/*
+ * Read one document by full name.  Returns 0 and *doc (caller frees with
+ * doc_free), -ENOENT if it does not exist, or -EIO with st filled.
+ */
+int fs_get_document(struct fs_client *c, const char *name,
+    int64_t timeout_ms, FsDocument **doc, struct fs_status *st);
+
+/* The bidirectional Listen stream. */
+struct fs_listen;
+
+/* Open a stream and send reqs[0..n) (borrowed) as its first messages. */
+struct fs_listen *fs_listen_open(struct fs_client *c,
+    const FsListenRequest *const *reqs, size_t n);
+/*
+ * Wait up to timeout_ms for the next response.  Returns 1 with *resp
+ * (caller frees with ..._listen_response__free_unpacked), 0 on timeout,
+ * -1 when the stream has ended (see fs_listen_close for its status).
+ */
+int fs_listen_next(struct fs_listen *l, int64_t timeout_ms,
+    FsListenResponse **resp);
+/* End the stream from any thread; fs_listen_next then returns -1. */
+void fs_listen_cancel(struct fs_listen *l);
+/* Cancel if needed, collect the final status into st, free everything. */
+void fs_listen_close(struct fs_listen *l, struct fs_status *st);
+
+/* Is a Listen stream ending with this code worth reconnecting quickly? */
+bool fs_status_retryable(int code);
+const char *fs_status_name(int code);
+
+#endif

@@ -1,0 +1,395 @@
+/*
+ * image.c - JPEG/PNG decode and PNG encode, all bounds-checked.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+#include <png.h>
+
+#include "image.h"
+#include "log.h"
+
+/* PNG output tuning; see BENCHMARKS.md for how these were chosen. */
+#define PNG_ZLIB_LEVEL	2
+#define PNG_FILTERS	PNG_FILTER_SUB
+
+enum image_format
+image_sniff(const uint8_t *data, size_t len)
+{
+	static const uint8_t png_sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n',
+	    0x1a, '\n' };
+
+	if (len >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff)
+		return IMAGE_JPEG;
+	if (len >= 8 && memcmp(data, png_sig, 8) == 0)
+		return IMAGE_PNG;
+	return IMAGE_UNKNOWN;
+}
+
+void
+image_free(struct image *img)
+{
+	if (img == NULL)
+		return;
+	free(img->pixels);
+	img->pixels = NULL;
+}
+
+/* ---- EXIF ---- */
+
+static uint32_t
+rd16(const uint8_t *p, bool le)
+{
+	return le ? (uint32_t)(p[0] | p[1] << 8) : (uint32_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t
+rd32(const uint8_t *p, bool le)
+{
+	return le ? (uint32_t)p[0] | (uint32_t)p[1] << 8 |
+	    (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24 :
+	    (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+/* Orientation from a TIFF block (the APP1 payload after "Exif\0\0"). */
+static int
+tiff_orientation(const uint8_t *t, size_t n)
+{
+	bool le;
+	uint32_t ifd, count;
+
+	if (n < 8)
+		return 1;
+	if (t[0] == 'I' && t[1] == 'I')
+		le = true;
+	else if (t[0] == 'M' && t[1] == 'M')
+		le = false;
+	else
+		return 1;
+	if (rd16(t + 2, le) != 42)
+		return 1;
+	ifd = rd32(t + 4, le);
+	if (ifd > n - 2 || ifd < 8)
+		return 1;
+	count = rd16(t + ifd, le);
+	for (uint32_t i = 0; i < count; i++) {
+		size_t off = (size_t)ifd + 2 + (size_t)i * 12;
+
+		if (off + 12 > n)
+			return 1;
+		if (rd16(t + off, le) == 0x0112 && rd16(t + off + 2, le) == 3) {
+			uint32_t o = rd16(t + off + 8, le);
+
+			return o >= 1 && o <= 8 ? (int)o : 1;
+		}
+	}
+	return 1;
+}
+
+int
+image_jpeg_orientation(const uint8_t *d, size_t len)
+{
+	size_t i = 2;
+
+	if (image_sniff(d, len) != IMAGE_JPEG)
+		return 1;
+	/* Walk the marker segments up to start-of-scan. */
+	while (i + 4 <= len) {
+		uint8_t marker;
+		size_t seglen;
+
+		if (d[i] != 0xff)
+			return 1;
+		marker = d[i + 1];
+		if (marker == 0xff) {	/* fill byte */
+			i++;
+			continue;
+		}
+		if (marker == 0xda || marker == 0xd9)
+			return 1;
+		seglen = (size_t)d[i + 2] << 8 | d[i + 3];
+		if (seglen < 2 || i + 2 + seglen > len)
+			return 1;
+		if (marker == 0xe1 && seglen >= 8 &&
+		    memcmp(d + i + 4, "Exif\0\0", 6) == 0)
+			return tiff_orientation(d + i + 10, seglen - 8);
+		i += 2 + seglen;
+	}
+	return 1;
+}
+
+void
+image_orient(struct image *img, int o)
+{
+	uint32_t w = img->width, h = img->height, c = img->channels;
+	uint32_t dw = o >= 5 ? h : w, dh = o >= 5 ? w : h;
+	uint8_t *dst;
+
+	if (o < 2 || o > 8)
+		return;
+	dst = xmalloc((size_t)w * h * c);
+	for (uint32_t sy = 0; sy < h; sy++) {
+		const uint8_t *srow = img->pixels + (size_t)sy * w * c;
+
+		for (uint32_t sx = 0; sx < w; sx++) {
+			uint32_t dx, dy;
+
+			switch (o) {
+			case 2: dx = w - 1 - sx; dy = sy; break;
+			case 3: dx = w - 1 - sx; dy = h - 1 - sy; break;
+			case 4: dx = sx; dy = h - 1 - sy; break;
+			case 5: dx = sy; dy = sx; break;
+			case 6: dx = h - 1 - sy; dy = sx; break;
+			case 7: dx = h - 1 - sy; dy = w - 1 - sx; break;
+			default: dx = sy; dy = w - 1 - sx; break;	/* 8 */
+			}
+			memcpy(dst + ((size_t)dy * dw + dx) * c,
+			    srow + (size_t)sx * c, c);
+		}
+	}
+	free(img->pixels);
+	img->pixels = dst;
+	img->width = dw;
+	img->height = dh;
+}
+
+/* ---- JPEG ---- */
+
+struct jpeg_err {
+	struct jpeg_error_mgr mgr;
+	jmp_buf jb;
+	bool warned;
+	char msg[JMSG_LENGTH_MAX];
+};
+
+static void
+jpeg_on_error(j_common_ptr cinfo)
+{
+	struct jpeg_err *je = (struct jpeg_err *)cinfo->err;
+
+	(*cinfo->err->format_message)(cinfo, je->msg);
+	longjmp(je->jb, 1);
+}
+
+static void
+jpeg_on_message(j_common_ptr cinfo, int level)
+{
+	struct jpeg_err *je = (struct jpeg_err *)cinfo->err;
+
+	/* level -1 is a warning: corrupt or truncated data that libjpeg
+	 * would paper over with grey.  We refuse such images. */
+	if (level < 0 && !je->warned) {
+		je->warned = true;
+		(*cinfo->err->format_message)(cinfo, je->msg);
+	}
+}
+
+static int
+decode_jpeg(const uint8_t *data, size_t len, uint64_t max_pixels,
+    struct image *out, char *err, size_t errlen)
+{
+	struct jpeg_decompress_struct cinfo;
+	struct jpeg_err je;
+	uint8_t *volatile pixels = NULL;
+	uint8_t *volatile cmyk_row = NULL;
+	bool cmyk;
+	volatile int rc = -EINVAL;
+
+	memset(&je, 0, sizeof(je));
+	cinfo.err = jpeg_std_error(&je.mgr);
+	je.mgr.error_exit = jpeg_on_error;
+	je.mgr.emit_message = jpeg_on_message;
+	if (setjmp(je.jb)) {
+		snprintf(err, errlen, "input image is not a valid JPEG/PNG "
+		    "(JPEG: %s)", je.msg);
+		goto out;
+	}
+	jpeg_create_decompress(&cinfo);
+	jpeg_mem_src(&cinfo, data, (unsigned long)len);
+	jpeg_read_header(&cinfo, TRUE);
+	if ((uint64_t)cinfo.image_width * cinfo.image_height > max_pixels) {
+		snprintf(err, errlen, "input image is too large (%ux%u, "
+		    "limit %.1f MP)", cinfo.image_width, cinfo.image_height,
+		    (double)max_pixels / 1e6);
+		rc = -E2BIG;
+		goto out;
+	}
+	if (cinfo.image_width == 0 || cinfo.image_height == 0) {
+		snprintf(err, errlen, "input image is empty");
+		goto out;
+	}
+	cmyk = cinfo.jpeg_color_space == JCS_CMYK ||
+	    cinfo.jpeg_color_space == JCS_YCCK;
+	cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
+	jpeg_start_decompress(&cinfo);
+	pixels = xmalloc((size_t)cinfo.output_width * cinfo.output_height * 3);
+	if (cmyk)
+		cmyk_row = xmalloc((size_t)cinfo.output_width * 4);
+	while (cinfo.output_scanline < cinfo.output_height) {
+		uint8_t *row = pixels + (size_t)cinfo.output_scanline *
+		    cinfo.output_width * 3;
+		JSAMPROW rp = cmyk ? cmyk_row : row;
+
+		jpeg_read_scanlines(&cinfo, &rp, 1);
+		if (!cmyk)
+			continue;
+		/* Adobe CMYK JPEGs store inverted values: 255 = no ink. */
+		for (size_t x = 0; x < cinfo.output_width; x++) {
+			unsigned k = cmyk_row[x * 4 + 3];
+
+			for (int ch = 0; ch < 3; ch++)
+				row[x * 3 + ch] = (uint8_t)(
+				    (cmyk_row[x * 4 + ch] * k + 127) / 255);
+		}
+	}
+	jpeg_finish_decompress(&cinfo);
+	if (je.warned) {
+		snprintf(err, errlen, "input image is not a valid JPEG/PNG "
+		    "(JPEG is corrupt or truncated: %s)", je.msg);
+		goto out;
+	}
+	out->width = cinfo.output_width;
+	out->height = cinfo.output_height;
+	out->channels = 3;
+	out->pixels = pixels;
+	pixels = NULL;
+	rc = 0;
+out:
+	jpeg_destroy_decompress(&cinfo);
+	free(pixels);
+	free(cmyk_row);
+	if (rc == 0)
+		image_orient(out, image_jpeg_orientation(data, len));
+	return rc;
+}
+
+/* ---- PNG ---- */
+
+static int
+decode_png(const uint8_t *data, size_t len, uint64_t max_pixels,
+    struct image *out, char *err, size_t errlen)
+{
+	png_image pi;
+	uint8_t *pixels;
+	bool alpha;
+
+	memset(&pi, 0, sizeof(pi));
+	pi.version = PNG_IMAGE_VERSION;
+	if (!png_image_begin_read_from_memory(&pi, data, len)) {
+		snprintf(err, errlen, "input image is not a valid JPEG/PNG "
+		    "(PNG: %s)", pi.message);
+		png_image_free(&pi);
+		return -EINVAL;
+	}
+	if ((uint64_t)pi.width * pi.height > max_pixels) {
+		snprintf(err, errlen, "input image is too large (%ux%u, "
+		    "limit %.1f MP)", pi.width, pi.height,
+		    (double)max_pixels / 1e6);
+		png_image_free(&pi);
+		return -E2BIG;
+	}
+	alpha = (pi.format & PNG_FORMAT_FLAG_ALPHA) != 0;
+	pi.format = alpha ? PNG_FORMAT_RGBA : PNG_FORMAT_RGB;
+	pixels = xmalloc(PNG_IMAGE_SIZE(pi));
+	if (!png_image_finish_read(&pi, NULL, pixels, 0, NULL)) {
+		snprintf(err, errlen, "input image is not a valid JPEG/PNG "
+		    "(PNG: %s)", pi.message);
+		free(pixels);
+		png_image_free(&pi);
+		return -EINVAL;
+	}
+	out->width = pi.width;
+	out->height = pi.height;
+	out->channels = alpha ? 4 : 3;
+	out->pixels = pixels;
+	png_image_free(&pi);
+	return 0;
+}
+
+int
+image_decode(const uint8_t *data, size_t len, uint64_t max_pixels,
+    struct image *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	switch (image_sniff(data, len)) {
+	case IMAGE_JPEG:
+		return decode_jpeg(data, len, max_pixels, out, err, errlen);
+	case IMAGE_PNG:
+		return decode_png(data, len, max_pixels, out, err, errlen);
+	default:
+		snprintf(err, errlen, "input image is not a valid JPEG/PNG");
+		return -EINVAL;
+	}
+}
+
+/* ---- PNG encode ---- */
+
+struct membuf {
+	uint8_t *data;
+	size_t len, cap;
+};
+
+static void
+png_write_mem(png_structp png, png_bytep p, png_size_t n)
+{
+	struct membuf *b = png_get_io_ptr(png);
+
+	if (b->len + n > b->cap) {
+		while (b->len + n > b->cap)
+			b->cap = b->cap ? b->cap * 2 : 65536;
+		b->data = xrealloc(b->data, b->cap);
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+}
+
+static void
+png_flush_mem(png_structp png)
+{
+}
+
+int
+image_encode_png(const struct image *img, uint8_t **out, size_t *outlen,
+    char *err, size_t errlen)
+{
+	png_structp png;
+	png_infop info;
+	struct membuf b = { 0 };
+
+	png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+	if (png == NULL)
+		fatal("png_create_write_struct failed");
+	info = png_create_info_struct(png);
+	if (info == NULL)
+		fatal("png_create_info_struct failed");
+	if (setjmp(png_jmpbuf(png))) {
+		png_destroy_write_struct(&png, &info);
+		free(b.data);
+		snprintf(err, errlen, "PNG encoding failed");
+		return -EIO;
+	}
+	png_set_write_fn(png, &b, png_write_mem, png_flush_mem);
+	png_set_IHDR(png, info, img->width, img->height, 8,
+	    img->channels == 4 ? PNG_COLOR_TYPE_RGBA : PNG_COLOR_TYPE_RGB,
+	    PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+	    PNG_FILTER_TYPE_DEFAULT);
+	png_set_compression_level(png, PNG_ZLIB_LEVEL);
+	png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTERS);
+	png_write_info(png, info);
+	for (uint32_t y = 0; y < img->height; y++)
+		png_write_row(png, img->pixels +
+		    (size_t)y * img->width * img->channels);
+	png_write_end(png, info);
+	png_destroy_write_struct(&png, &info);
+	*out = b.data;
+	*outlen = b.len;
+	return 0;
+}

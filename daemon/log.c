@@ -1,0 +1,167 @@
+/*
+ * log.c - levelled logging to stderr, journald-aware, plus the fatal
+ * allocation wrappers every module uses.
+ *
+ * One line per call, written with a single write(2) so that lines from
+ * several threads never interleave.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+int log_level = LOG_INFO;
+static int log_journal;
+
+static const char *const level_names[] = {
+	"emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
+};
+
+void
+log_init(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+
+	log_journal = js != NULL && *js != '\0';
+}
+
+int
+log_level_parse(const char *name)
+{
+	for (int i = 0; i < 8; i++)
+		if (strcasecmp(name, level_names[i]) == 0)
+			return i;
+	if (strcasecmp(name, "err") == 0)
+		return LOG_ERR;
+	if (strcasecmp(name, "warn") == 0)
+		return LOG_WARNING;
+	return -1;
+}
+
+const char *
+log_level_name(int prio)
+{
+	return prio >= 0 && prio < 8 ? level_names[prio] : "?";
+}
+
+void
+log_vwrite(int prio, const char *fmt, va_list ap)
+{
+	char line[4096];
+	size_t off = 0;
+	int n;
+
+	if (log_journal) {
+		n = snprintf(line, sizeof(line), "<%d>", prio);
+	} else {
+		struct timespec ts;
+		struct tm tm;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		n = snprintf(line, sizeof(line),
+		    "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-7s ",
+		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+		    log_level_name(prio));
+	}
+	off = n > 0 ? (size_t)n : 0;
+	n = vsnprintf(line + off, sizeof(line) - off - 1, fmt, ap);
+	if (n < 0)
+		n = 0;
+	off += (size_t)n;
+	if (off > sizeof(line) - 2)
+		off = sizeof(line) - 2;
+	/* One record per line: fold embedded newlines from foreign text. */
+	for (size_t i = 0; i < off; i++)
+		if (line[i] == '\n' || line[i] == '\r')
+			line[i] = ' ';
+	line[off++] = '\n';
+	(void)!write(STDERR_FILENO, line, off);
+}
+
+void
+log_write(int prio, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vwrite(prio, fmt, ap);
+	va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_CRIT, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void *
+xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (p == NULL)
+		fatal("out of memory allocating %zu bytes", n);
+	return p;
+}
+
+void *
+xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (p == NULL)
+		fatal("out of memory allocating %zu x %zu bytes", n, size);
+	return p;
+}
+
+void *
+xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (q == NULL)
+		fatal("out of memory reallocating %zu bytes", n);
+	return q;
+}
+
+char *
+xstrdup(const char *s)
+{
+	return xstrndup(s, strlen(s));
+}
+
+char *
+xstrndup(const char *s, size_t n)
+{
+	char *p = xmalloc(n + 1);
+
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+char *
+xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		fatal("out of memory formatting a string");
+	va_end(ap);
+	return s;
+}

@@ -1,0 +1,420 @@
+/*
+ * pipeline.c - one session, start to finish: claim, resolve the
+ * experience, read the capture, transform, store the result, finish.
+ *
+ * Every write goes through an update mask naming only our fields (state,
+ * updatedAt, resultImagePath, error, transformAttempts) and carries an
+ * update_time precondition, so a guest's or another daemon's newer write
+ * always wins and is never overwritten.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/grpc.h>
+
+#include "engine.h"
+#include "image.h"
+#include "log.h"
+#include "paths.h"
+#include "value.h"
+
+#define RPC_TIMEOUT_MS	15000
+#define FINISH_TRIES	4
+
+struct run {
+	struct engine *e;
+	struct job *j;
+	struct session *s;
+	FsTimestamp *version;	/* update_time our next write requires */
+	int64_t attempt;
+	int64_t t0;		/* monotonic ms at start */
+	char model[64];
+};
+
+/* A Write updating only the fields in mask, preconditioned on version. */
+static FsWrite *
+make_write(const char *name, const FsTimestamp *version, FsValue *fields,
+    const char *const *mask, size_t n_mask)
+{
+	FsWrite *w = xcalloc(1, sizeof(*w));
+	Google__Firestore__V1__DocumentMask *m = xcalloc(1, sizeof(*m));
+	Google__Firestore__V1__Precondition *p = xcalloc(1, sizeof(*p));
+
+	google__firestore__v1__write__init(w);
+	google__firestore__v1__document_mask__init(m);
+	google__firestore__v1__precondition__init(p);
+	m->n_field_paths = n_mask;
+	m->field_paths = xcalloc(n_mask, sizeof(char *));
+	for (size_t i = 0; i < n_mask; i++)
+		m->field_paths[i] = xstrdup(mask[i]);
+	p->condition_type_case =
+	    GOOGLE__FIRESTORE__V1__PRECONDITION__CONDITION_TYPE_UPDATE_TIME;
+	p->update_time = ts_dup(version);
+	w->operation_case = GOOGLE__FIRESTORE__V1__WRITE__OPERATION_UPDATE;
+	w->update = value_map_to_doc(fields, name);
+	w->update_mask = m;
+	w->current_document = p;
+	return w;
+}
+
+/*
+ * Commit one write.  On success *new_version (if not NULL) gets the
+ * write's update_time.  Returns the gRPC status code.
+ */
+static int
+commit_one(struct engine *e, FsWrite *w, FsTimestamp **new_version,
+    struct fs_status *st)
+{
+	FsCommitResponse *resp = NULL;
+	int code;
+
+	code = fs_commit(e->fs, &w, 1, RPC_TIMEOUT_MS, &resp, st);
+	if (code == 0 && new_version != NULL) {
+		*new_version = resp->n_write_results > 0 ?
+		    ts_dup(resp->write_results[0]->update_time) : NULL;
+		if (*new_version == NULL)
+			*new_version = ts_dup(resp->commit_time);
+	}
+	if (resp)
+		google__firestore__v1__commit_response__free_unpacked(resp,
+		    NULL);
+	google__firestore__v1__write__free_unpacked(w, NULL);
+	return code;
+}
+
+static void
+forget_version(struct engine *e, const char *name)
+{
+	pthread_mutex_lock(&e->lock);
+	strmap_put(e->forget, name, (void *)1);
+	pthread_mutex_unlock(&e->lock);
+}
+
+/* Claim: state -> transforming, precondition on the version we saw. */
+static bool
+claim(struct run *r)
+{
+	static const char *const mask[] = { "state", "updatedAt",
+	    "transformAttempts" };
+	struct session *s = r->s;
+	FsValue *f = value_map();
+	FsTimestamp *nv = NULL;
+	struct fs_status st;
+	int code;
+
+	value_map_put(f, "state", value_string("transforming"));
+	value_map_put(f, "updatedAt", value_int(now_wall_ms()));
+	value_map_put(f, "transformAttempts", value_int(r->attempt));
+	code = commit_one(r->e, make_write(s->name, r->version, f, mask, 3),
+	    &nv, &st);
+	if (code == GRPC_STATUS_FAILED_PRECONDITION ||
+	    code == GRPC_STATUS_NOT_FOUND) {
+		log_debug("session=%s event=%s claim lost: the session changed "
+		    "since we saw it", s->session_id, s->event_id);
+		return false;
+	}
+	if (code != 0) {
+		log_warn("session=%s event=%s claim failed: %s: %s; will retry",
+		    s->session_id, s->event_id, fs_status_name(code),
+		    st.message);
+		forget_version(r->e, s->name);
+		return false;
+	}
+	doc_free(r->version);
+	r->version = nv;
+	log_info("session=%s event=%s state=transforming attempt=%" PRId64,
+	    s->session_id, s->event_id, r->attempt);
+	return true;
+}
+
+/*
+ * The final write: ready with url, or error with message.  Retried on
+ * transient failures; if it never lands the session stays "transforming"
+ * and interrupted-work recovery runs it again later.
+ */
+static void
+finish(struct run *r, const char *url, const char *message)
+{
+	static const char *const mask[] = { "state", "updatedAt",
+	    "resultImagePath", "error" };
+	struct session *s = r->s;
+	struct fs_status st = { 0 };
+	int64_t ms = now_mono_ms() - r->t0;
+	int code = 0;
+
+	for (int i = 0; i < FINISH_TRIES; i++) {
+		FsValue *f = value_map();
+
+		value_map_put(f, "state", value_string(url ? "ready" : "error"));
+		value_map_put(f, "updatedAt", value_int(now_wall_ms()));
+		/* the other of resultImagePath/error is absent from the
+		 * fields but named in the mask: Firestore deletes it, so a
+		 * ready session carries no stale error and vice versa */
+		if (url)
+			value_map_put(f, "resultImagePath", value_string(url));
+		else
+			value_map_put(f, "error", value_string(message));
+		code = commit_one(r->e, make_write(s->name, r->version, f, mask,
+		    4), NULL, &st);
+		if (code == 0 || !fs_status_retryable(code))
+			break;
+		nanosleep(&(struct timespec){ 0, 250000000L << i }, NULL);
+	}
+	atomic_fetch_add(&r->e->processed, 1);
+	if (code == GRPC_STATUS_FAILED_PRECONDITION) {
+		log_warn("session=%s event=%s model=%s result dropped: the "
+		    "session was changed by someone else while it was "
+		    "transforming", s->session_id, s->event_id, r->model);
+		return;
+	}
+	if (code != 0) {
+		log_err("session=%s event=%s model=%s could not record the "
+		    "outcome: %s: %s; it stays 'transforming' and will be "
+		    "re-run after %d s", s->session_id, s->event_id, r->model,
+		    fs_status_name(code), st.message,
+		    r->e->opt->transform_timeout_s +
+		    r->e->opt->recovery_margin_s);
+		return;
+	}
+	if (url) {
+		atomic_fetch_add(&r->e->ready, 1);
+		log_info("session=%s event=%s model=%s state=ready ms=%" PRId64,
+		    s->session_id, s->event_id, r->model, ms);
+	} else {
+		atomic_fetch_add(&r->e->errors, 1);
+		log_warn("session=%s event=%s model=%s state=error ms=%" PRId64
+		    " error=\"%s\"", s->session_id, s->event_id, r->model, ms,
+		    message);
+	}
+}
+
+static void
+fail(struct run *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+fail(struct run *r, const char *fmt, ...)
+{
+	char reason[400], msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	snprintf(msg, sizeof(msg), "AI transform failed: %s", reason);
+	finish(r, NULL, msg);
+}
+
+/* An experience id must name one document directly under experiences/. */
+static bool
+valid_doc_id(const char *id)
+{
+	return *id != '\0' && strchr(id, '/') == NULL && strcmp(id, ".") != 0 &&
+	    strcmp(id, "..") != 0 && strlen(id) <= SESSION_MAX_ID;
+}
+
+/*
+ * Resolve the session's experience from the Listen cache, falling back to
+ * a direct read.  Returns 0, -ENOENT, -EINVAL (malformed; err says why) or
+ * -EIO (Firestore unreachable).
+ */
+static int
+resolve_experience(struct run *r, struct experience *x, char *err,
+    size_t errlen)
+{
+	struct engine *e = r->e;
+	char *name = xasprintf("%s/experiences/%s", e->fs->docs_path,
+	    r->s->selected_experience_id);
+	const struct strmap *cache;
+	const FsDocument *cached;
+	FsDocument *doc = NULL;
+	struct fs_status st;
+	int rc;
+
+	pthread_mutex_lock(&e->snap_lock);
+	cache = watch_known(&e->watch, TARGET_EXPERIENCES);
+	cached = cache ? strmap_get(cache, name) : NULL;
+	if (cached != NULL) {
+		rc = experience_decode(cached, x, err, errlen);
+		pthread_mutex_unlock(&e->snap_lock);
+		free(name);
+		return rc;
+	}
+	pthread_mutex_unlock(&e->snap_lock);
+	rc = fs_get_document(e->fs, name, RPC_TIMEOUT_MS, &doc, &st);
+	free(name);
+	if (rc == -EIO) {
+		snprintf(err, errlen, "%s: %.300s", fs_status_name(st.code),
+		    st.message);
+		return rc;
+	}
+	if (rc < 0)
+		return rc;
+	rc = experience_decode(doc, x, err, errlen);
+	doc_free(doc);
+	return rc;
+}
+
+/* Produce the result PNG from the input bytes; 0 or -errno with why. */
+static int
+transform(struct run *r, const struct experience *x, const uint8_t *in,
+    size_t inlen, uint8_t **png, size_t *pnglen, char *why, size_t whylen)
+{
+	struct image img;
+	int rc;
+
+	if (x->ai_enabled) {
+		snprintf(why, whylen, "no plugin for model '%.100s'", x->model);
+		return -ENOENT;
+	}
+	/* AI off: the result is the captured photo itself, upright, PNG. */
+	rc = image_decode(in, inlen, r->e->opt->max_pixels, &img, why, whylen);
+	if (rc < 0)
+		return rc;
+	rc = image_encode_png(&img, png, pnglen, why, whylen);
+	image_free(&img);
+	return rc;
+}
+
+static void
+process(struct run *r)
+{
+	struct session *s = r->s;
+	struct engine *e = r->e;
+	struct experience x;
+	uint8_t *in = NULL, *png = NULL;
+	size_t inlen = 0, pnglen = 0;
+	char why[512], *result_path, *url = NULL;
+	int rc;
+
+	if (r->j->decode_rc < 0) {
+		fail(r, "session document is invalid: %s", r->j->decode_err);
+		return;
+	}
+	if (s->warning)
+		log_warn("session=%s event=%s does not match the session "
+		    "schema (processing anyway): %s", s->session_id,
+		    s->event_id, s->warning);
+	if (s->selected_experience_id == NULL ||
+	    *s->selected_experience_id == '\0') {
+		fail(r, "no experience selected (data.selected_experience_id "
+		    "is missing)");
+		return;
+	}
+	if (!valid_doc_id(s->selected_experience_id)) {
+		fail(r, "experience id '%.100s' is not a valid document id",
+		    s->selected_experience_id);
+		return;
+	}
+	rc = resolve_experience(r, &x, why, sizeof(why));
+	if (rc == -ENOENT) {
+		fail(r, "experience '%.100s' not found",
+		    s->selected_experience_id);
+		return;
+	}
+	if (rc == -EIO) {
+		fail(r, "could not read the experience (%s); please retry",
+		    why);
+		return;
+	}
+	if (rc < 0) {
+		experience_clear(&x);
+		fail(r, "%s", why);
+		return;
+	}
+	snprintf(r->model, sizeof(r->model), "%s",
+	    x.ai_enabled ? x.model : "none");
+
+	if (s->input_image_path == NULL || *s->input_image_path == '\0') {
+		experience_clear(&x);
+		fail(r, "input image not found (inputImagePath is missing)");
+		return;
+	}
+	if (path_check_input(s->input_image_path, s->event_id, s->session_id,
+	    why, sizeof(why)) < 0) {
+		experience_clear(&x);
+		log_warn("session=%s event=%s refused inputImagePath '%.200s'",
+		    s->session_id, s->event_id, s->input_image_path);
+		fail(r, "%s", why);
+		return;
+	}
+	rc = store_get(e->store, s->input_image_path, e->opt->max_input_bytes,
+	    &in, &inlen, why, sizeof(why));
+	if (rc == -ENOENT) {
+		experience_clear(&x);
+		fail(r, "input image not found");
+		return;
+	}
+	if (rc == -EFBIG) {
+		experience_clear(&x);
+		fail(r, "input image is too large (over %zu MB)",
+		    e->opt->max_input_bytes >> 20);
+		return;
+	}
+	if (rc < 0) {
+		experience_clear(&x);
+		log_err("session=%s event=%s storage read failed: %s",
+		    s->session_id, s->event_id, why);
+		fail(r, "could not read the input image");
+		return;
+	}
+	rc = transform(r, &x, in, inlen, &png, &pnglen, why, sizeof(why));
+	free(in);
+	experience_clear(&x);
+	if (rc < 0) {
+		fail(r, "%s", why);
+		return;
+	}
+	result_path = path_result(s->event_id, s->session_id);
+	rc = store_put(e->store, result_path, png, pnglen, "image/png", &url,
+	    why, sizeof(why));
+	free(png);
+	free(result_path);
+	if (rc < 0) {
+		log_err("session=%s event=%s storage write failed: %s; check "
+		    "the storage root's permissions and free space",
+		    s->session_id, s->event_id, why);
+		fail(r, "could not store the result");
+		return;
+	}
+	finish(r, url, NULL);
+	free(url);
+}
+
+void
+pipeline_run(struct engine *e, struct job *j)
+{
+	struct run r = { .e = e, .j = j, .s = &j->s, .t0 = now_mono_ms() };
+
+	snprintf(r.model, sizeof(r.model), "-");
+	if (j->s.event_id == NULL) {
+		/* a "sessions" collection outside events/: not ours */
+		log_debug("ignoring %s: %s", j->s.name, j->decode_err);
+		return;
+	}
+	r.version = ts_dup(j->s.update_time);
+	r.attempt = j->recover ? j->s.transform_attempts + 1 : 1;
+	if (j->recover) {
+		log_warn("session=%s event=%s has been 'transforming' for over "
+		    "%d s: its daemon was interrupted; %s",
+		    j->s.session_id, j->s.event_id,
+		    e->opt->transform_timeout_s + e->opt->recovery_margin_s,
+		    r.attempt > e->opt->max_attempts ? "giving up" :
+		    "running it again");
+		if (r.attempt > e->opt->max_attempts) {
+			/* finish straight from "transforming" */
+			fail(&r, "transform interrupted");
+			doc_free(r.version);
+			return;
+		}
+	}
+	if (claim(&r))
+		process(&r);
+	doc_free(r.version);
+}

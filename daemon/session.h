@@ -1,0 +1,115 @@
+/*
+ * session.h - the session document of spec/session-data-model.md, decoded.
+ *
+ * session_decode() checks every field the schema names.  Problems in the
+ * fields firesyncd needs (state, inputImagePath, data.selected_experience_id)
+ * are errors; other schema violations are collected as a warning so the
+ * admin hears of them, and the session is still processed: we only ever
+ * write through an update mask, so we never make a document worse.
+ */
+#ifndef FIRESYNC_SESSION_H
+#define FIRESYNC_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pb.h"
+
+enum session_state {
+	SESSION_UNKNOWN = 0,
+	SESSION_CREATED,
+	SESSION_CAPTURED,
+	SESSION_TRANSFORMING,
+	SESSION_READY,
+	SESSION_ERROR,
+};
+
+enum step_input_type {
+	STEP_TEXT = 1,
+	STEP_BOOLEAN,
+	STEP_NUMBER,
+	STEP_SELECTION,
+	STEP_SELECTIONS,
+	STEP_PHOTO,
+};
+
+struct step_input {
+	char *key;			/* the stepId */
+	enum step_input_type type;
+	char *text;			/* text.value, selection.selectedId,
+					   photo.url */
+	bool boolean;
+	double number;
+	char **selected_ids;		/* selections.selectedIds */
+	size_t n_selected_ids;
+};
+
+/* Limits on strings we copy out of a document. */
+#define SESSION_MAX_PATH	1024	/* inputImagePath, resultImagePath */
+#define SESSION_MAX_ID		1500	/* Firestore's own id limit */
+#define SESSION_MAX_TEXT	(64 * 1024)
+
+struct session {
+	char *name;		/* full document name */
+	char *event_id;		/* from the document path */
+	char *session_id;	/* from the document path */
+	FsTimestamp *update_time;
+	enum session_state state;
+
+	char *id;		/* "id" field, NULL if absent */
+	char *event_id_field;	/* "eventId" field, NULL if absent */
+	char *input_image_path;
+	char *result_image_path;
+	char *error;
+	char *journey_id;
+	int64_t current_step_index;	/* -1 if absent */
+	int64_t created_at;
+	int64_t updated_at;
+	int64_t transform_attempts;	/* firesync's own counter, 0 if absent */
+
+	char *selected_experience_id;
+	struct step_input *inputs;
+	size_t n_inputs;
+
+	char *warning;		/* non-fatal schema problems, or NULL */
+};
+
+/*
+ * Split a document name "projects/P/databases/D/documents/events/E/sessions/S"
+ * into E and S (malloc'd, caller frees).  Returns 0, or -EINVAL if the name
+ * is not a session of an event (collection-group queries also match
+ * "sessions" collections elsewhere; those are not ours).
+ */
+int session_parse_name(const char *name, char **event_id, char **session_id);
+
+/*
+ * Decode doc into *s (zeroed first).  Returns 0, or -EINVAL with a message
+ * naming the field in err; on error *s still holds what was decoded (at
+ * least name and ids when the name parsed) and must be freed with
+ * session_clear().  doc is borrowed.
+ */
+int session_decode(const FsDocument *doc, struct session *s, char *err,
+    size_t errlen);
+void session_clear(struct session *s);
+
+const char *session_state_name(enum session_state st);
+enum session_state session_state_parse(const char *s);
+
+/* The experience's aiPhotoConfig. */
+struct experience {
+	char *id;
+	bool ai_enabled;
+	char *model;
+	char *prompt;
+	char *aspect_ratio;
+	char **reference_urls;
+	size_t n_reference_urls;
+};
+
+/* Decode /experiences/{id}; -EINVAL with err on a malformed aiPhotoConfig. */
+int experience_decode(const FsDocument *doc, struct experience *e, char *err,
+    size_t errlen);
+void experience_clear(struct experience *e);
+
+#endif

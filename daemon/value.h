@@ -1,0 +1,62 @@
+/*
+ * value.h - building, comparing and reading Firestore Values.
+ *
+ * Values built here are allocated with malloc throughout (strings, arrays,
+ * submessages), so one protobuf_c_message_free_unpacked(v, NULL) - wrapped
+ * as value_free() - frees a whole tree, exactly like a tree that came off
+ * the wire.
+ */
+#ifndef FIRESYNC_VALUE_H
+#define FIRESYNC_VALUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pb.h"
+
+/* Constructors: each returns a new Value; caller frees with value_free(). */
+FsValue *value_null(void);
+FsValue *value_bool(bool b);
+FsValue *value_int(int64_t i);
+FsValue *value_double(double d);
+FsValue *value_timestamp(int64_t seconds, int32_t nanos);
+FsValue *value_string(const char *s);		/* s is copied */
+FsValue *value_bytes(const void *p, size_t n);	/* bytes are copied */
+FsValue *value_reference(const char *name);	/* name is copied */
+FsValue *value_geo(double lat, double lng);
+FsValue *value_array(void);			/* empty; see value_array_add */
+FsValue *value_map(void);			/* empty; see value_map_put */
+/* Append v to an array Value; the array takes ownership of v. */
+void value_array_add(FsValue *array, FsValue *v);
+/* Set key in a map Value (replacing any old entry); takes ownership of v. */
+void value_map_put(FsValue *map, const char *key, FsValue *v);
+/* Free a Value tree built here or unpacked from the wire; NULL is a no-op. */
+void value_free(FsValue *v);
+
+/*
+ * A Document named name (copied) holding the entries of map (consumed).
+ * Caller frees with protobuf_c_message_free_unpacked(&d->base, NULL).
+ */
+FsDocument *value_map_to_doc(FsValue *map, const char *name);
+
+/* Deep equality; map entries compare regardless of order. */
+bool value_equal(const FsValue *a, const FsValue *b);
+
+/* Look up key among map/document entries; NULL if absent.  Borrowed. */
+const FsValue *value_map_get(const FsValue *map, const char *key);
+const FsValue *doc_get(const FsDocument *doc, const char *key);
+
+/* Kind name for messages ("string", "integer", ...). */
+const char *value_kind_name(const FsValue *v);
+
+/* Timestamps. */
+int ts_compare(const FsTimestamp *a, const FsTimestamp *b);	/* NULL < any */
+bool ts_equal(const FsTimestamp *a, const FsTimestamp *b);
+/* Format as seconds.nanoseconds into buf (at least 32 bytes). */
+const char *ts_format(const FsTimestamp *t, char *buf, size_t len);
+/* A malloc'd copy, or NULL for NULL. */
+FsTimestamp *ts_dup(const FsTimestamp *t);
+int64_t ts_to_ms(const FsTimestamp *t);
+
+#endif

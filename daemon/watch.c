@@ -1,0 +1,318 @@
+/*
+ * watch.c - applying Listen responses to per-target document sets at
+ * consistent snapshots.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "value.h"
+#include "watch.h"
+
+/* Marks a pending removal in a target's pending map. */
+static char removed_marker;
+#define WATCH_REMOVED ((void *)&removed_marker)
+
+FsDocument *
+doc_dup(const FsDocument *d)
+{
+	size_t n = google__firestore__v1__document__get_packed_size(d);
+	uint8_t *buf = xmalloc(n);
+	FsDocument *c;
+
+	google__firestore__v1__document__pack(d, buf);
+	c = google__firestore__v1__document__unpack(NULL, n, buf);
+	free(buf);
+	if (c == NULL)
+		fatal("doc_dup: cannot unpack a document we just packed");
+	return c;
+}
+
+void
+doc_free(void *d)
+{
+	if (d != NULL && d != WATCH_REMOVED)
+		protobuf_c_message_free_unpacked(d, NULL);
+}
+
+void
+watch_init(struct watch *w)
+{
+	memset(w, 0, sizeof(*w));
+}
+
+void
+watch_add_target(struct watch *w, int32_t id)
+{
+	struct watch_target *t;
+
+	if (w->n_targets == WATCH_MAX_TARGETS)
+		fatal("watch: too many targets");
+	t = &w->targets[w->n_targets++];
+	memset(t, 0, sizeof(*t));
+	t->id = id;
+	t->known = strmap_new();
+	t->pending = strmap_new();
+}
+
+static struct watch_target *
+target(const struct watch *w, int32_t id)
+{
+	for (int i = 0; i < w->n_targets; i++)
+		if (w->targets[i].id == id)
+			return (struct watch_target *)&w->targets[i];
+	return NULL;
+}
+
+const struct strmap *
+watch_known(const struct watch *w, int32_t id)
+{
+	struct watch_target *t = target(w, id);
+
+	return t ? t->known : NULL;
+}
+
+bool
+watch_synced(const struct watch *w)
+{
+	return w->snapshots > 0 && w->n_targets > 0;
+}
+
+static void
+clear_pending(struct watch_target *t)
+{
+	strmap_free(t->pending, doc_free);
+	t->pending = strmap_new();
+}
+
+static void
+drop_resume(struct watch *w)
+{
+	free(w->resume_token);
+	w->resume_token = NULL;
+	w->resume_token_len = 0;
+}
+
+void
+watch_clear(struct watch *w)
+{
+	for (int i = 0; i < w->n_targets; i++) {
+		strmap_free(w->targets[i].known, doc_free);
+		strmap_free(w->targets[i].pending, doc_free);
+	}
+	drop_resume(w);
+	doc_free(w->read_time);
+	memset(w, 0, sizeof(*w));
+}
+
+void
+watch_stream_started(struct watch *w)
+{
+	for (int i = 0; i < w->n_targets; i++) {
+		clear_pending(&w->targets[i]);
+		w->targets[i].current = false;
+	}
+}
+
+static void
+reset_target(struct watch_target *t)
+{
+	clear_pending(t);
+	t->current = false;
+	t->replace = true;
+}
+
+void
+watch_reset(struct watch *w)
+{
+	for (int i = 0; i < w->n_targets; i++)
+		reset_target(&w->targets[i]);
+	drop_resume(w);
+}
+
+static bool
+has_id(const int32_t *ids, size_t n, int32_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+/* Record a pending upsert (takes ownership of doc). */
+static void
+pend(struct watch_target *t, const char *name, void *doc)
+{
+	doc_free(strmap_put(t->pending, name, doc));
+}
+
+/* Documents in the target after applying its pending changes. */
+static size_t
+pending_count(const struct watch_target *t)
+{
+	size_t n = t->replace ? 0 : strmap_count(t->known), pos = 0;
+	const char *name;
+	void *v;
+
+	while (strmap_next(t->pending, &pos, &name, &v)) {
+		bool known = !t->replace && strmap_get(t->known, name) != NULL;
+
+		if (v == WATCH_REMOVED && known)
+			n--;
+		else if (v != WATCH_REMOVED && !known)
+			n++;
+	}
+	return n;
+}
+
+static void
+apply(struct watch_target *t)
+{
+	size_t pos = 0;
+	const char *name;
+	void *v;
+
+	if (t->replace) {
+		strmap_free(t->known, doc_free);
+		t->known = strmap_new();
+		t->replace = false;
+	}
+	while (strmap_next(t->pending, &pos, &name, &v)) {
+		if (v == WATCH_REMOVED)
+			doc_free(strmap_del(t->known, name));
+		else
+			doc_free(strmap_put(t->known, name, v));
+	}
+	/* values moved into known; free only the pending map itself */
+	strmap_free(t->pending, NULL);
+	t->pending = strmap_new();
+}
+
+static enum watch_event
+target_change(struct watch *w, FsTargetChange *tc, char *err, size_t errlen)
+{
+	bool all = tc->n_target_ids == 0;
+
+	switch ((int)tc->target_change_type) {
+	case FSTC(NO_CHANGE): {
+		bool any = false;
+
+		if (!all || tc->read_time == NULL)
+			return WATCH_NONE;
+		for (int i = 0; i < w->n_targets; i++) {
+			if (!w->targets[i].current)
+				continue;
+			apply(&w->targets[i]);
+			any = true;
+		}
+		if (!any)
+			return WATCH_NONE;
+		drop_resume(w);
+		if (tc->resume_token.len > 0) {
+			w->resume_token = xmalloc(tc->resume_token.len);
+			memcpy(w->resume_token, tc->resume_token.data,
+			    tc->resume_token.len);
+			w->resume_token_len = tc->resume_token.len;
+		}
+		doc_free(w->read_time);
+		w->read_time = ts_dup(tc->read_time);
+		w->snapshots++;
+		return WATCH_SNAPSHOT;
+	}
+	case FSTC(ADD):
+		return WATCH_NONE;
+	case FSTC(REMOVE):
+		snprintf(err, errlen,
+		    "server removed the listen target (code %d): %s",
+		    tc->cause ? tc->cause->code : 0,
+		    tc->cause && tc->cause->message && *tc->cause->message ?
+		    tc->cause->message : "no reason given");
+		return WATCH_TARGET_ERROR;
+	case FSTC(CURRENT):
+		for (int i = 0; i < w->n_targets; i++)
+			if (all || has_id(tc->target_ids, tc->n_target_ids,
+			    w->targets[i].id))
+				w->targets[i].current = true;
+		return WATCH_NONE;
+	case FSTC(RESET):
+		for (int i = 0; i < w->n_targets; i++)
+			if (all || has_id(tc->target_ids, tc->n_target_ids,
+			    w->targets[i].id))
+				reset_target(&w->targets[i]);
+		drop_resume(w);
+		return WATCH_NONE;
+	default:
+		log_debug("watch: ignoring target change type %d",
+		    (int)tc->target_change_type);
+		return WATCH_NONE;
+	}
+}
+
+enum watch_event
+watch_feed(struct watch *w, FsListenResponse *resp, char *err, size_t errlen)
+{
+	switch (resp->response_type_case) {
+	case FSLR(TARGET_CHANGE):
+		return target_change(w, resp->target_change, err, errlen);
+	case FSLR(DOCUMENT_CHANGE): {
+		Google__Firestore__V1__DocumentChange *dc =
+		    resp->document_change;
+		FsDocument *doc = dc->document;
+		bool used = false;
+
+		if (doc == NULL || doc->name == NULL)
+			return WATCH_NONE;
+		for (int i = 0; i < w->n_targets; i++) {
+			struct watch_target *t = &w->targets[i];
+
+			if (has_id(dc->target_ids, dc->n_target_ids, t->id)) {
+				pend(t, doc->name, used ? doc_dup(doc) : doc);
+				used = true;
+			} else if (has_id(dc->removed_target_ids,
+			    dc->n_removed_target_ids, t->id)) {
+				pend(t, doc->name, WATCH_REMOVED);
+			}
+		}
+		if (used)
+			dc->document = NULL;	/* moved into pending */
+		return WATCH_NONE;
+	}
+	case FSLR(DOCUMENT_DELETE):
+		for (int i = 0; i < w->n_targets; i++)
+			pend(&w->targets[i], resp->document_delete->document,
+			    WATCH_REMOVED);
+		return WATCH_NONE;
+	case FSLR(DOCUMENT_REMOVE): {
+		Google__Firestore__V1__DocumentRemove *dr =
+		    resp->document_remove;
+
+		for (int i = 0; i < w->n_targets; i++)
+			if (dr->n_removed_target_ids == 0 ||
+			    has_id(dr->removed_target_ids,
+			    dr->n_removed_target_ids, w->targets[i].id))
+				pend(&w->targets[i], dr->document,
+				    WATCH_REMOVED);
+		return WATCH_NONE;
+	}
+	case FSLR(FILTER): {
+		struct watch_target *t = target(w, resp->filter->target_id);
+		size_t have;
+
+		if (t == NULL)
+			return WATCH_NONE;
+		have = pending_count(t);
+		if ((size_t)resp->filter->count == have)
+			return WATCH_NONE;
+		snprintf(err, errlen, "existence filter mismatch on target %d: "
+		    "server has %d documents, we have %zu",
+		    t->id, resp->filter->count, have);
+		watch_reset(w);
+		return WATCH_RESTART;
+	}
+	default:
+		return WATCH_NONE;
+	}
+}

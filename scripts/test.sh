@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole test suite: unit and integration tests (against the official
+# Firestore emulator), in a normal -Werror build and again under
+# AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+"$top/scripts/install-deps.sh"
+[ -x configure ] || autoreconf -fi
+
+jobs=$(nproc)
+status=0
+
+run_suite() {	# name, configure args...
+  local name=$1; shift
+  echo "=== $name build ==="
+  mkdir -p "build/$name"
+  (cd "build/$name" && "$top/configure" --enable-werror "$@" >configure.out ||
+     { cat configure.out; exit 1; })
+  make -C "build/$name" -j"$jobs" >"build/$name/make.out" 2>&1 ||
+     { cat "build/$name/make.out"; return 1; }
+  echo "=== $name tests ==="
+  local rc=0
+  make -C "build/$name" check >"build/$name/check.out" 2>&1 || rc=$?
+  local logs=("build/$name"/tests/*.log)
+  if [ ! -e "${logs[0]}" ]; then
+    tail -40 "build/$name/check.out"   # the tests did not even build
+  fi
+  for log in "${logs[@]}"; do
+    [ -e "$log" ] || continue
+    echo "--- $log"
+    cat "$log"
+  done
+  grep -E '^(# (TOTAL|PASS|FAIL|ERROR|SKIP|XFAIL|XPASS)|PASS|FAIL|ERROR):' "build/$name/check.out" || true
+  return $rc
+}
+
+run_suite plain || status=1
+
+san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export LSAN_OPTIONS=suppressions=$top/tests/lsan.supp:print_suppressions=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+run_suite sanitize CFLAGS="-O1 -g $san" LDFLAGS="$san" || status=1
+
+if [ $status -eq 0 ]; then echo "ALL TESTS PASSED"; else echo "TESTS FAILED"; fi
+exit $status

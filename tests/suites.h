@@ -1,0 +1,15 @@
+/* suites.h - the unit test suites; each file exports one. */
+#ifndef FIRESYNC_SUITES_H
+#define FIRESYNC_SUITES_H
+
+#include <check.h>
+
+Suite *value_suite(void);
+Suite *session_suite(void);
+Suite *paths_suite(void);
+Suite *backoff_suite(void);
+Suite *watch_suite(void);
+Suite *image_suite(void);
+Suite *store_suite(void);
+
+#endif

@@ -1,0 +1,138 @@
+/*
+ * testimg.c - synthetic JPEG and PNG images for the tests.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jpeglib.h>
+#include <png.h>
+
+#include "testimg.h"
+
+static void
+pixel(uint32_t x, uint32_t y, uint32_t w, uint32_t h, uint8_t rgb[3])
+{
+	if (y < h / 2 && x < w / 2) {
+		rgb[0] = 230; rgb[1] = 20; rgb[2] = 20;		/* red */
+	} else if (y < h / 2) {
+		rgb[0] = 20; rgb[1] = 200; rgb[2] = 20;		/* green */
+	} else {
+		rgb[0] = (uint8_t)(x * 255 / (w ? w : 1));
+		rgb[1] = (uint8_t)(y * 255 / (h ? h : 1));
+		rgb[2] = 128;
+	}
+}
+
+void
+testimg_jpeg(uint32_t w, uint32_t h, int orientation, uint8_t **out,
+    size_t *len)
+{
+	struct jpeg_compress_struct c;
+	struct jpeg_error_mgr jerr;
+	unsigned long n = 0;
+	unsigned char *buf = NULL;
+	uint8_t *row = malloc((size_t)w * 3);
+
+	c.err = jpeg_std_error(&jerr);
+	jpeg_create_compress(&c);
+	jpeg_mem_dest(&c, &buf, &n);
+	c.image_width = w;
+	c.image_height = h;
+	c.input_components = 3;
+	c.in_color_space = JCS_RGB;
+	jpeg_set_defaults(&c);
+	jpeg_set_quality(&c, 90, TRUE);
+	jpeg_start_compress(&c, TRUE);
+	if (orientation >= 1 && orientation <= 8) {
+		/* Exif\0\0, little-endian TIFF, IFD0 with one entry 0x0112 */
+		uint8_t exif[] = {
+			'E', 'x', 'i', 'f', 0, 0,
+			'I', 'I', 42, 0, 8, 0, 0, 0,
+			1, 0,
+			0x12, 0x01, 3, 0, 1, 0, 0, 0,
+			(uint8_t)orientation, 0, 0, 0,
+			0, 0, 0, 0,
+		};
+
+		jpeg_write_marker(&c, JPEG_APP0 + 1, exif, sizeof(exif));
+	}
+	while (c.next_scanline < h) {
+		JSAMPROW rp = row;
+
+		for (uint32_t x = 0; x < w; x++)
+			pixel(x, c.next_scanline, w, h, row + x * 3);
+		jpeg_write_scanlines(&c, &rp, 1);
+	}
+	jpeg_finish_compress(&c);
+	jpeg_destroy_compress(&c);
+	free(row);
+	*out = malloc(n);
+	memcpy(*out, buf, n);
+	*len = n;
+	free(buf);
+}
+
+void
+testimg_png(uint32_t w, uint32_t h, int channels, int depth, uint8_t **out,
+    size_t *len)
+{
+	png_image pi;
+	size_t bpc = depth == 16 ? 2 : 1;
+	uint8_t *px = malloc((size_t)w * h * channels * bpc);
+	png_alloc_size_t n = 0;
+
+	for (uint32_t y = 0; y < h; y++) {
+		for (uint32_t x = 0; x < w; x++) {
+			uint8_t rgb[3];
+			size_t o = ((size_t)y * w + x) * channels;
+
+			pixel(x, y, w, h, rgb);
+			for (int ch = 0; ch < channels; ch++) {
+				uint8_t v = ch < 3 ? rgb[ch] : 200;
+
+				if (bpc == 2)
+					((uint16_t *)px)[o + ch] =
+					    (uint16_t)(v * 257);
+				else
+					px[o + ch] = v;
+			}
+		}
+	}
+	memset(&pi, 0, sizeof(pi));
+	pi.version = PNG_IMAGE_VERSION;
+	pi.width = w;
+	pi.height = h;
+	pi.format = (channels == 4 ? PNG_FORMAT_RGBA : PNG_FORMAT_RGB) |
+	    (bpc == 2 ? PNG_FORMAT_FLAG_LINEAR : 0);
+	png_image_write_to_memory(&pi, NULL, &n, 0, px, 0, NULL);
+	*out = malloc(n);
+	if (!png_image_write_to_memory(&pi, *out, &n, 0, px, 0, NULL))
+		abort();
+	*len = n;
+	free(px);
+}
+
+void
+testimg_write(const char *path, const uint8_t *data, size_t len)
+{
+	char *dir = strdup(path);
+	FILE *f;
+
+	for (char *p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			abort();
+		*p = '/';
+	}
+	free(dir);
+	f = fopen(path, "wb");
+	if (f == NULL || fwrite(data, 1, len, f) != len || fclose(f) != 0)
+		abort();
+}

@@ -1,0 +1,361 @@
+/*
+ * bench.c - firesync-bench: capture -> ready latency and throughput of
+ * firesyncd on the Firestore emulator.
+ *
+ * It starts its own emulator and daemon, then plays the web app: writes
+ * the capture file, commits the session as "captured", and watches a
+ * Listen stream (as the web app does) until the session is "ready".
+ * Latency runs from just before the capture commit is sent to the arrival
+ * of the snapshot showing it ready.  Two runs: N sessions one at a time,
+ * and N committed in one burst.  Reports p50/p99, sessions per second and
+ * the daemon's idle and peak RSS.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <grpc/grpc.h>
+
+#include "emulator.h"
+#include "engine.h"
+#include "log.h"
+#include "testimg.h"
+#include "watch.h"
+
+#ifndef FIRESTORE_EMULATOR_PATH
+#define FIRESTORE_EMULATOR_PATH "/usr/lib/google-cloud-sdk/platform/" \
+	"cloud-firestore-emulator/cloud_firestore_emulator"
+#endif
+
+struct bench {
+	struct fs_client *c;
+	struct fs_listen *l;
+	struct watch w;
+	char root[64];
+	const char *project;
+};
+
+static long
+rss_kb(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, field, strlen(field)) == 0)
+			kb = strtol(line + strlen(field) + 1, NULL, 10);
+	fclose(f);
+	return kb;
+}
+
+static int
+cmp64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Listen on ready sessions, as the app does for its own session. */
+static void
+open_ready_listen(struct bench *b)
+{
+	FsListenRequest r = GOOGLE__FIRESTORE__V1__LISTEN_REQUEST__INIT;
+	Google__Firestore__V1__Target t = GOOGLE__FIRESTORE__V1__TARGET__INIT;
+	Google__Firestore__V1__Target__QueryTarget q =
+	    GOOGLE__FIRESTORE__V1__TARGET__QUERY_TARGET__INIT;
+	Google__Firestore__V1__StructuredQuery sq =
+	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__INIT;
+	Google__Firestore__V1__StructuredQuery__CollectionSelector from =
+	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__COLLECTION_SELECTOR__INIT;
+	Google__Firestore__V1__StructuredQuery__CollectionSelector *fromp =
+	    &from;
+	Google__Firestore__V1__StructuredQuery__Filter f =
+	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FILTER__INIT;
+	Google__Firestore__V1__StructuredQuery__FieldFilter ff =
+	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FIELD_FILTER__INIT;
+	Google__Firestore__V1__StructuredQuery__FieldReference ref =
+	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FIELD_REFERENCE__INIT;
+	FsValue *ready = value_string("ready");
+	const FsListenRequest *reqs[1] = { &r };
+
+	r.database = b->c->db_path;
+	r.target_change_case =
+	    GOOGLE__FIRESTORE__V1__LISTEN_REQUEST__TARGET_CHANGE_ADD_TARGET;
+	r.add_target = &t;
+	t.target_id = 1;
+	t.target_type_case = GOOGLE__FIRESTORE__V1__TARGET__TARGET_TYPE_QUERY;
+	t.query = &q;
+	q.parent = b->c->docs_path;
+	q.query_type_case =
+	    GOOGLE__FIRESTORE__V1__TARGET__QUERY_TARGET__QUERY_TYPE_STRUCTURED_QUERY;
+	q.structured_query = &sq;
+	sq.n_from = 1;
+	sq.from = &fromp;
+	from.collection_id = "sessions";
+	from.all_descendants = 1;
+	sq.where = &f;
+	f.filter_type_case =
+	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FILTER__FILTER_TYPE_FIELD_FILTER;
+	f.field_filter = &ff;
+	ff.field = &ref;
+	ref.field_path = "state";
+	ff.op = GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FIELD_FILTER__OPERATOR__EQUAL;
+	ff.value = ready;
+	watch_init(&b->w);
+	watch_add_target(&b->w, 1);
+	b->l = fs_listen_open(b->c, reqs, 1);
+	value_free(ready);
+}
+
+/* Pump the Listen stream until every name in names is ready; records
+ * the arrival time of each into done_ms. */
+static int
+wait_ready(struct bench *b, char **names, int n, int64_t *done_ms,
+    int64_t timeout_ms)
+{
+	int64_t end = test_now_ms() + timeout_ms;
+	int left = n;
+
+	for (int i = 0; i < n; i++)
+		done_ms[i] = 0;
+	while (left > 0 && test_now_ms() < end) {
+		FsListenResponse *resp;
+		char err[256];
+		int rc = fs_listen_next(b->l, 100, &resp);
+
+		if (rc < 0)
+			return -1;
+		if (rc == 0)
+			continue;
+		if (watch_feed(&b->w, resp, err, sizeof(err)) ==
+		    WATCH_SNAPSHOT) {
+			const struct strmap *k = watch_known(&b->w, 1);
+			int64_t now = test_now_ms();
+
+			for (int i = 0; i < n; i++)
+				if (done_ms[i] == 0 &&
+				    strmap_get(k, names[i]) != NULL) {
+					done_ms[i] = now;
+					left--;
+				}
+		}
+		google__firestore__v1__listen_response__free_unpacked(resp,
+		    NULL);
+	}
+	return left == 0 ? 0 : -ETIMEDOUT;
+}
+
+static void
+report(const char *mode, int64_t *lat, int n, int64_t span_ms)
+{
+	qsort(lat, (size_t)n, sizeof(*lat), cmp64);
+	printf("%-8s n=%-4d p50=%" PRId64 " ms  p99=%" PRId64 " ms  "
+	    "max=%" PRId64 " ms  throughput=%.1f sessions/s\n", mode, n,
+	    lat[n / 2], lat[(n * 99 + 99) / 100 - 1], lat[n - 1],
+	    span_ms > 0 ? n * 1000.0 / (double)span_ms : 0.0);
+}
+
+static FsWrite *
+capture_write(struct bench *b, const char *ev, const char *ss)
+{
+	char path[512], *name;
+	FsWrite *w = xcalloc(1, sizeof(*w));
+
+	snprintf(path, sizeof(path), "captures/%s/%s/input.jpg", ev, ss);
+	name = xasprintf("%s/events/%s/sessions/%s", b->c->docs_path, ev, ss);
+	google__firestore__v1__write__init(w);
+	w->operation_case = GOOGLE__FIRESTORE__V1__WRITE__OPERATION_UPDATE;
+	w->update = value_map_to_doc(session_fields(ev, ss, "exp_bench", path,
+	    now_wall_ms()), name);
+	free(name);
+	return w;
+}
+
+static void
+put_input(struct bench *b, const char *ev, const char *ss,
+    const uint8_t *jpg, size_t len)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/captures/%s/%s/input.jpg", b->root,
+	    ev, ss);
+	testimg_write(path, jpg, len);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "sessions", required_argument, NULL, 'n' },
+		{ "daemon", required_argument, NULL, 'd' },
+		{ "size", required_argument, NULL, 's' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "emulator-path", required_argument, NULL, 'e' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *daemon = "daemon/firesyncd", *empath =
+	    FIRESTORE_EMULATOR_PATH, *workers = "4";
+	int n = 100, w = 640, h = 480, c;
+	struct emulator em = { 0 };
+	struct bench b = { 0 };
+	struct fs_status st;
+	uint8_t *jpg;
+	size_t jlen;
+	int64_t *t0, *t1, *lat;
+	char **names, logpath[128];
+	long idle_kb;
+	pid_t d;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n': n = atoi(optarg); break;
+		case 'd': daemon = optarg; break;
+		case 's':
+			if (sscanf(optarg, "%dx%d", &w, &h) != 2)
+				fatal("--size WxH");
+			break;
+		case 'w': workers = optarg; break;
+		case 'e': empath = optarg; break;
+		default:
+			fprintf(stderr, "usage: firesync-bench [--sessions N] "
+			    "[--daemon PATH] [--size WxH] [--workers N] "
+			    "[--emulator-path PATH]\n");
+			return 2;
+		}
+	}
+	if (n < 1 || n > 500)
+		fatal("--sessions must be 1..500");
+	log_init();
+	if (emulator_start(&em, empath, 0) < 0)
+		fatal("cannot start the Firestore emulator at %s", empath);
+	grpc_init();
+	b.project = "bench";
+	snprintf(b.root, sizeof(b.root), "/tmp/fsbench-XXXXXX");
+	if (mkdtemp(b.root) == NULL)
+		fatal("mkdtemp: %s", strerror(errno));
+	snprintf(logpath, sizeof(logpath), "%s/daemon.log", b.root);
+	b.c = admin_client(em.host, b.project);
+	{
+		FsValue *f = value_map(), *cfg = value_map();
+
+		value_map_put(cfg, "enabled", value_bool(false));
+		value_map_put(f, "aiPhotoConfig", cfg);
+		if (admin_set(b.c, "experiences/exp_bench", f) != 0)
+			fatal("cannot write the experience");
+	}
+	{
+		const char *args[] = { "--emulator", em.host, "--project",
+		    b.project, "--storage-root", b.root, "--workers", workers,
+		    "--log-level", "warning", NULL };
+
+		d = daemon_spawn(daemon, args, logpath);
+	}
+	open_ready_listen(&b);
+	testimg_jpeg((uint32_t)w, (uint32_t)h, 1, &jpg, &jlen);
+	t0 = xcalloc((size_t)n, sizeof(*t0));
+	t1 = xcalloc((size_t)n, sizeof(*t1));
+	lat = xcalloc((size_t)n, sizeof(*lat));
+	names = xcalloc((size_t)n, sizeof(*names));
+
+	/* warm-up: one session, then idle for two seconds */
+	{
+		FsWrite *wr;
+
+		put_input(&b, "warm", "s0", jpg, jlen);
+		wr = capture_write(&b, "warm", "s0");
+		names[0] = xstrdup(wr->update->name);
+		if (fs_commit(b.c, &wr, 1, 15000, NULL, &st) != 0)
+			fatal("commit: %s", st.message);
+		google__firestore__v1__write__free_unpacked(wr, NULL);
+		if (wait_ready(&b, names, 1, t1, 30000) < 0)
+			fatal("warm-up session never became ready; see %s",
+			    logpath);
+		free(names[0]);
+		sleep(2);
+		idle_kb = rss_kb(d, "VmRSS:");
+	}
+	printf("firesync-bench: %d sessions, %dx%d JPEG (%zu bytes), "
+	    "%s workers\n", n, w, h, jlen, workers);
+
+	/* one at a time */
+	for (int i = 0; i < n; i++) {
+		char ss[32];
+		FsWrite *wr;
+
+		snprintf(ss, sizeof(ss), "s%d", i);
+		put_input(&b, "serial", ss, jpg, jlen);
+		wr = capture_write(&b, "serial", ss);
+		names[0] = xstrdup(wr->update->name);
+		t0[i] = test_now_ms();
+		if (fs_commit(b.c, &wr, 1, 15000, NULL, &st) != 0)
+			fatal("commit: %s", st.message);
+		google__firestore__v1__write__free_unpacked(wr, NULL);
+		if (wait_ready(&b, names, 1, &t1[i], 30000) < 0)
+			fatal("session %s never became ready", ss);
+		lat[i] = t1[i] - t0[i];
+		free(names[0]);
+	}
+	report("serial", lat, n, t1[n - 1] - t0[0]);
+
+	/* one burst */
+	{
+		FsWrite **ws = xcalloc((size_t)n, sizeof(*ws));
+		int64_t start, last = 0;
+
+		for (int i = 0; i < n; i++) {
+			char ev[16], ss[32];
+
+			snprintf(ev, sizeof(ev), "burst%d", i % 3);
+			snprintf(ss, sizeof(ss), "s%d", i);
+			put_input(&b, ev, ss, jpg, jlen);
+			ws[i] = capture_write(&b, ev, ss);
+			names[i] = xstrdup(ws[i]->update->name);
+		}
+		start = test_now_ms();
+		if (fs_commit(b.c, ws, (size_t)n, 30000, NULL, &st) != 0)
+			fatal("commit: %s", st.message);
+		for (int i = 0; i < n; i++)
+			google__firestore__v1__write__free_unpacked(ws[i],
+			    NULL);
+		free(ws);
+		if (wait_ready(&b, names, n, t1, 120000) < 0)
+			fatal("burst did not finish; see %s", logpath);
+		for (int i = 0; i < n; i++) {
+			lat[i] = t1[i] - start;
+			if (t1[i] > last)
+				last = t1[i];
+			free(names[i]);
+		}
+		report("burst", lat, n, last - start);
+	}
+	printf("daemon RSS: idle %ld kB, peak %ld kB\n", idle_kb,
+	    rss_kb(d, "VmHWM:"));
+
+	fs_listen_close(b.l, NULL);
+	watch_clear(&b.w);
+	if (daemon_stop(d, 10000) != 0)
+		fprintf(stderr, "firesyncd did not exit cleanly; see %s\n",
+		    logpath);
+	fs_client_free(b.c);
+	grpc_shutdown();
+	emulator_stop(&em);
+	free(jpg);
+	free(t0);
+	free(t1);
+	free(lat);
+	free(names);
+	return 0;
+}

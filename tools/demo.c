@@ -1,0 +1,127 @@
+/*
+ * demo.c - firesync-demo: one guest, end to end, on the emulator.
+ *
+ * Starts the Firestore emulator and firesyncd, then does what the web app
+ * does: stores the guest's photo under captures/, writes the session and
+ * sets it "captured".  Waits for firesyncd to finish it and prints the
+ * session document's outcome and where the result file is.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <grpc/grpc.h>
+
+#include "emulator.h"
+#include "engine.h"
+#include "log.h"
+#include "testimg.h"
+#include "watch.h"
+
+#define EMULATOR_PATH "/usr/lib/google-cloud-sdk/platform/" \
+	"cloud-firestore-emulator/cloud_firestore_emulator"
+
+int
+main(int argc, char **argv)
+{
+	const char *empath = getenv("FIRESTORE_EMULATOR") ?
+	    getenv("FIRESTORE_EMULATOR") : EMULATOR_PATH;
+	const char *daemon = argc > 1 ? argv[1] : NULL;
+	struct emulator em = { 0 };
+	struct fs_client *c;
+	char root[64], logpath[128], path[256], exe[512];
+	FsDocument *doc = NULL;
+	uint8_t *jpg;
+	size_t len;
+	int64_t end;
+	pid_t d;
+	int rc = 1;
+
+	log_init();
+	if (daemon == NULL) {
+		/* firesyncd beside us: tools/../daemon/firesyncd */
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 32);
+
+		if (n <= 0)
+			fatal("cannot find firesyncd; pass its path");
+		exe[n] = '\0';
+		*strrchr(exe, '/') = '\0';
+		strcat(exe, "/../daemon/firesyncd");
+		daemon = exe;
+	}
+	printf("starting the Firestore emulator...\n");
+	if (emulator_start(&em, empath, 0) < 0)
+		fatal("cannot start the Firestore emulator at %s", empath);
+	grpc_init();
+	snprintf(root, sizeof(root), "/tmp/firesync-demo-XXXXXX");
+	if (mkdtemp(root) == NULL)
+		fatal("mkdtemp: %s", strerror(errno));
+	snprintf(logpath, sizeof(logpath), "%s/firesyncd.log", root);
+	c = admin_client(em.host, "demo");
+	{
+		const char *args[] = { "--emulator", em.host, "--project",
+		    "demo", "--storage-root", root, NULL };
+
+		d = daemon_spawn(daemon, args, logpath);
+	}
+	printf("firesyncd running (log: %s)\n", logpath);
+
+	/* the web app's side */
+	{
+		FsValue *f = value_map(), *cfg = value_map();
+
+		value_map_put(cfg, "enabled", value_bool(false));
+		value_map_put(cfg, "model", value_string("cartoon"));
+		value_map_put(f, "name", value_string("Photo booth"));
+		value_map_put(f, "aiPhotoConfig", cfg);
+		if (admin_set(c, "experiences/exp_booth", f) != 0)
+			fatal("cannot write the experience");
+	}
+	testimg_jpeg(1280, 960, 6, &jpg, &len);
+	snprintf(path, sizeof(path),
+	    "%s/captures/evt_demo/sess_demo/input.jpg", root);
+	testimg_write(path, jpg, len);
+	free(jpg);
+	printf("guest photo stored: %s\n", path);
+	if (admin_set(c, "events/evt_demo/sessions/sess_demo",
+	    session_fields("evt_demo", "sess_demo", "exp_booth",
+	    "captures/evt_demo/sess_demo/input.jpg", now_wall_ms())) != 0)
+		fatal("cannot write the session");
+	printf("session events/evt_demo/sessions/sess_demo is 'captured'\n");
+
+	end = test_now_ms() + 30000;
+	while (test_now_ms() < end) {
+		const char *st;
+
+		doc_free(doc);
+		doc = admin_get(c, "events/evt_demo/sessions/sess_demo");
+		st = doc ? doc_string(doc, "state") : NULL;
+		if (st && strcmp(st, "ready") == 0) {
+			const char *url = doc_string(doc, "resultImagePath");
+
+			printf("session is 'ready'\nresultImagePath: %s\n"
+			    "result file:     %s\n", url,
+			    strncmp(url, "file://", 7) == 0 ? url + 7 : url);
+			rc = 0;
+			break;
+		}
+		if (st && strcmp(st, "error") == 0) {
+			printf("session ended in error: %s\n",
+			    doc_string(doc, "error"));
+			break;
+		}
+		usleep(20000);
+	}
+	if (rc != 0 && doc == NULL)
+		printf("the session did not finish in 30 s; see %s\n", logpath);
+	doc_free(doc);
+	daemon_stop(d, 10000);
+	fs_client_free(c);
+	grpc_shutdown();
+	emulator_stop(&em);
+	return rc;
+}
