@@ -324,43 +324,134 @@ call_server_stream(struct fs_client *c, const char *method,
 	return st->code;
 }
 
-static int
-take_commit(ProtobufCMessage *m, void *arg)
-{
-	FsCommitResponse **out = arg;
+/*
+ * A unary call in flight: every op of the call is started in one batch, so
+ * one completion ends it.  Started by unary_start, collected (and freed)
+ * by unary_finish; the caller may do other work in between.
+ */
+struct fs_call {
+	grpc_completion_queue *cq;
+	grpc_call *call;
+	grpc_metadata_array initial_md, trailing_md;
+	grpc_byte_buffer *send, *recv;
+	grpc_status_code code;
+	grpc_slice details;
+	struct call_md md;
+	const ProtobufCMessageDescriptor *rdesc;
+	const char *method;
+};
 
-	if (*out != NULL)	/* unary: a second message is a protocol error */
-		protobuf_c_message_free_unpacked(&(*out)->base, NULL);
-	*out = (FsCommitResponse *)m;
-	return 0;
+static struct fs_call *
+unary_start(struct fs_client *c, const char *method,
+    const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rdesc,
+    int64_t timeout_ms)
+{
+	struct fs_call *k = xcalloc(1, sizeof(*k));
+	grpc_op ops[6];
+
+	k->cq = grpc_completion_queue_create_for_pluck(NULL);
+	k->send = pack_message(req);
+	k->code = GRPC_STATUS_UNKNOWN;
+	k->details = grpc_empty_slice();
+	k->rdesc = rdesc;
+	k->method = method;
+	grpc_metadata_array_init(&k->initial_md);
+	grpc_metadata_array_init(&k->trailing_md);
+	md_init(c, &k->md);
+	k->call = grpc_channel_create_call(c->channel, NULL,
+	    GRPC_PROPAGATE_DEFAULTS, k->cq,
+	    grpc_slice_from_static_string(method), NULL,
+	    deadline_in(timeout_ms), NULL);
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].data.send_initial_metadata.count = k->md.n;
+	ops[0].data.send_initial_metadata.metadata = k->md.md;
+	ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY |
+	    GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = k->send;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata =
+	    &k->initial_md;
+	ops[4].op = GRPC_OP_RECV_MESSAGE;
+	ops[4].data.recv_message.recv_message = &k->recv;
+	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[5].data.recv_status_on_client.trailing_metadata = &k->trailing_md;
+	ops[5].data.recv_status_on_client.status = &k->code;
+	ops[5].data.recv_status_on_client.status_details = &k->details;
+	if (grpc_call_start_batch(k->call, ops, 6, (void *)1, NULL) !=
+	    GRPC_CALL_OK)
+		fatal("grpc_call_start_batch failed (unary)");
+	return k;
+}
+
+/* Wait for the call; on OK *out gets the response (caller frees). */
+static int
+unary_finish(struct fs_call *k, ProtobufCMessage **out, struct fs_status *st)
+{
+	*out = NULL;
+	grpc_completion_queue_pluck(k->cq, (void *)1,
+	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	status_set(st, k->code, k->details);
+	if (k->code == GRPC_STATUS_OK) {
+		*out = k->recv ? unpack_message(k->recv, k->rdesc) : NULL;
+		if (*out == NULL) {
+			st->code = GRPC_STATUS_INTERNAL;
+			snprintf(st->message, sizeof(st->message),
+			    "%s: missing or unparseable response", k->method);
+		}
+	}
+	if (k->recv)
+		grpc_byte_buffer_destroy(k->recv);
+	grpc_slice_unref(k->details);
+	grpc_metadata_array_destroy(&k->initial_md);
+	grpc_metadata_array_destroy(&k->trailing_md);
+	grpc_byte_buffer_destroy(k->send);
+	md_release(&k->md);
+	grpc_call_unref(k->call);
+	grpc_completion_queue_shutdown(k->cq);
+	grpc_completion_queue_destroy(k->cq);
+	free(k);
+	return st->code;
+}
+
+struct fs_call *
+fs_commit_start(struct fs_client *c, FsWrite **writes, size_t n,
+    int64_t timeout_ms)
+{
+	FsCommitRequest req = GOOGLE__FIRESTORE__V1__COMMIT_REQUEST__INIT;
+
+	req.database = c->db_path;
+	req.n_writes = n;
+	req.writes = writes;
+	return unary_start(c, "/google.firestore.v1.Firestore/Commit",
+	    &req.base, &google__firestore__v1__commit_response__descriptor,
+	    timeout_ms);
+}
+
+int
+fs_commit_finish(struct fs_call *k, FsCommitResponse **resp,
+    struct fs_status *st)
+{
+	ProtobufCMessage *r = NULL;
+	int code = unary_finish(k, &r, st);
+
+	if (code == 0 && resp != NULL) {
+		*resp = (FsCommitResponse *)r;
+		r = NULL;
+	}
+	if (r != NULL)
+		protobuf_c_message_free_unpacked(r, NULL);
+	return code;
 }
 
 int
 fs_commit(struct fs_client *c, FsWrite **writes, size_t n,
     int64_t timeout_ms, FsCommitResponse **resp, struct fs_status *st)
 {
-	FsCommitRequest req = GOOGLE__FIRESTORE__V1__COMMIT_REQUEST__INIT;
-	FsCommitResponse *r = NULL;
-	int code;
-
-	req.database = c->db_path;
-	req.n_writes = n;
-	req.writes = writes;
-	code = call_server_stream(c, "/google.firestore.v1.Firestore/Commit",
-	    &req.base, &google__firestore__v1__commit_response__descriptor,
-	    timeout_ms, take_commit, &r, st);
-	if (code == 0 && r == NULL) {
-		st->code = code = GRPC_STATUS_INTERNAL;
-		snprintf(st->message, sizeof(st->message),
-		    "Commit returned no response");
-	}
-	if (code == 0 && resp != NULL) {
-		*resp = r;
-		r = NULL;
-	}
-	if (r != NULL)
-		google__firestore__v1__commit_response__free_unpacked(r, NULL);
-	return code;
+	return fs_commit_finish(fs_commit_start(c, writes, n, timeout_ms), resp,
+	    st);
 }
 
 struct get_result {

@@ -55,6 +55,18 @@ int fs_commit(struct fs_client *c, FsWrite **writes, size_t n,
     int64_t timeout_ms, FsCommitResponse **resp, struct fs_status *st);
 
 /*
+ * The same as two halves, so the caller can work while the commit is in
+ * flight: fs_commit_start packs writes (borrowed; free them any time after
+ * it returns) and sends; fs_commit_finish waits, fills resp/st like
+ * fs_commit and frees the call.  Every started call must be finished.
+ */
+struct fs_call;
+struct fs_call *fs_commit_start(struct fs_client *c, FsWrite **writes,
+    size_t n, int64_t timeout_ms);
+int fs_commit_finish(struct fs_call *k, FsCommitResponse **resp,
+    struct fs_status *st);
+
+/*
  * Read one document by full name.  Returns 0 and *doc (caller frees with
  * doc_free), -ENOENT if it does not exist, or -EIO with st filled.
  */

@@ -63,27 +63,12 @@ make_write(const char *name, const FsTimestamp *version, FsValue *fields,
 	return w;
 }
 
-/*
- * Commit one write.  On success *new_version (if not NULL) gets the
- * write's update_time.  Returns the gRPC status code.
- */
+/* Commit one write (consumed).  Returns the gRPC status code. */
 static int
-commit_one(struct engine *e, FsWrite *w, FsTimestamp **new_version,
-    struct fs_status *st)
+commit_one(struct engine *e, FsWrite *w, struct fs_status *st)
 {
-	FsCommitResponse *resp = NULL;
-	int code;
+	int code = fs_commit(e->fs, &w, 1, RPC_TIMEOUT_MS, NULL, st);
 
-	code = fs_commit(e->fs, &w, 1, RPC_TIMEOUT_MS, &resp, st);
-	if (code == 0 && new_version != NULL) {
-		*new_version = resp->n_write_results > 0 ?
-		    ts_dup(resp->write_results[0]->update_time) : NULL;
-		if (*new_version == NULL)
-			*new_version = ts_dup(resp->commit_time);
-	}
-	if (resp)
-		google__firestore__v1__commit_response__free_unpacked(resp,
-		    NULL);
 	google__firestore__v1__write__free_unpacked(w, NULL);
 	return code;
 }
@@ -96,23 +81,34 @@ forget_version(struct engine *e, const char *name)
 	pthread_mutex_unlock(&e->lock);
 }
 
-/* Claim: state -> transforming, precondition on the version we saw. */
-static bool
-claim(struct run *r)
+/* Claim: state -> transforming, precondition on the version we saw.  The
+ * commit is only started here; claim_finish collects it. */
+static struct fs_call *
+claim_start(struct run *r)
 {
 	static const char *const mask[] = { "state", "updatedAt",
 	    "transformAttempts" };
-	struct session *s = r->s;
 	FsValue *f = value_map();
-	FsTimestamp *nv = NULL;
-	struct fs_status st;
-	int code;
+	FsWrite *w;
+	struct fs_call *k;
 
 	value_map_put(f, "state", value_string("transforming"));
 	value_map_put(f, "updatedAt", value_int(now_wall_ms()));
 	value_map_put(f, "transformAttempts", value_int(r->attempt));
-	code = commit_one(r->e, make_write(s->name, r->version, f, mask, 3),
-	    &nv, &st);
+	w = make_write(r->s->name, r->version, f, mask, 3);
+	k = fs_commit_start(r->e->fs, &w, 1, RPC_TIMEOUT_MS);
+	google__firestore__v1__write__free_unpacked(w, NULL);
+	return k;
+}
+
+static bool
+claim_finish(struct run *r, struct fs_call *k)
+{
+	struct session *s = r->s;
+	FsCommitResponse *resp = NULL;
+	struct fs_status st;
+	int code = fs_commit_finish(k, &resp, &st);
+
 	if (code == GRPC_STATUS_FAILED_PRECONDITION ||
 	    code == GRPC_STATUS_NOT_FOUND) {
 		log_debug("session=%s event=%s claim lost: the session changed "
@@ -127,9 +123,14 @@ claim(struct run *r)
 		return false;
 	}
 	doc_free(r->version);
-	r->version = nv;
+	r->version = ts_dup(resp->n_write_results > 0 ?
+	    resp->write_results[0]->update_time : resp->commit_time);
+	google__firestore__v1__commit_response__free_unpacked(resp, NULL);
 	log_info("session=%s event=%s state=transforming attempt=%" PRId64,
 	    s->session_id, s->event_id, r->attempt);
+	log_debug("session=%s event=%s queued %" PRId64 " ms, claimed in %"
+	    PRId64 " ms", s->session_id, s->event_id,
+	    r->t0 - r->j->enqueued_ms, now_mono_ms() - r->t0);
 	return true;
 }
 
@@ -161,12 +162,14 @@ finish(struct run *r, const char *url, const char *message)
 		else
 			value_map_put(f, "error", value_string(message));
 		code = commit_one(r->e, make_write(s->name, r->version, f, mask,
-		    4), NULL, &st);
+		    4), &st);
 		if (code == 0 || !fs_status_retryable(code))
 			break;
 		nanosleep(&(struct timespec){ 0, 250000000L << i }, NULL);
 	}
 	atomic_fetch_add(&r->e->processed, 1);
+	log_debug("session=%s event=%s finish commit took %" PRId64 " ms",
+	    s->session_id, s->event_id, now_mono_ms() - r->t0 - ms);
 	if (code == GRPC_STATUS_FAILED_PRECONDITION) {
 		log_warn("session=%s event=%s model=%s result dropped: the "
 		    "session was changed by someone else while it was "
@@ -282,99 +285,127 @@ transform(struct run *r, const struct experience *x, const uint8_t *in,
 	return rc;
 }
 
-static void
-process(struct run *r)
+/*
+ * What preparing a session produced: the result PNG, or the reason it
+ * failed (for the guest) plus an optional line for the admin, logged only
+ * once the claim has landed.
+ */
+struct outcome {
+	uint8_t *png;
+	size_t pnglen;
+	bool failed;
+	char reason[400];
+	int log_prio;
+	char log[512];
+};
+
+static bool
+failed(struct outcome *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static bool
+failed(struct outcome *o, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(o->reason, sizeof(o->reason), fmt, ap);
+	va_end(ap);
+	o->failed = true;
+	return false;
+}
+
+/* Resolve, read and transform: all the work that writes nothing, run while
+ * the claim is in flight.  Returns true with o->png on success. */
+static bool
+prepare(struct run *r, struct outcome *o)
 {
 	struct session *s = r->s;
 	struct engine *e = r->e;
 	struct experience x;
-	uint8_t *in = NULL, *png = NULL;
-	size_t inlen = 0, pnglen = 0;
-	char why[512], *result_path, *url = NULL;
+	uint8_t *in = NULL;
+	size_t inlen = 0;
+	char why[512];
 	int rc;
 
-	if (r->j->decode_rc < 0) {
-		fail(r, "session document is invalid: %s", r->j->decode_err);
-		return;
-	}
-	if (s->warning)
-		log_warn("session=%s event=%s does not match the session "
-		    "schema (processing anyway): %s", s->session_id,
-		    s->event_id, s->warning);
+	if (r->j->decode_rc < 0)
+		return failed(o, "session document is invalid: %s",
+		    r->j->decode_err);
 	if (s->selected_experience_id == NULL ||
-	    *s->selected_experience_id == '\0') {
-		fail(r, "no experience selected (data.selected_experience_id "
-		    "is missing)");
-		return;
-	}
-	if (!valid_doc_id(s->selected_experience_id)) {
-		fail(r, "experience id '%.100s' is not a valid document id",
-		    s->selected_experience_id);
-		return;
-	}
+	    *s->selected_experience_id == '\0')
+		return failed(o, "no experience selected "
+		    "(data.selected_experience_id is missing)");
+	if (!valid_doc_id(s->selected_experience_id))
+		return failed(o, "experience id '%.100s' is not a valid "
+		    "document id", s->selected_experience_id);
 	rc = resolve_experience(r, &x, why, sizeof(why));
-	if (rc == -ENOENT) {
-		fail(r, "experience '%.100s' not found",
+	if (rc == -ENOENT)
+		return failed(o, "experience '%.100s' not found",
 		    s->selected_experience_id);
-		return;
-	}
-	if (rc == -EIO) {
-		fail(r, "could not read the experience (%s); please retry",
-		    why);
-		return;
-	}
+	if (rc == -EIO)
+		return failed(o, "could not read the experience (%.300s); "
+		    "please retry", why);
 	if (rc < 0) {
 		experience_clear(&x);
-		fail(r, "%s", why);
-		return;
+		return failed(o, "%s", why);
 	}
 	snprintf(r->model, sizeof(r->model), "%s",
 	    x.ai_enabled ? x.model : "none");
 
 	if (s->input_image_path == NULL || *s->input_image_path == '\0') {
 		experience_clear(&x);
-		fail(r, "input image not found (inputImagePath is missing)");
-		return;
+		return failed(o, "input image not found (inputImagePath is "
+		    "missing)");
 	}
 	if (path_check_input(s->input_image_path, s->event_id, s->session_id,
 	    why, sizeof(why)) < 0) {
 		experience_clear(&x);
-		log_warn("session=%s event=%s refused inputImagePath '%.200s'",
-		    s->session_id, s->event_id, s->input_image_path);
-		fail(r, "%s", why);
-		return;
+		o->log_prio = LOG_WARNING;
+		snprintf(o->log, sizeof(o->log), "refused inputImagePath "
+		    "'%.200s'", s->input_image_path);
+		return failed(o, "%s", why);
 	}
 	rc = store_get(e->store, s->input_image_path, e->opt->max_input_bytes,
 	    &in, &inlen, why, sizeof(why));
-	if (rc == -ENOENT) {
-		experience_clear(&x);
-		fail(r, "input image not found");
-		return;
-	}
-	if (rc == -EFBIG) {
-		experience_clear(&x);
-		fail(r, "input image is too large (over %zu MB)",
-		    e->opt->max_input_bytes >> 20);
-		return;
-	}
 	if (rc < 0) {
 		experience_clear(&x);
-		log_err("session=%s event=%s storage read failed: %s",
-		    s->session_id, s->event_id, why);
-		fail(r, "could not read the input image");
-		return;
+		if (rc == -ENOENT)
+			return failed(o, "input image not found");
+		if (rc == -EFBIG)
+			return failed(o, "input image is too large (over %zu "
+			    "MB)", e->opt->max_input_bytes >> 20);
+		o->log_prio = LOG_ERR;
+		snprintf(o->log, sizeof(o->log), "storage read failed: %.400s",
+		    why);
+		return failed(o, "could not read the input image");
 	}
-	rc = transform(r, &x, in, inlen, &png, &pnglen, why, sizeof(why));
+	rc = transform(r, &x, in, inlen, &o->png, &o->pnglen, why,
+	    sizeof(why));
 	free(in);
 	experience_clear(&x);
-	if (rc < 0) {
-		fail(r, "%s", why);
+	if (rc < 0)
+		return failed(o, "%s", why);
+	return true;
+}
+
+/* Store the result and finish; the claim has landed. */
+static void
+publish(struct run *r, struct outcome *o)
+{
+	struct session *s = r->s;
+	char why[512], *result_path, *url = NULL;
+	int rc;
+
+	if (o->log_prio != 0)
+		log_at(o->log_prio, "session=%s event=%s %s", s->session_id,
+		    s->event_id, o->log);
+	if (o->failed) {
+		fail(r, "%s", o->reason);
 		return;
 	}
 	result_path = path_result(s->event_id, s->session_id);
-	rc = store_put(e->store, result_path, png, pnglen, "image/png", &url,
-	    why, sizeof(why));
-	free(png);
+	rc = store_put(r->e->store, result_path, o->png, o->pnglen,
+	    "image/png", &url, why, sizeof(why));
 	free(result_path);
 	if (rc < 0) {
 		log_err("session=%s event=%s storage write failed: %s; check "
@@ -383,6 +414,8 @@ process(struct run *r)
 		fail(r, "could not store the result");
 		return;
 	}
+	log_debug("session=%s event=%s result stored at %" PRId64 " ms",
+	    s->session_id, s->event_id, now_mono_ms() - r->t0);
 	finish(r, url, NULL);
 	free(url);
 }
@@ -414,7 +447,20 @@ pipeline_run(struct engine *e, struct job *j)
 			return;
 		}
 	}
-	if (claim(&r))
-		process(&r);
+	{
+		struct fs_call *k = claim_start(&r);
+		struct outcome o = { 0 };
+
+		prepare(&r, &o);
+		if (claim_finish(&r, k)) {
+			if (r.s->warning)
+				log_warn("session=%s event=%s does not match "
+				    "the session schema (processing anyway): "
+				    "%s", r.s->session_id, r.s->event_id,
+				    r.s->warning);
+			publish(&r, &o);
+		}
+		free(o.png);
+	}
 	doc_free(r.version);
 }

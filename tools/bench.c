@@ -259,7 +259,7 @@ main(int argc, char **argv)
 	{
 		const char *args[] = { "--emulator", em.host, "--project",
 		    b.project, "--storage-root", b.root, "--workers", workers,
-		    "--log-level", "warning", NULL };
+		    "--log-level", getenv("BENCH_LOG_LEVEL") ? getenv("BENCH_LOG_LEVEL") : "warning", NULL };
 
 		d = daemon_spawn(daemon, args, logpath);
 	}
@@ -306,6 +306,10 @@ main(int argc, char **argv)
 		if (wait_ready(&b, names, 1, &t1[i], 30000) < 0)
 			fatal("session %s never became ready", ss);
 		lat[i] = t1[i] - t0[i];
+		if (getenv("BENCH_TRACE"))
+			fprintf(stderr, "trace %s commit@%lld ready@%lld\n", ss,
+			    (long long)(now_wall_ms() - (test_now_ms() - t0[i])),
+			    (long long)(now_wall_ms() - (test_now_ms() - t1[i])));
 		free(names[0]);
 	}
 	report("serial", lat, n, t1[n - 1] - t0[0]);
