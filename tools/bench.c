@@ -60,6 +60,29 @@ rss_kb(pid_t pid, const char *field)
 	return kb;
 }
 
+/* user+system CPU time of pid, in ms */
+static long
+cpu_ms(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut, st;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u "
+	    "%*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (long)((ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
+}
+
 static int
 cmp64(const void *a, const void *b)
 {
@@ -195,59 +218,34 @@ put_input(struct bench *b, const char *ev, const char *ss,
 	testimg_write(path, jpg, len);
 }
 
-int
-main(int argc, char **argv)
+struct subject {
+	const char *label;
+	const char *project;		/* its own, so runs never mix */
+	const char *exe;		/* firesyncd, or /usr/bin/env */
+	const char *script;		/* node reference script, or NULL */
+	const char *workers;
+};
+
+/* Warm-up, serial and burst runs against one daemon; prints a report. */
+static void
+run_subject(struct emulator *em, const struct subject *sub, int n, int w,
+    int h)
 {
-	static const struct option opts[] = {
-		{ "sessions", required_argument, NULL, 'n' },
-		{ "daemon", required_argument, NULL, 'd' },
-		{ "size", required_argument, NULL, 's' },
-		{ "workers", required_argument, NULL, 'w' },
-		{ "emulator-path", required_argument, NULL, 'e' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *daemon = "daemon/firesyncd", *empath =
-	    FIRESTORE_EMULATOR_PATH, *workers = "4";
-	int n = 100, w = 640, h = 480, c;
-	struct emulator em = { 0 };
 	struct bench b = { 0 };
 	struct fs_status st;
 	uint8_t *jpg;
 	size_t jlen;
 	int64_t *t0, *t1, *lat;
 	char **names, logpath[128];
-	long idle_kb;
+	long idle_kb, cpu0;
 	pid_t d;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'n': n = atoi(optarg); break;
-		case 'd': daemon = optarg; break;
-		case 's':
-			if (sscanf(optarg, "%dx%d", &w, &h) != 2)
-				fatal("--size WxH");
-			break;
-		case 'w': workers = optarg; break;
-		case 'e': empath = optarg; break;
-		default:
-			fprintf(stderr, "usage: firesync-bench [--sessions N] "
-			    "[--daemon PATH] [--size WxH] [--workers N] "
-			    "[--emulator-path PATH]\n");
-			return 2;
-		}
-	}
-	if (n < 1 || n > 500)
-		fatal("--sessions must be 1..500");
-	log_init();
-	if (emulator_start(&em, empath, 0) < 0)
-		fatal("cannot start the Firestore emulator at %s", empath);
-	grpc_init();
-	b.project = "bench";
+	b.project = sub->project;
 	snprintf(b.root, sizeof(b.root), "/tmp/fsbench-XXXXXX");
 	if (mkdtemp(b.root) == NULL)
 		fatal("mkdtemp: %s", strerror(errno));
 	snprintf(logpath, sizeof(logpath), "%s/daemon.log", b.root);
-	b.c = admin_client(em.host, b.project);
+	b.c = admin_client(em->host, b.project);
 	{
 		FsValue *f = value_map(), *cfg = value_map();
 
@@ -256,12 +254,20 @@ main(int argc, char **argv)
 		if (admin_set(b.c, "experiences/exp_bench", f) != 0)
 			fatal("cannot write the experience");
 	}
-	{
-		const char *args[] = { "--emulator", em.host, "--project",
-		    b.project, "--storage-root", b.root, "--workers", workers,
-		    "--log-level", getenv("BENCH_LOG_LEVEL") ? getenv("BENCH_LOG_LEVEL") : "warning", NULL };
+	if (sub->script != NULL) {
+		const char *args[] = { "node", sub->script, "--emulator",
+		    em->host, "--project", b.project, "--storage-root", b.root,
+		    NULL };
 
-		d = daemon_spawn(daemon, args, logpath);
+		d = daemon_spawn(sub->exe, args, logpath);
+	} else {
+		const char *level = getenv("BENCH_LOG_LEVEL");
+		const char *args[] = { "--emulator", em->host, "--project",
+		    b.project, "--storage-root", b.root, "--workers",
+		    sub->workers, "--log-level", level ? level : "warning",
+		    NULL };
+
+		d = daemon_spawn(sub->exe, args, logpath);
 	}
 	open_ready_listen(&b);
 	testimg_jpeg((uint32_t)w, (uint32_t)h, 1, &jpg, &jlen);
@@ -270,12 +276,14 @@ main(int argc, char **argv)
 	lat = xcalloc((size_t)n, sizeof(*lat));
 	names = xcalloc((size_t)n, sizeof(*names));
 
-	/* warm-up: one session, then idle for two seconds */
-	{
+	/* warm-up: a few sessions, then idle for two seconds */
+	for (int i = 0; i < 5; i++) {
+		char ss[32];
 		FsWrite *wr;
 
-		put_input(&b, "warm", "s0", jpg, jlen);
-		wr = capture_write(&b, "warm", "s0");
+		snprintf(ss, sizeof(ss), "s%d", i);
+		put_input(&b, "warm", ss, jpg, jlen);
+		wr = capture_write(&b, "warm", ss);
 		names[0] = xstrdup(wr->update->name);
 		if (fs_commit(b.c, &wr, 1, 15000, NULL, &st) != 0)
 			fatal("commit: %s", st.message);
@@ -284,11 +292,11 @@ main(int argc, char **argv)
 			fatal("warm-up session never became ready; see %s",
 			    logpath);
 		free(names[0]);
-		sleep(2);
-		idle_kb = rss_kb(d, "VmRSS:");
 	}
-	printf("firesync-bench: %d sessions, %dx%d JPEG (%zu bytes), "
-	    "%s workers\n", n, w, h, jlen, workers);
+	sleep(2);
+	idle_kb = rss_kb(d, "VmRSS:");
+	cpu0 = cpu_ms(d);
+	printf("== %s\n", sub->label);
 
 	/* one at a time */
 	for (int i = 0; i < n; i++) {
@@ -304,12 +312,9 @@ main(int argc, char **argv)
 			fatal("commit: %s", st.message);
 		google__firestore__v1__write__free_unpacked(wr, NULL);
 		if (wait_ready(&b, names, 1, &t1[i], 30000) < 0)
-			fatal("session %s never became ready", ss);
+			fatal("session %s never became ready; see %s", ss,
+			    logpath);
 		lat[i] = t1[i] - t0[i];
-		if (getenv("BENCH_TRACE"))
-			fprintf(stderr, "trace %s commit@%lld ready@%lld\n", ss,
-			    (long long)(now_wall_ms() - (test_now_ms() - t0[i])),
-			    (long long)(now_wall_ms() - (test_now_ms() - t1[i])));
 		free(names[0]);
 	}
 	report("serial", lat, n, t1[n - 1] - t0[0]);
@@ -335,7 +340,7 @@ main(int argc, char **argv)
 			google__firestore__v1__write__free_unpacked(ws[i],
 			    NULL);
 		free(ws);
-		if (wait_ready(&b, names, n, t1, 120000) < 0)
+		if (wait_ready(&b, names, n, t1, 300000) < 0)
 			fatal("burst did not finish; see %s", logpath);
 		for (int i = 0; i < n; i++) {
 			lat[i] = t1[i] - start;
@@ -345,21 +350,90 @@ main(int argc, char **argv)
 		}
 		report("burst", lat, n, last - start);
 	}
-	printf("daemon RSS: idle %ld kB, peak %ld kB\n", idle_kb,
-	    rss_kb(d, "VmHWM:"));
+	printf("RSS      idle %ld kB, peak %ld kB; CPU %ld ms for %d sessions\n",
+	    idle_kb, rss_kb(d, "VmHWM:"), cpu_ms(d) - cpu0, 2 * n);
 
 	fs_listen_close(b.l, NULL);
 	watch_clear(&b.w);
 	if (daemon_stop(d, 10000) != 0)
-		fprintf(stderr, "firesyncd did not exit cleanly; see %s\n",
-		    logpath);
+		fprintf(stderr, "%s did not exit cleanly; see %s\n",
+		    sub->label, logpath);
 	fs_client_free(b.c);
-	grpc_shutdown();
-	emulator_stop(&em);
 	free(jpg);
 	free(t0);
 	free(t1);
 	free(lat);
 	free(names);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "sessions", required_argument, NULL, 'n' },
+		{ "daemon", required_argument, NULL, 'd' },
+		{ "size", required_argument, NULL, 's' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "emulator-path", required_argument, NULL, 'e' },
+		{ "node-reference", required_argument, NULL, 'r' },
+		{ "warmup", required_argument, NULL, 'W' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct subject fsd = { "firesyncd", "firesyncd", "daemon/firesyncd",
+	    NULL, "4" };
+	struct subject node = { "node-reference", "node-reference",
+	    "/usr/bin/env", NULL, NULL };
+	const char *empath = FIRESTORE_EMULATOR_PATH;
+	int n = 100, w = 640, h = 480, warmup = 300, c;
+	struct emulator em = { 0 };
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n': n = atoi(optarg); break;
+		case 'd': fsd.exe = optarg; break;
+		case 's':
+			if (sscanf(optarg, "%dx%d", &w, &h) != 2)
+				fatal("--size WxH");
+			break;
+		case 'w': fsd.workers = optarg; break;
+		case 'e': empath = optarg; break;
+		case 'r': node.script = optarg; break;
+		case 'W': warmup = atoi(optarg); break;
+		default:
+			fprintf(stderr, "usage: firesync-bench [--sessions N] "
+			    "[--daemon PATH] [--size WxH] [--workers N] "
+			    "[--emulator-path PATH] [--warmup N] "
+			    "[--node-reference tools/node-reference/daemon.mjs]\n");
+			return 2;
+		}
+	}
+	if (n < 1 || n > 500 || warmup < 1 || warmup > 500)
+		fatal("--sessions and --warmup must be 1..500");
+	log_init();
+	if (emulator_start(&em, empath, 0) < 0)
+		fatal("cannot start the Firestore emulator at %s", empath);
+	grpc_init();
+	printf("firesync-bench: %d sessions per run, %dx%d JPEG, emulator %s\n",
+	    n, w, h, em.host);
+	/* The emulator is a JVM: its first few hundred commits are several
+	 * times slower than later ones.  Warm it up first (reported, not
+	 * to be quoted), then measure; with a reference, measure firesyncd
+	 * before and after it so neither side gets only the warmer emulator. */
+	{
+		struct subject warm = fsd;
+
+		warm.label = "emulator warm-up (not a measurement)";
+		warm.project = "warmup";
+		run_subject(&em, &warm, warmup, w, h);
+	}
+	run_subject(&em, &fsd, n, w, h);
+	if (node.script != NULL) {
+		run_subject(&em, &node, n, w, h);
+		fsd.label = "firesyncd (again)";
+		fsd.project = "firesyncd-again";
+		run_subject(&em, &fsd, n, w, h);
+	}
+	grpc_shutdown();
+	emulator_stop(&em);
 	return 0;
 }
