@@ -600,6 +600,46 @@ START_TEST(interrupted_too_often_ends_in_error)
 }
 END_TEST
 
+START_TEST(experience_changes_apply_to_the_next_session)
+{
+	static const char *const limit[] = { "--max-megapixels", "1", NULL };
+	struct ctx t;
+	pid_t d;
+	char *in;
+	FsDocument *doc;
+
+	ctx_init(&t, "expchange", em.host);
+	put_experience(&t, "exp", false, "none");
+	d = start_daemon(&t, NULL, limit);
+	in = put_input(&t, "E", "first", 1, 32, 32);
+	capture(&t, "E", "first", "exp", in);
+	free(in);
+	doc = wait_final(&t, "E", "first", 30000);
+	ck_assert_str_eq(state_of(doc), "ready");
+	doc_free(doc);
+
+	/* the organiser switches the experience to a model: the cached copy
+	 * must follow, with no restart */
+	put_experience(&t, "exp", true, "vendor-y");
+	usleep(300000);
+	in = put_input(&t, "E", "second", 1, 32, 32);
+	capture(&t, "E", "second", "exp", in);
+	free(in);
+	assert_error(&t, "E", "second", "no plugin for model 'vendor-y'");
+
+	/* and back; an image over --max-megapixels is refused */
+	put_experience(&t, "exp", false, "none");
+	usleep(300000);
+	in = put_input(&t, "E", "big", 1, 1300, 1000);
+	capture(&t, "E", "big", "exp", in);
+	free(in);
+	assert_error(&t, "E", "big", "input image is too large (1300x1000");
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	ctx_done(&t);
+}
+END_TEST
+
 static Suite *
 integration_suite(void)
 {
@@ -615,6 +655,7 @@ integration_suite(void)
 	tcase_add_test(tc, emulator_restart_loses_nothing);
 	tcase_add_test(tc, sigkill_mid_transform_is_recovered);
 	tcase_add_test(tc, interrupted_too_often_ends_in_error);
+	tcase_add_test(tc, experience_changes_apply_to_the_next_session);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -11,5 +11,6 @@ Suite *backoff_suite(void);
 Suite *watch_suite(void);
 Suite *image_suite(void);
 Suite *store_suite(void);
+Suite *options_suite(void);
 
 #endif
