@@ -399,10 +399,12 @@ run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
 }
 
 struct engine *
-engine_new(const struct options *o, struct fs_client *fs, struct store *st)
+engine_new(const struct options *o, struct fs_client *fs, struct store *st,
+    struct pool *pool)
 {
 	struct engine *e = xcalloc(1, sizeof(*e));
 
+	e->pool = pool;
 	e->opt = o;
 	e->fs = fs;
 	e->store = st;

@@ -20,6 +20,7 @@
 
 #include "firestore.h"
 #include "options.h"
+#include "pool.h"
 #include "session.h"
 #include "store.h"
 #include "strmap.h"
@@ -40,6 +41,7 @@ struct engine {
 	const struct options *opt;	/* borrowed */
 	struct fs_client *fs;		/* borrowed */
 	struct store *store;		/* borrowed */
+	struct pool *pool;		/* borrowed: transform workers */
 
 	pthread_mutex_t lock;		/* queue, inflight, forget, listen */
 	pthread_cond_t cond;
@@ -64,7 +66,7 @@ struct engine {
 };
 
 struct engine *engine_new(const struct options *o, struct fs_client *fs,
-    struct store *st);
+    struct store *st, struct pool *pool);
 /* Run until engine_stop(); then drain in-flight work.  Returns 0. */
 int engine_run(struct engine *e);
 /* Ask engine_run to return; safe from any thread. */

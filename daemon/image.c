@@ -330,6 +330,67 @@ image_decode(const uint8_t *data, size_t len, uint64_t max_pixels,
 	}
 }
 
+/* ---- aspect ratio ---- */
+
+static uint32_t
+gcd32(uint32_t a, uint32_t b)
+{
+	while (b) {
+		uint32_t t = a % b;
+
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+int
+image_crop_aspect(struct image *img, const char *ratio, char *err,
+    size_t errlen)
+{
+	unsigned long rw, rh;
+	uint32_t g, uw, uh, k, nw, nh, x0, y0, c = img->channels;
+	char *end;
+	uint8_t *dst;
+
+	if (ratio == NULL || *ratio == '\0')
+		return 0;
+	rw = strtoul(ratio, &end, 10);
+	if (end == ratio || *end != ':' || rw == 0 || rw > 10000)
+		goto bad;
+	rh = strtoul(end + 1, &end, 10);
+	if (*end != '\0' || rh == 0 || rh > 10000)
+		goto bad;
+	g = gcd32((uint32_t)rw, (uint32_t)rh);
+	uw = (uint32_t)rw / g;
+	uh = (uint32_t)rh / g;
+	k = img->width / uw < img->height / uh ? img->width / uw :
+	    img->height / uh;
+	if (k == 0) {
+		snprintf(err, errlen, "the photo (%ux%u) is too small for "
+		    "aspect ratio %s", img->width, img->height, ratio);
+		return -EINVAL;
+	}
+	nw = k * uw;
+	nh = k * uh;
+	if (nw == img->width && nh == img->height)
+		return 0;
+	x0 = (img->width - nw) / 2;
+	y0 = (img->height - nh) / 2;
+	dst = xmalloc((size_t)nw * nh * c);
+	for (uint32_t y = 0; y < nh; y++)
+		memcpy(dst + (size_t)y * nw * c, img->pixels +
+		    ((size_t)(y0 + y) * img->width + x0) * c, (size_t)nw * c);
+	free(img->pixels);
+	img->pixels = dst;
+	img->width = nw;
+	img->height = nh;
+	return 0;
+bad:
+	snprintf(err, errlen, "aspect ratio '%.20s' is not W:H", ratio);
+	return -EINVAL;
+}
+
 /* ---- PNG encode ---- */
 
 struct membuf {

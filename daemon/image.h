@@ -44,6 +44,15 @@ void image_orient(struct image *img, int o);
 int image_encode_png(const struct image *img, uint8_t **out, size_t *outlen,
     char *err, size_t errlen);
 
+/*
+ * Centre-crop img in place to the exact aspect ratio "W:H" (positive
+ * integers up to 10000; "" or NULL leaves it as is): the largest
+ * (k*W/g) x (k*H/g) rectangle that fits, g = gcd(W, H).  Returns 0, or
+ * -EINVAL with err if ratio is malformed or the image too small for it.
+ */
+int image_crop_aspect(struct image *img, const char *ratio, char *err,
+    size_t errlen);
+
 void image_free(struct image *img);
 
 #endif

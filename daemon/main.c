@@ -23,6 +23,7 @@
 #include "firestore.h"
 #include "log.h"
 #include "options.h"
+#include "pool.h"
 #include "store.h"
 
 static sigset_t sigs;
@@ -68,6 +69,9 @@ main(int argc, char **argv)
 	struct fs_client *fs;
 	struct store *st;
 	struct engine *e;
+	struct pool *pool;
+	struct pool_options po = { 0 };
+	char *worker_path;
 	pthread_t sigthread;
 	char err[512];
 	int rc;
@@ -85,11 +89,36 @@ main(int argc, char **argv)
 	log_init();
 	log_level = opt.log_level;
 	srandom((unsigned)(time(NULL) ^ getpid()));
+	worker_path = pool_find_worker();
+	if (opt.list_plugins) {
+		rc = pool_list_plugins(worker_path, opt.plugin_dir, NULL);
+		free(worker_path);
+		options_clear(&opt);
+		return rc;
+	}
 
 	st = store_local_open(opt.storage_root, opt.public_url_base, err,
 	    sizeof(err));
 	if (st == NULL) {
 		log_err("%s; create it or pass --storage-root", err);
+		options_clear(&opt);
+		return 1;
+	}
+
+	/* Workers run the plugins; start the first before gRPC's threads. */
+	po.worker_path = worker_path;
+	po.plugin_dir = opt.plugin_dir;
+	po.workers = opt.workers;
+	po.timeout_ms = (int64_t)opt.transform_timeout_s * 1000;
+	po.memory_mb = opt.worker_memory_mb;
+	po.max_jobs = opt.worker_max_jobs;
+	po.max_pixels = opt.max_pixels;
+	po.log_level = opt.log_level;
+	pool = pool_new(&po, err, sizeof(err));
+	free(worker_path);
+	if (pool == NULL) {
+		log_err("%s", err);
+		store_close(st);
 		options_clear(&opt);
 		return 1;
 	}
@@ -115,18 +144,20 @@ main(int argc, char **argv)
 	fs = fs_client_new(&fo, err, sizeof(err));
 	if (fs == NULL) {
 		log_err("%s", err);
+		pool_free(pool);
 		store_close(st);
 		grpc_shutdown();
 		options_clear(&opt);
 		return 1;
 	}
-	e = engine_new(&opt, fs, st);
+	e = engine_new(&opt, fs, st, pool);
 	if (pthread_create(&sigthread, NULL, signal_main, e) != 0)
 		fatal("cannot start the signal thread");
 	rc = engine_run(e);
 	pthread_kill(sigthread, SIGUSR1);
 	pthread_join(sigthread, NULL);
 	engine_free(e);
+	pool_free(pool);
 	fs_client_free(fs);
 	store_close(st);
 	grpc_shutdown();

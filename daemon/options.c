@@ -44,8 +44,13 @@ static const char usage_text[] =
 "  --keepalive SECS         gRPC keepalive pings (default 0: off)\n"
 "  --idle-timeout SECS      reopen Listen after this long without a\n"
 "                           message (default 120)\n"
+"  --worker-memory-mb N     address-space limit of one transform worker\n"
+"                           (default 2048)\n"
+"  --worker-max-jobs N      replace a worker after N jobs (default 100)\n"
 "  --log-level LEVEL        error, warning, notice, info or debug\n"
 "                           (default info)\n"
+"  --list-plugins           show which plugins load (and why others do\n"
+"                           not), then exit\n"
 "  --version                print the version and exit\n"
 "  --help                   print this help and exit\n";
 
@@ -53,7 +58,8 @@ enum {
 	OPT_PROJECT = 256, OPT_DATABASE, OPT_EMULATOR, OPT_STORAGE_ROOT,
 	OPT_PUBLIC_URL_BASE, OPT_PLUGIN_DIR, OPT_WORKERS, OPT_TIMEOUT,
 	OPT_MARGIN, OPT_ATTEMPTS, OPT_MAX_MP, OPT_MAX_INPUT_MB, OPT_KEEPALIVE,
-	OPT_IDLE, OPT_LOG_LEVEL, OPT_VERSION, OPT_HELP,
+	OPT_IDLE, OPT_LOG_LEVEL, OPT_VERSION, OPT_HELP, OPT_WORKER_MEMORY,
+	OPT_WORKER_JOBS, OPT_LIST_PLUGINS,
 };
 
 static const struct option long_opts[] = {
@@ -72,6 +78,9 @@ static const struct option long_opts[] = {
 	{ "keepalive", required_argument, NULL, OPT_KEEPALIVE },
 	{ "idle-timeout", required_argument, NULL, OPT_IDLE },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "worker-memory-mb", required_argument, NULL, OPT_WORKER_MEMORY },
+	{ "worker-max-jobs", required_argument, NULL, OPT_WORKER_JOBS },
+	{ "list-plugins", no_argument, NULL, OPT_LIST_PLUGINS },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -121,6 +130,8 @@ options_parse(struct options *o, int argc, char **argv)
 	o->max_input_bytes = 64u << 20;
 	o->idle_timeout_ms = 120 * 1000;
 	o->log_level = LOG_INFO;
+	o->worker_memory_mb = 2048;
+	o->worker_max_jobs = 100;
 
 	if ((env = getenv("GOOGLE_CLOUD_PROJECT")) && *env)
 		set_str(&o->project, env);
@@ -188,6 +199,21 @@ options_parse(struct options *o, int argc, char **argv)
 			else
 				bad = true;
 			break;
+		case OPT_WORKER_MEMORY:
+			if (int_arg("worker-memory-mb", optarg, 64, 1 << 20, &n))
+				o->worker_memory_mb = (int)n;
+			else
+				bad = true;
+			break;
+		case OPT_WORKER_JOBS:
+			if (int_arg("worker-max-jobs", optarg, 1, 1000000, &n))
+				o->worker_max_jobs = (int)n;
+			else
+				bad = true;
+			break;
+		case OPT_LIST_PLUGINS:
+			o->list_plugins = true;
+			break;
 		case OPT_LOG_LEVEL:
 			o->log_level = log_level_parse(optarg);
 			if (o->log_level < 0) {
@@ -214,7 +240,8 @@ options_parse(struct options *o, int argc, char **argv)
 		    argv[optind]);
 		bad = true;
 	}
-	if (!bad && (o->project == NULL || *o->project == '\0')) {
+	if (!bad && !o->list_plugins &&
+	    (o->project == NULL || *o->project == '\0')) {
 		fprintf(stderr, "firesyncd: no project: pass --project ID or "
 		    "set GOOGLE_CLOUD_PROJECT\n");
 		bad = true;

@@ -26,6 +26,9 @@ struct options {
 	int64_t keepalive_ms;	/* 0: off */
 	int64_t idle_timeout_ms;/* no Listen message this long: reconnect */
 	int log_level;
+	int worker_memory_mb;	/* address space of one worker */
+	int worker_max_jobs;	/* recycle a worker after this many */
+	bool list_plugins;	/* --list-plugins: report and exit */
 };
 
 enum options_action { OPTIONS_RUN, OPTIONS_EXIT_OK, OPTIONS_EXIT_ERROR };

@@ -19,10 +19,10 @@
 #include <grpc/grpc.h>
 
 #include "engine.h"
-#include "image.h"
 #include "log.h"
 #include "paths.h"
 #include "value.h"
+#include "wire.h"
 
 #define RPC_TIMEOUT_MS	15000
 #define FINISH_TRIES	4
@@ -35,6 +35,7 @@ struct run {
 	int64_t attempt;
 	int64_t t0;		/* monotonic ms at start */
 	char model[64];
+	char plugin[64];	/* that made the result, or "-" */
 };
 
 /* A Write updating only the fields in mask, preconditioned on version. */
@@ -187,8 +188,9 @@ finish(struct run *r, const char *url, const char *message)
 	}
 	if (url) {
 		atomic_fetch_add(&r->e->ready, 1);
-		log_info("session=%s event=%s model=%s state=ready ms=%" PRId64,
-		    s->session_id, s->event_id, r->model, ms);
+		log_info("session=%s event=%s model=%s plugin=%s state=ready "
+		    "ms=%" PRId64, s->session_id, s->event_id, r->model,
+		    r->plugin, ms);
 	} else {
 		atomic_fetch_add(&r->e->errors, 1);
 		log_warn("session=%s event=%s model=%s state=error ms=%" PRId64
@@ -264,24 +266,78 @@ resolve_experience(struct run *r, struct experience *x, char *err,
 	return rc;
 }
 
-/* Produce the result PNG from the input bytes; 0 or -errno with why. */
+/*
+ * A reference image URL that points into our storage, as the relative
+ * storage path (malloc'd), or NULL.  Accepted: a plain storage path, or a
+ * URL under our public URL base.
+ */
+static char *
+reference_path(struct engine *e, const char *url)
+{
+	const char *base = e->store->public_url_base;
+	size_t n = strlen(base);
+	char why[128];
+
+	if (strncmp(url, base, n) == 0 && url[n] == '/')
+		url += n + 1;
+	else if (strstr(url, "://") != NULL)
+		return NULL;
+	if (path_check_relative(url, why, sizeof(why)) < 0)
+		return NULL;
+	return xstrdup(url);
+}
+
+/*
+ * Produce the result PNG from the input bytes, in a worker process.
+ * 0, or -errno with the reason for the guest in why.
+ */
 static int
 transform(struct run *r, const struct experience *x, const uint8_t *in,
     size_t inlen, uint8_t **png, size_t *pnglen, char *why, size_t whylen)
 {
-	struct image img;
+	struct engine *e = r->e;
+	uint8_t *refs[WIRE_MAX_REFS];
+	size_t ref_lens[WIRE_MAX_REFS], n_refs = 0;
+	struct pool_job job = {
+		.ai = x->ai_enabled,
+		.model = x->model,
+		.prompt = x->prompt,
+		.aspect_ratio = x->aspect_ratio,
+		.session_id = r->s->session_id,
+		.event_id = r->s->event_id,
+		.input = in,
+		.input_len = inlen,
+	};
+	char plugin[64], rerr[256];
 	int rc;
 
-	if (x->ai_enabled) {
-		snprintf(why, whylen, "no plugin for model '%.100s'", x->model);
-		return -ENOENT;
+	for (size_t i = 0; x->ai_enabled && i < x->n_reference_urls &&
+	    n_refs < WIRE_MAX_REFS; i++) {
+		char *path = reference_path(e, x->reference_urls[i]);
+
+		if (path == NULL) {
+			log_debug("session=%s reference %.200s is not in our "
+			    "storage; not passed to the model", r->s->session_id,
+			    x->reference_urls[i]);
+			continue;
+		}
+		if (store_get(e->store, path, e->opt->max_input_bytes,
+		    &refs[n_refs], &ref_lens[n_refs], rerr, sizeof(rerr)) == 0)
+			n_refs++;
+		else
+			log_debug("session=%s reference %s: %s",
+			    r->s->session_id, path, rerr);
+		free(path);
 	}
-	/* AI off: the result is the captured photo itself, upright, PNG. */
-	rc = image_decode(in, inlen, r->e->opt->max_pixels, &img, why, whylen);
-	if (rc < 0)
-		return rc;
-	rc = image_encode_png(&img, png, pnglen, why, whylen);
-	image_free(&img);
+	job.refs = (const uint8_t *const *)refs;
+	job.ref_lens = ref_lens;
+	job.n_refs = n_refs;
+	rc = pool_transform(e->pool, &job, png, pnglen, plugin, sizeof(plugin),
+	    why, whylen);
+	for (size_t i = 0; i < n_refs; i++)
+		free(refs[i]);
+	if (*plugin)
+		snprintf(r->plugin, sizeof(r->plugin), "%s", plugin);
 	return rc;
 }
 
@@ -426,6 +482,7 @@ pipeline_run(struct engine *e, struct job *j)
 	struct run r = { .e = e, .j = j, .s = &j->s, .t0 = now_mono_ms() };
 
 	snprintf(r.model, sizeof(r.model), "-");
+	snprintf(r.plugin, sizeof(r.plugin), "-");
 	if (j->s.event_id == NULL) {
 		/* a "sessions" collection outside events/: not ours */
 		log_debug("ignoring %s: %s", j->s.name, j->decode_err);

@@ -32,6 +32,13 @@
 
 static struct emulator em;
 
+/* AddressSanitizer turns a plugin's SIGSEGV into an abort (SIGABRT) */
+#if defined(__SANITIZE_ADDRESS__)
+#define CRASH_SIGNAL "6"
+#else
+#define CRASH_SIGNAL "11"
+#endif
+
 struct ctx {
 	char project[80];
 	char root[128];
@@ -640,6 +647,93 @@ START_TEST(experience_changes_apply_to_the_next_session)
 }
 END_TEST
 
+/* A copy of the built test plugins under the test's own root. */
+static char *
+plugin_dir(struct ctx *t)
+{
+	char *dir = xasprintf("%s/plugins", t->root), cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "mkdir -m 755 %s && cp %s/*.so %s/ && "
+	    "chmod 755 %s/*.so", dir, TEST_PLUGINS, dir, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	return dir;
+}
+
+START_TEST(plugin_sessions_crash_and_hang_cost_only_themselves)
+{
+	struct ctx t;
+	const char *args[8];
+	char *dir, *in, want[512];
+	FsDocument *doc;
+	struct image img;
+	const uint8_t *px;
+	pid_t d;
+
+	ctx_init(&t, "plugins", em.host);
+	dir = plugin_dir(&t);
+	args[0] = "--plugin-dir";
+	args[1] = dir;
+	args[2] = "--transform-timeout";
+	args[3] = "2";
+	args[4] = "--workers";
+	args[5] = "3";
+	args[6] = NULL;
+	d = start_daemon(&t, NULL, args);
+	put_experience(&t, "exp_good", true, "test-good");
+	put_experience(&t, "exp_segv", true, "test-segv");
+	put_experience(&t, "exp_hang", true, "test-hang");
+
+	/* a hang and a crash first, then guests who must not wait for them */
+	in = put_input(&t, "E", "hang", 1, 64, 48);
+	capture(&t, "E", "hang", "exp_hang", in);
+	free(in);
+	in = put_input(&t, "E", "segv", 1, 64, 48);
+	capture(&t, "E", "segv", "exp_segv", in);
+	free(in);
+	usleep(300000);
+	for (int i = 0; i < 3; i++) {
+		char ss[16];
+
+		snprintf(ss, sizeof(ss), "good%d", i);
+		in = put_input(&t, "E", ss, 6, 64, 48);
+		capture(&t, "E", ss, "exp_good", in);
+		free(in);
+	}
+	for (int i = 0; i < 3; i++) {
+		char ss[16];
+
+		snprintf(ss, sizeof(ss), "good%d", i);
+		doc = wait_final(&t, "E", ss, 30000);
+		ck_assert_str_eq(state_of(doc), "ready");
+		doc_free(doc);
+	}
+	/* the hang is still running: the good ones did not queue behind it */
+	doc = admin_get(t.c, "events/E/sessions/hang");
+	ck_assert_str_eq(state_of(doc), "transforming");
+	doc_free(doc);
+
+	snprintf(want, sizeof(want),
+	    "file://%s/results/E/good0/result.png", t.root);
+	load_result(want, &img);
+	ck_assert_uint_eq(img.width, 1 * 48);	/* upright, 1:1 cropped */
+	ck_assert_uint_eq(img.height, 48);
+	px = img.pixels + (4 * img.width + 44) * img.channels;
+	ck_assert_msg(px[0] < 80 && px[1] > 180, "not inverted red: %d,%d,%d",
+	    px[0], px[1], px[2]);
+	image_free(&img);
+
+	assert_error(&t, "E", "segv", "plugin test-segv crashed (signal "
+	    CRASH_SIGNAL ")");
+	assert_error(&t, "E", "hang", "timeout after 2s");
+	ck_assert(alive(d));
+	ck_assert_int_eq(log_count(t.log, "plugin=test-good state=ready"), 3);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	free(dir);
+	ctx_done(&t);
+}
+END_TEST
+
 static Suite *
 integration_suite(void)
 {
@@ -656,6 +750,7 @@ integration_suite(void)
 	tcase_add_test(tc, sigkill_mid_transform_is_recovered);
 	tcase_add_test(tc, interrupted_too_often_ends_in_error);
 	tcase_add_test(tc, experience_changes_apply_to_the_next_session);
+	tcase_add_test(tc, plugin_sessions_crash_and_hang_cost_only_themselves);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,224 @@
+/*
+ * job.c - one transform job: decode the capture (upright, within the pixel
+ * limit), crop it to the aspect ratio, decode the references, run the
+ * plugin, check what it returned and encode the PNG.  Runs in a worker
+ * process (worker.c); firesync-transform --in-process calls it directly to
+ * measure what the isolation costs.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image.h"
+#include "job.h"
+#include "log.h"
+
+void
+job_error(struct wire_result *r, int status, const char *plugin,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	r->status = status;
+	snprintf(r->plugin, sizeof(r->plugin), "%s", plugin ? plugin : "");
+	va_start(ap, fmt);
+	vsnprintf(r->message, sizeof(r->message), fmt, ap);
+	va_end(ap);
+}
+
+/* Check what a plugin returned and turn it into PNG bytes. */
+static int
+take_result(uint64_t max_output, const char *name, struct firesync_result *res,
+    uint64_t max_pixels, uint8_t **png, size_t *pnglen, struct wire_result *r)
+{
+	char err[512];
+
+	if (res->pixels != NULL) {
+		uint64_t row = (uint64_t)res->width * res->channels;
+		struct image img;
+		int rc;
+
+		if (res->width == 0 || res->height == 0 ||
+		    res->width > 65535 || res->height > 65535 ||
+		    (uint64_t)res->width * res->height > max_pixels ||
+		    (res->channels != 3 && res->channels != 4) ||
+		    res->stride < row ||
+		    (uint64_t)res->stride * res->height >
+		    malloc_usable_size(res->pixels)) {
+			job_error(r, WIRE_BAD_RESULT, name, "plugin %s "
+			    "returned an invalid image (%ux%u, %u channels, "
+			    "stride %u)", name, res->width, res->height,
+			    res->channels, res->stride);
+			return -1;
+		}
+		img.width = res->width;
+		img.height = res->height;
+		img.channels = res->channels;
+		if (res->stride == row) {
+			img.pixels = res->pixels;
+		} else {
+			img.pixels = xmalloc((size_t)row * res->height);
+			for (uint32_t y = 0; y < res->height; y++)
+				memcpy(img.pixels + (size_t)y * row,
+				    res->pixels + (size_t)y * res->stride, row);
+		}
+		rc = image_encode_png(&img, png, pnglen, err, sizeof(err));
+		if (img.pixels != res->pixels)
+			free(img.pixels);
+		if (rc < 0) {
+			job_error(r, WIRE_INTERNAL, name, "%s", err);
+			return -1;
+		}
+		return 0;
+	}
+	if (res->data != NULL && res->data_len > 0 &&
+	    res->data_len <= max_output &&
+	    res->data_len <= malloc_usable_size(res->data) &&
+	    (res->encoding == FIRESYNC_ENCODING_PNG ||
+	     res->encoding == FIRESYNC_ENCODING_JPEG)) {
+		struct image img;
+
+		/* decode to be sure it is what it says, within limits */
+		if (image_decode(res->data, res->data_len, max_pixels, &img,
+		    err, sizeof(err)) < 0) {
+			job_error(r, WIRE_BAD_RESULT, name, "plugin %s "
+			    "returned an image that does not decode", name);
+			return -1;
+		}
+		if (image_sniff(res->data, res->data_len) == IMAGE_PNG) {
+			*png = xmalloc(res->data_len);
+			memcpy(*png, res->data, res->data_len);
+			*pnglen = res->data_len;
+			image_free(&img);
+			return 0;
+		}
+		if (image_encode_png(&img, png, pnglen, err, sizeof(err)) < 0) {
+			image_free(&img);
+			job_error(r, WIRE_INTERNAL, name, "%s", err);
+			return -1;
+		}
+		image_free(&img);
+		return 0;
+	}
+	job_error(r, WIRE_BAD_RESULT, name, "plugin %s returned no "
+	    "usable image", name);
+	return -1;
+}
+
+static int
+status_of_decode(int rc)
+{
+	return rc == -E2BIG ? WIRE_TOO_LARGE : WIRE_BAD_INPUT;
+}
+
+void
+job_run(struct plugin_set *plugins, uint64_t max_output,
+    const struct wire_job *job, const uint8_t *mem, uint8_t **png,
+    size_t *pnglen, struct wire_result *r)
+{
+	struct firesync_image refs[WIRE_MAX_REFS];
+	struct image img, ref_img[WIRE_MAX_REFS];
+	struct firesync_request req;
+	struct firesync_result res;
+	struct loaded_plugin *lp;
+	const uint8_t *p = mem + job->input_len;
+	size_t n_refs = 0;
+	char err[512];
+	int rc;
+
+	r->status = WIRE_OK;
+	rc = image_decode(mem, job->input_len, job->max_pixels, &img, err,
+	    sizeof(err));
+	if (rc < 0) {
+		job_error(r, status_of_decode(rc), NULL, "%s", err);
+		return;
+	}
+	if (!(job->flags & WIRE_JOB_AI)) {
+		if (image_encode_png(&img, png, pnglen, err, sizeof(err)) < 0)
+			job_error(r, WIRE_INTERNAL, NULL, "%s", err);
+		image_free(&img);
+		return;
+	}
+	lp = plugins_find(plugins, job->model);
+	if (lp == NULL) {
+		image_free(&img);
+		job_error(r, WIRE_NO_PLUGIN, NULL, "no plugin for model "
+		    "'%s'", job->model);
+		return;
+	}
+	if (image_crop_aspect(&img, job->aspect_ratio, err, sizeof(err)) < 0) {
+		image_free(&img);
+		job_error(r, WIRE_BAD_INPUT, lp->desc->name, "%s", err);
+		return;
+	}
+	for (uint32_t i = 0; i < job->n_refs; i++) {
+		char rerr[256];
+
+		if (image_decode(p, job->ref_len[i], job->max_pixels,
+		    &ref_img[n_refs], rerr, sizeof(rerr)) == 0) {
+			refs[n_refs].width = ref_img[n_refs].width;
+			refs[n_refs].height = ref_img[n_refs].height;
+			refs[n_refs].channels = ref_img[n_refs].channels;
+			refs[n_refs].stride = ref_img[n_refs].width *
+			    ref_img[n_refs].channels;
+			refs[n_refs].pixels = ref_img[n_refs].pixels;
+			n_refs++;
+		} else {
+			log_warn("session=%s event=%s reference image %u "
+			    "skipped: %s", job->session_id, job->event_id, i,
+			    rerr);
+		}
+		p += job->ref_len[i];
+	}
+
+	memset(&req, 0, sizeof(req));
+	req.struct_size = sizeof(req);
+	req.image.width = img.width;
+	req.image.height = img.height;
+	req.image.channels = img.channels;
+	req.image.stride = img.width * img.channels;
+	req.image.pixels = img.pixels;
+	req.original = mem;
+	req.original_len = job->input_len;
+	req.original_encoding = image_sniff(mem, job->input_len) == IMAGE_PNG ?
+	    FIRESYNC_ENCODING_PNG : FIRESYNC_ENCODING_JPEG;
+	req.model = job->model;
+	req.prompt = job->prompt;
+	req.aspect_ratio = job->aspect_ratio;
+	req.references = n_refs ? refs : NULL;
+	req.n_references = n_refs;
+	req.session_id = job->session_id;
+	req.event_id = job->event_id;
+	req.timeout_ms = job->timeout_ms;
+	memset(&res, 0, sizeof(res));
+	res.struct_size = sizeof(res);
+	err[0] = '\0';
+
+	plugin_host_begin(lp->desc->name, job->timeout_ms);
+	rc = lp->desc->transform(lp->state, &req, &res, err, sizeof(err));
+	plugin_host_end();
+	err[sizeof(err) - 1] = '\0';
+
+	if (rc == FIRESYNC_OK)
+		take_result(max_output, lp->desc->name, &res, job->max_pixels, png,
+		    pnglen, r);
+	else if (rc == FIRESYNC_CANCELLED)
+		job_error(r, WIRE_CANCELLED, lp->desc->name, "plugin %s "
+		    "gave up at the deadline", lp->desc->name);
+	else
+		job_error(r, WIRE_PLUGIN_ERROR, lp->desc->name, "%s",
+		    *err ? err : "the model failed without saying why");
+	free(res.pixels);
+	free(res.data);
+	image_free(&img);
+	for (size_t i = 0; i < n_refs; i++)
+		image_free(&ref_img[i]);
+	if (r->status == WIRE_OK)
+		snprintf(r->plugin, sizeof(r->plugin), "%s", lp->desc->name);
+}
+

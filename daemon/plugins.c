@@ -1,0 +1,495 @@
+/*
+ * plugins.c - finding, checking and loading plugins; the host table.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "plugins.h"
+
+/* ---- configuration: [plugin.NAME] sections ---- */
+
+struct cfg_parse {
+	struct plugin_configs *c;
+};
+
+static struct firesync_config *
+config_for(struct plugin_configs *c, const char *name)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (strcmp(c->v[i].plugin, name) == 0)
+			return &c->v[i];
+	c->v = xrealloc(c->v, (c->n + 1) * sizeof(*c->v));
+	memset(&c->v[c->n], 0, sizeof(c->v[c->n]));
+	c->v[c->n].plugin = xstrdup(name);
+	return &c->v[c->n++];
+}
+
+static int
+cfg_handler(void *user, const char *section, const char *key,
+    const char *value)
+{
+	struct cfg_parse *p = user;
+	struct firesync_config *fc;
+
+	if (strncmp(section, "plugin.", 7) != 0 || section[7] == '\0')
+		return 1;
+	fc = config_for(p->c, section + 7);
+	for (size_t i = 0; i < fc->n; i++) {
+		if (strcmp(fc->keys[i], key) == 0) {
+			free(fc->values[i]);
+			fc->values[i] = xstrdup(value);
+			return 1;
+		}
+	}
+	fc->keys = xrealloc(fc->keys, (fc->n + 1) * sizeof(char *));
+	fc->values = xrealloc(fc->values, (fc->n + 1) * sizeof(char *));
+	fc->keys[fc->n] = xstrdup(key);
+	fc->values[fc->n++] = xstrdup(value);
+	return 1;
+}
+
+int
+plugin_configs_load(struct plugin_configs *c, const char *path, char *err,
+    size_t errlen)
+{
+	struct cfg_parse p = { c };
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	if (path == NULL)
+		return 0;
+	rc = ini_parse(path, cfg_handler, &p);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: cannot read: %s", path,
+		    strerror(errno));
+		return -EIO;
+	}
+	if (rc > 0) {
+		snprintf(err, errlen, "%s:%d: syntax error", path, rc);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void
+plugin_configs_free(struct plugin_configs *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		for (size_t k = 0; k < c->v[i].n; k++) {
+			free(c->v[i].keys[k]);
+			free(c->v[i].values[k]);
+		}
+		free(c->v[i].keys);
+		free(c->v[i].values);
+		free(c->v[i].plugin);
+	}
+	free(c->v);
+	memset(c, 0, sizeof(*c));
+}
+
+/* ---- the host table ---- */
+
+static const char *host_plugin = "-";
+static int64_t host_deadline_ms;
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+plugin_host_begin(const char *plugin_name, int64_t timeout_ms)
+{
+	host_plugin = plugin_name;
+	host_deadline_ms = mono_ms() + timeout_ms;
+}
+
+void
+plugin_host_end(void)
+{
+	host_plugin = "-";
+	host_deadline_ms = 0;
+}
+
+static void
+host_log(int level, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (level < LOG_ERR)
+		level = LOG_ERR;	/* plugins do not get to page anyone */
+	if (level > LOG_DEBUG)
+		level = LOG_DEBUG;
+	if (level > log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_write(level, "plugin=%s %s", host_plugin, line);
+}
+
+static void *
+host_alloc(size_t n)
+{
+	return malloc(n ? n : 1);
+}
+
+static void
+host_free(void *p)
+{
+	free(p);
+}
+
+static const char *
+host_config_get(const struct firesync_config *c, const char *key)
+{
+	for (size_t i = 0; c != NULL && key != NULL && i < c->n; i++)
+		if (strcmp(c->keys[i], key) == 0)
+			return c->values[i];
+	return NULL;
+}
+
+static int
+host_cancelled(void)
+{
+	return host_deadline_ms != 0 && mono_ms() >= host_deadline_ms;
+}
+
+static int64_t
+host_time_left_ms(void)
+{
+	return host_deadline_ms == 0 ? 0 : host_deadline_ms - mono_ms();
+}
+
+const struct firesync_host plugin_host = {
+	.struct_size = sizeof(struct firesync_host),
+	.abi_major = FIRESYNC_PLUGIN_ABI_MAJOR,
+	.abi_minor = FIRESYNC_PLUGIN_ABI_MINOR,
+	.log = host_log,
+	.alloc = host_alloc,
+	.free = host_free,
+	.config_get = host_config_get,
+	.cancelled = host_cancelled,
+	.time_left_ms = host_time_left_ms,
+};
+
+/* ---- loading ---- */
+
+static const struct firesync_config empty_config = { (char *)"", NULL,
+    NULL, 0 };
+
+struct load_ctx {
+	struct plugin_set *set;
+	bool announce;
+	FILE *report;
+};
+
+static void
+refuse(struct load_ctx *lc, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+refuse(struct load_ctx *lc, const char *path, const char *fmt, ...)
+{
+	char why[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	lc->set->n_refused++;
+	log_at(lc->announce ? LOG_WARNING : LOG_DEBUG,
+	    "plugin %s refused: %s", path, why);
+	if (lc->report)
+		fprintf(lc->report, "refused  %s: %s\n", path, why);
+}
+
+/* Not writable by group/others, owned by root or us.  0, or -EPERM + why. */
+static int
+safe_owner(const struct stat *sb, const char *what, const char *path,
+    char *why, size_t len)
+{
+	if (sb->st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(why, len, "%s is writable by %s: chmod go-w %s", what,
+		    (sb->st_mode & S_IWOTH) ? "anyone" : "its group", path);
+		return -EPERM;
+	}
+	if (sb->st_uid != 0 && sb->st_uid != geteuid()) {
+		snprintf(why, len, "%s is owned by uid %u, not root or the "
+		    "service user (uid %u): chown root %s", what,
+		    (unsigned)sb->st_uid, (unsigned)geteuid(), path);
+		return -EPERM;
+	}
+	return 0;
+}
+
+static bool
+valid_name(const char *s)
+{
+	if (s == NULL || *s == '\0' || strlen(s) >= 64)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+		    *s == '-' || *s == '_' || *s == '.'))
+			return false;
+	return true;
+}
+
+static const char *
+missing_field(const struct firesync_plugin *d)
+{
+	if (d->name == NULL || *d->name == '\0')
+		return "name";
+	if (d->version == NULL || *d->version == '\0')
+		return "version";
+	if (d->models == NULL || d->models[0] == NULL)
+		return "models";
+	if (d->transform == NULL)
+		return "transform";
+	return NULL;
+}
+
+static void
+load_one(struct load_ctx *lc, const char *path,
+    const struct plugin_configs *cfgs)
+{
+	struct plugin_set *set = lc->set;
+	const struct firesync_plugin *d;
+	struct loaded_plugin lp;
+	struct stat sb;
+	char why[512], err[512];
+	const char *miss;
+	void *dl;
+
+	if (stat(path, &sb) < 0) {
+		refuse(lc, path, "%s", strerror(errno));
+		return;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		refuse(lc, path, "not a regular file");
+		return;
+	}
+	if (safe_owner(&sb, "the file", path, why, sizeof(why)) < 0) {
+		refuse(lc, path, "%s", why);
+		return;
+	}
+	dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (dl == NULL) {
+		refuse(lc, path, "cannot load it: %s (is it built for this "
+		    "system, with its libraries installed?)", dlerror());
+		return;
+	}
+	d = dlsym(dl, FIRESYNC_PLUGIN_SYMBOL);
+	if (d == NULL) {
+		refuse(lc, path, "it exports no '%s' symbol: it is not a "
+		    "firesync plugin", FIRESYNC_PLUGIN_SYMBOL);
+		dlclose(dl);
+		return;
+	}
+	if (d->abi_major != FIRESYNC_PLUGIN_ABI_MAJOR) {
+		refuse(lc, path, "built for plugin ABI %u.%u, this firesync "
+		    "speaks %u.%u: rebuild it against this firesync's "
+		    "firesync/plugin.h", d->abi_major, d->abi_minor,
+		    FIRESYNC_PLUGIN_ABI_MAJOR, FIRESYNC_PLUGIN_ABI_MINOR);
+		dlclose(dl);
+		return;
+	}
+	if (d->abi_minor > FIRESYNC_PLUGIN_ABI_MINOR) {
+		refuse(lc, path, "needs plugin ABI %u.%u, newer than this "
+		    "firesync's %u.%u: upgrade firesync", d->abi_major,
+		    d->abi_minor, FIRESYNC_PLUGIN_ABI_MAJOR,
+		    FIRESYNC_PLUGIN_ABI_MINOR);
+		dlclose(dl);
+		return;
+	}
+	if (d->struct_size < FIRESYNC_PLUGIN_MIN_SIZE) {
+		refuse(lc, path, "its descriptor is %u bytes, smaller than "
+		    "the %zu of ABI %u.0: rebuild it", d->struct_size,
+		    (size_t)FIRESYNC_PLUGIN_MIN_SIZE,
+		    FIRESYNC_PLUGIN_ABI_MAJOR);
+		dlclose(dl);
+		return;
+	}
+	if ((miss = missing_field(d)) != NULL) {
+		refuse(lc, path, "required field '%s' is missing", miss);
+		dlclose(dl);
+		return;
+	}
+	if (!valid_name(d->name)) {
+		refuse(lc, path, "name '%.64s' is not [a-z0-9._-], under 64 "
+		    "characters", d->name);
+		dlclose(dl);
+		return;
+	}
+	for (const char *const *m = d->models; *m; m++) {
+		if (!valid_name(*m)) {
+			refuse(lc, path, "model name '%.64s' is not "
+			    "[a-z0-9._-], under 64 characters", *m);
+			dlclose(dl);
+			return;
+		}
+		for (size_t i = 0; i < set->n; i++) {
+			const struct firesync_plugin *o = set->v[i].desc;
+
+			if (strcmp(o->name, d->name) == 0) {
+				refuse(lc, path, "a plugin named '%s' is "
+				    "already loaded from %s", d->name,
+				    set->v[i].path);
+				dlclose(dl);
+				return;
+			}
+			for (const char *const *om = o->models; *om; om++)
+				if (strcmp(*om, *m) == 0) {
+					refuse(lc, path, "model '%s' is "
+					    "already served by plugin '%s' "
+					    "(%s)", *m, o->name,
+					    set->v[i].path);
+					dlclose(dl);
+					return;
+				}
+		}
+	}
+	memset(&lp, 0, sizeof(lp));
+	lp.path = xstrdup(path);
+	lp.dl = dl;
+	lp.desc = d;
+	lp.config = &empty_config;
+	for (size_t i = 0; cfgs && i < cfgs->n; i++)
+		if (strcmp(cfgs->v[i].plugin, d->name) == 0)
+			lp.config = &cfgs->v[i];
+	if (d->init) {
+		int rc;
+
+		err[0] = '\0';
+		plugin_host_begin(d->name, 60000);
+		rc = d->init(&plugin_host, lp.config, &lp.state, err,
+		    sizeof(err));
+		plugin_host_end();
+		err[sizeof(err) - 1] = '\0';
+		if (rc != FIRESYNC_OK) {
+			refuse(lc, path, "init failed: %s",
+			    *err ? err : "no reason given");
+			free(lp.path);
+			dlclose(dl);
+			return;
+		}
+	}
+	set->v = xrealloc(set->v, (set->n + 1) * sizeof(*set->v));
+	set->v[set->n++] = lp;
+	if (lc->report) {
+		fprintf(lc->report, "loaded   %s %s", d->name, d->version);
+		if (d->vendor || d->license)
+			fprintf(lc->report, " (%s%s%s)",
+			    d->vendor ? d->vendor : "",
+			    d->vendor && d->license ? ", " : "",
+			    d->license ? d->license : "");
+		fprintf(lc->report, " models:");
+		for (const char *const *m = d->models; *m; m++)
+			fprintf(lc->report, " %s", *m);
+		fprintf(lc->report, " [%s]\n", path);
+	}
+	log_at(lc->announce ? LOG_INFO : LOG_DEBUG,
+	    "plugin %s %s loaded from %s (ABI %u.%u)", d->name, d->version,
+	    path, d->abi_major, d->abi_minor);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void
+plugins_load(struct plugin_set *set, const char *dir,
+    const struct plugin_configs *cfgs, bool announce, FILE *report)
+{
+	struct load_ctx lc = { set, announce, report };
+	struct dirent *de;
+	struct stat sb;
+	char why[512], **names = NULL;
+	size_t n = 0;
+	DIR *d;
+
+	memset(set, 0, sizeof(*set));
+	if (stat(dir, &sb) < 0) {
+		if (errno == ENOENT) {
+			log_at(announce ? LOG_NOTICE : LOG_DEBUG,
+			    "plugin directory %s does not exist: no plugins",
+			    dir);
+			if (report)
+				fprintf(report, "no plugin directory %s\n",
+				    dir);
+			return;
+		}
+		refuse(&lc, dir, "%s", strerror(errno));
+		return;
+	}
+	if (safe_owner(&sb, "the plugin directory", dir, why,
+	    sizeof(why)) < 0) {
+		refuse(&lc, dir, "%s; no plugin in it is loaded", why);
+		return;
+	}
+	d = opendir(dir);
+	if (d == NULL) {
+		refuse(&lc, dir, "%s", strerror(errno));
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (len < 4 || strcmp(de->d_name + len - 3, ".so") != 0 ||
+		    de->d_name[0] == '.')
+			continue;
+		names = xrealloc(names, (n + 1) * sizeof(*names));
+		names[n++] = xasprintf("%s/%s", dir, de->d_name);
+	}
+	closedir(d);
+	qsort(names, n, sizeof(*names), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		load_one(&lc, names[i], cfgs);
+		free(names[i]);
+	}
+	free(names);
+}
+
+struct loaded_plugin *
+plugins_find(struct plugin_set *set, const char *model)
+{
+	for (size_t i = 0; i < set->n; i++)
+		for (const char *const *m = set->v[i].desc->models; *m; m++)
+			if (strcmp(*m, model) == 0)
+				return &set->v[i];
+	return NULL;
+}
+
+void
+plugins_unload(struct plugin_set *set)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		if (set->v[i].desc->fini) {
+			plugin_host_begin(set->v[i].desc->name, 10000);
+			set->v[i].desc->fini(set->v[i].state);
+			plugin_host_end();
+		}
+		dlclose(set->v[i].dl);
+		free(set->v[i].path);
+	}
+	free(set->v);
+	memset(set, 0, sizeof(*set));
+}

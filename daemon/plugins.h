@@ -1,0 +1,72 @@
+/*
+ * plugins.h - loading transform plugins (inside a worker process only).
+ *
+ * Every *.so in the plugin directory is checked and either loaded or
+ * refused with one log line naming the file and the reason: a directory
+ * or file writable by anyone but root or us, a dlopen failure, a missing
+ * firesync_plugin symbol, a different ABI major or a newer minor, a
+ * descriptor too small, a missing required field, a name or model another
+ * plugin already has, or a failing init().
+ */
+#ifndef FIRESYNC_PLUGINS_H
+#define FIRESYNC_PLUGINS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "firesync/plugin.h"
+
+struct firesync_config {
+	char *plugin;		/* NAME of [plugin.NAME] */
+	char **keys;
+	char **values;
+	size_t n;
+};
+
+struct plugin_configs {
+	struct firesync_config *v;
+	size_t n;
+};
+
+struct loaded_plugin {
+	char *path;
+	void *dl;
+	const struct firesync_plugin *desc;
+	void *state;
+	const struct firesync_config *config;	/* never NULL */
+};
+
+struct plugin_set {
+	struct loaded_plugin *v;
+	size_t n;
+	size_t n_refused;
+};
+
+/*
+ * Read the [plugin.NAME] sections of an INI file (other sections are not
+ * the worker's business).  NULL path: no configuration.  Returns 0, or
+ * -errno with err ("FILE:LINE: ...").
+ */
+int plugin_configs_load(struct plugin_configs *c, const char *path,
+    char *err, size_t errlen);
+void plugin_configs_free(struct plugin_configs *c);
+
+/*
+ * Load the plugins in dir.  Each outcome is logged (loads at announce_prio,
+ * refusals at LOG_WARNING when announce, LOG_DEBUG otherwise) and, if
+ * report is not NULL, also written there one per line.
+ */
+void plugins_load(struct plugin_set *set, const char *dir,
+    const struct plugin_configs *cfgs, bool announce, FILE *report);
+/* The plugin serving model, or NULL. */
+struct loaded_plugin *plugins_find(struct plugin_set *set, const char *model);
+/* fini() every plugin and unload them. */
+void plugins_unload(struct plugin_set *set);
+
+/* The host services table given to plugins, and its per-call state. */
+extern const struct firesync_host plugin_host;
+void plugin_host_begin(const char *plugin_name, int64_t timeout_ms);
+void plugin_host_end(void);
+
+#endif

@@ -1,0 +1,583 @@
+/*
+ * pool.c - spawning, feeding, timing out and replacing worker processes.
+ *
+ * Workers are started with posix_spawn (safe from a process whose other
+ * threads belong to gRPC: no fork of the daemon's address space).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pool.h"
+#include "wire.h"
+
+#ifndef LIBEXECDIR
+#define LIBEXECDIR "/usr/local/libexec"
+#endif
+
+#define HELLO_TIMEOUT_MS 30000
+#define KILL_GRACE_MS	250
+
+extern char **environ;
+
+struct worker {
+	pid_t pid;		/* 0: not running */
+	int sock;
+	int jobs;
+	bool busy;
+};
+
+struct pool {
+	struct pool_options o;
+	char *worker_path, *plugin_dir, *config_path;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct worker *w;
+	int n;
+	/* from the first hello: model -> plugin */
+	char (*models)[64];
+	char (*plugins)[64];
+	uint32_t n_models;
+	bool announced;
+};
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+char *
+pool_find_worker(void)
+{
+	const char *env = getenv("FIRESYNC_WORKER");
+	char exe[4096];
+	ssize_t n;
+
+	if (env && *env)
+		return xstrdup(env);
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 32);
+	if (n > 0) {
+		char *slash;
+
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash) {
+			strcpy(slash + 1, "firesync-worker");
+			if (access(exe, X_OK) == 0)
+				return xstrdup(exe);
+			strcpy(slash + 1, "../daemon/firesync-worker");
+			if (access(exe, X_OK) == 0)
+				return xstrdup(exe);
+		}
+	}
+	return xstrdup(LIBEXECDIR "/firesync/firesync-worker");
+}
+
+/* Wait for pid for up to ms; SIGKILL it if still there.  Returns status. */
+static int
+reap(pid_t pid, int ms)
+{
+	int status = 0;
+
+	for (int i = 0; i <= ms; i += 5) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid || (r < 0 && errno == ECHILD))
+			return status;
+		struct timespec ts = { 0, 5000000 };
+		nanosleep(&ts, NULL);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	return status;
+}
+
+static void
+worker_stop(struct worker *w, bool kill_it)
+{
+	if (w->pid <= 0)
+		return;
+	if (kill_it)
+		kill(w->pid, SIGKILL);
+	close(w->sock);		/* a healthy worker exits on EOF */
+	reap(w->pid, kill_it ? 1000 : 2000);
+	w->pid = 0;
+	w->sock = -1;
+	w->jobs = 0;
+}
+
+static void
+worker_argv(struct pool *p, const char **argv, char bufs[][32], bool announce,
+    bool list)
+{
+	int n = 0;
+
+	argv[n++] = p->worker_path;
+	argv[n++] = "--plugin-dir";
+	argv[n++] = p->plugin_dir;
+	if (p->config_path) {
+		argv[n++] = "--config";
+		argv[n++] = p->config_path;
+	}
+	snprintf(bufs[0], 32, "%d", p->o.memory_mb);
+	argv[n++] = "--memory-mb";
+	argv[n++] = bufs[0];
+	/* CPU backstop: a worker's whole life of jobs at full deadline */
+	snprintf(bufs[1], 32, "%" PRId64, (p->o.timeout_ms / 1000 + 1) *
+	    (p->o.max_jobs + 1) + 10);
+	argv[n++] = "--cpu-seconds";
+	argv[n++] = bufs[1];
+	argv[n++] = "--log-level";
+	argv[n++] = log_level_name(p->o.log_level);
+	if (announce)
+		argv[n++] = "--announce";
+	if (list)
+		argv[n++] = "--list";
+	argv[n] = NULL;
+}
+
+/* Start worker w and wait for its hello.  0 or -errno with err. */
+static int
+worker_start(struct pool *p, struct worker *w, char *err, size_t errlen)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t mask, deflt;
+	struct wire_hello *hello;
+	const char *argv[24];
+	char bufs[2][32];
+	struct pollfd pfd;
+	int sv[2], rc;
+	bool announce = !p->announced;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		return -errno;
+	}
+	worker_argv(p, argv, bufs, announce, false);
+	posix_spawn_file_actions_init(&fa);
+	/* dup2 onto 3 clears close-on-exec for the worker's end only */
+	posix_spawn_file_actions_adddup2(&fa, sv[1], WIRE_FD);
+	/* the daemon's threads block its signals; a worker starts clean */
+	posix_spawnattr_init(&attr);
+	sigemptyset(&mask);
+	sigemptyset(&deflt);
+	sigaddset(&deflt, SIGPIPE);
+	sigaddset(&deflt, SIGTERM);
+	sigaddset(&deflt, SIGINT);
+	sigaddset(&deflt, SIGHUP);
+	posix_spawnattr_setsigmask(&attr, &mask);
+	posix_spawnattr_setsigdefault(&attr, &deflt);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+	    POSIX_SPAWN_SETSIGDEF);
+	rc = posix_spawn(&w->pid, p->worker_path, &fa, &attr,
+	    (char *const *)argv, environ);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	close(sv[1]);
+	if (rc != 0) {
+		close(sv[0]);
+		w->pid = 0;
+		snprintf(err, errlen, "cannot start %s: %s", p->worker_path,
+		    strerror(rc));
+		return -rc;
+	}
+	w->sock = sv[0];
+	w->jobs = 0;
+	pfd.fd = w->sock;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, HELLO_TIMEOUT_MS) <= 0) {
+		snprintf(err, errlen, "worker %d did not start within %d s",
+		    (int)w->pid, HELLO_TIMEOUT_MS / 1000);
+		worker_stop(w, true);
+		return -ETIMEDOUT;
+	}
+	hello = xmalloc(sizeof(*hello));
+	rc = wire_recv(w->sock, hello, sizeof(*hello), WIRE_HELLO, NULL);
+	if (rc < 0) {
+		free(hello);
+		snprintf(err, errlen, "worker %d failed while starting "
+		    "(see the lines above)", (int)w->pid);
+		worker_stop(w, true);
+		return -EIO;
+	}
+	pthread_mutex_lock(&p->lock);
+	if (!p->announced) {
+		uint32_t n = hello->n_models > WIRE_MAX_MODELS ?
+		    WIRE_MAX_MODELS : hello->n_models;
+
+		p->models = xcalloc(n ? n : 1, sizeof(*p->models));
+		p->plugins = xcalloc(n ? n : 1, sizeof(*p->plugins));
+		for (uint32_t i = 0; i < n; i++) {
+			memcpy(p->models[i], hello->model[i], 63);
+			memcpy(p->plugins[i], hello->plugin[i], 63);
+		}
+		p->n_models = n;
+		p->announced = true;
+		log_notice("workers: %u model(s) available%s", n,
+		    hello->n_refused ? "; some plugins were refused (see "
+		    "above, or run firesyncd --list-plugins)" : "");
+	}
+	pthread_mutex_unlock(&p->lock);
+	free(hello);
+	return 0;
+}
+
+struct pool *
+pool_new(const struct pool_options *o, char *err, size_t errlen)
+{
+	struct pool *p = xcalloc(1, sizeof(*p));
+
+	p->o = *o;
+	p->worker_path = xstrdup(o->worker_path);
+	p->plugin_dir = xstrdup(o->plugin_dir);
+	p->config_path = o->config_path ? xstrdup(o->config_path) : NULL;
+	p->n = o->workers;
+	p->w = xcalloc((size_t)p->n, sizeof(*p->w));
+	for (int i = 0; i < p->n; i++)
+		p->w[i].sock = -1;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	if (access(p->worker_path, X_OK) != 0) {
+		snprintf(err, errlen, "worker program %s: %s (set "
+		    "FIRESYNC_WORKER or reinstall firesync)", p->worker_path,
+		    strerror(errno));
+		pool_free(p);
+		return NULL;
+	}
+	if (worker_start(p, &p->w[0], err, errlen) < 0) {
+		pool_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void
+pool_free(struct pool *p)
+{
+	if (p == NULL)
+		return;
+	for (int i = 0; i < p->n; i++)
+		worker_stop(&p->w[i], false);
+	free(p->w);
+	free(p->models);
+	free(p->plugins);
+	free(p->worker_path);
+	free(p->plugin_dir);
+	free(p->config_path);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+	free(p);
+}
+
+const char *
+pool_plugin_for(struct pool *p, const char *model)
+{
+	for (uint32_t i = 0; model && i < p->n_models; i++)
+		if (strcmp(p->models[i], model) == 0)
+			return p->plugins[i];
+	return NULL;
+}
+
+static struct worker *
+acquire(struct pool *p)
+{
+	struct worker *w = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		for (int i = 0; i < p->n && w == NULL; i++)
+			if (!p->w[i].busy && p->w[i].pid > 0)
+				w = &p->w[i];
+		for (int i = 0; i < p->n && w == NULL; i++)
+			if (!p->w[i].busy)
+				w = &p->w[i];
+		if (w != NULL)
+			break;
+		pthread_cond_wait(&p->cond, &p->lock);
+	}
+	w->busy = true;
+	pthread_mutex_unlock(&p->lock);
+	return w;
+}
+
+static void
+release(struct pool *p, struct worker *w)
+{
+	pthread_mutex_lock(&p->lock);
+	w->busy = false;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void
+fill_job(struct wire_job *wj, const struct pool_job *job, const struct pool *p)
+{
+	memset(wj, 0, sizeof(*wj));
+	wire_header_init(&wj->h, WIRE_JOB, sizeof(*wj));
+	wj->flags = job->ai ? WIRE_JOB_AI : 0;
+	wj->input_len = job->input_len;
+	wj->n_refs = (uint32_t)job->n_refs;
+	for (size_t i = 0; i < job->n_refs; i++)
+		wj->ref_len[i] = job->ref_lens[i];
+	wj->timeout_ms = p->o.timeout_ms;
+	wj->max_pixels = p->o.max_pixels;
+	snprintf(wj->model, sizeof(wj->model), "%s", job->model ? job->model :
+	    "");
+	snprintf(wj->aspect_ratio, sizeof(wj->aspect_ratio), "%s",
+	    job->aspect_ratio ? job->aspect_ratio : "");
+	snprintf(wj->session_id, sizeof(wj->session_id), "%s",
+	    job->session_id ? job->session_id : "");
+	snprintf(wj->event_id, sizeof(wj->event_id), "%s",
+	    job->event_id ? job->event_id : "");
+	snprintf(wj->prompt, sizeof(wj->prompt), "%s", job->prompt ?
+	    job->prompt : "");
+}
+
+/* "timeout after 45s" (or "1.5s"), then suffix. */
+static void
+format_timeout(int64_t ms, char *err, size_t errlen, const char *suffix)
+{
+	if (ms % 1000 == 0)
+		snprintf(err, errlen, "timeout after %" PRId64 "s%s", ms / 1000,
+		    suffix);
+	else
+		snprintf(err, errlen, "timeout after %.1fs%s",
+		    (double)ms / 1000.0, suffix);
+}
+
+/* Why a worker died, in the guest's terms. */
+static void
+died(struct pool *p, struct worker *w, const struct pool_job *job,
+    char *err, size_t errlen)
+{
+	const char *plugin = job->ai ? pool_plugin_for(p, job->model) : NULL;
+	char who[96];
+	int status;
+
+	close(w->sock);
+	w->sock = -1;
+	status = reap(w->pid, 2000);
+	if (plugin)
+		snprintf(who, sizeof(who), "plugin %s", plugin);
+	else if (job->ai)
+		snprintf(who, sizeof(who), "the worker for model %.40s",
+		    job->model);
+	else
+		snprintf(who, sizeof(who), "the image worker");
+	if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+
+		snprintf(err, errlen, "%s crashed (signal %d%s)", who, sig,
+		    sig == SIGXCPU ? ": CPU time limit" : "");
+	} else {
+		snprintf(err, errlen, "%s exited unexpectedly (status %d)",
+		    who, WEXITSTATUS(status));
+	}
+	log_warn("worker %d: %s; starting a new one", (int)w->pid, err);
+	w->pid = 0;
+	w->jobs = 0;
+}
+
+int
+pool_transform(struct pool *p, const struct pool_job *job, uint8_t **png,
+    size_t *pnglen, char *plugin, size_t pluginlen, char *err, size_t errlen)
+{
+	const void *parts[1 + WIRE_MAX_REFS];
+	uint64_t lens[1 + WIRE_MAX_REFS];
+	struct wire_job *wj;
+	struct wire_result res;
+	struct worker *w;
+	int64_t deadline;
+	int fd, out = -1, rc;
+
+	*png = NULL;
+	if (plugin && pluginlen)
+		*plugin = '\0';
+	if (job->n_refs > WIRE_MAX_REFS) {
+		snprintf(err, errlen, "too many reference images (%zu, at "
+		    "most %d)", job->n_refs, WIRE_MAX_REFS);
+		return -EINVAL;
+	}
+	if (job->prompt && strlen(job->prompt) >= WIRE_PROMPT_LEN) {
+		snprintf(err, errlen, "the prompt is too long (%zu bytes, at "
+		    "most %d)", strlen(job->prompt), WIRE_PROMPT_LEN - 1);
+		return -EINVAL;
+	}
+	parts[0] = job->input;
+	lens[0] = job->input_len;
+	for (size_t i = 0; i < job->n_refs; i++) {
+		parts[1 + i] = job->refs[i];
+		lens[1 + i] = job->ref_lens[i];
+	}
+	fd = wire_memfd("firesync-job", parts, lens, 1 + (int)job->n_refs);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot pass the image to a worker: %s",
+		    strerror(-fd));
+		return -EIO;
+	}
+	wj = xmalloc(sizeof(*wj));
+	fill_job(wj, job, p);
+
+	w = acquire(p);
+	if (w->pid <= 0 && (rc = worker_start(p, w, err, errlen)) < 0) {
+		release(p, w);
+		close(fd);
+		free(wj);
+		return -EIO;
+	}
+	/* a plugin that watches host->cancelled() gets a moment to return
+	 * at its deadline before we kill the worker */
+	deadline = mono_ms() + p->o.timeout_ms + KILL_GRACE_MS;
+	rc = wire_send(w->sock, wj, sizeof(*wj), fd);
+	close(fd);
+	free(wj);
+	if (rc < 0) {
+		died(p, w, job, err, errlen);
+		release(p, w);
+		return -ECHILD;
+	}
+	for (;;) {
+		struct pollfd pfd = { w->sock, POLLIN, 0 };
+		int64_t left = deadline - mono_ms();
+
+		if (left <= 0) {
+			rc = 0;
+		} else {
+			rc = poll(&pfd, 1, (int)left);
+			if (rc < 0 && errno == EINTR)
+				continue;
+		}
+		break;
+	}
+	if (rc == 0) {
+		pid_t pid = w->pid;
+
+		worker_stop(w, true);
+		format_timeout(p->o.timeout_ms, err, errlen, "");
+		log_warn("worker %d: killed at the %" PRId64 " ms deadline "
+		    "(model %s); starting a new one", (int)pid,
+		    p->o.timeout_ms, job->ai ? job->model : "none");
+		release(p, w);
+		return -ETIMEDOUT;
+	}
+	rc = wire_recv(w->sock, &res, sizeof(res), WIRE_RESULT, &out);
+	if (rc == -EPIPE || rc == -ECONNRESET) {
+		died(p, w, job, err, errlen);
+		release(p, w);
+		return -ECHILD;
+	}
+	if (rc < 0) {
+		log_err("worker %d sent a malformed message (%s); killing it",
+		    (int)w->pid, strerror(-rc));
+		worker_stop(w, true);
+		release(p, w);
+		snprintf(err, errlen, "the transform worker misbehaved");
+		return -EIO;
+	}
+	res.plugin[sizeof(res.plugin) - 1] = '\0';
+	res.message[sizeof(res.message) - 1] = '\0';
+	if (plugin && pluginlen)
+		snprintf(plugin, pluginlen, "%s", res.plugin);
+	if (++w->jobs >= p->o.max_jobs) {
+		log_debug("worker %d: recycled after %d jobs", (int)w->pid,
+		    w->jobs);
+		worker_stop(w, false);
+	}
+	release(p, w);
+
+	if (res.status != WIRE_OK) {
+		if (out >= 0)
+			close(out);
+		if (res.status == WIRE_CANCELLED)
+			format_timeout(p->o.timeout_ms, err, errlen,
+			    " (the model gave up at the deadline)");
+		else
+			snprintf(err, errlen, "%s", res.message);
+		switch (res.status) {
+		case WIRE_NO_PLUGIN: return -ENOENT;
+		case WIRE_TOO_LARGE: return -E2BIG;
+		case WIRE_CANCELLED: return -ETIMEDOUT;
+		case WIRE_BAD_INPUT:
+		case WIRE_BAD_RESULT:
+		case WIRE_PLUGIN_ERROR: return -EINVAL;
+		default: return -EIO;
+		}
+	}
+	{
+		struct stat sb;
+		uint8_t *m;
+
+		if (out < 0 || fstat(out, &sb) < 0 ||
+		    (uint64_t)sb.st_size != res.output_len ||
+		    res.output_len == 0) {
+			if (out >= 0)
+				close(out);
+			snprintf(err, errlen, "the transform worker returned "
+			    "no image");
+			return -EIO;
+		}
+		m = mmap(NULL, res.output_len, PROT_READ, MAP_PRIVATE, out, 0);
+		close(out);
+		if (m == MAP_FAILED) {
+			snprintf(err, errlen, "cannot read the result: %s",
+			    strerror(errno));
+			return -EIO;
+		}
+		*png = xmalloc(res.output_len);
+		memcpy(*png, m, res.output_len);
+		*pnglen = res.output_len;
+		munmap(m, res.output_len);
+	}
+	return 0;
+}
+
+int
+pool_list_plugins(const char *worker_path, const char *plugin_dir,
+    const char *config_path)
+{
+	struct pool p;
+	const char *argv[24];
+	char bufs[2][32];
+	pid_t pid;
+	int status, rc;
+
+	memset(&p, 0, sizeof(p));
+	p.worker_path = (char *)worker_path;
+	p.plugin_dir = (char *)plugin_dir;
+	p.config_path = (char *)config_path;
+	p.o.memory_mb = 0;
+	p.o.max_jobs = 1;
+	p.o.timeout_ms = 1000;
+	p.o.log_level = LOG_ERR;
+	worker_argv(&p, argv, bufs, false, true);
+	rc = posix_spawn(&pid, worker_path, NULL, NULL, (char *const *)argv,
+	    environ);
+	if (rc != 0) {
+		fprintf(stderr, "cannot start %s: %s\n", worker_path,
+		    strerror(rc));
+		return 1;
+	}
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}

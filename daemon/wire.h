@@ -1,0 +1,105 @@
+/*
+ * wire.h - the messages between firesyncd (or firesync-transform) and its
+ * worker processes.
+ *
+ * One SOCK_SEQPACKET socketpair per worker; each message is one fixed-size
+ * struct, checked for exact size, magic and type on receipt (anything else
+ * ends the conversation).  Image bytes never travel through the socket:
+ * they sit in a memfd whose descriptor rides along with the message
+ * (SCM_RIGHTS).
+ *
+ *   worker -> host  WIRE_HELLO   once, after loading plugins
+ *   host -> worker  WIRE_JOB     + memfd: the capture, then references
+ *   worker -> host  WIRE_RESULT  + memfd: the PNG (status OK only)
+ *
+ * A worker exits when its socket closes.
+ */
+#ifndef FIRESYNC_WIRE_H
+#define FIRESYNC_WIRE_H
+
+#include <stdint.h>
+
+#define WIRE_MAGIC	0x46535731u	/* "FSW1" */
+#define WIRE_MAX_REFS	8
+#define WIRE_MAX_MODELS	64
+#define WIRE_ID_LEN	1536		/* Firestore ids are <= 1500 bytes */
+#define WIRE_PROMPT_LEN	8192
+#define WIRE_FD		3		/* the worker's end of the socket */
+
+enum wire_type {
+	WIRE_HELLO = 1,
+	WIRE_JOB = 2,
+	WIRE_RESULT = 3,
+};
+
+enum wire_status {
+	WIRE_OK = 0,
+	WIRE_NO_PLUGIN,		/* no plugin serves the model */
+	WIRE_BAD_INPUT,		/* the capture or a parameter is unusable */
+	WIRE_TOO_LARGE,		/* over the pixel limit */
+	WIRE_PLUGIN_ERROR,	/* the plugin returned an error */
+	WIRE_BAD_RESULT,	/* the plugin returned something unusable */
+	WIRE_CANCELLED,		/* the plugin gave up at the deadline */
+	WIRE_INTERNAL,		/* the worker itself failed */
+};
+
+struct wire_header {
+	uint32_t magic;
+	uint32_t type;
+	uint32_t size;		/* sizeof the whole message */
+	uint32_t reserved;
+};
+
+struct wire_hello {
+	struct wire_header h;
+	uint32_t n_models;
+	uint32_t n_refused;	/* plugin files refused */
+	char model[WIRE_MAX_MODELS][64];
+	char plugin[WIRE_MAX_MODELS][64];	/* serving model[i] */
+};
+
+#define WIRE_JOB_AI	0x1	/* run the model; otherwise passthrough */
+
+struct wire_job {
+	struct wire_header h;
+	uint32_t flags;
+	uint32_t n_refs;
+	uint64_t input_len;			/* at offset 0 of the memfd */
+	uint64_t ref_len[WIRE_MAX_REFS];	/* then each reference */
+	int64_t timeout_ms;
+	uint64_t max_pixels;
+	char model[64];
+	char aspect_ratio[32];
+	char session_id[WIRE_ID_LEN];
+	char event_id[WIRE_ID_LEN];
+	char prompt[WIRE_PROMPT_LEN];
+};
+
+struct wire_result {
+	struct wire_header h;
+	int32_t status;			/* enum wire_status */
+	uint32_t reserved;
+	uint64_t output_len;		/* PNG bytes in the memfd */
+	char plugin[64];		/* who produced it, or "" */
+	char message[512];		/* why not, for the guest */
+};
+
+/*
+ * Send msg (size bytes, header filled by the caller) with fd attached if
+ * fd >= 0.  Returns 0 or -errno.
+ */
+int wire_send(int sock, const void *msg, uint32_t size, int fd);
+/*
+ * Receive one message of exactly size bytes and the given type, and an
+ * attached descriptor into *fd (-1 if none; pass fd NULL to refuse one).
+ * Returns 0, -EPIPE on end of stream, -EPROTO on a malformed message, or
+ * -errno.
+ */
+int wire_recv(int sock, void *msg, uint32_t size, uint32_t type, int *fd);
+void wire_header_init(struct wire_header *h, uint32_t type, uint32_t size);
+
+/* A memfd holding len bytes from parts; -errno on failure. */
+int wire_memfd(const char *name, const void *const *parts,
+    const uint64_t *lens, int n);
+
+#endif

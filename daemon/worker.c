@@ -1,0 +1,218 @@
+/*
+ * worker.c - firesync-worker: where guest photos are decoded and plugins
+ * run, in a process of its own.
+ *
+ * Started by firesyncd or firesync-transform (never by hand) with its end
+ * of a SOCK_SEQPACKET socket on descriptor 3.  It limits itself (address
+ * space, CPU time, file size, no core dumps, no new privileges, dies with
+ * its parent), loads the plugins, says hello with the models it serves,
+ * then runs one job at a time until the socket closes.  A crash here costs
+ * one session; the host notices and starts a new worker.
+ *
+ * With --list it only loads the plugins, prints what loaded and what was
+ * refused and why, and exits (firesyncd --list-plugins).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "image.h"
+#include "log.h"
+#include "job.h"
+#include "plugins.h"
+#include "wire.h"
+
+struct worker {
+	struct plugin_set plugins;
+	uint64_t max_output;
+};
+
+static void
+limit(int resource, rlim_t value, const char *what)
+{
+	struct rlimit rl = { value, value };
+
+	if (setrlimit(resource, &rl) < 0)
+		log_warn("worker: cannot limit %s: %s", what, strerror(errno));
+}
+
+static void
+confine(long memory_mb, long cpu_seconds, long output_mb)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() == 1)
+		exit(0);		/* the parent is already gone */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		log_warn("worker: PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+	limit(RLIMIT_CORE, 0, "core dumps");
+	limit(RLIMIT_FSIZE, (rlim_t)output_mb << 20, "file size");
+	if (cpu_seconds > 0)
+		limit(RLIMIT_CPU, (rlim_t)cpu_seconds, "CPU time");
+#if defined(__SANITIZE_ADDRESS__)
+	(void)memory_mb;
+	log_debug("worker: address-space limit not set: AddressSanitizer "
+	    "reserves terabytes of shadow memory");
+#else
+	if (memory_mb > 0)
+		limit(RLIMIT_AS, (rlim_t)memory_mb << 20, "address space");
+#endif
+}
+
+static int
+serve(struct worker *w, int sock)
+{
+	struct wire_hello *hello = xcalloc(1, sizeof(*hello));
+	struct wire_job *job = xmalloc(sizeof(*job));
+	struct wire_result r;
+
+	wire_header_init(&hello->h, WIRE_HELLO, sizeof(*hello));
+	hello->n_refused = (uint32_t)w->plugins.n_refused;
+	for (size_t i = 0; i < w->plugins.n; i++)
+		for (const char *const *m = w->plugins.v[i].desc->models; *m;
+		    m++) {
+			if (hello->n_models == WIRE_MAX_MODELS)
+				break;
+			snprintf(hello->model[hello->n_models], 64, "%s", *m);
+			snprintf(hello->plugin[hello->n_models], 64, "%s",
+			    w->plugins.v[i].desc->name);
+			hello->n_models++;
+		}
+	if (wire_send(sock, hello, sizeof(*hello), -1) < 0)
+		return 1;
+	free(hello);
+
+	for (;;) {
+		uint8_t *png = NULL, *mem = MAP_FAILED;
+		size_t pnglen = 0, need;
+		struct stat sb;
+		int fd, out = -1, rc;
+
+		rc = wire_recv(sock, job, sizeof(*job), WIRE_JOB, &fd);
+		if (rc == -EPIPE)
+			break;			/* host closed: done */
+		if (rc < 0)
+			fatal("worker: bad message from the host: %s",
+			    strerror(-rc));
+		job->model[sizeof(job->model) - 1] = '\0';
+		job->aspect_ratio[sizeof(job->aspect_ratio) - 1] = '\0';
+		job->session_id[sizeof(job->session_id) - 1] = '\0';
+		job->event_id[sizeof(job->event_id) - 1] = '\0';
+		job->prompt[sizeof(job->prompt) - 1] = '\0';
+		need = job->input_len;
+		for (uint32_t i = 0; i < job->n_refs && i < WIRE_MAX_REFS; i++)
+			need += job->ref_len[i];
+		if (fd < 0 || job->n_refs > WIRE_MAX_REFS ||
+		    fstat(fd, &sb) < 0 || (uint64_t)sb.st_size < need ||
+		    job->input_len == 0)
+			fatal("worker: job without a usable image buffer");
+		mem = mmap(NULL, need, PROT_READ, MAP_PRIVATE, fd, 0);
+		close(fd);
+		if (mem == MAP_FAILED)
+			fatal("worker: mmap: %s", strerror(errno));
+
+		memset(&r, 0, sizeof(r));
+		wire_header_init(&r.h, WIRE_RESULT, sizeof(r));
+		job_run(&w->plugins, w->max_output, job, mem, &png, &pnglen,
+		    &r);
+		munmap(mem, need);
+		if (r.status == WIRE_OK) {
+			const void *parts[1] = { png };
+			uint64_t lens[1] = { pnglen };
+
+			out = wire_memfd("firesync-result", parts, lens, 1);
+			if (out < 0)
+				job_error(&r, WIRE_INTERNAL, r.plugin,
+				    "cannot hand back the result: %s",
+				    strerror(-out));
+			r.output_len = pnglen;
+		}
+		free(png);
+		rc = wire_send(sock, &r, sizeof(r), out);
+		if (out >= 0)
+			close(out);
+		if (rc < 0)
+			break;
+	}
+	free(job);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "plugin-dir", required_argument, NULL, 'p' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "memory-mb", required_argument, NULL, 'm' },
+		{ "cpu-seconds", required_argument, NULL, 't' },
+		{ "max-output-mb", required_argument, NULL, 'o' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "announce", no_argument, NULL, 'a' },
+		{ "list", no_argument, NULL, 'L' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir = NULL, *config = NULL;
+	long memory_mb = 2048, cpu_s = 0, output_mb = 256;
+	bool announce = false, list = false;
+	struct plugin_configs cfgs;
+	struct worker w;
+	char err[512];
+	int c, rc;
+
+	log_init();
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': dir = optarg; break;
+		case 'c': config = optarg; break;
+		case 'm': memory_mb = atol(optarg); break;
+		case 't': cpu_s = atol(optarg); break;
+		case 'o': output_mb = atol(optarg); break;
+		case 'l':
+			if ((rc = log_level_parse(optarg)) >= 0)
+				log_level = rc;
+			break;
+		case 'a': announce = true; break;
+		case 'L': list = true; break;
+		default:
+			fprintf(stderr, "firesync-worker is started by "
+			    "firesyncd and firesync-transform\n");
+			return 2;
+		}
+	}
+	if (dir == NULL) {
+		fprintf(stderr, "firesync-worker: --plugin-dir is required\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (!list)
+		confine(memory_mb, cpu_s, output_mb);
+	if (plugin_configs_load(&cfgs, config, err, sizeof(err)) < 0) {
+		log_err("worker: %s", err);
+		return 1;
+	}
+	memset(&w, 0, sizeof(w));
+	w.max_output = (uint64_t)output_mb << 20;
+	plugins_load(&w.plugins, dir, &cfgs, announce || list,
+	    list ? stdout : NULL);
+	if (list) {
+		printf("%zu plugin(s) loaded, %zu refused\n", w.plugins.n,
+		    w.plugins.n_refused);
+		plugins_unload(&w.plugins);
+		plugin_configs_free(&cfgs);
+		return 0;
+	}
+	rc = serve(&w, WIRE_FD);
+	plugins_unload(&w.plugins);
+	plugin_configs_free(&cfgs);
+	return rc;
+}

@@ -1,0 +1,27 @@
+#!/bin/sh
+# A vendor's view: install firesync, build the example plugin outside the
+# tree with only the installed header and pkg-config file, and run it on a
+# JPEG with the installed firesync-transform.
+set -eu
+: "${abs_top_builddir:?run by make check}"
+tmp=$(mktemp -d /tmp/fsvendor-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+${MAKE:-make} -s -C "$abs_top_builddir" install DESTDIR="$tmp/root" >/dev/null
+
+export PKG_CONFIG_SYSROOT_DIR="$tmp/root"
+export PKG_CONFIG_PATH="$tmp/root$libdir/pkgconfig"
+export PKG_CONFIG_LIBDIR="$tmp/root$libdir/pkgconfig"
+pkg-config --exists firesync-plugin
+mkdir "$tmp/vendor"
+cp "$abs_top_srcdir/examples/plugin-sepia/sepia.c" \
+   "$abs_top_srcdir/examples/plugin-sepia/Makefile" "$tmp/vendor/"
+make -s -C "$tmp/vendor" CFLAGS="-O2 -Wall -Wextra -Werror"
+chmod 755 "$tmp/vendor/sepia.so"
+
+# a JPEG to work on: 64x48 of noise, encoded by libjpeg-turbo's cjpeg
+{ printf 'P6\n64 48\n255\n'; head -c 9216 /dev/urandom; } | cjpeg > "$tmp/in.jpg"
+FIRESYNC_WORKER="$tmp/root$libexecdir/firesync/firesync-worker" \
+  "$tmp/root$bindir/firesync-transform" --plugin-dir "$tmp/vendor" \
+  --model sepia "$tmp/in.jpg" "$tmp/out.png"
+head -c 8 "$tmp/out.png" | od -An -c | grep -q 'P   N   G'
+echo "out-of-tree plugin built with pkg-config and run on a JPEG: ok"

@@ -1,0 +1,484 @@
+/*
+ * plugin.c - the plugin host: loading and refusing plugins, and running
+ * good and bad ones through real worker processes.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "image.h"
+#include "log.h"
+#include "pool.h"
+#include "testimg.h"
+
+/* AddressSanitizer turns a plugin's SIGSEGV into its own report and an
+ * abort (SIGABRT) */
+#if defined(__SANITIZE_ADDRESS__)
+#define CRASH_SIGNAL "6"
+#else
+#define CRASH_SIGNAL "11"
+#endif
+
+#include <time.h>
+
+static int64_t
+now_ms_for_test(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char dir[64];		/* a private copy of the test plugins */
+static char *worker;
+
+/* Copy every built test plugin into a fresh directory of ours. */
+static void
+make_plugin_dir(void)
+{
+	char cmd[512];
+
+	snprintf(dir, sizeof(dir), "/tmp/fsplug-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd), "cp %s/*.so %s/ && chmod 755 %s/*.so",
+	    TEST_PLUGINS, dir, dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static void
+rm_plugin_dir(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	(void)!system(cmd);
+}
+
+/* Run firesyncd --list-plugins on dir; its output in a static buffer. */
+static const char *
+list_plugins(const char *d)
+{
+	static char out[16384];
+	char cmd[512];
+	FILE *f;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd), "%s --list-plugins --plugin-dir %s 2>&1",
+	    FIRESYNCD, d);
+	f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = '\0';
+	ck_assert_int_eq(pclose(f), 0);
+	return out;
+}
+
+static void
+expect_line(const char *out, const char *a, const char *b)
+{
+	const char *line = out;
+
+	while (line && *line) {
+		const char *end = strchr(line, '\n');
+		char buf[1024];
+		size_t n = end ? (size_t)(end - line) : strlen(line);
+
+		if (n >= sizeof(buf))
+			n = sizeof(buf) - 1;
+		memcpy(buf, line, n);
+		buf[n] = '\0';
+		if (strstr(buf, a) && strstr(buf, b))
+			return;
+		line = end ? end + 1 : NULL;
+	}
+	ck_abort_msg("no line with '%s' and '%s' in:\n%s", a, b, out);
+}
+
+START_TEST(loader_refuses_with_reasons)
+{
+	const char *out;
+
+	make_plugin_dir();
+	out = list_plugins(dir);
+	expect_line(out, "loaded", "test-good 1.0.0 (firesync tests, MIT) "
+	    "models: test-good");
+	expect_line(out, "loaded", "models: test-passthrough test-original");
+	expect_line(out, "loaded", "test-segv");
+	expect_line(out, "refused", "abi_major.so: built for plugin ABI 99.0, "
+	    "this firesync speaks 1.0");
+	expect_line(out, "refused", "newer_minor.so: needs plugin ABI 1.1, "
+	    "newer than this firesync's 1.0");
+	expect_line(out, "refused", "small.so: its descriptor is 16 bytes");
+	expect_line(out, "refused", "nofield.so: required field 'transform' "
+	    "is missing");
+	expect_line(out, "refused", "initfail.so: init failed: licence key "
+	    "missing");
+	expect_line(out, "refused", "nosymbol.so: it exports no "
+	    "'firesync_plugin' symbol");
+	expect_line(out, "refused", "zduplicate.so: model 'test-good' is "
+	    "already served by plugin 'test-good'");
+	expect_line(out, "8 plugin(s) loaded", "7 refused");
+	rm_plugin_dir();
+}
+END_TEST
+
+START_TEST(loader_refuses_writable_files_and_dirs)
+{
+	char path[128];
+	const char *out;
+
+	make_plugin_dir();
+	snprintf(path, sizeof(path), "%s/good.so", dir);
+	ck_assert_int_eq(chmod(path, 0777), 0);
+	out = list_plugins(dir);
+	expect_line(out, "refused", "good.so: the file is writable by "
+	    "anyone: chmod go-w");
+	ck_assert_int_eq(chmod(path, 0755), 0);
+	ck_assert_int_eq(chmod(dir, 0775), 0);
+	out = list_plugins(dir);
+	expect_line(out, "refused", "the plugin directory is writable by its "
+	    "group");
+	expect_line(out, "0 plugin(s) loaded", "");
+	rm_plugin_dir();
+}
+END_TEST
+
+/* ---- jobs through real workers ---- */
+
+static struct pool *pool;
+static uint8_t *jpg;
+static size_t jpglen;
+
+static void
+pool_setup_with(int workers, int64_t timeout_ms, const char *config)
+{
+	struct pool_options o = {
+		.worker_path = worker,
+		.plugin_dir = dir,
+		.config_path = config,
+		.workers = workers,
+		.timeout_ms = timeout_ms,
+		.memory_mb = 512,
+		.max_jobs = 3,
+		.max_pixels = 50000000,
+		.log_level = LOG_ERR,
+	};
+	char err[512];
+
+	make_plugin_dir();
+	pool = pool_new(&o, err, sizeof(err));
+	ck_assert_msg(pool != NULL, "pool_new: %s", err);
+	testimg_jpeg(64, 48, 6, &jpg, &jpglen);	/* shown as 48x64 */
+}
+
+static void
+pool_setup(void)
+{
+	pool_setup_with(2, 1500, NULL);
+}
+
+static void
+pool_teardown(void)
+{
+	pool_free(pool);
+	free(jpg);
+	rm_plugin_dir();
+}
+
+static int
+run(const char *model, const char *aspect, struct image *out, char *err,
+    size_t errlen)
+{
+	struct pool_job job = {
+		.ai = model != NULL, .model = model, .prompt = "bold",
+		.aspect_ratio = aspect, .session_id = "s", .event_id = "e",
+		.input = jpg, .input_len = jpglen,
+	};
+	uint8_t *png = NULL;
+	size_t len = 0;
+	char plugin[64], derr[256];
+	int rc = pool_transform(pool, &job, &png, &len, plugin,
+	    sizeof(plugin), err, errlen);
+
+	if (rc == 0) {
+		ck_assert_int_eq(image_sniff(png, len), IMAGE_PNG);
+		ck_assert_int_eq(image_decode(png, len, 100000000, out, derr,
+		    sizeof(derr)), 0);
+		free(png);
+	}
+	return rc;
+}
+
+START_TEST(good_plugin_inverts)
+{
+	struct image img;
+	char err[512];
+	const uint8_t *px;
+
+	ck_assert_int_eq(run("test-good", "", &img, err, sizeof(err)), 0);
+	ck_assert_uint_eq(img.width, 48);	/* upright before the plugin */
+	ck_assert_uint_eq(img.height, 64);
+	/* the red quadrant (top-right after EXIF 6) is now cyan */
+	px = img.pixels + (8 * img.width + 40) * img.channels;
+	ck_assert_msg(px[0] < 80 && px[1] > 180 && px[2] > 180,
+	    "not inverted: %d,%d,%d", px[0], px[1], px[2]);
+	image_free(&img);
+}
+END_TEST
+
+START_TEST(aspect_ratio_is_exact)
+{
+	static const struct { const char *r; uint32_t w, h; } cases[] = {
+		{ "1:1", 48, 48 }, { "3:4", 48, 64 }, { "4:3", 48, 36 },
+		{ "16:9", 48, 27 }, { "9:16", 36, 64 }, { "2:1", 48, 24 },
+	};
+	struct image img;
+	char err[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ck_assert_int_eq(run("test-passthrough", cases[i].r, &img, err,
+		    sizeof(err)), 0);
+		ck_assert_msg(img.width == cases[i].w &&
+		    img.height == cases[i].h, "%s: %ux%u", cases[i].r,
+		    img.width, img.height);
+		image_free(&img);
+	}
+	ck_assert_int_eq(run("test-passthrough", "wide", &img, err,
+	    sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "aspect ratio 'wide' is not W:H"));
+}
+END_TEST
+
+START_TEST(encoded_result_and_passthrough)
+{
+	struct image img;
+	char err[512];
+
+	/* the plugin hands back the capture's own JPEG bytes (stored 64x48,
+	 * EXIF 6): the host honours their orientation too */
+	ck_assert_int_eq(run("test-original", "", &img, err, sizeof(err)), 0);
+	ck_assert_uint_eq(img.width, 48);
+	ck_assert_uint_eq(img.height, 64);
+	image_free(&img);
+	ck_assert_int_eq(run(NULL, "", &img, err, sizeof(err)), 0);
+	ck_assert_uint_eq(img.width, 48);	/* AI off: upright photo */
+	image_free(&img);
+}
+END_TEST
+
+START_TEST(failures_are_named_and_the_pool_recovers)
+{
+	struct image img;
+	char err[512];
+
+	ck_assert_int_eq(run("test-segv", "", &img, err, sizeof(err)),
+	    -ECHILD);
+	ck_assert_str_eq(err, "plugin test-segv crashed (signal " CRASH_SIGNAL ")");
+	ck_assert_int_eq(run("test-hang", "", &img, err, sizeof(err)),
+	    -ETIMEDOUT);
+	ck_assert_str_eq(err, "timeout after 1.5s");
+	ck_assert_int_eq(run("test-slow", "", &img, err, sizeof(err)),
+	    -ETIMEDOUT);
+	ck_assert_str_eq(err, "timeout after 1.5s (the model gave up at the "
+	    "deadline)");
+	ck_assert_int_eq(run("test-error", "", &img, err, sizeof(err)),
+	    -EINVAL);
+	ck_assert_str_eq(err, "the model is sad");
+	ck_assert_int_eq(run("test-garbage", "", &img, err, sizeof(err)),
+	    -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "plugin test-garbage returned an "
+	    "invalid image (100000x100000"));
+	ck_assert_int_eq(run("no-such-model", "", &img, err, sizeof(err)),
+	    -ENOENT);
+	ck_assert_str_eq(err, "no plugin for model 'no-such-model'");
+	/* and after all that, and past max_jobs recycling, work goes on */
+	for (int i = 0; i < 7; i++) {
+		ck_assert_int_eq(run("test-good", "", &img, err, sizeof(err)),
+		    0);
+		image_free(&img);
+	}
+}
+END_TEST
+
+START_TEST(unbounded_allocation_hits_the_limit)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	/* ASan reserves terabytes of shadow memory, so sanitizer builds
+	 * cannot set the address-space limit; the plain build tests it */
+	fprintf(stderr, "skipped under AddressSanitizer\n");
+#else
+	struct image img;
+	char err[512];
+	int rc = run("test-hog", "", &img, err, sizeof(err));
+
+	ck_assert_msg(rc == -ECHILD, "rc %d: %s", rc, err);
+	ck_assert_ptr_nonnull(strstr(err, "plugin test-hog crashed (signal"));
+	ck_assert_int_eq(run("test-good", "", &img, err, sizeof(err)), 0);
+	image_free(&img);
+#endif
+}
+END_TEST
+
+struct bg {
+	const char *model;
+	int rc;
+	char err[512];
+};
+
+static void *
+bg_run(void *arg)
+{
+	struct bg *b = arg;
+	struct image img;
+
+	b->rc = run(b->model, "", &img, b->err, sizeof(b->err));
+	if (b->rc == 0)
+		image_free(&img);
+	return NULL;
+}
+
+START_TEST(a_hang_does_not_hold_up_others)
+{
+	struct bg hang = { "test-hang", 0, "" };
+	struct image img;
+	char err[512];
+	pthread_t t;
+	int64_t t0;
+
+	pthread_create(&t, NULL, bg_run, &hang);
+	usleep(100000);		/* the hang holds one of the two workers */
+	t0 = now_ms_for_test();
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(run("test-good", "", &img, err, sizeof(err)),
+		    0);
+		image_free(&img);
+	}
+	ck_assert_int_lt(now_ms_for_test() - t0, 1000);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(hang.rc, -ETIMEDOUT);
+}
+END_TEST
+
+START_TEST(plugin_configuration)
+{
+	struct image img;
+	char err[512], path[128];
+	const uint8_t *px;
+	FILE *f;
+
+	pool_free(pool);
+	snprintf(path, sizeof(path), "%s/firesyncd.conf", dir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "[plugin.test-good]\nmode = grey\n[plugin.other]\nx = 1\n");
+	fclose(f);
+	{
+		struct pool_options o = {
+			.worker_path = worker, .plugin_dir = dir,
+			.config_path = path, .workers = 1,
+			.timeout_ms = 5000, .memory_mb = 512, .max_jobs = 10,
+			.max_pixels = 50000000, .log_level = LOG_ERR,
+		};
+
+		pool = pool_new(&o, err, sizeof(err));
+		ck_assert_ptr_nonnull(pool);
+	}
+	ck_assert_int_eq(run("test-good", "", &img, err, sizeof(err)), 0);
+	px = img.pixels + (8 * img.width + 40) * img.channels;
+	ck_assert_msg(px[0] == px[1] && px[1] == px[2], "not grey: %d,%d,%d",
+	    px[0], px[1], px[2]);
+	image_free(&img);
+}
+END_TEST
+
+START_TEST(transform_tool_on_a_jpeg)
+{
+	char cmd[1024], in[128], out[128];
+	struct image img;
+	uint8_t *png;
+	size_t len;
+	FILE *f;
+
+	make_plugin_dir();
+	snprintf(in, sizeof(in), "%s/in.jpg", dir);
+	snprintf(out, sizeof(out), "%s/out.png", dir);
+	testimg_jpeg(320, 240, 1, &png, &len);
+	testimg_write(in, png, len);
+	free(png);
+	snprintf(cmd, sizeof(cmd), "%s --plugin-dir %s --model test-good "
+	    "--aspect-ratio 1:1 --prompt bold %s %s", TRANSFORM, dir, in, out);
+	ck_assert_int_eq(system(cmd), 0);
+	f = fopen(out, "rb");
+	ck_assert_ptr_nonnull(f);
+	png = malloc(1 << 20);
+	len = fread(png, 1, 1 << 20, f);
+	fclose(f);
+	ck_assert_int_eq(image_decode(png, len, 1000000, &img, cmd,
+	    sizeof(cmd)), 0);
+	ck_assert_uint_eq(img.width, 240);
+	ck_assert_uint_eq(img.height, 240);
+	image_free(&img);
+	free(png);
+	/* a failing model: a clear message and exit status 1 */
+	snprintf(cmd, sizeof(cmd), "%s --plugin-dir %s --model test-error %s "
+	    "%s 2>/dev/null", TRANSFORM, dir, in, out);
+	ck_assert_int_eq(WEXITSTATUS(system(cmd)), 1);
+	rm_plugin_dir();
+}
+END_TEST
+
+static Suite *
+plugin_suite(void)
+{
+	Suite *s = suite_create("plugin");
+	TCase *load = tcase_create("load");
+	TCase *jobs = tcase_create("jobs");
+	TCase *tool = tcase_create("tool");
+
+	tcase_set_timeout(load, 60);
+	tcase_add_test(load, loader_refuses_with_reasons);
+	tcase_add_test(load, loader_refuses_writable_files_and_dirs);
+	suite_add_tcase(s, load);
+
+	tcase_set_timeout(jobs, 120);
+	tcase_add_checked_fixture(jobs, pool_setup, pool_teardown);
+	tcase_add_test(jobs, good_plugin_inverts);
+	tcase_add_test(jobs, aspect_ratio_is_exact);
+	tcase_add_test(jobs, encoded_result_and_passthrough);
+	tcase_add_test(jobs, failures_are_named_and_the_pool_recovers);
+	tcase_add_test(jobs, unbounded_allocation_hits_the_limit);
+	tcase_add_test(jobs, a_hang_does_not_hold_up_others);
+	tcase_add_test(jobs, plugin_configuration);
+	suite_add_tcase(s, jobs);
+
+	tcase_set_timeout(tool, 60);
+	tcase_add_test(tool, transform_tool_on_a_jpeg);
+	suite_add_tcase(s, tool);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	log_init();
+	log_level = LOG_ERR;
+	worker = pool_find_worker();
+	sr = srunner_create(plugin_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	free(worker);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
