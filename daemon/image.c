@@ -12,13 +12,17 @@
 
 #include <jpeglib.h>
 #include <png.h>
+#include <zlib.h>
 
 #include "image.h"
 #include "log.h"
 
-/* PNG output tuning; see BENCHMARKS.md for how these were chosen. */
-#define PNG_ZLIB_LEVEL	2
-#define PNG_FILTERS	PNG_FILTER_SUB
+/* PNG output tuning, chosen by measurement on 8 MP results (see
+ * BENCHMARKS.md): zlib level 1 with the run-length strategy and the Up
+ * filter encodes 30% faster than level 2 + Sub and is smaller too. */
+#define PNG_ZLIB_LEVEL		1
+#define PNG_ZLIB_STRATEGY	Z_RLE
+#define PNG_FILTERS		PNG_FILTER_UP
 
 enum image_format
 image_sniff(const uint8_t *data, size_t len)
@@ -443,6 +447,7 @@ image_encode_png(const struct image *img, uint8_t **out, size_t *outlen,
 	    PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
 	    PNG_FILTER_TYPE_DEFAULT);
 	png_set_compression_level(png, PNG_ZLIB_LEVEL);
+	png_set_compression_strategy(png, PNG_ZLIB_STRATEGY);
 	png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTERS);
 	png_write_info(png, info);
 	for (uint32_t y = 0; y < img->height; y++)

@@ -734,6 +734,129 @@ START_TEST(plugin_sessions_crash_and_hang_cost_only_themselves)
 }
 END_TEST
 
+/* Mean absolute difference between two same-sized images' RGB. */
+static double
+mean_abs_diff(const struct image *a, const struct image *b)
+{
+	double s = 0;
+	size_t n = (size_t)a->width * a->height;
+
+	ck_assert_uint_eq(a->width, b->width);
+	ck_assert_uint_eq(a->height, b->height);
+	for (size_t i = 0; i < n; i++)
+		for (int c = 0; c < 3; c++)
+			s += abs(a->pixels[i * a->channels + c] -
+			    b->pixels[i * b->channels + c]);
+	return s / (double)(n * 3);
+}
+
+START_TEST(cartoon_and_style_sessions_are_transformed)
+{
+	static const char *const models[] = { "cartoon", "style" };
+	struct ctx t;
+	const char *args[4];
+	char cmd[512], *dir, *in, path[512], url[512];
+	struct image src, img;
+	uint8_t *jpg;
+	size_t len;
+	pid_t d;
+
+	ctx_init(&t, "models", em.host);
+	dir = xasprintf("%s/plugins", t.root);
+	snprintf(cmd, sizeof(cmd), "mkdir -m 755 %s && cp %s/cartoon/.libs/"
+	    "cartoon.so %s/style/.libs/style.so %s/ && chmod 755 %s/*.so",
+	    dir, BUNDLED, BUNDLED, dir, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	args[0] = "--plugin-dir";
+	args[1] = dir;
+	args[2] = NULL;
+	d = start_daemon(&t, NULL, args);
+	put_experience(&t, "exp_cartoon", true, "cartoon");
+	{
+		/* style, with a reference image in our storage */
+		FsValue *f = value_map(), *cfg = value_map(), *refs;
+
+		refs = value_array();
+		value_array_add(refs, value_string("references/warm.jpg"));
+		value_array_add(refs, value_string("https://elsewhere.example/x.jpg"));
+		value_map_put(cfg, "enabled", value_bool(true));
+		value_map_put(cfg, "model", value_string("style"));
+		value_map_put(cfg, "prompt", value_string("oil painting"));
+		value_map_put(cfg, "aspectRatio", value_string("4:3"));
+		value_map_put(cfg, "referenceImageUrls", refs);
+		value_map_put(f, "aiPhotoConfig", cfg);
+		ck_assert_int_eq(admin_set(t.c, "experiences/exp_style", f), 0);
+		testimg_jpeg(200, 200, 3, &jpg, &len);
+		snprintf(path, sizeof(path), "%s/references/warm.jpg", t.root);
+		testimg_write(path, jpg, len);
+		free(jpg);
+	}
+	/* a photo with texture (the test picture plus grain), as PNG */
+	testimg_jpeg(640, 480, 1, &jpg, &len);
+	ck_assert_int_eq(image_decode(jpg, len, 10000000, &src, cmd,
+	    sizeof(cmd)), 0);
+	free(jpg);
+	for (size_t i = 0; i < (size_t)src.width * src.height * 3; i++) {
+		int v = src.pixels[i] +
+		    (int)((uint32_t)(i * 2654435761u) >> 27) - 16;
+
+		src.pixels[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+	}
+	ck_assert_int_eq(image_encode_png(&src, &jpg, &len, cmd, sizeof(cmd)),
+	    0);
+	for (int m = 0; m < 2; m++) {
+		char ss[32], ex[32];
+
+		snprintf(ss, sizeof(ss), "s_%s", models[m]);
+		snprintf(ex, sizeof(ex), "exp_%s", models[m]);
+		snprintf(path, sizeof(path), "%s/captures/E/%s/input.jpg",
+		    t.root, ss);
+		testimg_write(path, jpg, len);
+		in = xasprintf("captures/E/%s/input.jpg", ss);
+		capture(&t, "E", ss, ex, in);
+		free(in);
+	}
+	for (int m = 0; m < 2; m++) {
+		struct image crop = { src.width, src.height, src.channels, NULL };
+		FsDocument *doc;
+		char ss[32];
+		double diff;
+
+		snprintf(ss, sizeof(ss), "s_%s", models[m]);
+		doc = wait_final(&t, "E", ss, 60000);
+		ck_assert_msg(strcmp(state_of(doc), "ready") == 0, "%s: %s",
+		    ss, doc_string(doc, "error"));
+		snprintf(url, sizeof(url), "%s", doc_string(doc,
+		    "resultImagePath"));
+		doc_free(doc);
+		load_result(url, &img);
+		/* the requested aspect ratio, exactly */
+		crop.pixels = malloc((size_t)src.width * src.height *
+		    src.channels);
+		memcpy(crop.pixels, src.pixels, (size_t)src.width * src.height *
+		    src.channels);
+		ck_assert_int_eq(image_crop_aspect(&crop, m ? "4:3" : "1:1",
+		    cmd, sizeof(cmd)), 0);
+		ck_assert_uint_eq(img.width, crop.width);
+		ck_assert_uint_eq(img.height, crop.height);
+		/* visibly transformed */
+		diff = mean_abs_diff(&img, &crop);
+		ck_assert_msg(diff > 6.0, "%s: result differs from the photo by "
+		    "only %.1f per channel", models[m], diff);
+		image_free(&img);
+		image_free(&crop);
+	}
+	ck_assert_int_eq(log_count(t.log, "plugin=cartoon state=ready"), 1);
+	ck_assert_int_eq(log_count(t.log, "plugin=style state=ready"), 1);
+	image_free(&src);
+	free(jpg);
+	free(dir);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	ctx_done(&t);
+}
+END_TEST
+
 static Suite *
 integration_suite(void)
 {
@@ -751,6 +874,7 @@ integration_suite(void)
 	tcase_add_test(tc, interrupted_too_often_ends_in_error);
 	tcase_add_test(tc, experience_changes_apply_to_the_next_session);
 	tcase_add_test(tc, plugin_sessions_crash_and_hang_cost_only_themselves);
+	tcase_add_test(tc, cartoon_and_style_sessions_are_transformed);
 	suite_add_tcase(s, tc);
 	return s;
 }

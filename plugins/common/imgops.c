@@ -1,0 +1,555 @@
+/*
+ * imgops.c - the bundled plugins' image operations.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imgops.h"
+
+int
+fimg_alloc(struct fimg *f, int w, int h)
+{
+	f->w = w;
+	f->h = h;
+	f->p = NULL;
+	if (w <= 0 || h <= 0 || (size_t)w * (size_t)h > ((size_t)1 << 31))
+		return -1;
+	f->p = malloc((size_t)w * h * 3 * sizeof(float));
+	return f->p ? 0 : -1;
+}
+
+void
+fimg_free(struct fimg *f)
+{
+	free(f->p);
+	f->p = NULL;
+}
+
+int
+fimg_from_image(struct fimg *f, const struct firesync_image *im)
+{
+	if (im->channels < 3 || im->stride < im->width * im->channels ||
+	    fimg_alloc(f, (int)im->width, (int)im->height) < 0)
+		return -1;
+	for (int y = 0; y < f->h; y++) {
+		const uint8_t *s = im->pixels + (size_t)y * im->stride;
+		float *d = f->p + (size_t)y * f->w * 3;
+
+		for (int x = 0; x < f->w; x++, s += im->channels, d += 3) {
+			d[0] = s[0];
+			d[1] = s[1];
+			d[2] = s[2];
+		}
+	}
+	return 0;
+}
+
+int
+fimg_to_result(const struct fimg *f, const struct firesync_image *src,
+    const struct firesync_host *host, struct firesync_result *res)
+{
+	uint32_t c = src->channels == 4 ? 4 : 3;
+
+	res->width = (uint32_t)f->w;
+	res->height = (uint32_t)f->h;
+	res->channels = c;
+	res->stride = (uint32_t)f->w * c;
+	res->pixels = host->alloc((size_t)res->stride * f->h);
+	if (res->pixels == NULL)
+		return -1;
+	for (int y = 0; y < f->h; y++) {
+		const float *s = f->p + (size_t)y * f->w * 3;
+		uint8_t *d = res->pixels + (size_t)y * res->stride;
+		const uint8_t *a = src->pixels + (size_t)y * src->stride;
+
+		for (int x = 0; x < f->w; x++, s += 3, d += c) {
+			d[0] = (uint8_t)(clampf(s[0], 0, 255) + 0.5f);
+			d[1] = (uint8_t)(clampf(s[1], 0, 255) + 0.5f);
+			d[2] = (uint8_t)(clampf(s[2], 0, 255) + 0.5f);
+			if (c == 4)
+				d[3] = a[(size_t)x * 4 + 3];
+		}
+	}
+	return 0;
+}
+
+/* ---- domain transform ---- */
+
+/* The guide, box-blurred by r, as packed 8-bit RGB (malloc'd). */
+static uint8_t *
+blurred_guide(const struct firesync_image *g, int r)
+{
+	int w = (int)g->width, h = (int)g->height;
+	size_t n = (size_t)w * h;
+	float *plane = malloc(n * sizeof(float));
+	uint8_t *out = malloc(n * 3);
+
+	if (plane == NULL || out == NULL) {
+		free(plane);
+		free(out);
+		return NULL;
+	}
+	for (int c = 0; c < 3; c++) {
+		for (int y = 0; y < h; y++)
+			for (int x = 0; x < w; x++)
+				plane[(size_t)y * w + x] = g->pixels[(size_t)y *
+				    g->stride + (size_t)x * g->channels + c];
+		if (box_blur_plane(plane, w, h, r) < 0) {
+			free(plane);
+			free(out);
+			return NULL;
+		}
+		for (size_t i = 0; i < n; i++)
+			out[3 * i + c] = (uint8_t)(plane[i] + 0.5f);
+	}
+	free(plane);
+	return out;
+}
+
+int
+dt_filter(struct fimg *f, const struct firesync_image *g0, float sigma_s,
+    float sigma_r, int iterations, int guide_r, int (*cancel)(void))
+{
+	int w = f->w, h = f->h, gc;
+	struct firesync_image blurred, *g = (struct firesync_image *)g0;
+	uint8_t *gbuf = NULL;
+	uint16_t *dh, *dv;
+	float lut[766], ratio = sigma_s / (sigma_r * 255.0f);
+
+	if ((int)g0->width != w || (int)g0->height != h || iterations < 1)
+		return -1;
+	if (guide_r > 0) {
+		gbuf = blurred_guide(g0, guide_r);
+		if (gbuf == NULL)
+			return -1;
+		blurred = *g0;
+		blurred.channels = 3;
+		blurred.stride = (uint32_t)w * 3;
+		blurred.pixels = gbuf;
+		g = &blurred;
+	}
+	gc = (int)g->channels;
+	dh = malloc((size_t)w * h * sizeof(*dh));
+	dv = malloc((size_t)w * h * sizeof(*dv));
+	if (dh == NULL || dv == NULL) {
+		free(dh);
+		free(dv);
+		free(gbuf);
+		return -1;
+	}
+	/* |dI| summed over channels, between each pixel and its left and
+	 * upper neighbours: integers 0..765, so the per-iteration weights
+	 * a^(1 + ratio*d) come from a 766-entry table */
+	for (int y = 0; y < h; y++) {
+		const uint8_t *row = g->pixels + (size_t)y * g->stride;
+		const uint8_t *up = y ? row - g->stride : row;
+
+		for (int x = 0; x < w; x++) {
+			const uint8_t *p = row + (size_t)x * gc;
+			const uint8_t *l = x ? p - gc : p;
+			const uint8_t *u = up + (size_t)x * gc;
+
+			dh[(size_t)y * w + x] = (uint16_t)(abs(p[0] - l[0]) +
+			    abs(p[1] - l[1]) + abs(p[2] - l[2]));
+			dv[(size_t)y * w + x] = (uint16_t)(abs(p[0] - u[0]) +
+			    abs(p[1] - u[1]) + abs(p[2] - u[2]));
+		}
+	}
+	free(gbuf);
+	for (int it = 0; it < iterations; it++) {
+		float sigma_h = sigma_s * sqrtf(3.0f) *
+		    powf(2.0f, (float)(iterations - (it + 1))) /
+		    sqrtf(powf(4.0f, (float)iterations) - 1.0f);
+		float a = expf(-sqrtf(2.0f) / sigma_h);
+
+		for (int k = 0; k < 766; k++)
+			lut[k] = powf(a, 1.0f + ratio * (float)k);
+		/* horizontal: left to right, then right to left.  Each row is
+		 * a serial recurrence, so four rows go side by side to give
+		 * the CPU independent work while each step waits on the last */
+		for (int y = 0; y < h; y += 4) {
+			int nr = h - y < 4 ? h - y : 4;
+
+			for (int x = 1; x < w; x++)
+				for (int k = 0; k < nr; k++) {
+					float *r = f->p + ((size_t)(y + k) * w + x) * 3;
+					float v = lut[dh[(size_t)(y + k) * w + x]];
+
+					r[0] += v * (r[-3] - r[0]);
+					r[1] += v * (r[-2] - r[1]);
+					r[2] += v * (r[-1] - r[2]);
+				}
+			for (int x = w - 2; x >= 0; x--)
+				for (int k = 0; k < nr; k++) {
+					float *r = f->p + ((size_t)(y + k) * w + x) * 3;
+					float v = lut[dh[(size_t)(y + k) * w + x + 1]];
+
+					r[0] += v * (r[3] - r[0]);
+					r[1] += v * (r[4] - r[1]);
+					r[2] += v * (r[5] - r[2]);
+				}
+		}
+		if (cancel && cancel())
+			goto cancelled;
+		/* vertical, a row at a time so memory is read in order */
+		for (int y = 1; y < h; y++) {
+			float *r = f->p + (size_t)y * w * 3, *u = r - (size_t)w * 3;
+			const uint16_t *d = dv + (size_t)y * w;
+
+			for (int x = 0; x < w; x++) {
+				float v = lut[d[x]];
+
+				for (int c = 0; c < 3; c++)
+					r[3 * x + c] += v * (u[3 * x + c] -
+					    r[3 * x + c]);
+			}
+		}
+		for (int y = h - 2; y >= 0; y--) {
+			float *r = f->p + (size_t)y * w * 3, *b = r + (size_t)w * 3;
+			const uint16_t *d = dv + (size_t)(y + 1) * w;
+
+			for (int x = 0; x < w; x++) {
+				float v = lut[d[x]];
+
+				for (int c = 0; c < 3; c++)
+					r[3 * x + c] += v * (b[3 * x + c] -
+					    r[3 * x + c]);
+			}
+		}
+		if (cancel && cancel())
+			goto cancelled;
+	}
+	free(dh);
+	free(dv);
+	return 0;
+cancelled:
+	free(dh);
+	free(dv);
+	return 1;
+}
+
+/* ---- blur, luma, colour ---- */
+
+static void
+box_line(float *p, size_t step, int n, int r, float *tmp)
+{
+	float sum = 0, inv = 1.0f / (float)(2 * r + 1);
+
+	for (int i = 0; i < n; i++)
+		tmp[i] = p[(size_t)i * step];
+	/* clamp-to-edge window sums */
+	for (int i = -r; i <= r; i++)
+		sum += tmp[i < 0 ? 0 : i >= n ? n - 1 : i];
+	for (int i = 0; i < n; i++) {
+		int add = i + r + 1, sub = i - r;
+
+		p[(size_t)i * step] = sum * inv;
+		sum += tmp[add >= n ? n - 1 : add] - tmp[sub < 0 ? 0 : sub];
+	}
+}
+
+int
+box_blur_plane(float *p, int w, int h, int r)
+{
+	float *tmp;
+
+	if (r <= 0)
+		return 0;
+	tmp = malloc((size_t)(w > h ? w : h) * sizeof(float));
+	if (tmp == NULL)
+		return -1;
+	for (int y = 0; y < h; y++)
+		box_line(p + (size_t)y * w, 1, w, r, tmp);
+	for (int x = 0; x < w; x++)
+		box_line(p + x, (size_t)w, h, r, tmp);
+	free(tmp);
+	return 0;
+}
+
+float *
+luma_plane(const struct fimg *f)
+{
+	size_t n = (size_t)f->w * f->h;
+	float *l = malloc(n * sizeof(float));
+
+	if (l == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		l[i] = 0.299f * f->p[3 * i] + 0.587f * f->p[3 * i + 1] +
+		    0.114f * f->p[3 * i + 2];
+	return l;
+}
+
+void
+rgb_to_ycc(struct fimg *f)
+{
+	size_t n = (size_t)f->w * f->h;
+
+	for (size_t i = 0; i < n; i++) {
+		float *p = f->p + 3 * i, r = p[0], g = p[1], b = p[2];
+
+		p[0] = 0.299f * r + 0.587f * g + 0.114f * b;
+		p[1] = -0.168736f * r - 0.331264f * g + 0.5f * b;
+		p[2] = 0.5f * r - 0.418688f * g - 0.081312f * b;
+	}
+}
+
+void
+ycc_to_rgb(struct fimg *f)
+{
+	size_t n = (size_t)f->w * f->h;
+
+	for (size_t i = 0; i < n; i++) {
+		float *p = f->p + 3 * i, y = p[0], cb = p[1], cr = p[2];
+
+		p[0] = y + 1.402f * cr;
+		p[1] = y - 0.344136f * cb - 0.714136f * cr;
+		p[2] = y + 1.772f * cb;
+	}
+}
+
+static float
+srgb_to_linear(float c)
+{
+	c /= 255.0f;
+	return c <= 0.04045f ? c / 12.92f : powf((c + 0.055f) / 1.055f, 2.4f);
+}
+
+static float
+linear_to_srgb(float c)
+{
+	c = c <= 0.0031308f ? 12.92f * c : 1.055f * powf(c, 1 / 2.4f) - 0.055f;
+	return clampf(c * 255.0f, 0, 255);
+}
+
+static float
+lab_f(float t)
+{
+	return t > 0.008856f ? cbrtf(t) : 7.787f * t + 16.0f / 116.0f;
+}
+
+static float
+lab_finv(float t)
+{
+	return t > 0.206893f ? t * t * t : (t - 16.0f / 116.0f) / 7.787f;
+}
+
+void
+srgb_to_lab(const float rgb[3], float lab[3])
+{
+	float r = srgb_to_linear(rgb[0]), g = srgb_to_linear(rgb[1]);
+	float b = srgb_to_linear(rgb[2]);
+	float x = (0.4124f * r + 0.3576f * g + 0.1805f * b) / 0.95047f;
+	float y = 0.2126f * r + 0.7152f * g + 0.0722f * b;
+	float z = (0.0193f * r + 0.1192f * g + 0.9505f * b) / 1.08883f;
+	float fx = lab_f(x), fy = lab_f(y), fz = lab_f(z);
+
+	lab[0] = 116.0f * fy - 16.0f;
+	lab[1] = 500.0f * (fx - fy);
+	lab[2] = 200.0f * (fy - fz);
+}
+
+void
+lab_to_srgb(const float lab[3], float rgb[3])
+{
+	float fy = (lab[0] + 16.0f) / 116.0f, fx = fy + lab[1] / 500.0f;
+	float fz = fy - lab[2] / 200.0f;
+	float x = lab_finv(fx) * 0.95047f, y = lab_finv(fy);
+	float z = lab_finv(fz) * 1.08883f;
+
+	rgb[0] = linear_to_srgb(3.2406f * x - 1.5372f * y - 0.4986f * z);
+	rgb[1] = linear_to_srgb(-0.9689f * x + 1.8758f * y + 0.0415f * z);
+	rgb[2] = linear_to_srgb(0.0557f * x - 0.2040f * y + 1.0570f * z);
+}
+
+int
+lut3d_alloc(struct lut3d *l, int n)
+{
+	l->n = n;
+	l->v = n >= 2 ? malloc((size_t)n * n * n * 3 * sizeof(float)) : NULL;
+	return l->v ? 0 : -1;
+}
+
+void
+lut3d_free(struct lut3d *l)
+{
+	free(l->v);
+	l->v = NULL;
+}
+
+void
+lut3d_apply(const struct lut3d *l, struct fimg *f)
+{
+	size_t n = (size_t)f->w * f->h;
+	int m = l->n - 1;
+	float scale = (float)m / 255.0f;
+
+	for (size_t i = 0; i < n; i++) {
+		float *p = f->p + 3 * i, out[3] = { 0, 0, 0 };
+		float fr = clampf(p[0], 0, 255) * scale;
+		float fg = clampf(p[1], 0, 255) * scale;
+		float fb = clampf(p[2], 0, 255) * scale;
+		int r0 = (int)fr, g0 = (int)fg, b0 = (int)fb;
+		float tr, tg, tb;
+
+		if (r0 >= m)
+			r0 = m - 1;
+		if (g0 >= m)
+			g0 = m - 1;
+		if (b0 >= m)
+			b0 = m - 1;
+		tr = fr - (float)r0;
+		tg = fg - (float)g0;
+		tb = fb - (float)b0;
+		for (int k = 0; k < 8; k++) {
+			int dr = k & 1, dg = (k >> 1) & 1, db = (k >> 2) & 1;
+			float wgt = (dr ? tr : 1 - tr) * (dg ? tg : 1 - tg) *
+			    (db ? tb : 1 - tb);
+			const float *v = l->v + 3 * (((size_t)(r0 + dr) *
+			    l->n + (g0 + dg)) * l->n + (b0 + db));
+
+			out[0] += wgt * v[0];
+			out[1] += wgt * v[1];
+			out[2] += wgt * v[2];
+		}
+		p[0] = out[0];
+		p[1] = out[1];
+		p[2] = out[2];
+	}
+}
+
+void
+lab_stats(const struct firesync_image *im, int max_samples, float mean[3],
+    float std[3])
+{
+	double s[3] = { 0, 0, 0 }, s2[3] = { 0, 0, 0 };
+	double area = (double)im->width * im->height;
+	int step = (int)sqrt(area / (max_samples > 0 ? max_samples : 1));
+	long n = 0;
+
+	if (step < 1)
+		step = 1;
+	for (uint32_t y = 0; y < im->height; y += (uint32_t)step) {
+		const uint8_t *row = im->pixels + (size_t)y * im->stride;
+
+		for (uint32_t x = 0; x < im->width; x += (uint32_t)step) {
+			const uint8_t *p = row + (size_t)x * im->channels;
+			float rgb[3] = { p[0], p[1], p[2] }, lab[3];
+
+			srgb_to_lab(rgb, lab);
+			for (int c = 0; c < 3; c++) {
+				s[c] += lab[c];
+				s2[c] += (double)lab[c] * lab[c];
+			}
+			n++;
+		}
+	}
+	for (int c = 0; c < 3; c++) {
+		double m = n ? s[c] / (double)n : 0;
+		double v = n ? s2[c] / (double)n - m * m : 0;
+
+		mean[c] = (float)m;
+		std[c] = (float)sqrt(v > 1e-6 ? v : 1e-6);
+	}
+}
+
+/* ---- Kuwahara ---- */
+
+int
+kuwahara(struct fimg *f, int r)
+{
+	int w = f->w, h = f->h, W = w + 1;
+	size_t n = (size_t)W * (h + 1);
+	/* summed-area tables: colour sums (double keeps 8 MP exact enough),
+	 * luma and luma squared */
+	double *sc = calloc(n * 3, sizeof(double));
+	double *sl = calloc(n, sizeof(double)), *sl2 = calloc(n, sizeof(double));
+	float *out = malloc((size_t)w * h * 3 * sizeof(float));
+
+	if (sc == NULL || sl == NULL || sl2 == NULL || out == NULL || r < 1) {
+		free(sc);
+		free(sl);
+		free(sl2);
+		free(out);
+		return -1;
+	}
+	for (int y = 0; y < h; y++) {
+		double rc[3] = { 0, 0, 0 }, rl = 0, rl2 = 0;
+		const float *p = f->p + (size_t)y * w * 3;
+
+		for (int x = 0; x < w; x++, p += 3) {
+			size_t i = (size_t)(y + 1) * W + (x + 1);
+			size_t u = (size_t)y * W + (x + 1);
+			double l = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+
+			for (int c = 0; c < 3; c++) {
+				rc[c] += p[c];
+				sc[3 * i + c] = sc[3 * u + c] + rc[c];
+			}
+			rl += l;
+			rl2 += l * l;
+			sl[i] = sl[u] + rl;
+			sl2[i] = sl2[u] + rl2;
+		}
+	}
+	for (int y = 0; y < h; y++) {
+		for (int x = 0; x < w; x++) {
+			double best = 1e300;
+			int bx0 = 0, by0 = 0, bx1 = 0, by1 = 0;
+
+			for (int q = 0; q < 4; q++) {
+				int x0 = (q & 1) ? x : x - r, x1 = (q & 1) ? x + r : x;
+				int y0 = (q & 2) ? y : y - r, y1 = (q & 2) ? y + r : y;
+				double cnt, m, var;
+
+				if (x0 < 0) x0 = 0;
+				if (y0 < 0) y0 = 0;
+				if (x1 >= w) x1 = w - 1;
+				if (y1 >= h) y1 = h - 1;
+				cnt = (double)(x1 - x0 + 1) * (y1 - y0 + 1);
+#define SAT(t, xx, yy) ((t)[(size_t)(yy) * W + (xx)])
+				m = (SAT(sl, x1 + 1, y1 + 1) - SAT(sl, x0, y1 + 1) -
+				    SAT(sl, x1 + 1, y0) + SAT(sl, x0, y0)) / cnt;
+				var = (SAT(sl2, x1 + 1, y1 + 1) -
+				    SAT(sl2, x0, y1 + 1) - SAT(sl2, x1 + 1, y0) +
+				    SAT(sl2, x0, y0)) / cnt - m * m;
+#undef SAT
+				if (var < best) {
+					best = var;
+					bx0 = x0; by0 = y0; bx1 = x1; by1 = y1;
+				}
+			}
+			{
+				double cnt = (double)(bx1 - bx0 + 1) *
+				    (by1 - by0 + 1);
+				size_t a = (size_t)(by1 + 1) * W + (bx1 + 1);
+				size_t b = (size_t)(by1 + 1) * W + bx0;
+				size_t c_ = (size_t)by0 * W + (bx1 + 1);
+				size_t d = (size_t)by0 * W + bx0;
+				float *o = out + ((size_t)y * w + x) * 3;
+
+				for (int c = 0; c < 3; c++)
+					o[c] = (float)((sc[3 * a + c] -
+					    sc[3 * b + c] - sc[3 * c_ + c] +
+					    sc[3 * d + c]) / cnt);
+			}
+		}
+	}
+	free(sc);
+	free(sl);
+	free(sl2);
+	free(f->p);
+	f->p = out;
+	return 0;
+}
+
+float
+noise2(int x, int y)
+{
+	uint32_t h = (uint32_t)x * 374761393u + (uint32_t)y * 668265263u;
+
+	h = (h ^ (h >> 13)) * 1274126177u;
+	h ^= h >> 16;
+	return (float)(h & 0xffff) / 32767.5f - 1.0f;
+}

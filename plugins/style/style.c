@@ -1,0 +1,357 @@
+/*
+ * style.c - the "style" model: a painterly look driven by the experience.
+ *
+ * With reference images (aiPhotoConfig.referenceImageUrls that resolve to
+ * files in our storage) the photo takes on their colours: the mean and
+ * spread of L*, a*, b* are moved to the references' (Reinhard et al. 2001,
+ * in CIELAB), through a 33^3 colour lookup table so per-pixel work stays
+ * cheap.  Then a brush look from the prompt:
+ *
+ *   "oil painting" (default)  Kuwahara filter: flat strokes, crisp edges,
+ *                             a little more saturation
+ *   "watercolor"              edge-preserving wash, soft colour steps,
+ *                             pigment pooling at edges, paper grain
+ *   "pencil sketch"           graphite: colour-dodge of the luma over its
+ *                             blurred negative, on paper grain
+ *
+ * [plugin.style] keys: default-preset (oil|watercolor|pencil), transfer
+ * (0..1, how far colours move to the references; default 0.85), brush
+ * (stroke size as a fraction of the short side; default 0.0035).
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "firesync/plugin.h"
+#include "imgops.h"
+
+enum preset { OIL, WATERCOLOR, PENCIL };
+
+struct style {
+	const struct firesync_host *host;
+	enum preset preset;
+	float transfer;
+	float brush;
+};
+
+static const struct firesync_host *host;
+
+static bool
+contains(const char *text, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = text; p && *p; p++)
+		if (strncasecmp(p, word, n) == 0)
+			return true;
+	return false;
+}
+
+static int
+parse_preset(const char *v, enum preset *out)
+{
+	if (strcasecmp(v, "oil") == 0)
+		*out = OIL;
+	else if (strcasecmp(v, "watercolor") == 0 ||
+	    strcasecmp(v, "watercolour") == 0)
+		*out = WATERCOLOR;
+	else if (strcasecmp(v, "pencil") == 0)
+		*out = PENCIL;
+	else
+		return -1;
+	return 0;
+}
+
+static int
+style_init(const struct firesync_host *h, const struct firesync_config *c,
+    void **state, char *err, size_t errlen)
+{
+	struct style *s;
+	const char *v;
+
+	host = h;
+	s = h->alloc(sizeof(*s));
+	if (s == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return FIRESYNC_ERROR;
+	}
+	s->host = h;
+	s->preset = OIL;
+	s->transfer = 0.85f;
+	s->brush = 0.0035f;
+	if ((v = h->config_get(c, "default-preset")) != NULL &&
+	    parse_preset(v, &s->preset) < 0) {
+		snprintf(err, errlen, "[plugin.style] default-preset = %s: "
+		    "expected oil, watercolor or pencil", v);
+		h->free(s);
+		return FIRESYNC_ERROR;
+	}
+	if ((v = h->config_get(c, "transfer")) != NULL) {
+		char *end;
+
+		s->transfer = strtof(v, &end);
+		if (end == v || *end || !(s->transfer >= 0 &&
+		    s->transfer <= 1)) {
+			snprintf(err, errlen, "[plugin.style] transfer = %s: "
+			    "expected 0 to 1", v);
+			h->free(s);
+			return FIRESYNC_ERROR;
+		}
+	}
+	if ((v = h->config_get(c, "brush")) != NULL) {
+		char *end;
+
+		s->brush = strtof(v, &end);
+		if (end == v || *end || !(s->brush > 0 && s->brush <= 0.05f)) {
+			snprintf(err, errlen, "[plugin.style] brush = %s: "
+			    "expected a fraction above 0, up to 0.05", v);
+			h->free(s);
+			return FIRESYNC_ERROR;
+		}
+	}
+	*state = s;
+	return FIRESYNC_OK;
+}
+
+static enum preset
+preset_of(const struct style *s, const char *prompt)
+{
+	if (contains(prompt, "watercolo"))
+		return WATERCOLOR;
+	if (contains(prompt, "pencil") || contains(prompt, "sketch") ||
+	    contains(prompt, "charcoal"))
+		return PENCIL;
+	if (contains(prompt, "oil") || contains(prompt, "paint"))
+		return OIL;
+	return s->preset;
+}
+
+/* Move the photo's Lab statistics toward the references'. */
+static int
+colour_transfer(struct fimg *f, const struct firesync_request *req,
+    float amount)
+{
+	float sm[3], ss[3], tm[3] = { 0, 0, 0 }, ts[3] = { 0, 0, 0 };
+	struct lut3d lut;
+	int n = 33;
+
+	lab_stats(&req->image, 40000, sm, ss);
+	for (size_t i = 0; i < req->n_references; i++) {
+		float m[3], sd[3];
+
+		lab_stats(&req->references[i], 40000, m, sd);
+		for (int c = 0; c < 3; c++) {
+			tm[c] += m[c] / (float)req->n_references;
+			ts[c] += sd[c] / (float)req->n_references;
+		}
+	}
+	if (lut3d_alloc(&lut, n) < 0)
+		return -1;
+	for (int r = 0; r < n; r++)
+		for (int g = 0; g < n; g++)
+			for (int b = 0; b < n; b++) {
+				float rgb[3] = { r * 255.0f / (n - 1),
+				    g * 255.0f / (n - 1), b * 255.0f / (n - 1) };
+				float lab[3], out[3];
+				float *v = lut.v + 3 * (((size_t)r * n + g) * n + b);
+
+				srgb_to_lab(rgb, lab);
+				for (int c = 0; c < 3; c++) {
+					float moved = (lab[c] - sm[c]) *
+					    (ts[c] / ss[c]) + tm[c];
+
+					lab[c] += amount * (moved - lab[c]);
+				}
+				lab[0] = clampf(lab[0], 0, 100);
+				lab_to_srgb(lab, out);
+				v[0] = out[0];
+				v[1] = out[1];
+				v[2] = out[2];
+			}
+	lut3d_apply(&lut, f);
+	lut3d_free(&lut);
+	return 0;
+}
+
+static int
+oil(struct fimg *f, int shortside, float brush)
+{
+	int r = (int)(brush * (float)shortside + 0.5f);
+	size_t n = (size_t)f->w * f->h;
+
+	if (kuwahara(f, r < 2 ? 2 : r) < 0)
+		return -1;
+	rgb_to_ycc(f);
+	for (size_t i = 0; i < n; i++) {
+		f->p[3 * i] = (f->p[3 * i] - 128.0f) * 1.08f + 128.0f;
+		f->p[3 * i + 1] *= 1.2f;
+		f->p[3 * i + 2] *= 1.2f;
+	}
+	ycc_to_rgb(f);
+	return 0;
+}
+
+static int
+watercolor(struct fimg *f, const struct firesync_image *g, int shortside,
+    int (*cancel)(void))
+{
+	int w = f->w, h = f->h, rc;
+	float *lum, step = 255.0f / 11.0f;
+
+	rc = dt_filter(f, g, 0.03f * (float)shortside, 0.3f, 2,
+	    shortside / 400 + 1, cancel);
+	if (rc != 0)
+		return rc;
+	lum = luma_plane(f);
+	if (lum == NULL || box_blur_plane(lum, w, h, shortside / 500 + 1) < 0) {
+		free(lum);
+		return -1;
+	}
+	rgb_to_ycc(f);
+	for (size_t i = 0; i < (size_t)w * h; i++) {
+		float y = f->p[3 * i], q = roundf(y / step) * step;
+
+		/* soft colour steps, washed lighter and a little less
+		 * saturated, as pigment on wet paper */
+		y = q + 0.5f * step * tanhf((y - q) / step * 2.0f);
+		f->p[3 * i] = 255.0f - (255.0f - y) * 0.82f;
+		f->p[3 * i + 1] *= 0.9f;
+		f->p[3 * i + 2] *= 0.9f;
+	}
+	ycc_to_rgb(f);
+	for (int y = 0; y < h; y++) {
+		const float *up = lum + (size_t)(y ? y - 1 : y) * w;
+		const float *dn = lum + (size_t)(y + 1 < h ? y + 1 : y) * w;
+		const float *mid = lum + (size_t)y * w;
+		float *o = f->p + (size_t)y * w * 3;
+
+		for (int x = 0; x < w; x++) {
+			int l = x ? x - 1 : x, r = x + 1 < w ? x + 1 : x;
+			float gx = mid[r] - mid[l], gy = dn[x] - up[x];
+			float pool = clampf(sqrtf(gx * gx + gy * gy) / 40.0f, 0,
+			    1) * 0.22f;
+			float grain = 1.0f + 0.035f * noise2(x >> 1, y >> 1);
+
+			for (int c = 0; c < 3; c++)
+				o[3 * x + c] = o[3 * x + c] * (1 - pool) * grain;
+		}
+	}
+	free(lum);
+	return 0;
+}
+
+static int
+pencil(struct fimg *f, int shortside)
+{
+	int w = f->w, h = f->h, r = shortside / 120 + 2;
+	size_t n = (size_t)w * h;
+	float *lum = luma_plane(f), *neg;
+
+	if (lum == NULL)
+		return -1;
+	neg = malloc(n * sizeof(float));
+	if (neg == NULL) {
+		free(lum);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		neg[i] = 255.0f - lum[i];
+	/* three box passes approximate a Gaussian */
+	for (int k = 0; k < 3; k++)
+		if (box_blur_plane(neg, w, h, r) < 0) {
+			free(lum);
+			free(neg);
+			return -1;
+		}
+	for (int y = 0; y < h; y++)
+		for (int x = 0; x < w; x++) {
+			size_t i = (size_t)y * w + x;
+			float v = lum[i] * 255.0f / (256.0f - neg[i]);
+
+			/* graphite is never quite black; paper has grain */
+			v = clampf(v, 0, 255);
+			v = 255.0f * powf(v / 255.0f, 1.6f);
+			v = v * (1.0f + 0.03f * noise2(x, y));
+			f->p[3 * i] = f->p[3 * i + 1] = f->p[3 * i + 2] =
+			    clampf(v, 18, 250);
+		}
+	free(lum);
+	free(neg);
+	return 0;
+}
+
+static int
+style_transform(void *state, const struct firesync_request *req,
+    struct firesync_result *res, char *err, size_t errlen)
+{
+	struct style *s = state;
+	const struct firesync_image *im = &req->image;
+	enum preset preset = preset_of(s, req->prompt);
+	int shortside = (int)(im->width < im->height ? im->width : im->height);
+	struct fimg f;
+	int rc = 0;
+
+	if (fimg_from_image(&f, im) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return FIRESYNC_ERROR;
+	}
+	if (req->n_references > 0 && s->transfer > 0)
+		rc = colour_transfer(&f, req, s->transfer);
+	if (rc == 0 && s->host->cancelled())
+		rc = 1;
+	if (rc == 0) {
+		switch (preset) {
+		case OIL:
+			rc = oil(&f, shortside, s->brush);
+			break;
+		case WATERCOLOR:
+			rc = watercolor(&f, im, shortside, s->host->cancelled);
+			break;
+		case PENCIL:
+			rc = pencil(&f, shortside);
+			break;
+		}
+	}
+	if (rc == 0 && fimg_to_result(&f, im, s->host, res) < 0)
+		rc = -1;
+	fimg_free(&f);
+	if (rc > 0)
+		return FIRESYNC_CANCELLED;
+	if (rc < 0) {
+		snprintf(err, errlen, "out of memory");
+		return FIRESYNC_ERROR;
+	}
+	s->host->log(FIRESYNC_LOG_DEBUG, "%s, %zu reference(s)",
+	    preset == OIL ? "oil" : preset == WATERCOLOR ? "watercolor" :
+	    "pencil", req->n_references);
+	return FIRESYNC_OK;
+}
+
+static void
+style_fini(void *state)
+{
+	struct style *s = state;
+
+	if (s)
+		s->host->free(s);
+}
+
+static const char *const models[] = { "style", NULL };
+
+const struct firesync_plugin firesync_plugin = {
+	.abi_major = FIRESYNC_PLUGIN_ABI_MAJOR,
+	.abi_minor = FIRESYNC_PLUGIN_ABI_MINOR,
+	.struct_size = sizeof(struct firesync_plugin),
+	.name = "style",
+	.version = PACKAGE_VERSION,
+	.vendor = "firesync",
+	.license = "MIT",
+	.models = models,
+	.init = style_init,
+	.transform = style_transform,
+	.fini = style_fini,
+};
