@@ -17,11 +17,9 @@
 #include "backoff.h"
 #include "engine.h"
 #include "log.h"
+#include "notify.h"
 #include "value.h"
 
-/* How long SIGTERM waits for in-flight sessions before leaving them to
- * the interrupted-work recovery of whichever daemon runs next. */
-#define DRAIN_MS	30000
 #define TICK_MS		500
 
 struct stale_entry {
@@ -125,9 +123,12 @@ is_inflight(struct engine *e, const char *name)
 	return r;
 }
 
-/* Drop entries of a (listen-thread) table whose document left the target. */
+static bool known_session(const struct engine *e, const char *name);
+
+/* Drop entries of a (listen-thread) table whose document left the
+ * session targets. */
 static void
-prune(struct strmap *table, const struct strmap *known)
+prune(struct engine *e, struct strmap *table)
 {
 	size_t pos = 0, n = 0, cap = strmap_count(table);
 	const char *name;
@@ -138,7 +139,7 @@ prune(struct strmap *table, const struct strmap *known)
 		return;
 	gone = xcalloc(cap, sizeof(*gone));
 	while (strmap_next(table, &pos, &name, &v))
-		if (strmap_get(known, name) == NULL)
+		if (!known_session(e, name))
 			gone[n++] = xstrdup(name);
 	for (size_t i = 0; i < n; i++) {
 		free(strmap_del(table, gone[i]));
@@ -153,10 +154,72 @@ prune(struct strmap *table, const struct strmap *known)
  * so for longer than a transform may take.  Runs after each snapshot and
  * on every tick, so nothing waits for the next server message.
  */
+/* The session targets' ids. */
+static int
+session_targets(const struct engine *e, int32_t *ids)
+{
+	if (e->opt->n_events == 0) {
+		ids[0] = TARGET_SESSIONS;
+		return 1;
+	}
+	for (size_t i = 0; i < e->opt->n_events; i++)
+		ids[i] = TARGET_EVENT0 + (int32_t)i;
+	return (int)e->opt->n_events;
+}
+
+/* Is name a session in any session target's last snapshot? */
+static bool
+known_session(const struct engine *e, const char *name)
+{
+	int32_t ids[MAX_EVENTS];
+	int n = session_targets(e, ids);
+
+	for (int i = 0; i < n; i++)
+		if (strmap_get(watch_known(&e->watch, ids[i]), name) != NULL)
+			return true;
+	return false;
+}
+
+static size_t
+count_sessions(const struct engine *e)
+{
+	int32_t ids[MAX_EVENTS];
+	int n = session_targets(e, ids);
+	size_t total = 0;
+
+	for (int i = 0; i < n; i++)
+		total += strmap_count(watch_known(&e->watch, ids[i]));
+	return total;
+}
+
+static void dispatch_target(struct engine *e, const struct strmap *known);
+
 static void
 dispatch(struct engine *e)
 {
-	const struct strmap *known = watch_known(&e->watch, TARGET_SESSIONS);
+	int32_t ids[MAX_EVENTS];
+	int n = session_targets(e, ids);
+	size_t pos = 0;
+	const char *name;
+	void *v;
+
+	if (!e->ready_once)
+		return;
+	pthread_mutex_lock(&e->lock);
+	while (strmap_next(e->forget, &pos, &name, &v))
+		free(strmap_del(e->seen, name));
+	strmap_free(e->forget, NULL);
+	e->forget = strmap_new();
+	pthread_mutex_unlock(&e->lock);
+	for (int i = 0; i < n; i++)
+		dispatch_target(e, watch_known(&e->watch, ids[i]));
+	prune(e, e->seen);
+	prune(e, e->stale);
+}
+
+static void
+dispatch_target(struct engine *e, const struct strmap *known)
+{
 	int64_t now = now_mono_ms();
 	int64_t limit_ms = (int64_t)(e->opt->transform_timeout_s +
 	    e->opt->recovery_margin_s) * 1000;
@@ -165,16 +228,8 @@ dispatch(struct engine *e)
 	const char *name;
 	void *v;
 
-	if (known == NULL || !e->ready_once)
+	if (known == NULL)
 		return;
-	pthread_mutex_lock(&e->lock);
-	while (strmap_next(e->forget, &pos, &name, &v))
-		free(strmap_del(e->seen, name));
-	strmap_free(e->forget, NULL);
-	e->forget = strmap_new();
-	pthread_mutex_unlock(&e->lock);
-
-	pos = 0;
 	while (strmap_next(known, &pos, &name, &v)) {
 		const FsDocument *doc = v;
 		const FsValue *state = doc_get(doc, "state");
@@ -214,8 +269,6 @@ dispatch(struct engine *e)
 		free(strmap_put(e->seen, name, xstrdup(version)));
 		enqueue(e, doc, false);
 	}
-	prune(e->seen, known);
-	prune(e->stale, known);
 }
 
 /* ---- the Listen stream ---- */
@@ -244,7 +297,11 @@ make_target(struct engine *e, int32_t id)
 	t->target_type_case =
 	    GOOGLE__FIRESTORE__V1__TARGET__TARGET_TYPE_QUERY;
 	t->query = q;
-	q->parent = xstrdup(e->fs->docs_path);
+	if (id >= TARGET_EVENT0)
+		q->parent = xasprintf("%s/events/%s", e->fs->docs_path,
+		    e->opt->events[id - TARGET_EVENT0]);
+	else
+		q->parent = xstrdup(e->fs->docs_path);
 	q->query_type_case =
 	    GOOGLE__FIRESTORE__V1__TARGET__QUERY_TARGET__QUERY_TYPE_STRUCTURED_QUERY;
 	q->structured_query = sq;
@@ -269,7 +326,8 @@ make_target(struct engine *e, int32_t id)
 		google__firestore__v1__structured_query__field_reference__init(
 		    ref);
 		from->collection_id = xstrdup("sessions");
-		from->all_descendants = 1;
+		/* all events: the collection group; one event: its own */
+		from->all_descendants = id == TARGET_SESSIONS;
 		ref->field_path = xstrdup("state");
 		value_array_add(in, value_string("captured"));
 		value_array_add(in, value_string("transforming"));
@@ -292,6 +350,35 @@ make_target(struct engine *e, int32_t id)
 	return r;
 }
 
+/* STATUS= for systemctl status, sent when it changes. */
+static void
+update_status(struct engine *e, const char *state)
+{
+	char s[160];
+
+	snprintf(s, sizeof(s), "%s; %d in flight, %lu processed (%lu ready, "
+	    "%lu error)", state, atomic_load(&e->running),
+	    atomic_load(&e->processed), atomic_load(&e->ready),
+	    atomic_load(&e->errors));
+	if (strcmp(s, e->status) == 0)
+		return;
+	snprintf(e->status, sizeof(e->status), "%s", s);
+	notify_send("STATUS=%s", s);
+}
+
+/* Work the main loop does every tick, connected or not. */
+static void
+tick(struct engine *e, const char *state)
+{
+	notify_watchdog();
+	if (atomic_exchange(&e->reload, 0) && e->on_reload) {
+		notify_send("RELOADING=1");
+		e->on_reload(e, e->reload_arg);
+		notify_send("READY=1");
+	}
+	update_status(e, state);
+}
+
 /* Sleep up to ms, waking early on stop. */
 static void
 nap(struct engine *e, int64_t ms)
@@ -303,6 +390,7 @@ nap(struct engine *e, int64_t ms)
 		struct timespec ts = { 0, (left > 100 ? 100 : left) * 1000000 };
 
 		nanosleep(&ts, NULL);
+		tick(e, "reconnecting to Firestore");
 	}
 }
 
@@ -310,18 +398,21 @@ nap(struct engine *e, int64_t ms)
 static bool
 run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
 {
-	FsListenRequest *reqs[2] = {
-		make_target(e, TARGET_SESSIONS),
-		make_target(e, TARGET_EXPERIENCES),
-	};
+	FsListenRequest *reqs[MAX_EVENTS + 1];
+	int32_t ids[MAX_EVENTS];
+	int n_ids = session_targets(e, ids), n_reqs = 0;
 	int64_t last_msg = now_mono_ms(), last_tick = 0;
 	struct fs_status st = { 0 };
 	bool progress = false;
 	struct fs_listen *l;
 
+	for (int i = 0; i < n_ids; i++)
+		reqs[n_reqs++] = make_target(e, ids[i]);
+	reqs[n_reqs++] = make_target(e, TARGET_EXPERIENCES);
 	watch_stream_started(&e->watch);
-	l = fs_listen_open(e->fs, (const FsListenRequest *const *)reqs, 2);
-	for (int i = 0; i < 2; i++)
+	l = fs_listen_open(e->fs, (const FsListenRequest *const *)reqs,
+	    (size_t)n_reqs);
+	for (int i = 0; i < n_reqs; i++)
 		google__firestore__v1__listen_request__free_unpacked(reqs[i],
 		    NULL);
 	pthread_mutex_lock(&e->lock);
@@ -354,8 +445,8 @@ run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
 				e->ready_once = true;
 				log_notice("listen: first snapshot current: %zu "
 				    "session(s) captured or transforming",
-				    strmap_count(watch_known(&e->watch,
-				    TARGET_SESSIONS)));
+				    count_sessions(e));
+				notify_send("READY=1");
 			}
 			dispatch(e);
 			last_tick = now_mono_ms();
@@ -377,6 +468,7 @@ run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
 			dispatch(e);
 			last_tick = now_mono_ms();
 		}
+		tick(e, e->ready_once ? "listening" : "connecting");
 	}
 	pthread_mutex_lock(&e->lock);
 	e->listen = NULL;
@@ -416,7 +508,10 @@ engine_new(const struct options *o, struct fs_client *fs, struct store *st,
 	e->seen = strmap_new();
 	e->stale = strmap_new();
 	watch_init(&e->watch);
-	watch_add_target(&e->watch, TARGET_SESSIONS);
+	if (o->n_events == 0)
+		watch_add_target(&e->watch, TARGET_SESSIONS);
+	for (size_t i = 0; i < o->n_events && i < MAX_EVENTS; i++)
+		watch_add_target(&e->watch, TARGET_EVENT0 + (int32_t)i);
 	watch_add_target(&e->watch, TARGET_EXPERIENCES);
 	return e;
 }
@@ -424,7 +519,7 @@ engine_new(const struct options *o, struct fs_client *fs, struct store *st,
 static void
 drain(struct engine *e)
 {
-	int64_t end = now_mono_ms() + DRAIN_MS;
+	int64_t end = now_mono_ms() + (int64_t)e->opt->drain_timeout_s * 1000;
 	struct job *j, *next;
 
 	pthread_mutex_lock(&e->lock);
@@ -447,12 +542,13 @@ drain(struct engine *e)
 			ts.tv_nsec -= 1000000000;
 		}
 		pthread_cond_timedwait(&e->cond, &e->lock, &ts);
+		notify_watchdog();
 	}
 	pthread_mutex_unlock(&e->lock);
 	if (atomic_load(&e->running) > 0) {
 		log_warn("shutdown: %d session(s) still running after %d s; "
 		    "leaving them to interrupted-work recovery",
-		    atomic_load(&e->running), DRAIN_MS / 1000);
+		    atomic_load(&e->running), e->opt->drain_timeout_s);
 		return;
 	}
 	for (int i = 0; i < e->n_threads; i++)
@@ -495,6 +591,8 @@ engine_run(struct engine *e)
 	}
 	log_notice("shutdown: draining %d running session(s)",
 	    atomic_load(&e->running));
+	notify_send("STOPPING=1");
+	update_status(e, "stopping");
 	drain(e);
 	log_notice("shutdown: done; processed=%lu ready=%lu error=%lu",
 	    atomic_load(&e->processed), atomic_load(&e->ready),
@@ -510,6 +608,12 @@ engine_stop(struct engine *e)
 	if (e->listen)
 		fs_listen_cancel(e->listen);
 	pthread_mutex_unlock(&e->lock);
+}
+
+void
+engine_request_reload(struct engine *e)
+{
+	atomic_store(&e->reload, 1);
 }
 
 void

@@ -26,7 +26,10 @@
 #include "strmap.h"
 #include "watch.h"
 
-enum { TARGET_SESSIONS = 1, TARGET_EXPERIENCES = 2 };
+/* Listen target ids: one sessions target for all events, or one per
+ * configured event (TARGET_EVENT0 + i), and the experiences cache. */
+enum { TARGET_SESSIONS = 1, TARGET_EXPERIENCES = 2, TARGET_EVENT0 = 10 };
+#define MAX_EVENTS 32
 
 struct job {
 	struct job *next;
@@ -60,6 +63,10 @@ struct engine {
 	int n_threads;
 
 	atomic_int running;		/* jobs being processed now */
+	atomic_int reload;		/* SIGHUP seen, not yet handled */
+	void (*on_reload)(struct engine *, void *);	/* main's */
+	void *reload_arg;
+	char status[160];		/* last STATUS= sent */
 	atomic_ulong processed, ready, errors;
 	volatile sig_atomic_t stop;
 	bool ready_once;		/* first snapshot seen */
@@ -71,6 +78,8 @@ struct engine *engine_new(const struct options *o, struct fs_client *fs,
 int engine_run(struct engine *e);
 /* Ask engine_run to return; safe from any thread. */
 void engine_stop(struct engine *e);
+/* Ask the main loop to call on_reload soon; safe from any thread. */
+void engine_request_reload(struct engine *e);
 void engine_free(struct engine *e);
 
 /* Monotonic and wall clocks in milliseconds. */

@@ -18,6 +18,33 @@
 
 int log_level = LOG_INFO;
 static int log_journal;
+static int log_json;
+
+void
+log_set_json(int on)
+{
+	log_json = on;
+}
+
+/* Append s to buf as JSON string content; returns the new offset. */
+static size_t
+json_escape(char *buf, size_t off, size_t cap, const char *s)
+{
+	for (; *s && off + 7 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			buf[off++] = '\\';
+			buf[off++] = (char)c;
+		} else if (c < 0x20) {
+			off += (size_t)snprintf(buf + off, cap - off, "\\u%04x",
+			    c);
+		} else {
+			buf[off++] = (char)c;
+		}
+	}
+	return off;
+}
 
 static const char *const level_names[] = {
 	"emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
@@ -57,6 +84,26 @@ log_vwrite(int prio, const char *fmt, va_list ap)
 	size_t off = 0;
 	int n;
 
+	if (log_json) {
+		char msg[3000];
+		struct timespec ts;
+		struct tm tm;
+
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		n = snprintf(line, sizeof(line), "%s{\"time\":\"%04d-%02d-%02dT"
+		    "%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"priority\":%d,"
+		    "\"msg\":\"", log_journal ? "" : "", tm.tm_year + 1900,
+		    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		    ts.tv_nsec / 1000000, log_level_name(prio), prio);
+		off = json_escape(line, (size_t)n, sizeof(line) - 4, msg);
+		line[off++] = '"';
+		line[off++] = '}';
+		line[off++] = '\n';
+		(void)!write(STDERR_FILENO, line, off);
+		return;
+	}
 	if (log_journal) {
 		n = snprintf(line, sizeof(line), "<%d>", prio);
 	} else {

@@ -16,6 +16,9 @@ extern int log_level;	/* lines above this priority are dropped */
 
 /* Decide the output format from the environment; call once at start-up. */
 void log_init(void);
+/* One JSON object per line ({"time","level","priority","msg"}) for log
+ * shippers, instead of text. */
+void log_set_json(int on);
 /* Parse "error|warning|notice|info|debug" into a priority; -1 if unknown. */
 int log_level_parse(const char *name);
 const char *log_level_name(int prio);

@@ -22,11 +22,15 @@
 #include "engine.h"
 #include "firestore.h"
 #include "log.h"
+#include "notify.h"
 #include "options.h"
 #include "pool.h"
 #include "store.h"
 
 static sigset_t sigs;
+static int g_argc;
+static char **g_argv;
+static struct pool_options po;
 
 static void *
 signal_main(void *arg)
@@ -39,9 +43,7 @@ signal_main(void *arg)
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			log_notice("SIGHUP: configuration reload is not "
-			    "supported yet; restart the service to apply "
-			    "changes");
+			engine_request_reload(e);
 			continue;
 		}
 		if (sig == SIGUSR1)	/* our own wake-up at exit */
@@ -49,6 +51,65 @@ signal_main(void *arg)
 		log_notice("%s: shutting down", strsignal(sig));
 		engine_stop(e);
 	}
+}
+
+/*
+ * SIGHUP, on the main loop: re-read the configuration; apply what can
+ * change live (log level and format, plugins and their configuration,
+ * transform limits) and say which changes need a restart.  In-flight
+ * sessions carry on; new jobs get freshly loaded plugins.
+ */
+static void
+reload(struct engine *e, void *arg)
+{
+	struct options *live = arg, fresh;
+	struct pool *pool = e->pool;
+
+	log_notice("SIGHUP: reloading %s", live->config_path ?
+	    live->config_path : "the settings");
+	if (options_reload(&fresh, g_argc, g_argv) < 0) {
+		log_err("reload failed: the configuration has errors (see "
+		    "above); still running with the previous settings");
+		return;
+	}
+#define CHANGED(f) ((live->f == NULL) != (fresh.f == NULL) || \
+	(live->f && strcmp(live->f, fresh.f) != 0))
+	if (CHANGED(project) || CHANGED(database) || CHANGED(emulator) ||
+	    CHANGED(credentials) || CHANGED(storage_root) ||
+	    CHANGED(public_url_base) || fresh.n_events != live->n_events ||
+	    fresh.workers != live->workers || fresh.keepalive_ms !=
+	    live->keepalive_ms)
+		log_warn("reload: Firestore, storage, events, workers and "
+		    "keepalive changes take effect after a restart "
+		    "(systemctl restart firesyncd)");
+#undef CHANGED
+	live->log_level = log_level = fresh.log_level;
+	live->log_format = fresh.log_format;
+	log_set_json(fresh.log_format == LOG_FORMAT_JSON);
+	live->transform_timeout_s = fresh.transform_timeout_s;
+	live->recovery_margin_s = fresh.recovery_margin_s;
+	live->max_attempts = fresh.max_attempts;
+	live->max_pixels = fresh.max_pixels;
+	live->max_input_bytes = fresh.max_input_bytes;
+	live->drain_timeout_s = fresh.drain_timeout_s;
+	live->worker_memory_mb = fresh.worker_memory_mb;
+	live->worker_max_jobs = fresh.worker_max_jobs;
+	free(live->plugin_dir);
+	live->plugin_dir = xstrdup(fresh.plugin_dir);
+	free(live->config_path);
+	live->config_path = fresh.config_path ? xstrdup(fresh.config_path) :
+	    NULL;
+	po.plugin_dir = live->plugin_dir;
+	po.config_path = live->config_path;
+	po.timeout_ms = (int64_t)live->transform_timeout_s * 1000;
+	po.memory_mb = live->worker_memory_mb;
+	po.max_jobs = live->worker_max_jobs;
+	po.max_pixels = live->max_pixels;
+	po.log_level = live->log_level;
+	pool_reconfigure(pool, &po);
+	options_clear(&fresh);
+	log_notice("reload: done (log level %s; plugins reload on the next "
+	    "jobs)", log_level_name(log_level));
 }
 
 /* gRPC's own log lines, through ours at a matching level. */
@@ -70,7 +131,6 @@ main(int argc, char **argv)
 	struct store *st;
 	struct engine *e;
 	struct pool *pool;
-	struct pool_options po = { 0 };
 	char *worker_path;
 	pthread_t sigthread;
 	char err[512];
@@ -81,17 +141,24 @@ main(int argc, char **argv)
 		options_clear(&opt);
 		return 0;
 	case OPTIONS_EXIT_ERROR:
+		/* --check-config answers 0 or 1; a bad command line is 2 */
+		rc = opt.check_config ? 1 : 2;
 		options_clear(&opt);
-		return 2;
+		return rc;
 	case OPTIONS_RUN:
 		break;
 	}
+	g_argc = argc;
+	g_argv = argv;
 	log_init();
 	log_level = opt.log_level;
+	log_set_json(opt.log_format == LOG_FORMAT_JSON);
+	notify_init();
 	srandom((unsigned)(time(NULL) ^ getpid()));
 	worker_path = pool_find_worker();
 	if (opt.list_plugins) {
-		rc = pool_list_plugins(worker_path, opt.plugin_dir, NULL);
+		rc = pool_list_plugins(worker_path, opt.plugin_dir,
+		    opt.config_path);
 		free(worker_path);
 		options_clear(&opt);
 		return rc;
@@ -108,6 +175,7 @@ main(int argc, char **argv)
 	/* Workers run the plugins; start the first before gRPC's threads. */
 	po.worker_path = worker_path;
 	po.plugin_dir = opt.plugin_dir;
+	po.config_path = opt.config_path;
 	po.workers = opt.workers;
 	po.timeout_ms = (int64_t)opt.transform_timeout_s * 1000;
 	po.memory_mb = opt.worker_memory_mb;
@@ -115,9 +183,9 @@ main(int argc, char **argv)
 	po.max_pixels = opt.max_pixels;
 	po.log_level = opt.log_level;
 	pool = pool_new(&po, err, sizeof(err));
-	free(worker_path);
 	if (pool == NULL) {
 		log_err("%s", err);
+		free(worker_path);
 		store_close(st);
 		options_clear(&opt);
 		return 1;
@@ -135,6 +203,10 @@ main(int argc, char **argv)
 	gpr_set_log_function(grpc_log);
 	gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
 	grpc_init();
+	/* gRPC's Application Default Credentials read the key file named
+	 * here; options_parse already refused one readable by others */
+	if (opt.credentials && !opt.emulator)
+		setenv("GOOGLE_APPLICATION_CREDENTIALS", opt.credentials, 1);
 	fo.target = opt.emulator ? opt.emulator : "firestore.googleapis.com:443";
 	fo.project = opt.project;
 	fo.database = opt.database;
@@ -145,12 +217,15 @@ main(int argc, char **argv)
 	if (fs == NULL) {
 		log_err("%s", err);
 		pool_free(pool);
+		free(worker_path);
 		store_close(st);
 		grpc_shutdown();
 		options_clear(&opt);
 		return 1;
 	}
 	e = engine_new(&opt, fs, st, pool);
+	e->on_reload = reload;
+	e->reload_arg = &opt;
 	if (pthread_create(&sigthread, NULL, signal_main, e) != 0)
 		fatal("cannot start the signal thread");
 	rc = engine_run(e);
@@ -158,6 +233,7 @@ main(int argc, char **argv)
 	pthread_join(sigthread, NULL);
 	engine_free(e);
 	pool_free(pool);
+	free(worker_path);
 	fs_client_free(fs);
 	store_close(st);
 	grpc_shutdown();

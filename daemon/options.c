@@ -1,14 +1,23 @@
 /*
- * options.c - defaults, environment and command-line flags of firesyncd.
+ * options.c - one table of settings, read from the configuration file
+ * (INI, via libinih), the environment and the command line.
+ *
+ * Configuration errors are collected, not fatal one by one: an admin sees
+ * every mistake in the file at once, as FILE:LINE: message.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <ini.h>
 #include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "options.h"
@@ -19,72 +28,108 @@
 #ifndef LOCALSTATEDIR
 #define LOCALSTATEDIR "/var"
 #endif
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+#define DEFAULT_CONFIG SYSCONFDIR "/firesync/firesyncd.conf"
 
-static const char usage_text[] =
-"usage: firesyncd [options]\n"
-"\n"
-"Turns captured guest sessions in Cloud Firestore into transformed results.\n"
-"\n"
-"  --project ID             Google Cloud project (env GOOGLE_CLOUD_PROJECT)\n"
-"  --database ID            Firestore database (default \"(default)\")\n"
-"  --emulator HOST:PORT     use the Firestore emulator\n"
-"                           (env FIRESTORE_EMULATOR_HOST)\n"
-"  --storage-root DIR       local storage directory holding captures/ and\n"
-"                           results/ (default " LOCALSTATEDIR "/lib/firesync)\n"
-"  --public-url-base URL    base of resultImagePath URLs\n"
-"                           (default file:// URLs of the storage root)\n"
-"  --plugin-dir DIR         transform plugins (default " PLUGINDIR ")\n"
-"  --workers N              sessions processed at once (default 4)\n"
-"  --transform-timeout SECS deadline of one transform (default 45)\n"
-"  --recovery-margin SECS   a session left 'transforming' longer than the\n"
-"                           timeout plus this margin is re-run (default 15)\n"
-"  --max-attempts N         runs of one capture before giving up (default 3)\n"
-"  --max-megapixels N       refuse larger input images (default 50)\n"
-"  --max-input-mb N         refuse larger input files (default 64)\n"
-"  --keepalive SECS         gRPC keepalive pings (default 0: off)\n"
-"  --idle-timeout SECS      reopen Listen after this long without a\n"
-"                           message (default 120)\n"
-"  --worker-memory-mb N     address-space limit of one transform worker\n"
-"                           (default 2048)\n"
-"  --worker-max-jobs N      replace a worker after N jobs (default 100)\n"
-"  --log-level LEVEL        error, warning, notice, info or debug\n"
-"                           (default info)\n"
-"  --list-plugins           show which plugins load (and why others do\n"
-"                           not), then exit\n"
-"  --version                print the version and exit\n"
-"  --help                   print this help and exit\n";
-
-enum {
-	OPT_PROJECT = 256, OPT_DATABASE, OPT_EMULATOR, OPT_STORAGE_ROOT,
-	OPT_PUBLIC_URL_BASE, OPT_PLUGIN_DIR, OPT_WORKERS, OPT_TIMEOUT,
-	OPT_MARGIN, OPT_ATTEMPTS, OPT_MAX_MP, OPT_MAX_INPUT_MB, OPT_KEEPALIVE,
-	OPT_IDLE, OPT_LOG_LEVEL, OPT_VERSION, OPT_HELP, OPT_WORKER_MEMORY,
-	OPT_WORKER_JOBS, OPT_LIST_PLUGINS,
+enum kind {
+	K_STR,		/* char * */
+	K_INT,		/* int, lo..hi */
+	K_MP,		/* uint64_t pixels, given in megapixels */
+	K_MB,		/* size_t bytes, given in MiB */
+	K_MS,		/* int64_t ms, given in seconds */
+	K_LEVEL,	/* log level name */
+	K_FORMAT,	/* text|json */
+	K_EVENTS,	/* comma-separated event ids */
 };
 
-static const struct option long_opts[] = {
-	{ "project", required_argument, NULL, OPT_PROJECT },
-	{ "database", required_argument, NULL, OPT_DATABASE },
-	{ "emulator", required_argument, NULL, OPT_EMULATOR },
-	{ "storage-root", required_argument, NULL, OPT_STORAGE_ROOT },
-	{ "public-url-base", required_argument, NULL, OPT_PUBLIC_URL_BASE },
-	{ "plugin-dir", required_argument, NULL, OPT_PLUGIN_DIR },
-	{ "workers", required_argument, NULL, OPT_WORKERS },
-	{ "transform-timeout", required_argument, NULL, OPT_TIMEOUT },
-	{ "recovery-margin", required_argument, NULL, OPT_MARGIN },
-	{ "max-attempts", required_argument, NULL, OPT_ATTEMPTS },
-	{ "max-megapixels", required_argument, NULL, OPT_MAX_MP },
-	{ "max-input-mb", required_argument, NULL, OPT_MAX_INPUT_MB },
-	{ "keepalive", required_argument, NULL, OPT_KEEPALIVE },
-	{ "idle-timeout", required_argument, NULL, OPT_IDLE },
-	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
-	{ "worker-memory-mb", required_argument, NULL, OPT_WORKER_MEMORY },
-	{ "worker-max-jobs", required_argument, NULL, OPT_WORKER_JOBS },
-	{ "list-plugins", no_argument, NULL, OPT_LIST_PLUGINS },
-	{ "version", no_argument, NULL, OPT_VERSION },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ NULL, 0, NULL, 0 },
+struct setting {
+	const char *flag;	/* --flag */
+	const char *section;	/* [section] key */
+	const char *key;
+	enum kind kind;
+	size_t off;
+	long lo, hi;
+	const char *help;
 };
+
+#define O(f) offsetof(struct options, f)
+
+static const struct setting settings[] = {
+	{ "project", "firestore", "project", K_STR, O(project), 0, 0,
+	  "Google Cloud project (env GOOGLE_CLOUD_PROJECT)" },
+	{ "database", "firestore", "database", K_STR, O(database), 0, 0,
+	  "Firestore database (default \"(default)\")" },
+	{ "emulator", "firestore", "emulator", K_STR, O(emulator), 0, 0,
+	  "use the Firestore emulator at HOST:PORT (env FIRESTORE_EMULATOR_HOST)" },
+	{ "credentials", "firestore", "credentials", K_STR, O(credentials), 0, 0,
+	  "service account key file (env GOOGLE_APPLICATION_CREDENTIALS)" },
+	{ "events", "firestore", "events", K_EVENTS, O(events), 0, 0,
+	  "only these event ids, comma-separated (default: all events)" },
+	{ "keepalive", "firestore", "keepalive", K_MS, O(keepalive_ms), 0, 86400,
+	  "gRPC keepalive pings every SECS (default 0: off)" },
+	{ "idle-timeout", "firestore", "idle-timeout", K_MS, O(idle_timeout_ms),
+	  5, 86400, "reopen Listen after SECS without a message (default 120)" },
+	{ "storage-root", "storage", "root", K_STR, O(storage_root), 0, 0,
+	  "local storage with captures/ and results/ (default "
+	  LOCALSTATEDIR "/lib/firesync)" },
+	{ "public-url-base", "storage", "public-url-base", K_STR,
+	  O(public_url_base), 0, 0,
+	  "base of resultImagePath URLs (default file:// URLs of the root)" },
+	{ "max-input-mb", "storage", "max-input-mb", K_MB, O(max_input_bytes),
+	  1, 1024, "refuse larger input files (default 64)" },
+	{ "plugin-dir", "plugins", "dir", K_STR, O(plugin_dir), 0, 0,
+	  "transform plugins (default " PLUGINDIR ")" },
+	{ "workers", "plugins", "workers", K_INT, O(workers), 1, 256,
+	  "sessions processed at once (default 4)" },
+	{ "transform-timeout", "plugins", "transform-timeout", K_INT,
+	  O(transform_timeout_s), 1, 3600,
+	  "deadline of one transform in seconds (default 45)" },
+	{ "recovery-margin", "plugins", "recovery-margin", K_INT,
+	  O(recovery_margin_s), 0, 3600,
+	  "re-run sessions 'transforming' for timeout + SECS (default 15)" },
+	{ "max-attempts", "plugins", "max-attempts", K_INT, O(max_attempts), 1,
+	  100, "runs of one capture before giving up (default 3)" },
+	{ "max-megapixels", "plugins", "max-megapixels", K_MP, O(max_pixels), 1,
+	  1000, "refuse larger input images (default 50)" },
+	{ "worker-memory-mb", "plugins", "worker-memory-mb", K_INT,
+	  O(worker_memory_mb), 64, 1 << 20,
+	  "address-space limit of one worker (default 2048)" },
+	{ "worker-max-jobs", "plugins", "worker-max-jobs", K_INT,
+	  O(worker_max_jobs), 1, 1000000,
+	  "replace a worker after N jobs (default 100)" },
+	{ "drain-timeout", "plugins", "drain-timeout", K_INT,
+	  O(drain_timeout_s), 0, 3600,
+	  "on SIGTERM, wait SECS for running sessions (default 30)" },
+	{ "log-level", "log", "level", K_LEVEL, O(log_level), 0, 0,
+	  "error, warning, notice, info or debug (default info)" },
+	{ "log-format", "log", "format", K_FORMAT, O(log_format), 0, 0,
+	  "text or json (default text)" },
+};
+#define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+/* Problems found so far, printed together. */
+struct errs {
+	int n;
+};
+
+static void
+report(struct errs *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+report(struct errs *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("firesyncd: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	e->n++;
+}
 
 static void
 set_str(char **dst, const char *v)
@@ -93,32 +138,202 @@ set_str(char **dst, const char *v)
 	*dst = v ? xstrdup(v) : NULL;
 }
 
-/* Parse an integer flag in [lo, hi]; false (with a message) if invalid. */
-static bool
-int_arg(const char *flag, const char *v, long lo, long hi, long *out)
+static void
+free_events(struct options *o)
 {
-	char *end;
-	long n;
-
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno || end == v || *end != '\0' || n < lo || n > hi) {
-		fprintf(stderr, "firesyncd: --%s: '%s' is not a whole number "
-		    "from %ld to %ld\n", flag, v, lo, hi);
-		return false;
-	}
-	*out = n;
-	return true;
+	for (size_t i = 0; i < o->n_events; i++)
+		free(o->events[i]);
+	free(o->events);
+	o->events = NULL;
+	o->n_events = 0;
 }
 
-enum options_action
-options_parse(struct options *o, int argc, char **argv)
+/*
+ * Apply value to setting s.  Returns NULL, or why the value is bad (a
+ * static string or the buffer).
+ */
+static const char *
+apply(struct options *o, const struct setting *s, const char *value,
+    char *buf, size_t len)
 {
-	const char *env;
+	char *p = (char *)o + s->off, *end;
 	long n;
-	int c;
-	bool bad = false;
 
+	switch (s->kind) {
+	case K_STR:
+		if (*value == '\0')
+			return "must not be empty";
+		set_str((char **)p, value);
+		return NULL;
+	case K_LEVEL:
+		n = log_level_parse(value);
+		if (n < 0)
+			return "must be error, warning, notice, info or debug";
+		*(int *)p = (int)n;
+		return NULL;
+	case K_FORMAT:
+		if (strcmp(value, "text") == 0)
+			*(enum log_format *)p = LOG_FORMAT_TEXT;
+		else if (strcmp(value, "json") == 0)
+			*(enum log_format *)p = LOG_FORMAT_JSON;
+		else
+			return "must be text or json";
+		return NULL;
+	case K_EVENTS: {
+		char *copy = xstrdup(value), *tok, *save = NULL;
+
+		free_events(o);
+		for (tok = strtok_r(copy, ", \t", &save); tok;
+		    tok = strtok_r(NULL, ", \t", &save)) {
+			if (strchr(tok, '/') || strcmp(tok, ".") == 0 ||
+			    strcmp(tok, "..") == 0) {
+				snprintf(buf, len, "'%.64s' is not an event id",
+				    tok);
+				free(copy);
+				return buf;
+			}
+			o->events = xrealloc(o->events, (o->n_events + 1) *
+			    sizeof(char *));
+			o->events[o->n_events++] = xstrdup(tok);
+		}
+		free(copy);
+		if (o->n_events == 0)
+			return "lists no event id";
+		if (o->n_events > 32)
+			return "lists more than 32 events (leave it unset to "
+			    "serve all events)";
+		return NULL;
+	}
+	default:
+		break;
+	}
+	errno = 0;
+	n = strtol(value, &end, 10);
+	if (errno || end == value || *end != '\0' || n < s->lo || n > s->hi) {
+		snprintf(buf, len, "'%.40s' is not a whole number from %ld to "
+		    "%ld", value, s->lo, s->hi);
+		return buf;
+	}
+	switch (s->kind) {
+	case K_INT: *(int *)p = (int)n; break;
+	case K_MP: *(uint64_t *)p = (uint64_t)n * 1000 * 1000; break;
+	case K_MB: *(size_t *)p = (size_t)n << 20; break;
+	case K_MS: *(int64_t *)p = (int64_t)n * 1000; break;
+	default: break;
+	}
+	return NULL;
+}
+
+/* ---- the configuration file ---- */
+
+struct file_ctx {
+	struct options *o;
+	struct errs *e;
+	const char *path;
+	FILE *f;
+	int line;		/* of the line inih is looking at */
+};
+
+/* inih's line reader, counting lines so errors can say where. */
+static char *
+read_line(char *str, int num, void *stream)
+{
+	struct file_ctx *c = stream;
+	char *r = fgets(str, num, c->f);
+
+	if (r)
+		c->line++;
+	return r;
+}
+
+static int
+on_ini(void *user, const char *section, const char *key, const char *value)
+{
+	struct file_ctx *c = user;
+	int line = c->line;
+	char buf[160];
+
+	if (strncmp(section, "plugin.", 7) == 0 && section[7] != '\0')
+		return 1;	/* the plugin's own; workers read it */
+	if (key == NULL)
+		return 1;	/* a section header */
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const char *why;
+
+		if (strcmp(settings[i].section, section) != 0 ||
+		    strcmp(settings[i].key, key) != 0)
+			continue;
+		why = apply(c->o, &settings[i], value, buf, sizeof(buf));
+		if (why)
+			report(c->e, "%s:%d: %s: %s", c->path, line, key, why);
+		return 1;
+	}
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		if (strcmp(settings[i].section, section) == 0) {
+			report(c->e, "%s:%d: unknown key '%s' in [%s]",
+			    c->path, line, key, section);
+			return 1;
+		}
+	report(c->e, "%s:%d: unknown section [%s] (key '%s')", c->path, line,
+	    section, key);
+	return 1;
+}
+
+static void
+read_file(struct options *o, const char *path, bool explicit,
+    struct errs *e)
+{
+	struct file_ctx c = { .o = o, .e = e, .path = path };
+	int rc;
+
+	c.f = fopen(path, "r");
+	if (c.f == NULL) {
+		if (explicit || errno != ENOENT)
+			report(e, "%s: cannot read: %s", path, strerror(errno));
+		return;
+	}
+	set_str(&o->config_path, path);
+	rc = ini_parse_stream(read_line, &c, on_ini, &c);
+	fclose(c.f);
+	if (rc > 0)
+		report(e, "%s:%d: syntax error (expected [section] or "
+		    "key = value)", path, rc);
+}
+
+/* ---- command line ---- */
+
+enum { OPT_BASE = 256, OPT_CONFIG = 512, OPT_CHECK, OPT_LIST, OPT_VERSION,
+    OPT_HELP };
+
+static void
+usage(FILE *out)
+{
+	fputs("usage: firesyncd [options]\n\n"
+	    "Turns captured guest sessions in Cloud Firestore into transformed "
+	    "results.\n\n"
+	    "  -c, --config FILE        configuration file (default "
+	    DEFAULT_CONFIG ", if present)\n", out);
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		char left[64];
+
+		snprintf(left, sizeof(left), "--%s %s", settings[i].flag,
+		    settings[i].kind == K_STR || settings[i].kind == K_EVENTS ?
+		    "VALUE" : settings[i].kind == K_LEVEL ||
+		    settings[i].kind == K_FORMAT ? "NAME" : "N");
+		fprintf(out, "  %-24s %s\n", left, settings[i].help);
+	}
+	fputs("  --check-config           validate the settings and exit 0 or 1\n"
+	    "  --list-plugins           show which plugins load (and why others "
+	    "do not), then exit\n"
+	    "  --version                print the version and exit\n"
+	    "  --help                   print this help and exit\n\n"
+	    "Every option is also a configuration key; see firesyncd(8).\n",
+	    out);
+}
+
+static void
+defaults(struct options *o)
+{
 	memset(o, 0, sizeof(*o));
 	o->storage_root = xstrdup(LOCALSTATEDIR "/lib/firesync");
 	o->plugin_dir = xstrdup(PLUGINDIR);
@@ -129,136 +344,173 @@ options_parse(struct options *o, int argc, char **argv)
 	o->max_pixels = 50ull * 1000 * 1000;
 	o->max_input_bytes = 64u << 20;
 	o->idle_timeout_ms = 120 * 1000;
+	o->drain_timeout_s = 30;
 	o->log_level = LOG_INFO;
 	o->worker_memory_mb = 2048;
 	o->worker_max_jobs = 100;
+}
 
-	if ((env = getenv("GOOGLE_CLOUD_PROJECT")) && *env)
-		set_str(&o->project, env);
-	else if ((env = getenv("GCLOUD_PROJECT")) && *env)
-		set_str(&o->project, env);
-	if ((env = getenv("FIRESTORE_EMULATOR_HOST")) && *env)
-		set_str(&o->emulator, env);
+static void
+environment(struct options *o)
+{
+	const char *v;
 
+	if ((v = getenv("GOOGLE_CLOUD_PROJECT")) && *v)
+		set_str(&o->project, v);
+	else if ((v = getenv("GCLOUD_PROJECT")) && *v)
+		set_str(&o->project, v);
+	if ((v = getenv("FIRESTORE_EMULATOR_HOST")) && *v)
+		set_str(&o->emulator, v);
+	if ((v = getenv("GOOGLE_APPLICATION_CREDENTIALS")) && *v)
+		set_str(&o->credentials, v);
+}
+
+/*
+ * The whole parse.  reload: keep quiet about --help and friends; the
+ * result goes to *o only when error-free.
+ */
+static enum options_action
+parse(struct options *o, int argc, char **argv, bool reload)
+{
+	struct option lopts[N_SETTINGS + 8];
+	const char *config = NULL;
+	bool explicit = false, version = false, help = false;
+	struct errs e = { 0 };
+	char buf[160];
+	int c, n = 0;
+
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		lopts[n].name = settings[i].flag;
+		lopts[n].has_arg = required_argument;
+		lopts[n].flag = NULL;
+		lopts[n++].val = OPT_BASE + (int)i;
+	}
+	lopts[n++] = (struct option){ "config", required_argument, NULL,
+	    OPT_CONFIG };
+	lopts[n++] = (struct option){ "check-config", no_argument, NULL,
+	    OPT_CHECK };
+	lopts[n++] = (struct option){ "list-plugins", no_argument, NULL,
+	    OPT_LIST };
+	lopts[n++] = (struct option){ "version", no_argument, NULL,
+	    OPT_VERSION };
+	lopts[n++] = (struct option){ "help", no_argument, NULL, OPT_HELP };
+	lopts[n] = (struct option){ NULL, 0, NULL, 0 };
+
+	defaults(o);
+	/* first pass: where the configuration is, and the exits */
+	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
-		switch (c) {
-		case OPT_PROJECT: set_str(&o->project, optarg); break;
-		case OPT_DATABASE: set_str(&o->database, optarg); break;
-		case OPT_EMULATOR: set_str(&o->emulator, optarg); break;
-		case OPT_STORAGE_ROOT: set_str(&o->storage_root, optarg); break;
-		case OPT_PUBLIC_URL_BASE:
-			set_str(&o->public_url_base, optarg);
-			break;
-		case OPT_PLUGIN_DIR: set_str(&o->plugin_dir, optarg); break;
-		case OPT_WORKERS:
-			if (int_arg("workers", optarg, 1, 256, &n))
-				o->workers = (int)n;
-			else
-				bad = true;
-			break;
-		case OPT_TIMEOUT:
-			if (int_arg("transform-timeout", optarg, 1, 3600, &n))
-				o->transform_timeout_s = (int)n;
-			else
-				bad = true;
-			break;
-		case OPT_MARGIN:
-			if (int_arg("recovery-margin", optarg, 0, 3600, &n))
-				o->recovery_margin_s = (int)n;
-			else
-				bad = true;
-			break;
-		case OPT_ATTEMPTS:
-			if (int_arg("max-attempts", optarg, 1, 100, &n))
-				o->max_attempts = (int)n;
-			else
-				bad = true;
-			break;
-		case OPT_MAX_MP:
-			if (int_arg("max-megapixels", optarg, 1, 1000, &n))
-				o->max_pixels = (uint64_t)n * 1000 * 1000;
-			else
-				bad = true;
-			break;
-		case OPT_MAX_INPUT_MB:
-			if (int_arg("max-input-mb", optarg, 1, 1024, &n))
-				o->max_input_bytes = (size_t)n << 20;
-			else
-				bad = true;
-			break;
-		case OPT_KEEPALIVE:
-			if (int_arg("keepalive", optarg, 0, 86400, &n))
-				o->keepalive_ms = n * 1000;
-			else
-				bad = true;
-			break;
-		case OPT_IDLE:
-			if (int_arg("idle-timeout", optarg, 5, 86400, &n))
-				o->idle_timeout_ms = n * 1000;
-			else
-				bad = true;
-			break;
-		case OPT_WORKER_MEMORY:
-			if (int_arg("worker-memory-mb", optarg, 64, 1 << 20, &n))
-				o->worker_memory_mb = (int)n;
-			else
-				bad = true;
-			break;
-		case OPT_WORKER_JOBS:
-			if (int_arg("worker-max-jobs", optarg, 1, 1000000, &n))
-				o->worker_max_jobs = (int)n;
-			else
-				bad = true;
-			break;
-		case OPT_LIST_PLUGINS:
+	while ((c = getopt_long(argc, argv, "c:h", lopts, NULL)) != -1) {
+		if (c == 'c' || c == OPT_CONFIG) {
+			config = optarg;
+			explicit = true;
+		} else if (c == OPT_CHECK) {
+			o->check_config = true;
+		} else if (c == OPT_LIST) {
 			o->list_plugins = true;
-			break;
-		case OPT_LOG_LEVEL:
-			o->log_level = log_level_parse(optarg);
-			if (o->log_level < 0) {
-				fprintf(stderr, "firesyncd: --log-level: '%s' "
-				    "is not one of error, warning, notice, "
-				    "info, debug\n", optarg);
-				bad = true;
-			}
-			break;
-		case OPT_VERSION:
-			printf("firesyncd %s\n", PACKAGE_VERSION);
-			return OPTIONS_EXIT_OK;
-		case 'h':
-		case OPT_HELP:
-			fputs(usage_text, stdout);
-			return OPTIONS_EXIT_OK;
-		default:
-			bad = true;
-			break;
+		} else if (c == OPT_VERSION) {
+			version = true;
+		} else if (c == 'h' || c == OPT_HELP) {
+			help = true;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "firesyncd: unexpected argument '%s'\n",
-		    argv[optind]);
-		bad = true;
+	if (!reload && help) {
+		usage(stdout);
+		return OPTIONS_EXIT_OK;
 	}
-	if (!bad && !o->list_plugins &&
-	    (o->project == NULL || *o->project == '\0')) {
-		fprintf(stderr, "firesyncd: no project: pass --project ID or "
-		    "set GOOGLE_CLOUD_PROJECT\n");
-		bad = true;
+	if (!reload && version) {
+		printf("firesyncd %s\n", PACKAGE_VERSION);
+		return OPTIONS_EXIT_OK;
 	}
-	if (bad) {
-		fprintf(stderr, "Try 'firesyncd --help'.\n");
+	read_file(o, config ? config : DEFAULT_CONFIG, explicit, &e);
+	environment(o);
+
+	/* second pass: flags win */
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:h", lopts, NULL)) != -1) {
+		if (c >= OPT_BASE && c < OPT_BASE + (int)N_SETTINGS) {
+			const struct setting *s = &settings[c - OPT_BASE];
+			const char *why = apply(o, s, optarg, buf, sizeof(buf));
+
+			if (why)
+				report(&e, "--%s: %s", s->flag, why);
+		} else if (c == '?') {
+			if (optopt >= OPT_BASE || optopt == 'c')
+				report(&e, "%s: needs a value", argv[optind - 1]);
+			else
+				report(&e, "unknown option '%s'",
+				    argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		report(&e, "unexpected argument '%s'", argv[optind]);
+
+	/* settings that depend on each other, or must be there */
+	if (!o->list_plugins && (o->project == NULL || *o->project == '\0'))
+		report(&e, "no project: set [firestore] project, "
+		    "GOOGLE_CLOUD_PROJECT or --project");
+	if (o->public_url_base && strncmp(o->public_url_base, "http://", 7) &&
+	    strncmp(o->public_url_base, "https://", 8) &&
+	    strncmp(o->public_url_base, "file://", 7))
+		report(&e, "public-url-base '%s' must be an absolute http(s):// "
+		    "or file:// URL (the web app validates resultImagePath)",
+		    o->public_url_base);
+	if (o->emulator && strchr(o->emulator, ':') == NULL)
+		report(&e, "emulator '%s' must be HOST:PORT", o->emulator);
+	if (o->credentials && o->emulator == NULL) {
+		struct stat sb;
+
+		if (stat(o->credentials, &sb) < 0)
+			report(&e, "credentials file %s: %s", o->credentials,
+			    strerror(errno));
+		else if (sb.st_mode & (S_IRWXG | S_IRWXO))
+			report(&e, "credentials file %s is readable by "
+			    "others: chmod 600 %s", o->credentials,
+			    o->credentials);
+	}
+	if (e.n > 0) {
+		fprintf(stderr, "firesyncd: %d problem%s in the settings%s\n",
+		    e.n, e.n == 1 ? "" : "s", reload ? "; keeping the "
+		    "running configuration" : "; see firesyncd --help");
 		return OPTIONS_EXIT_ERROR;
 	}
+	if (o->check_config && !reload) {
+		if (o->config_path)
+			printf("firesyncd: settings are valid (%s)\n",
+			    o->config_path);
+		else
+			printf("firesyncd: settings are valid\n");
+		return OPTIONS_EXIT_OK;
+	}
 	return OPTIONS_RUN;
+}
+
+enum options_action
+options_parse(struct options *o, int argc, char **argv)
+{
+	return parse(o, argc, argv, false);
+}
+
+int
+options_reload(struct options *fresh, int argc, char **argv)
+{
+	if (parse(fresh, argc, argv, true) != OPTIONS_RUN) {
+		options_clear(fresh);
+		return -1;
+	}
+	return 0;
 }
 
 void
 options_clear(struct options *o)
 {
+	free(o->config_path);
 	free(o->project);
 	free(o->database);
 	free(o->emulator);
+	free(o->credentials);
+	free_events(o);
 	free(o->storage_root);
 	free(o->public_url_base);
 	free(o->plugin_dir);

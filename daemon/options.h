@@ -1,6 +1,11 @@
 /*
- * options.h - firesyncd's settings: defaults, then the environment (as
- * Google's tools use it), then command-line flags.
+ * options.h - firesyncd's settings.
+ *
+ * Precedence, lowest first: built-in defaults, the configuration file
+ * (-c FILE, or /etc/firesync/firesyncd.conf when it exists), the
+ * environment as Google's tools use it (GOOGLE_CLOUD_PROJECT,
+ * FIRESTORE_EMULATOR_HOST, GOOGLE_APPLICATION_CREDENTIALS), then flags.
+ * Every flag has a configuration key; one table defines both.
  */
 #ifndef FIRESYNC_OPTIONS_H
 #define FIRESYNC_OPTIONS_H
@@ -9,10 +14,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON };
+
 struct options {
+	char *config_path;	/* the file read, or NULL */
 	char *project;
 	char *database;
 	char *emulator;		/* host:port, or NULL for production */
+	char *credentials;	/* service account key file, or NULL */
+	char **events;		/* only these event ids; NULL: all */
+	size_t n_events;
 	char *storage_root;
 	char *public_url_base;	/* NULL: file:// URLs of the storage root */
 	char *plugin_dir;
@@ -25,20 +36,31 @@ struct options {
 	size_t max_input_bytes;
 	int64_t keepalive_ms;	/* 0: off */
 	int64_t idle_timeout_ms;/* no Listen message this long: reconnect */
+	int drain_timeout_s;	/* SIGTERM waits this long for sessions */
 	int log_level;
+	enum log_format log_format;
 	int worker_memory_mb;	/* address space of one worker */
 	int worker_max_jobs;	/* recycle a worker after this many */
 	bool list_plugins;	/* --list-plugins: report and exit */
+	bool check_config;	/* --check-config: validate and exit */
 };
 
 enum options_action { OPTIONS_RUN, OPTIONS_EXIT_OK, OPTIONS_EXIT_ERROR };
 
 /*
- * Fill o from defaults, environment and argv.  Prints --help/--version
- * itself (OPTIONS_EXIT_OK) and reports bad flags on stderr
- * (OPTIONS_EXIT_ERROR).  o is freed with options_clear().
+ * Fill o from defaults, the configuration file, the environment and argv.
+ * Prints --help/--version itself (OPTIONS_EXIT_OK) and every problem it
+ * finds, all of them, on stderr as FILE:LINE: message or --flag: message
+ * (OPTIONS_EXIT_ERROR).  With --check-config, OPTIONS_EXIT_OK means the
+ * settings are valid.  o is freed with options_clear().
  */
 enum options_action options_parse(struct options *o, int argc, char **argv);
+/*
+ * Read the settings again for SIGHUP (flags given at start-up still win)
+ * into *fresh, which the caller frees with options_clear().  Returns 0,
+ * or -1 after reporting every error (*fresh is then already cleared).
+ */
+int options_reload(struct options *fresh, int argc, char **argv);
 void options_clear(struct options *o);
 
 #endif

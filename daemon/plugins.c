@@ -460,7 +460,8 @@ plugins_load(struct plugin_set *set, const char *dir,
 		names[n++] = xasprintf("%s/%s", dir, de->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), cmp_str);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), cmp_str);
 	for (size_t i = 0; i < n; i++) {
 		load_one(&lc, names[i], cfgs);
 		free(names[i]);

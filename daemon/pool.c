@@ -33,6 +33,7 @@
 
 #define HELLO_TIMEOUT_MS 30000
 #define KILL_GRACE_MS	250
+#define PATH_LEN	4096
 
 extern char **environ;
 
@@ -41,6 +42,7 @@ struct worker {
 	int sock;
 	int jobs;
 	bool busy;
+	bool stale;		/* started with old settings: retire */
 };
 
 struct pool {
@@ -126,24 +128,30 @@ worker_stop(struct worker *w, bool kill_it)
 	w->jobs = 0;
 }
 
+/* argv for a worker; strings are copied into bufs (settings may be
+ * replaced by pool_reconfigure while a worker starts). */
 static void
-worker_argv(struct pool *p, const char **argv, char bufs[][32], bool announce,
-    bool list)
+worker_argv(struct pool *p, const char **argv, char bufs[][PATH_LEN],
+    bool announce, bool list)
 {
 	int n = 0;
 
+	pthread_mutex_lock(&p->lock);
+	snprintf(bufs[2], PATH_LEN, "%s", p->plugin_dir);
+	snprintf(bufs[3], PATH_LEN, "%s", p->config_path ? p->config_path : "");
+	pthread_mutex_unlock(&p->lock);
 	argv[n++] = p->worker_path;
 	argv[n++] = "--plugin-dir";
-	argv[n++] = p->plugin_dir;
-	if (p->config_path) {
+	argv[n++] = bufs[2];
+	if (*bufs[3]) {
 		argv[n++] = "--config";
-		argv[n++] = p->config_path;
+		argv[n++] = bufs[3];
 	}
-	snprintf(bufs[0], 32, "%d", p->o.memory_mb);
+	snprintf(bufs[0], PATH_LEN, "%d", p->o.memory_mb);
 	argv[n++] = "--memory-mb";
 	argv[n++] = bufs[0];
 	/* CPU backstop: a worker's whole life of jobs at full deadline */
-	snprintf(bufs[1], 32, "%" PRId64, (p->o.timeout_ms / 1000 + 1) *
+	snprintf(bufs[1], PATH_LEN, "%" PRId64, (p->o.timeout_ms / 1000 + 1) *
 	    (p->o.max_jobs + 1) + 10);
 	argv[n++] = "--cpu-seconds";
 	argv[n++] = bufs[1];
@@ -165,7 +173,7 @@ worker_start(struct pool *p, struct worker *w, char *err, size_t errlen)
 	sigset_t mask, deflt;
 	struct wire_hello *hello;
 	const char *argv[24];
-	char bufs[2][32];
+	char (*bufs)[PATH_LEN] = xmalloc(4 * PATH_LEN);
 	struct pollfd pfd;
 	int sv[2], rc;
 	bool announce = !p->announced;
@@ -194,6 +202,7 @@ worker_start(struct pool *p, struct worker *w, char *err, size_t errlen)
 	    (char *const *)argv, environ);
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
+	free(bufs);
 	close(sv[1]);
 	if (rc != 0) {
 		close(sv[0]);
@@ -226,6 +235,8 @@ worker_start(struct pool *p, struct worker *w, char *err, size_t errlen)
 		uint32_t n = hello->n_models > WIRE_MAX_MODELS ?
 		    WIRE_MAX_MODELS : hello->n_models;
 
+		free(p->models);
+		free(p->plugins);
 		p->models = xcalloc(n ? n : 1, sizeof(*p->models));
 		p->plugins = xcalloc(n ? n : 1, sizeof(*p->plugins));
 		for (uint32_t i = 0; i < n; i++) {
@@ -290,6 +301,25 @@ pool_free(struct pool *p)
 	free(p);
 }
 
+void
+pool_reconfigure(struct pool *p, const struct pool_options *o)
+{
+	pthread_mutex_lock(&p->lock);
+	free(p->plugin_dir);
+	free(p->config_path);
+	p->plugin_dir = xstrdup(o->plugin_dir);
+	p->config_path = o->config_path ? xstrdup(o->config_path) : NULL;
+	p->o.timeout_ms = o->timeout_ms;
+	p->o.memory_mb = o->memory_mb;
+	p->o.max_jobs = o->max_jobs;
+	p->o.max_pixels = o->max_pixels;
+	p->o.log_level = o->log_level;
+	p->announced = false;		/* the next worker reports afresh */
+	for (int i = 0; i < p->n; i++)
+		p->w[i].stale = p->w[i].pid > 0;
+	pthread_mutex_unlock(&p->lock);
+}
+
 const char *
 pool_plugin_for(struct pool *p, const char *model)
 {
@@ -318,6 +348,10 @@ acquire(struct pool *p)
 	}
 	w->busy = true;
 	pthread_mutex_unlock(&p->lock);
+	if (w->stale) {
+		worker_stop(w, false);
+		w->stale = false;
+	}
 	return w;
 }
 
@@ -499,7 +533,7 @@ pool_transform(struct pool *p, const struct pool_job *job, uint8_t **png,
 	res.message[sizeof(res.message) - 1] = '\0';
 	if (plugin && pluginlen)
 		snprintf(plugin, pluginlen, "%s", res.plugin);
-	if (++w->jobs >= p->o.max_jobs) {
+	if (++w->jobs >= p->o.max_jobs || w->stale) {
 		log_debug("worker %d: recycled after %d jobs", (int)w->pid,
 		    w->jobs);
 		worker_stop(w, false);
@@ -558,11 +592,12 @@ pool_list_plugins(const char *worker_path, const char *plugin_dir,
 {
 	struct pool p;
 	const char *argv[24];
-	char bufs[2][32];
+	char bufs[4][PATH_LEN];
 	pid_t pid;
 	int status, rc;
 
 	memset(&p, 0, sizeof(p));
+	pthread_mutex_init(&p.lock, NULL);
 	p.worker_path = (char *)worker_path;
 	p.plugin_dir = (char *)plugin_dir;
 	p.config_path = (char *)config_path;
@@ -579,5 +614,6 @@ pool_list_plugins(const char *worker_path, const char *plugin_dir,
 		return 1;
 	}
 	waitpid(pid, &status, 0);
+	pthread_mutex_destroy(&p.lock);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }

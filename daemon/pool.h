@@ -63,6 +63,13 @@ int pool_transform(struct pool *p, const struct pool_job *job,
     uint8_t **png, size_t *pnglen, char *plugin, size_t pluginlen,
     char *err, size_t errlen);
 
+/*
+ * New settings (plugin directory, configuration, limits): idle workers
+ * stop now and busy ones after their job, so the next job runs on a
+ * worker that loaded the plugins afresh.  In-flight work is not lost.
+ */
+void pool_reconfigure(struct pool *p, const struct pool_options *o);
+
 /* The plugin serving model according to the workers, or NULL. */
 const char *pool_plugin_for(struct pool *p, const char *model);
 

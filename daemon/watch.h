@@ -19,7 +19,7 @@
 #include "pb.h"
 #include "strmap.h"
 
-#define WATCH_MAX_TARGETS 4
+#define WATCH_MAX_TARGETS 34
 
 enum watch_event {
 	WATCH_NONE = 0,		/* buffered; nothing to act on yet */

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <grpc/grpc.h>
@@ -857,6 +859,231 @@ START_TEST(cartoon_and_style_sessions_are_transformed)
 }
 END_TEST
 
+/* ---- systemd notification protocol ---- */
+
+static int
+notify_listen(const char *path)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_uint_lt(strlen(path), sizeof(a.sun_path));
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	return fd;
+}
+
+/* Collect notifications for up to ms, stopping early once one contains
+ * want; all of them go into log (appended).  True if want was seen. */
+static bool
+notify_wait(int fd, const char *want, int64_t ms, char *log, size_t len)
+{
+	int64_t end = test_now_ms() + ms;
+
+	while (test_now_ms() < end) {
+		char buf[1024];
+		ssize_t n;
+		struct timeval tv = { 0, 50000 };
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		n = recv(fd, buf, sizeof(buf) - 1, 0);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		if (strlen(log) + (size_t)n + 2 < len) {
+			strcat(log, buf);
+			strcat(log, "\n");
+		}
+		if (want && strstr(buf, want))
+			return true;
+	}
+	return false;
+}
+
+static int
+count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+START_TEST(service_notify_reload_and_drain)
+{
+	struct ctx t;
+	char sock[200], conf[200], *dir, notes[16384] = "", *in;
+	const char *args[6];
+	FsDocument *doc;
+	FILE *f;
+	pid_t d;
+	int fd, status;
+
+	ctx_init(&t, "service", em.host);
+	snprintf(sock, sizeof(sock), "%s/notify.sock", t.root);
+	fd = notify_listen(sock);
+	dir = xasprintf("%s/plugins", t.root);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	snprintf(conf, sizeof(conf), "%s/firesyncd.conf", t.root);
+	f = fopen(conf, "w");
+	fprintf(f, "[plugins]\ndir = %s\nworkers = 1\ntransform-timeout = 2\n"
+	    "[log]\nlevel = info\n", dir);
+	fclose(f);
+	setenv("NOTIFY_SOCKET", sock, 1);
+	setenv("WATCHDOG_USEC", "1000000", 1);
+	args[0] = "-c";
+	args[1] = conf;
+	args[2] = "--workers";	/* flags win over the file: say it here */
+	args[3] = "1";
+	args[4] = NULL;
+	d = start_daemon(&t, NULL, args);
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+
+	/* READY=1 once the first snapshot is current, then status and
+	 * watchdog pings from the main loop */
+	ck_assert_msg(notify_wait(fd, "READY=1", 30000, notes, sizeof(notes)),
+	    "no READY=1; got:\n%s", notes);
+	notify_wait(fd, NULL, 2200, notes, sizeof(notes));
+	ck_assert_msg(count_of(notes, "WATCHDOG=1") >= 3, "watchdog pings: "
+	    "%d\n%s", count_of(notes, "WATCHDOG=1"), notes);
+	ck_assert_ptr_nonnull(strstr(notes, "STATUS=listening; 0 in flight"));
+
+	/* a model no plugin serves yet */
+	put_experience(&t, "exp", true, "test-good");
+	in = put_input(&t, "E", "before", 1, 32, 32);
+	capture(&t, "E", "before", "exp", in);
+	free(in);
+	assert_error(&t, "E", "before", "no plugin for model 'test-good'");
+
+	/* install the plugin, raise the log level, reload: no restart */
+	{
+		char cmd[512];
+
+		snprintf(cmd, sizeof(cmd), "cp %s/good.so %s/%s/ && chmod 755 "
+		    "%s/good.so", TEST_PLUGINS, dir, "", dir);
+		ck_assert_int_eq(system(cmd), 0);
+	}
+	f = fopen(conf, "w");
+	fprintf(f, "[plugins]\ndir = %s\nworkers = 1\ntransform-timeout = 2\n"
+	    "[log]\nlevel = debug\n", dir);
+	fclose(f);
+	notes[0] = '\0';
+	kill(d, SIGHUP);
+	ck_assert_msg(notify_wait(fd, "RELOADING=1", 5000, notes,
+	    sizeof(notes)), "no RELOADING=1:\n%s", notes);
+	ck_assert(notify_wait(fd, "READY=1", 5000, notes, sizeof(notes)));
+	ck_assert_int_eq(log_count(t.log, "reload: done (log level debug"), 1);
+	in = put_input(&t, "E", "after", 1, 32, 32);
+	capture(&t, "E", "after", "exp", in);
+	free(in);
+	doc = wait_final(&t, "E", "after", 30000);
+	ck_assert_str_eq(state_of(doc), "ready");
+	doc_free(doc);
+	ck_assert(alive(d));
+
+	/* a broken configuration is refused and the old one kept */
+	f = fopen(conf, "w");
+	fprintf(f, "[plugins]\nworkers = lots\n");
+	fclose(f);
+	kill(d, SIGHUP);
+	notify_wait(fd, "READY=1", 5000, notes, sizeof(notes));
+	ck_assert_int_eq(log_count(t.log, "reload failed"), 1);
+	ck_assert(alive(d));
+
+	/* SIGTERM drains: the running session ends in a stated state; the
+	 * queued one stays captured for the next daemon */
+	{
+		char cmd[512];
+
+		snprintf(cmd, sizeof(cmd), "cp %s/hang.so %s/ && chmod 755 "
+		    "%s/hang.so", TEST_PLUGINS, dir, dir);
+		ck_assert_int_eq(system(cmd), 0);
+		f = fopen(conf, "w");
+		fprintf(f, "[plugins]\ndir = %s\nworkers = 1\n"
+		    "transform-timeout = 2\n", dir);
+		fclose(f);
+		kill(d, SIGHUP);
+		ck_assert(notify_wait(fd, "READY=1", 5000, notes,
+		    sizeof(notes)));
+	}
+	put_experience(&t, "exp_hang", true, "test-hang");
+	in = put_input(&t, "E", "running", 1, 32, 32);
+	capture(&t, "E", "running", "exp_hang", in);
+	free(in);
+	{
+		int64_t end = test_now_ms() + 10000;
+
+		for (;;) {
+			doc = admin_get(t.c, "events/E/sessions/running");
+			if (strcmp(state_of(doc), "transforming") == 0)
+				break;
+			doc_free(doc);
+			ck_assert(test_now_ms() < end);
+			usleep(20000);
+		}
+		doc_free(doc);
+	}
+	in = put_input(&t, "E", "queued", 1, 32, 32);
+	capture(&t, "E", "queued", "exp_hang", in);
+	free(in);
+	usleep(300000);
+	notes[0] = '\0';
+	kill(d, SIGTERM);
+	ck_assert(notify_wait(fd, "STOPPING=1", 5000, notes, sizeof(notes)));
+	ck_assert_int_eq(waitpid(d, &status, 0), d);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	doc = admin_get(t.c, "events/E/sessions/running");
+	ck_assert_str_eq(state_of(doc), "error");
+	ck_assert_ptr_nonnull(strstr(doc_string(doc, "error"),
+	    "timeout after 2s"));
+	doc_free(doc);
+	doc = admin_get(t.c, "events/E/sessions/queued");
+	ck_assert_str_eq(state_of(doc), "captured");
+	doc_free(doc);
+	close(fd);
+	free(dir);
+	ctx_done(&t);
+}
+END_TEST
+
+START_TEST(event_scoping_serves_only_listed_events)
+{
+	static const char *const args[] = { "--events", "evt_a, evt_b", NULL };
+	struct ctx t;
+	FsDocument *doc;
+	char *in;
+	pid_t d;
+
+	ctx_init(&t, "events", em.host);
+	put_experience(&t, "exp", false, "none");
+	d = start_daemon(&t, NULL, args);
+	in = put_input(&t, "evt_c", "s", 1, 16, 16);
+	capture(&t, "evt_c", "s", "exp", in);
+	free(in);
+	in = put_input(&t, "evt_a", "s", 1, 16, 16);
+	capture(&t, "evt_a", "s", "exp", in);
+	free(in);
+	in = put_input(&t, "evt_b", "s", 1, 16, 16);
+	capture(&t, "evt_b", "s", "exp", in);
+	free(in);
+	doc = wait_final(&t, "evt_a", "s", 30000);
+	ck_assert_str_eq(state_of(doc), "ready");
+	doc_free(doc);
+	doc = wait_final(&t, "evt_b", "s", 30000);
+	ck_assert_str_eq(state_of(doc), "ready");
+	doc_free(doc);
+	usleep(1000000);
+	doc = admin_get(t.c, "events/evt_c/sessions/s");
+	ck_assert_str_eq(state_of(doc), "captured");	/* not ours */
+	doc_free(doc);
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	ctx_done(&t);
+}
+END_TEST
+
 static Suite *
 integration_suite(void)
 {
@@ -875,6 +1102,8 @@ integration_suite(void)
 	tcase_add_test(tc, experience_changes_apply_to_the_next_session);
 	tcase_add_test(tc, plugin_sessions_crash_and_hang_cost_only_themselves);
 	tcase_add_test(tc, cartoon_and_style_sessions_are_transformed);
+	tcase_add_test(tc, service_notify_reload_and_drain);
+	tcase_add_test(tc, event_scoping_serves_only_listed_events);
 	suite_add_tcase(s, tc);
 	return s;
 }

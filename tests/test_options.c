@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "options.h"
@@ -32,6 +34,7 @@ clear_env(void)
 	unsetenv("GOOGLE_CLOUD_PROJECT");
 	unsetenv("GCLOUD_PROJECT");
 	unsetenv("FIRESTORE_EMULATOR_HOST");
+	unsetenv("GOOGLE_APPLICATION_CREDENTIALS");
 }
 
 START_TEST(defaults_and_environment)
@@ -108,6 +111,140 @@ START_TEST(bad_command_lines_are_refused)
 }
 END_TEST
 
+static char *
+write_conf(const char *text)
+{
+	static char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/tmp/fsconf-XXXXXX");
+	close(mkstemp(path));
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+/* Parse with stderr captured; returns the action, stderr in out. */
+static enum options_action
+parse_capture(struct options *o, const char *const *args, char *out,
+    size_t len)
+{
+	char tmpl[] = "/tmp/fserr-XXXXXX";
+	int fd = mkstemp(tmpl), saved = dup(2);
+	enum options_action a;
+	ssize_t n;
+
+	fflush(stderr);
+	dup2(fd, 2);
+	a = parse(o, args);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	lseek(fd, 0, SEEK_SET);
+	n = read(fd, out, len - 1);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(tmpl);
+	return a;
+}
+
+START_TEST(config_file_errors_all_at_once)
+{
+	char *conf = write_conf(
+	    "[firestore]\n"
+	    "project = demo\n"
+	    "emulatr = h:1\n"			/* 3: unknown key */
+	    "[plugins]\n"
+	    "workers = many\n"			/* 5: bad value */
+	    "transform-timeout = 0\n"		/* 6: out of range */
+	    "[plugin.cartoon]\n"
+	    "anything = goes\n"			/* a plugin's own */
+	    "[log]\n"
+	    "level = loud\n"			/* 10: bad level */
+	    "[nonsense]\n"
+	    "x = 1\n");				/* 12: unknown section */
+	const char *args[] = { "-c", conf, "--check-config", NULL };
+	char err[4096], want[256];
+	struct options o;
+
+	clear_env();
+	ck_assert_int_eq(parse_capture(&o, args, err, sizeof(err)),
+	    OPTIONS_EXIT_ERROR);
+	ck_assert(o.check_config);
+	snprintf(want, sizeof(want), "%s:3: unknown key 'emulatr' in "
+	    "[firestore]", conf);
+	ck_assert_msg(strstr(err, want), "missing '%s' in:\n%s", want, err);
+	snprintf(want, sizeof(want), "%s:5: workers: 'many' is not a whole "
+	    "number from 1 to 256", conf);
+	ck_assert_msg(strstr(err, want), "missing '%s' in:\n%s", want, err);
+	snprintf(want, sizeof(want), "%s:6: transform-timeout:", conf);
+	ck_assert_msg(strstr(err, want), "missing '%s' in:\n%s", want, err);
+	snprintf(want, sizeof(want), "%s:10: level: must be", conf);
+	ck_assert_msg(strstr(err, want), "missing '%s' in:\n%s", want, err);
+	snprintf(want, sizeof(want), "%s:12: unknown section [nonsense]",
+	    conf);
+	ck_assert_msg(strstr(err, want), "missing '%s' in:\n%s", want, err);
+	ck_assert_ptr_nonnull(strstr(err, "5 problems in the settings"));
+	options_clear(&o);
+	unlink(conf);
+}
+END_TEST
+
+START_TEST(file_then_environment_then_flags)
+{
+	char *conf = write_conf(
+	    "[firestore]\nproject = from-file\nemulator = file:1\n"
+	    "events = a, b ,c\n"
+	    "[plugins]\nworkers = 3\ntransform-timeout = 20\n"
+	    "[storage]\nroot = /srv/file\n"
+	    "public-url-base = https://cdn.example.com/x\n"
+	    "[log]\nformat = json\n");
+	const char *args[] = { "-c", conf, "--workers", "5", NULL };
+	char err[2048];
+	struct options o;
+
+	clear_env();
+	setenv("FIRESTORE_EMULATOR_HOST", "env:2", 1);
+	ck_assert_int_eq(parse_capture(&o, args, err, sizeof(err)),
+	    OPTIONS_RUN);
+	ck_assert_str_eq(o.project, "from-file");
+	ck_assert_str_eq(o.emulator, "env:2");		/* env over file */
+	ck_assert_int_eq(o.workers, 5);			/* flag over file */
+	ck_assert_int_eq(o.transform_timeout_s, 20);	/* file over default */
+	ck_assert_str_eq(o.storage_root, "/srv/file");
+	ck_assert_int_eq(o.log_format, LOG_FORMAT_JSON);
+	ck_assert_uint_eq(o.n_events, 3);
+	ck_assert_str_eq(o.events[1], "b");
+	ck_assert_str_eq(o.config_path, conf);
+	options_clear(&o);
+	clear_env();
+	unlink(conf);
+}
+END_TEST
+
+START_TEST(credentials_readable_by_others_are_refused)
+{
+	char *key = write_conf("{\"type\": \"service_account\"}\n");
+	const char *args[] = { "--project", "p", "--credentials", key, NULL };
+	char err[2048];
+	struct options o;
+
+	clear_env();
+	ck_assert_int_eq(chmod(key, 0644), 0);
+	ck_assert_int_eq(parse_capture(&o, args, err, sizeof(err)),
+	    OPTIONS_EXIT_ERROR);
+	ck_assert_ptr_nonnull(strstr(err, "is readable by others: chmod 600"));
+	options_clear(&o);
+	ck_assert_int_eq(chmod(key, 0600), 0);
+	ck_assert_int_eq(parse_capture(&o, args, err, sizeof(err)),
+	    OPTIONS_RUN);
+	options_clear(&o);
+	unlink(key);
+}
+END_TEST
+
 Suite *
 options_suite(void)
 {
@@ -117,6 +254,9 @@ options_suite(void)
 	tcase_add_test(tc, defaults_and_environment);
 	tcase_add_test(tc, flags_win);
 	tcase_add_test(tc, bad_command_lines_are_refused);
+	tcase_add_test(tc, config_file_errors_all_at_once);
+	tcase_add_test(tc, file_then_environment_then_flags);
+	tcase_add_test(tc, credentials_readable_by_others_are_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
