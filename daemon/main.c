@@ -25,6 +25,7 @@
 #include "notify.h"
 #include "options.h"
 #include "pool.h"
+#include "token.h"
 #include "store.h"
 
 static sigset_t sigs;
@@ -203,10 +204,41 @@ main(int argc, char **argv)
 	gpr_set_log_function(grpc_log);
 	gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
 	grpc_init();
-	/* gRPC's Application Default Credentials read the key file named
-	 * here; options_parse already refused one readable by others */
-	if (opt.credentials && !opt.emulator)
-		setenv("GOOGLE_APPLICATION_CREDENTIALS", opt.credentials, 1);
+	if (!opt.emulator) {
+		/* Credentials as Application Default Credentials find them:
+		 * the key file, else the metadata server.  Checking the key
+		 * here makes a bad one fail at start with a clear message;
+		 * the token source is what storage backends use.  gRPC reads
+		 * the same key file for Firestore. */
+		struct token_source *ts = NULL;
+
+		if (opt.credentials) {
+			setenv("GOOGLE_APPLICATION_CREDENTIALS",
+			    opt.credentials, 1);
+			ts = token_source_key_file(opt.credentials,
+			    "https://www.googleapis.com/auth/datastore", err,
+			    sizeof(err));
+			if (ts == NULL) {
+				log_err("%s", err);
+				pool_free(pool);
+				free(worker_path);
+				store_close(st);
+				options_clear(&opt);
+				return 1;
+			}
+			log_notice("credentials: service account key %s",
+			    opt.credentials);
+		} else {
+			log_notice("credentials: none configured; using the "
+			    "metadata server's service account");
+		}
+		token_source_free(ts);
+		/* TLS verified against the system's trusted roots */
+		if (getenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH") == NULL &&
+		    access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0)
+			setenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+			    "/etc/ssl/certs/ca-certificates.crt", 1);
+	}
 	fo.target = opt.emulator ? opt.emulator : "firestore.googleapis.com:443";
 	fo.project = opt.project;
 	fo.database = opt.database;

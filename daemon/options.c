@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <ini.h>
+#include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -446,6 +447,16 @@ parse(struct options *o, int argc, char **argv, bool reload)
 	if (optind < argc)
 		report(&e, "unexpected argument '%s'", argv[optind]);
 
+	/* the project of the key file, as Google's tools do */
+	if ((o->project == NULL || *o->project == '\0') && o->credentials &&
+	    o->emulator == NULL) {
+		json_t *k = json_load_file(o->credentials, 0, NULL);
+		json_t *pid = k ? json_object_get(k, "project_id") : NULL;
+
+		if (json_is_string(pid))
+			set_str(&o->project, json_string_value(pid));
+		json_decref(k);
+	}
 	/* settings that depend on each other, or must be there */
 	if (!o->list_plugins && (o->project == NULL || *o->project == '\0'))
 		report(&e, "no project: set [firestore] project, "

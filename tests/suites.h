@@ -12,5 +12,6 @@ Suite *watch_suite(void);
 Suite *image_suite(void);
 Suite *store_suite(void);
 Suite *options_suite(void);
+Suite *token_suite(void);
 
 #endif
