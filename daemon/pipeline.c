@@ -347,6 +347,9 @@ transform(struct run *r, const struct experience *x, const uint8_t *in,
  * once the claim has landed.
  */
 struct outcome {
+	struct experience x;	/* resolved experience */
+	uint8_t *in;		/* the capture's bytes */
+	size_t inlen;
 	uint8_t *png;
 	size_t pnglen;
 	bool failed;
@@ -371,16 +374,18 @@ failed(struct outcome *o, const char *fmt, ...)
 	return false;
 }
 
-/* Resolve, read and transform: all the work that writes nothing, run while
- * the claim is in flight.  Returns true with o->png on success. */
+/*
+ * Resolve the experience, check the path and read the capture: cheap local
+ * work that writes nothing, done while the claim commit is in flight.  The
+ * transform itself waits for the claim, so a daemon that loses the race
+ * never runs a plugin for nothing.  Returns true with o->x and o->in set.
+ */
 static bool
 prepare(struct run *r, struct outcome *o)
 {
 	struct session *s = r->s;
 	struct engine *e = r->e;
-	struct experience x;
-	uint8_t *in = NULL;
-	size_t inlen = 0;
+	struct experience *xp = &o->x;
 	char why[512];
 	int rc;
 
@@ -394,7 +399,7 @@ prepare(struct run *r, struct outcome *o)
 	if (!valid_doc_id(s->selected_experience_id))
 		return failed(o, "experience id '%.100s' is not a valid "
 		    "document id", s->selected_experience_id);
-	rc = resolve_experience(r, &x, why, sizeof(why));
+	rc = resolve_experience(r, xp, why, sizeof(why));
 	if (rc == -ENOENT)
 		return failed(o, "experience '%.100s' not found",
 		    s->selected_experience_id);
@@ -402,29 +407,29 @@ prepare(struct run *r, struct outcome *o)
 		return failed(o, "could not read the experience (%.300s); "
 		    "please retry", why);
 	if (rc < 0) {
-		experience_clear(&x);
+		experience_clear(xp);
 		return failed(o, "%s", why);
 	}
 	snprintf(r->model, sizeof(r->model), "%s",
-	    x.ai_enabled ? x.model : "none");
+	    xp->ai_enabled ? xp->model : "none");
 
 	if (s->input_image_path == NULL || *s->input_image_path == '\0') {
-		experience_clear(&x);
+		experience_clear(xp);
 		return failed(o, "input image not found (inputImagePath is "
 		    "missing)");
 	}
 	if (path_check_input(s->input_image_path, s->event_id, s->session_id,
 	    why, sizeof(why)) < 0) {
-		experience_clear(&x);
+		experience_clear(xp);
 		o->log_prio = LOG_WARNING;
 		snprintf(o->log, sizeof(o->log), "refused inputImagePath "
 		    "'%.200s'", s->input_image_path);
 		return failed(o, "%s", why);
 	}
 	rc = store_get(e->store, s->input_image_path, e->opt->max_input_bytes,
-	    &in, &inlen, why, sizeof(why));
+	    &o->in, &o->inlen, why, sizeof(why));
 	if (rc < 0) {
-		experience_clear(&x);
+		experience_clear(xp);
 		if (rc == -ENOENT)
 			return failed(o, "input image not found");
 		if (rc == -EFBIG)
@@ -435,12 +440,6 @@ prepare(struct run *r, struct outcome *o)
 		    why);
 		return failed(o, "could not read the input image");
 	}
-	rc = transform(r, &x, in, inlen, &o->png, &o->pnglen, why,
-	    sizeof(why));
-	free(in);
-	experience_clear(&x);
-	if (rc < 0)
-		return failed(o, "%s", why);
 	return true;
 }
 
@@ -457,6 +456,12 @@ publish(struct run *r, struct outcome *o)
 		    s->event_id, o->log);
 	if (o->failed) {
 		fail(r, "%s", o->reason);
+		return;
+	}
+	rc = transform(r, &o->x, o->in, o->inlen, &o->png, &o->pnglen, why,
+	    sizeof(why));
+	if (rc < 0) {
+		fail(r, "%s", why);
 		return;
 	}
 	result_path = path_result(s->event_id, s->session_id);
@@ -517,6 +522,8 @@ pipeline_run(struct engine *e, struct job *j)
 				    r.s->warning);
 			publish(&r, &o);
 		}
+		experience_clear(&o.x);
+		free(o.in);
 		free(o.png);
 	}
 	doc_free(r.version);

@@ -12,6 +12,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -58,6 +59,40 @@ rss_kb(pid_t pid, const char *field)
 			kb = strtol(line + strlen(field) + 1, NULL, 10);
 	fclose(f);
 	return kb;
+}
+
+/* Number and total VmRSS (kB) of pid's child processes (its workers). */
+static long
+children_rss_kb(pid_t pid, int *count)
+{
+	char path[300], buf[512];
+	long total = 0;
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+
+	*count = 0;
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		FILE *f;
+		char *p;
+		int ppid = 0;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
+		    sscanf(p + 2, "%*c %d", &ppid) == 1 && ppid == pid) {
+			total += rss_kb((pid_t)atoi(de->d_name), "VmRSS:");
+			(*count)++;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return total;
 }
 
 /* user+system CPU time of pid, in ms */
@@ -237,7 +272,8 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 	size_t jlen;
 	int64_t *t0, *t1, *lat;
 	char **names, logpath[128];
-	long idle_kb, cpu0;
+	long idle_kb, cpu0, workers_kb;
+	int n_workers;
 	pid_t d;
 
 	b.project = sub->project;
@@ -295,6 +331,7 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 	}
 	sleep(2);
 	idle_kb = rss_kb(d, "VmRSS:");
+	workers_kb = children_rss_kb(d, &n_workers);
 	cpu0 = cpu_ms(d);
 	printf("== %s\n", sub->label);
 
@@ -352,6 +389,9 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 	}
 	printf("RSS      idle %ld kB, peak %ld kB; CPU %ld ms for %d sessions\n",
 	    idle_kb, rss_kb(d, "VmHWM:"), cpu_ms(d) - cpu0, 2 * n);
+	if (n_workers > 0)
+		printf("workers  %d process(es), %ld kB RSS in all when idle\n",
+		    n_workers, workers_kb);
 
 	fs_listen_close(b.l, NULL);
 	watch_clear(&b.w);
