@@ -92,9 +92,11 @@ log_vwrite(int prio, const char *fmt, va_list ap)
 		vsnprintf(msg, sizeof(msg), fmt, ap);
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
-		n = snprintf(line, sizeof(line), "%s{\"time\":\"%04d-%02d-%02dT"
+		/* pure JSON, even under journald: shippers parse whole
+		 * lines, and "priority" carries the level */
+		n = snprintf(line, sizeof(line), "{\"time\":\"%04d-%02d-%02dT"
 		    "%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"priority\":%d,"
-		    "\"msg\":\"", log_journal ? "" : "", tm.tm_year + 1900,
+		    "\"msg\":\"", tm.tm_year + 1900,
 		    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 		    ts.tv_nsec / 1000000, log_level_name(prio), prio);
 		off = json_escape(line, (size_t)n, sizeof(line) - 4, msg);

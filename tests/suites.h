@@ -13,5 +13,6 @@ Suite *image_suite(void);
 Suite *store_suite(void);
 Suite *options_suite(void);
 Suite *token_suite(void);
+Suite *log_suite(void);
 
 #endif

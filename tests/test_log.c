@@ -1,0 +1,120 @@
+/*
+ * test_log.c - log lines: journald priority prefixes under systemd, text
+ * with timestamps otherwise, JSON for log shippers, one line per record.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "log.h"
+#include "suites.h"
+
+/* Run fn with stderr captured into out. */
+static void
+capture(void (*fn)(void), char *out, size_t len)
+{
+	char tmpl[] = "/tmp/fslog-XXXXXX";
+	int fd = mkstemp(tmpl), saved = dup(2);
+	ssize_t n;
+
+	dup2(fd, 2);
+	fn();
+	dup2(saved, 2);
+	close(saved);
+	lseek(fd, 0, SEEK_SET);
+	n = read(fd, out, len - 1);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(tmpl);
+}
+
+static void
+emit(void)
+{
+	log_level = LOG_INFO;
+	log_warn("session=%s event=%s state=error", "s1", "e1");
+	log_info("two\nlines \"quoted\"");
+	log_debug("not shown at info");
+}
+
+START_TEST(journal_lines_carry_the_priority)
+{
+	char out[2048];
+
+	setenv("JOURNAL_STREAM", "8:12345", 1);
+	log_init();
+	log_set_json(0);
+	capture(emit, out, sizeof(out));
+	ck_assert_str_eq(out, "<4>session=s1 event=e1 state=error\n"
+	    "<6>two lines \"quoted\"\n");
+	unsetenv("JOURNAL_STREAM");
+	log_init();
+}
+END_TEST
+
+START_TEST(text_lines_carry_time_and_level)
+{
+	char out[2048];
+
+	unsetenv("JOURNAL_STREAM");
+	log_init();
+	log_set_json(0);
+	capture(emit, out, sizeof(out));
+	/* 2026-11-25T01:02:03.456Z warning session=... */
+	ck_assert_int_eq(out[4], '-');
+	ck_assert_int_eq(out[10], 'T');
+	ck_assert_ptr_nonnull(strstr(out, "Z warning session=s1 event=e1 "
+	    "state=error\n"));
+	ck_assert_ptr_null(strstr(out, "not shown"));
+}
+END_TEST
+
+START_TEST(json_lines_parse)
+{
+	char out[2048], *line, *save = NULL;
+	int n = 0;
+
+	log_init();
+	log_set_json(1);
+	capture(emit, out, sizeof(out));
+	log_set_json(0);
+	for (line = strtok_r(out, "\n", &save); line;
+	    line = strtok_r(NULL, "\n", &save)) {
+		json_error_t e;
+		json_t *j = json_loads(line, 0, &e);
+
+		ck_assert_msg(j != NULL, "not JSON: %s (%s)", line, e.text);
+		if (n == 0) {
+			ck_assert_str_eq(json_string_value(json_object_get(j,
+			    "level")), "warning");
+			ck_assert_int_eq(json_integer_value(json_object_get(j,
+			    "priority")), 4);
+		} else {
+			ck_assert_str_eq(json_string_value(json_object_get(j,
+			    "msg")), "two\nlines \"quoted\"");
+		}
+		json_decref(j);
+		n++;
+	}
+	ck_assert_int_eq(n, 2);
+}
+END_TEST
+
+Suite *
+log_suite(void)
+{
+	Suite *s = suite_create("log");
+	TCase *tc = tcase_create("format");
+
+	tcase_add_test(tc, journal_lines_carry_the_priority);
+	tcase_add_test(tc, text_lines_carry_time_and_level);
+	tcase_add_test(tc, json_lines_parse);
+	suite_add_tcase(s, tc);
+	return s;
+}
