@@ -21,30 +21,13 @@
 #include "value.h"
 
 #define TICK_MS		500
+#define FIRST_RESPONSE_MS 30000
 
 struct stale_entry {
 	char version[48];
 	int64_t first_seen_ms;	/* monotonic */
 	int64_t age0_ms;	/* server-side age when first seen */
 };
-
-int64_t
-now_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t
-now_wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 job_free(struct job *j)
@@ -401,7 +384,12 @@ run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
 	FsListenRequest *reqs[MAX_EVENTS + 1];
 	int32_t ids[MAX_EVENTS];
 	int n_ids = session_targets(e, ids), n_reqs = 0;
-	int64_t last_msg = now_mono_ms(), last_tick = 0;
+	int64_t opened = now_mono_ms(), last_msg = opened, last_tick = 0;
+	/* a new stream that has not answered at all is given less time than
+	 * a quiet one that has: a call can wait on a channel that never
+	 * becomes ready again (seen after a server restart) */
+	int64_t first_ms = e->opt->idle_timeout_ms < FIRST_RESPONSE_MS ?
+	    e->opt->idle_timeout_ms : FIRST_RESPONSE_MS;
 	struct fs_status st = { 0 };
 	bool progress = false;
 	struct fs_listen *l;
@@ -456,6 +444,12 @@ run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
 			break;
 		} else if (ev == WATCH_TARGET_ERROR) {
 			log_err("listen: %s", err);
+			break;
+		}
+		if (!progress && now_mono_ms() - opened > first_ms) {
+			log_warn("listen: no response %" PRId64 " s after "
+			    "opening the stream; reopening it (is Firestore "
+			    "reachable?)", first_ms / 1000);
 			break;
 		}
 		if (now_mono_ms() - last_msg > e->opt->idle_timeout_ms) {

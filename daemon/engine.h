@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "firestore.h"
 #include "options.h"
 #include "pool.h"
@@ -82,9 +83,6 @@ void engine_stop(struct engine *e);
 void engine_request_reload(struct engine *e);
 void engine_free(struct engine *e);
 
-/* Monotonic and wall clocks in milliseconds. */
-int64_t now_mono_ms(void);
-int64_t now_wall_ms(void);
 
 /* Run one job (pipeline.c); called by worker threads. */
 void pipeline_run(struct engine *e, struct job *j);

@@ -153,6 +153,18 @@ md_init(struct fs_client *c, struct call_md *m)
 	}
 }
 
+/* The first op of every call: our metadata, waiting for a connection
+ * rather than failing fast while the channel (re)connects. */
+static void
+send_md_op(grpc_op *op, struct call_md *m)
+{
+	op->op = GRPC_OP_SEND_INITIAL_METADATA;
+	op->data.send_initial_metadata.count = m->n;
+	op->data.send_initial_metadata.metadata = m->md;
+	op->flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY |
+	    GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET;
+}
+
 static void
 md_release(struct call_md *m)
 {
@@ -253,11 +265,7 @@ call_server_stream(struct fs_client *c, const char *method,
 	    GRPC_PROPAGATE_DEFAULTS, cq, grpc_slice_from_static_string(method),
 	    NULL, deadline_in(timeout_ms), NULL);
 
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[0].data.send_initial_metadata.count = md.n;
-	ops[0].data.send_initial_metadata.metadata = md.md;
-	ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY |
-	    GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET;
+	send_md_op(&ops[0], &md);
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = send;
 	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -363,11 +371,7 @@ unary_start(struct fs_client *c, const char *method,
 	    grpc_slice_from_static_string(method), NULL,
 	    deadline_in(timeout_ms), NULL);
 	memset(ops, 0, sizeof(ops));
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[0].data.send_initial_metadata.count = k->md.n;
-	ops[0].data.send_initial_metadata.metadata = k->md.md;
-	ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY |
-	    GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET;
+	send_md_op(&ops[0], &k->md);
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = k->send;
 	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -587,11 +591,7 @@ fs_listen_open(struct fs_client *c, const FsListenRequest *const *reqs,
 	    NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 
 	memset(ops, 0, sizeof(ops));
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[0].data.send_initial_metadata.count = l->md.n;
-	ops[0].data.send_initial_metadata.metadata = l->md.md;
-	ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY |
-	    GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET;
+	send_md_op(&ops[0], &l->md);
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = l->send;
 	if (grpc_call_start_batch(l->call, ops, 2, (void *)TAG_SEND, NULL) !=

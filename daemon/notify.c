@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "notify.h"
 
@@ -22,15 +23,6 @@ static int notify_fd = -1;
 static struct sockaddr_un notify_addr;
 static socklen_t notify_len;
 static int64_t watchdog_ms, last_ping_ms;
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void
 notify_init(void)
@@ -60,7 +52,7 @@ notify_init(void)
 	notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (notify_fd < 0)
 		log_warn("notify socket: %s", strerror(errno));
-	last_ping_ms = mono_ms();
+	last_ping_ms = now_mono_ms();
 }
 
 void
@@ -89,7 +81,7 @@ notify_watchdog(void)
 
 	if (watchdog_ms <= 0)
 		return;
-	now = mono_ms();
+	now = now_mono_ms();
 	if (now - last_ping_ms < watchdog_ms / 2)
 		return;
 	last_ping_ms = now;

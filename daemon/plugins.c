@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "plugins.h"
 
@@ -103,20 +104,11 @@ plugin_configs_free(struct plugin_configs *c)
 static const char *host_plugin = "-";
 static int64_t host_deadline_ms;
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void
 plugin_host_begin(const char *plugin_name, int64_t timeout_ms)
 {
 	host_plugin = plugin_name;
-	host_deadline_ms = mono_ms() + timeout_ms;
+	host_deadline_ms = now_mono_ms() + timeout_ms;
 }
 
 void
@@ -168,13 +160,13 @@ host_config_get(const struct firesync_config *c, const char *key)
 static int
 host_cancelled(void)
 {
-	return host_deadline_ms != 0 && mono_ms() >= host_deadline_ms;
+	return host_deadline_ms != 0 && now_mono_ms() >= host_deadline_ms;
 }
 
 static int64_t
 host_time_left_ms(void)
 {
-	return host_deadline_ms == 0 ? 0 : host_deadline_ms - mono_ms();
+	return host_deadline_ms == 0 ? 0 : host_deadline_ms - now_mono_ms();
 }
 
 const struct firesync_host plugin_host = {

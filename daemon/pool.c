@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "pool.h"
 #include "wire.h"
@@ -58,15 +59,6 @@ struct pool {
 	uint32_t n_models;
 	bool announced;
 };
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 char *
 pool_find_worker(void)
@@ -482,7 +474,7 @@ pool_transform(struct pool *p, const struct pool_job *job, uint8_t **png,
 	}
 	/* a plugin that watches host->cancelled() gets a moment to return
 	 * at its deadline before we kill the worker */
-	deadline = mono_ms() + p->o.timeout_ms + KILL_GRACE_MS;
+	deadline = now_mono_ms() + p->o.timeout_ms + KILL_GRACE_MS;
 	rc = wire_send(w->sock, wj, sizeof(*wj), fd);
 	close(fd);
 	free(wj);
@@ -493,7 +485,7 @@ pool_transform(struct pool *p, const struct pool_job *job, uint8_t **png,
 	}
 	for (;;) {
 		struct pollfd pfd = { w->sock, POLLIN, 0 };
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - now_mono_ms();
 
 		if (left <= 0) {
 			rc = 0;

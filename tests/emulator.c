@@ -24,15 +24,6 @@
 
 extern char **environ;
 
-int64_t
-test_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 free_port(void)
 {

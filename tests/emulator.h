@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "clock.h"
 #include "firestore.h"
 #include "value.h"
 
@@ -56,6 +57,7 @@ pid_t daemon_spawn(const char *exe, const char *const *args,
 /* SIGTERM and wait up to ms; returns the exit status or -1. */
 int daemon_stop(pid_t pid, int ms);
 
-int64_t test_now_ms(void);
+/* Monotonic milliseconds, for test deadlines. */
+#define test_now_ms() now_mono_ms()
 
 #endif

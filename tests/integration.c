@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -1084,6 +1085,44 @@ START_TEST(event_scoping_serves_only_listed_events)
 }
 END_TEST
 
+START_TEST(a_silent_server_gets_the_stream_reopened)
+{
+	/* a peer that accepts TCP but never answers: the Listen stream must
+	 * not wait on it forever */
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+	char host[64], root[64], logpath[128];
+	const char *args[16];
+	int fd = socket(AF_INET, SOCK_STREAM, 0), n = 0;
+	pid_t d;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	getsockname(fd, (struct sockaddr *)&a, &len);
+	listen(fd, 16);
+	snprintf(host, sizeof(host), "127.0.0.1:%d", ntohs(a.sin_port));
+	snprintf(root, sizeof(root), "/tmp/fsit-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(root));
+	snprintf(logpath, sizeof(logpath), "%s/daemon.log", root);
+	args[n++] = "--emulator";
+	args[n++] = host;
+	args[n++] = "--project";
+	args[n++] = "silent";
+	args[n++] = "--storage-root";
+	args[n++] = root;
+	args[n++] = "--idle-timeout";
+	args[n++] = "5";
+	args[n] = NULL;
+	d = daemon_spawn(FIRESYNCD, args, logpath);
+	sleep(8);
+	ck_assert(alive(d));
+	ck_assert_msg(log_count(logpath, "no response 5 s after opening the "
+	    "stream; reopening it") >= 1, "see %s", logpath);
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	close(fd);
+}
+END_TEST
+
 static Suite *
 integration_suite(void)
 {
@@ -1104,6 +1143,7 @@ integration_suite(void)
 	tcase_add_test(tc, cartoon_and_style_sessions_are_transformed);
 	tcase_add_test(tc, service_notify_reload_and_drain);
 	tcase_add_test(tc, event_scoping_serves_only_listed_events);
+	tcase_add_test(tc, a_silent_server_gets_the_stream_reopened);
 	suite_add_tcase(s, tc);
 	return s;
 }

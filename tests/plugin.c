@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "image.h"
 #include "log.h"
 #include "pool.h"
@@ -27,16 +28,6 @@
 #define CRASH_SIGNAL "11"
 #endif
 
-#include <time.h>
-
-static int64_t
-now_ms_for_test(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static char dir[64];		/* a private copy of the test plugins */
 static char *worker;
@@ -356,13 +347,13 @@ START_TEST(a_hang_does_not_hold_up_others)
 
 	pthread_create(&t, NULL, bg_run, &hang);
 	usleep(100000);		/* the hang holds one of the two workers */
-	t0 = now_ms_for_test();
+	t0 = now_mono_ms();
 	for (int i = 0; i < 3; i++) {
 		ck_assert_int_eq(run("test-good", "", &img, err, sizeof(err)),
 		    0);
 		image_free(&img);
 	}
-	ck_assert_int_lt(now_ms_for_test() - t0, 1000);
+	ck_assert_int_lt(now_mono_ms() - t0, 1000);
 	pthread_join(t, NULL);
 	ck_assert_int_eq(hang.rc, -ETIMEDOUT);
 }

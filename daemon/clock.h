@@ -1,0 +1,29 @@
+/*
+ * clock.h - the two clocks firesync reads: monotonic milliseconds for
+ * deadlines and durations, wall milliseconds for updatedAt.
+ */
+#ifndef FIRESYNC_CLOCK_H
+#define FIRESYNC_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+static inline int64_t
+now_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline int64_t
+now_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#endif
