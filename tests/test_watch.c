@@ -5,8 +5,10 @@
 #include "config.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 
 #include "log.h"
 #include "suites.h"
@@ -348,6 +350,68 @@ START_TEST(targets_are_kept_apart)
 }
 END_TEST
 
+/*
+ * Replay a real recording (tests/record_listen.c): sessions a, b captured,
+ * a leaves, b deleted, c captured.  After each step the known set must be
+ * exactly what the emulator's query holds.
+ */
+START_TEST(replay_of_the_emulator)
+{
+	static const char *const want[][3] = {
+		{ NULL }, { "a", NULL }, { "a", "b", NULL }, { "b", NULL },
+		{ NULL }, { "c", NULL },
+	};
+	FILE *f = fopen(TEST_DATA "/emulator-listen.bin", "rb");
+	int step = 0, resets = 0, msgs = 0;
+	uint32_t be;
+
+	ck_assert_ptr_nonnull(f);
+	while (fread(&be, 4, 1, f) == 1) {
+		uint32_t n = ntohl(be);
+		uint8_t *b;
+		FsListenResponse *r;
+
+		if (n == 0) {	/* end of a step: check the snapshot */
+			size_t count = 0;
+
+			ck_assert_int_lt(step, 6);
+			for (int i = 0; want[step][i]; i++) {
+				char name[128];
+
+				snprintf(name, sizeof(name), "projects/record/"
+				    "databases/(default)/documents/events/E/"
+				    "sessions/%s", want[step][i]);
+				ck_assert_msg(strmap_get(watch_known(&w, T),
+				    name) != NULL, "step %d: %s missing", step,
+				    want[step][i]);
+				count++;
+			}
+			ck_assert_msg(known() == count, "step %d: %zu known, "
+			    "want %zu", step, known(), count);
+			step++;
+			continue;
+		}
+		b = malloc(n);
+		ck_assert_uint_eq(fread(b, 1, n, f), n);
+		r = google__firestore__v1__listen_response__unpack(NULL, n, b);
+		free(b);
+		ck_assert_ptr_nonnull(r);
+		if (r->response_type_case == FSLR(TARGET_CHANGE) &&
+		    r->target_change->target_change_type == FSTC(RESET))
+			resets++;
+		msgs++;
+		ck_assert_int_ne(feed(r), WATCH_TARGET_ERROR);
+	}
+	fclose(f);
+	ck_assert_int_eq(step, 6);
+	/* the recording shows the emulator's way: RESET and resend */
+	ck_assert_int_gt(resets, 0);
+	ck_assert(watch_synced(&w));
+	ck_assert_ptr_nonnull(w.resume_token);
+	(void)msgs;
+}
+END_TEST
+
 Suite *
 watch_suite(void)
 {
@@ -364,6 +428,7 @@ watch_suite(void)
 	tcase_add_test(tc_, target_removed_by_server);
 	tcase_add_test(tc_, stream_restart_keeps_known_and_token);
 	tcase_add_test(tc_, targets_are_kept_apart);
+	tcase_add_test(tc_, replay_of_the_emulator);
 	suite_add_tcase(s, tc_);
 	return s;
 }

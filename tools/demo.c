@@ -3,7 +3,8 @@
  *
  * Starts the Firestore emulator and firesyncd, then does what the web app
  * does: stores the guest's photo under captures/, writes the session and
- * sets it "captured".  Waits for firesyncd to finish it and prints the
+ * sets it "captured", for an experience using the bundled cartoon model.
+ * Waits for firesyncd to finish it and prints the
  * session document's outcome and where the result file is.
  */
 #include "config.h"
@@ -33,7 +34,8 @@ main(int argc, char **argv)
 	const char *daemon = argc > 1 ? argv[1] : NULL;
 	struct emulator em = { 0 };
 	struct fs_client *c;
-	char root[64], logpath[128], path[256], exe[512];
+	char root[64], logpath[128], path[256], exe[600], plugdir[128];
+	char cmd[2400], here[512];
 	FsDocument *doc = NULL;
 	uint8_t *jpg;
 	size_t len;
@@ -42,15 +44,18 @@ main(int argc, char **argv)
 	int rc = 1;
 
 	log_init();
-	if (daemon == NULL) {
-		/* firesyncd beside us: tools/../daemon/firesyncd */
-		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 32);
+	{
+		/* the build tree: tools/../daemon/firesyncd, tools/../plugins */
+		ssize_t n = readlink("/proc/self/exe", here, sizeof(here) - 64);
 
 		if (n <= 0)
-			fatal("cannot find firesyncd; pass its path");
-		exe[n] = '\0';
-		*strrchr(exe, '/') = '\0';
-		strcat(exe, "/../daemon/firesyncd");
+			fatal("cannot find where firesync-demo runs from");
+		here[n] = '\0';
+		*strrchr(here, '/') = '\0';
+		*strrchr(here, '/') = '\0';
+	}
+	if (daemon == NULL) {
+		snprintf(exe, sizeof(exe), "%s/daemon/firesyncd", here);
 		daemon = exe;
 	}
 	printf("starting the Firestore emulator...\n");
@@ -61,10 +66,18 @@ main(int argc, char **argv)
 	if (mkdtemp(root) == NULL)
 		fatal("mkdtemp: %s", strerror(errno));
 	snprintf(logpath, sizeof(logpath), "%s/firesyncd.log", root);
+	/* the bundled models, as an installed plugin directory would hold */
+	snprintf(plugdir, sizeof(plugdir), "%s/plugins", root);
+	snprintf(cmd, sizeof(cmd), "mkdir -m 755 %s && cp %s/plugins/cartoon/"
+	    ".libs/cartoon.so %s/plugins/style/.libs/style.so %s/ && "
+	    "chmod 755 %s/*.so", plugdir, here, here, plugdir, plugdir);
+	if (system(cmd) != 0)
+		fatal("cannot set up the plugin directory %s", plugdir);
 	c = admin_client(em.host, "demo");
 	{
 		const char *args[] = { "--emulator", em.host, "--project",
-		    "demo", "--storage-root", root, NULL };
+		    "demo", "--storage-root", root, "--plugin-dir", plugdir,
+		    NULL };
 
 		d = daemon_spawn(daemon, args, logpath);
 	}
@@ -74,9 +87,11 @@ main(int argc, char **argv)
 	{
 		FsValue *f = value_map(), *cfg = value_map();
 
-		value_map_put(cfg, "enabled", value_bool(false));
+		value_map_put(cfg, "enabled", value_bool(true));
 		value_map_put(cfg, "model", value_string("cartoon"));
-		value_map_put(f, "name", value_string("Photo booth"));
+		value_map_put(cfg, "prompt", value_string("bold"));
+		value_map_put(cfg, "aspectRatio", value_string("1:1"));
+		value_map_put(f, "name", value_string("Cartoon booth"));
 		value_map_put(f, "aiPhotoConfig", cfg);
 		if (admin_set(c, "experiences/exp_booth", f) != 0)
 			fatal("cannot write the experience");
@@ -103,8 +118,8 @@ main(int argc, char **argv)
 		if (st && strcmp(st, "ready") == 0) {
 			const char *url = doc_string(doc, "resultImagePath");
 
-			printf("session is 'ready'\nresultImagePath: %s\n"
-			    "result file:     %s\n", url,
+			printf("session is 'ready' (model cartoon, 1:1)\n"
+			    "resultImagePath: %s\nresult file:     %s\n", url,
 			    strncmp(url, "file://", 7) == 0 ? url + 7 : url);
 			rc = 0;
 			break;
