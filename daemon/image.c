@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -393,6 +394,123 @@ image_crop_aspect(struct image *img, const char *ratio, char *err,
 bad:
 	snprintf(err, errlen, "aspect ratio '%.20s' is not W:H", ratio);
 	return -EINVAL;
+}
+
+/* ---- resampling ---- */
+
+/* One axis of a box (area) filter: for destination cell i, the source
+ * span [a, b) in fixed point, 1/256 pixel. */
+static void
+area_span(uint32_t i, uint32_t src, uint32_t dst, uint64_t *a, uint64_t *b)
+{
+	*a = (uint64_t)i * src * 256 / dst;
+	*b = (uint64_t)(i + 1) * src * 256 / dst;
+}
+
+static void
+shrink(const struct image *in, uint8_t *out, uint32_t w, uint32_t h)
+{
+	uint32_t c = in->channels;
+
+	for (uint32_t y = 0; y < h; y++) {
+		uint64_t y0, y1;
+
+		area_span(y, in->height, h, &y0, &y1);
+		for (uint32_t x = 0; x < w; x++) {
+			uint64_t x0, x1, sum[4] = { 0, 0, 0, 0 }, wsum = 0;
+
+			area_span(x, in->width, w, &x0, &x1);
+			for (uint64_t sy = y0 >> 8; sy < (y1 + 255) >> 8 &&
+			    sy < in->height; sy++) {
+				uint64_t top = sy << 8 > y0 ? sy << 8 : y0;
+				uint64_t bot = (sy + 1) << 8 < y1 ? (sy + 1) << 8 : y1;
+				const uint8_t *row = in->pixels +
+				    (size_t)sy * in->width * c;
+
+				for (uint64_t sx = x0 >> 8; sx < (x1 + 255) >> 8 &&
+				    sx < in->width; sx++) {
+					uint64_t l = sx << 8 > x0 ? sx << 8 : x0;
+					uint64_t r = (sx + 1) << 8 < x1 ?
+					    (sx + 1) << 8 : x1;
+					uint64_t wt = (bot - top) * (r - l);
+
+					for (uint32_t k = 0; k < c; k++)
+						sum[k] += wt * row[sx * c + k];
+					wsum += wt;
+				}
+			}
+			for (uint32_t k = 0; k < c; k++)
+				out[((size_t)y * w + x) * c + k] = (uint8_t)(
+				    (sum[k] + wsum / 2) / (wsum ? wsum : 1));
+		}
+	}
+}
+
+static void
+grow(const struct image *in, uint8_t *out, uint32_t w, uint32_t h)
+{
+	uint32_t c = in->channels;
+
+	for (uint32_t y = 0; y < h; y++) {
+		double fy = ((double)y + 0.5) * in->height / h - 0.5;
+		uint32_t y0 = fy < 0 ? 0 : (uint32_t)fy;
+		uint32_t y1 = y0 + 1 < in->height ? y0 + 1 : y0;
+		double ty = fy < 0 ? 0 : fy - y0;
+
+		for (uint32_t x = 0; x < w; x++) {
+			double fx = ((double)x + 0.5) * in->width / w - 0.5;
+			uint32_t x0 = fx < 0 ? 0 : (uint32_t)fx;
+			uint32_t x1 = x0 + 1 < in->width ? x0 + 1 : x0;
+			double tx = fx < 0 ? 0 : fx - x0;
+
+			for (uint32_t k = 0; k < c; k++) {
+#define P(xx, yy) in->pixels[((size_t)(yy) * in->width + (xx)) * c + k]
+				double v = (P(x0, y0) * (1 - tx) + P(x1, y0) * tx) *
+				    (1 - ty) + (P(x0, y1) * (1 - tx) +
+				    P(x1, y1) * tx) * ty;
+#undef P
+				out[((size_t)y * w + x) * c + k] =
+				    (uint8_t)(v + 0.5);
+			}
+		}
+	}
+}
+
+int
+image_resize(struct image *img, uint32_t w, uint32_t h)
+{
+	uint8_t *out;
+
+	if (w == 0 || h == 0 || w > 65535 || h > 65535 ||
+	    img->width == 0 || img->height == 0)
+		return -EINVAL;
+	if (w == img->width && h == img->height)
+		return 0;
+	out = xmalloc((size_t)w * h * img->channels);
+	if (w <= img->width && h <= img->height)
+		shrink(img, out, w, h);
+	else
+		grow(img, out, w, h);
+	free(img->pixels);
+	img->pixels = out;
+	img->width = w;
+	img->height = h;
+	return 0;
+}
+
+int
+image_fit(struct image *img, uint64_t max_pixels)
+{
+	uint64_t have = (uint64_t)img->width * img->height;
+	double scale;
+	uint32_t w, h;
+
+	if (have <= max_pixels)
+		return 0;
+	scale = sqrt((double)max_pixels / (double)have);
+	w = (uint32_t)(img->width * scale);
+	h = (uint32_t)(img->height * scale);
+	return image_resize(img, w ? w : 1, h ? h : 1);
 }
 
 /* ---- PNG encode ---- */

@@ -53,6 +53,17 @@ int image_encode_png(const struct image *img, uint8_t **out, size_t *outlen,
 int image_crop_aspect(struct image *img, const char *ratio, char *err,
     size_t errlen);
 
+/*
+ * Resample img in place to w x h (both >= 1, at most 65535) by area
+ * averaging when shrinking and bilinear interpolation when growing.
+ * Returns 0, or -EINVAL for a size out of range.
+ */
+int image_resize(struct image *img, uint32_t w, uint32_t h);
+
+/* Shrink img in place, keeping its aspect ratio, to at most max_pixels
+ * (no-op when it is already that small).  0 or -EINVAL. */
+int image_fit(struct image *img, uint64_t max_pixels);
+
 void image_free(struct image *img);
 
 #endif

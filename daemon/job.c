@@ -18,6 +18,8 @@
 #include "job.h"
 #include "log.h"
 
+#define REF_MAX_PIXELS 1000000
+
 void
 job_error(struct wire_result *r, int status, const char *plugin,
     const char *fmt, ...)
@@ -159,8 +161,11 @@ job_run(struct plugin_set *plugins, uint64_t max_output,
 	for (uint32_t i = 0; i < job->n_refs; i++) {
 		char rerr[256];
 
+		/* references feed colour statistics and the like: at most
+		 * a megapixel each, so eight of them stay cheap */
 		if (image_decode(p, job->ref_len[i], job->max_pixels,
-		    &ref_img[n_refs], rerr, sizeof(rerr)) == 0) {
+		    &ref_img[n_refs], rerr, sizeof(rerr)) == 0 &&
+		    image_fit(&ref_img[n_refs], REF_MAX_PIXELS) == 0) {
 			refs[n_refs].width = ref_img[n_refs].width;
 			refs[n_refs].height = ref_img[n_refs].height;
 			refs[n_refs].channels = ref_img[n_refs].channels;

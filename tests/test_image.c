@@ -197,6 +197,50 @@ START_TEST(png_encode_round_trips)
 }
 END_TEST
 
+START_TEST(resampling)
+{
+	struct image img = { 4, 2, 3, NULL };
+	uint8_t *jpg;
+	size_t len;
+
+	/* shrinking averages areas exactly: 4x2 halves -> 2x1 */
+	img.pixels = malloc(24);
+	for (int i = 0; i < 8; i++) {
+		img.pixels[i * 3] = (uint8_t)(i < 4 ? (i % 2 ? 200 : 100) : 0);
+		img.pixels[i * 3 + 1] = 50;
+		img.pixels[i * 3 + 2] = (uint8_t)(i * 10);
+	}
+	ck_assert_int_eq(image_resize(&img, 2, 1), 0);
+	ck_assert_uint_eq(img.width, 2);
+	ck_assert_uint_eq(img.height, 1);
+	ck_assert_int_eq(img.pixels[0], 75);	/* (100+200+0+0)/4 */
+	ck_assert_int_eq(img.pixels[1], 50);
+	ck_assert_int_eq(img.pixels[2], 25);	/* (0+10+40+50)/4 */
+	/* growing interpolates and keeps flat colour flat */
+	ck_assert_int_eq(image_resize(&img, 9, 5), 0);
+	ck_assert_int_eq(img.pixels[1], 50);
+	ck_assert_int_eq(img.pixels[(4 * 9 + 8) * 3 + 1], 50);
+	ck_assert_int_eq(image_resize(&img, 0, 5), -EINVAL);
+	ck_assert_int_eq(image_resize(&img, 70000, 5), -EINVAL);
+	image_free(&img);
+
+	/* fitting keeps the aspect ratio and the picture */
+	testimg_jpeg(400, 300, 0, &jpg, &len);
+	ck_assert_int_eq(image_decode(jpg, len, 1000000, &img, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(image_fit(&img, 12000), 0);
+	ck_assert_uint_eq(img.width, 126);
+	ck_assert_uint_eq(img.height, 94);
+	ck_assert_uint_le((uint64_t)img.width * img.height, 12000);
+	ck_assert(is_red(&img, 10, 10));
+	ck_assert(!is_red(&img, 110, 10));
+	ck_assert_int_eq(image_fit(&img, 1000000), 0);	/* already small */
+	ck_assert_uint_eq(img.width, 126);
+	image_free(&img);
+	free(jpg);
+}
+END_TEST
+
 Suite *
 image_suite(void)
 {
@@ -210,6 +254,7 @@ image_suite(void)
 	tcase_add_test(tc, corrupt_inputs_are_clean_errors);
 	tcase_add_test(tc, png_variants_decode);
 	tcase_add_test(tc, png_encode_round_trips);
+	tcase_add_test(tc, resampling);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -152,7 +152,8 @@ struct firesync_request {
 	const char *aspect_ratio;	/* "W:H", or "" to keep the photo's */
 
 	/* aiPhotoConfig.referenceImageUrls that resolved to images in our
-	 * storage, decoded; n_references may be 0. */
+	 * storage, decoded and scaled down to at most one megapixel (they
+	 * guide colours and style, not detail); n_references may be 0. */
 	const struct firesync_image *references;
 	size_t n_references;
 
