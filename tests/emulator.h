@@ -44,6 +44,13 @@ int admin_update(struct fs_client *c, const char *path, FsValue *fields,
     const char *const *mask, size_t n_mask);
 /* Read a document; NULL if missing.  Caller frees with doc_free. */
 FsDocument *admin_get(struct fs_client *c, const char *path);
+/*
+ * Open a Listen stream (target id 1) on the "sessions" collection group
+ * where state == state, as the web app watches its sessions.  Close with
+ * fs_listen_close.
+ */
+struct fs_listen *admin_listen_state(struct fs_client *c, const char *state);
+
 /* A string field of doc, or NULL. */
 const char *doc_string(const FsDocument *doc, const char *field);
 

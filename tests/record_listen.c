@@ -74,26 +74,9 @@ session(struct fs_client *c, const char *id, const char *state)
 int
 main(int argc, char **argv)
 {
-	FsListenRequest r = GOOGLE__FIRESTORE__V1__LISTEN_REQUEST__INIT;
-	Google__Firestore__V1__Target t = GOOGLE__FIRESTORE__V1__TARGET__INIT;
-	Google__Firestore__V1__Target__QueryTarget q =
-	    GOOGLE__FIRESTORE__V1__TARGET__QUERY_TARGET__INIT;
-	Google__Firestore__V1__StructuredQuery sq =
-	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__INIT;
-	Google__Firestore__V1__StructuredQuery__CollectionSelector from =
-	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__COLLECTION_SELECTOR__INIT,
-	    *fromp = &from;
-	Google__Firestore__V1__StructuredQuery__Filter f =
-	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FILTER__INIT;
-	Google__Firestore__V1__StructuredQuery__FieldFilter ff =
-	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FIELD_FILTER__INIT;
-	Google__Firestore__V1__StructuredQuery__FieldReference ref =
-	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FIELD_REFERENCE__INIT;
-	const FsListenRequest *reqs[1] = { &r };
 	struct emulator em = { 0 };
 	struct fs_client *c;
 	struct fs_listen *l;
-	FsValue *captured = value_string("captured");
 	FsWrite w = GOOGLE__FIRESTORE__V1__WRITE__INIT, *ws[1] = { &w };
 	struct fs_status st;
 
@@ -107,30 +90,7 @@ main(int argc, char **argv)
 	grpc_init();
 	c = admin_client(em.host, "record");
 	out = fopen(argv[1], "wb");
-	r.database = c->db_path;
-	r.target_change_case =
-	    GOOGLE__FIRESTORE__V1__LISTEN_REQUEST__TARGET_CHANGE_ADD_TARGET;
-	r.add_target = &t;
-	t.target_id = 1;
-	t.target_type_case = GOOGLE__FIRESTORE__V1__TARGET__TARGET_TYPE_QUERY;
-	t.query = &q;
-	q.parent = c->docs_path;
-	q.query_type_case =
-	    GOOGLE__FIRESTORE__V1__TARGET__QUERY_TARGET__QUERY_TYPE_STRUCTURED_QUERY;
-	q.structured_query = &sq;
-	sq.n_from = 1;
-	sq.from = &fromp;
-	from.collection_id = "sessions";
-	from.all_descendants = 1;
-	sq.where = &f;
-	f.filter_type_case =
-	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FILTER__FILTER_TYPE_FIELD_FILTER;
-	f.field_filter = &ff;
-	ff.field = &ref;
-	ref.field_path = "state";
-	ff.op = GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FIELD_FILTER__OPERATOR__EQUAL;
-	ff.value = captured;
-	l = fs_listen_open(c, reqs, 1);
+	l = admin_listen_state(c, "captured");
 	drain(l, 1500);			/* step 0: the empty start */
 	session(c, "a", "captured");
 	drain(l, 800);			/* step 1: a */
@@ -147,7 +107,6 @@ main(int argc, char **argv)
 	drain(l, 800);			/* step 5: c */
 	fclose(out);
 	fs_listen_close(l, NULL);
-	value_free(captured);
 	fs_client_free(c);
 	grpc_shutdown();
 	emulator_stop(&em);

@@ -130,52 +130,9 @@ cmp64(const void *a, const void *b)
 static void
 open_ready_listen(struct bench *b)
 {
-	FsListenRequest r = GOOGLE__FIRESTORE__V1__LISTEN_REQUEST__INIT;
-	Google__Firestore__V1__Target t = GOOGLE__FIRESTORE__V1__TARGET__INIT;
-	Google__Firestore__V1__Target__QueryTarget q =
-	    GOOGLE__FIRESTORE__V1__TARGET__QUERY_TARGET__INIT;
-	Google__Firestore__V1__StructuredQuery sq =
-	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__INIT;
-	Google__Firestore__V1__StructuredQuery__CollectionSelector from =
-	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__COLLECTION_SELECTOR__INIT;
-	Google__Firestore__V1__StructuredQuery__CollectionSelector *fromp =
-	    &from;
-	Google__Firestore__V1__StructuredQuery__Filter f =
-	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FILTER__INIT;
-	Google__Firestore__V1__StructuredQuery__FieldFilter ff =
-	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FIELD_FILTER__INIT;
-	Google__Firestore__V1__StructuredQuery__FieldReference ref =
-	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FIELD_REFERENCE__INIT;
-	FsValue *ready = value_string("ready");
-	const FsListenRequest *reqs[1] = { &r };
-
-	r.database = b->c->db_path;
-	r.target_change_case =
-	    GOOGLE__FIRESTORE__V1__LISTEN_REQUEST__TARGET_CHANGE_ADD_TARGET;
-	r.add_target = &t;
-	t.target_id = 1;
-	t.target_type_case = GOOGLE__FIRESTORE__V1__TARGET__TARGET_TYPE_QUERY;
-	t.query = &q;
-	q.parent = b->c->docs_path;
-	q.query_type_case =
-	    GOOGLE__FIRESTORE__V1__TARGET__QUERY_TARGET__QUERY_TYPE_STRUCTURED_QUERY;
-	q.structured_query = &sq;
-	sq.n_from = 1;
-	sq.from = &fromp;
-	from.collection_id = "sessions";
-	from.all_descendants = 1;
-	sq.where = &f;
-	f.filter_type_case =
-	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FILTER__FILTER_TYPE_FIELD_FILTER;
-	f.field_filter = &ff;
-	ff.field = &ref;
-	ref.field_path = "state";
-	ff.op = GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FIELD_FILTER__OPERATOR__EQUAL;
-	ff.value = ready;
 	watch_init(&b->w);
 	watch_add_target(&b->w, 1);
-	b->l = fs_listen_open(b->c, reqs, 1);
-	value_free(ready);
+	b->l = admin_listen_state(b->c, "ready");
 }
 
 /* Pump the Listen stream until every name in names is ready; records
