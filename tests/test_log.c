@@ -12,31 +12,14 @@
 
 #include <jansson.h>
 
+#include "capture.h"
 #include "log.h"
 #include "suites.h"
 
-/* Run fn with stderr captured into out. */
 static void
-capture(void (*fn)(void), char *out, size_t len)
+emit(void *arg)
 {
-	char tmpl[] = "/tmp/fslog-XXXXXX";
-	int fd = mkstemp(tmpl), saved = dup(2);
-	ssize_t n;
-
-	dup2(fd, 2);
-	fn();
-	dup2(saved, 2);
-	close(saved);
-	lseek(fd, 0, SEEK_SET);
-	n = read(fd, out, len - 1);
-	out[n > 0 ? n : 0] = '\0';
-	close(fd);
-	unlink(tmpl);
-}
-
-static void
-emit(void)
-{
+	(void)arg;
 	log_level = LOG_INFO;
 	log_warn("session=%s event=%s state=error", "s1", "e1");
 	log_info("two\nlines \"quoted\"");
@@ -50,7 +33,7 @@ START_TEST(journal_lines_carry_the_priority)
 	setenv("JOURNAL_STREAM", "8:12345", 1);
 	log_init();
 	log_set_json(0);
-	capture(emit, out, sizeof(out));
+	capture_stderr(emit, NULL, out, sizeof(out));
 	ck_assert_str_eq(out, "<4>session=s1 event=e1 state=error\n"
 	    "<6>two lines \"quoted\"\n");
 	unsetenv("JOURNAL_STREAM");
@@ -65,7 +48,7 @@ START_TEST(text_lines_carry_time_and_level)
 	unsetenv("JOURNAL_STREAM");
 	log_init();
 	log_set_json(0);
-	capture(emit, out, sizeof(out));
+	capture_stderr(emit, NULL, out, sizeof(out));
 	/* 2026-11-25T01:02:03.456Z warning session=... */
 	ck_assert_int_eq(out[4], '-');
 	ck_assert_int_eq(out[10], 'T');
@@ -82,7 +65,7 @@ START_TEST(json_lines_parse)
 
 	log_init();
 	log_set_json(1);
-	capture(emit, out, sizeof(out));
+	capture_stderr(emit, NULL, out, sizeof(out));
 	log_set_json(0);
 	for (line = strtok_r(out, "\n", &save); line;
 	    line = strtok_r(NULL, "\n", &save)) {

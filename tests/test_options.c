@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "log.h"
 #include "options.h"
 #include "suites.h"
@@ -126,28 +127,29 @@ write_conf(const char *text)
 	return path;
 }
 
+struct parse_call {
+	struct options *o;
+	const char *const *args;
+	enum options_action action;
+};
+
+static void
+parse_call(void *arg)
+{
+	struct parse_call *c = arg;
+
+	c->action = parse(c->o, c->args);
+}
+
 /* Parse with stderr captured; returns the action, stderr in out. */
 static enum options_action
 parse_capture(struct options *o, const char *const *args, char *out,
     size_t len)
 {
-	char tmpl[] = "/tmp/fserr-XXXXXX";
-	int fd = mkstemp(tmpl), saved = dup(2);
-	enum options_action a;
-	ssize_t n;
+	struct parse_call c = { o, args, OPTIONS_EXIT_ERROR };
 
-	fflush(stderr);
-	dup2(fd, 2);
-	a = parse(o, args);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	lseek(fd, 0, SEEK_SET);
-	n = read(fd, out, len - 1);
-	out[n > 0 ? n : 0] = '\0';
-	close(fd);
-	unlink(tmpl);
-	return a;
+	capture_stderr(parse_call, &c, out, len);
+	return c.action;
 }
 
 START_TEST(config_file_errors_all_at_once)
