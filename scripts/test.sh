@@ -11,6 +11,7 @@ cd "$top"
 
 jobs=$(nproc)
 status=0
+failed=()	# logs of failed tests, shown again at the end where they are seen
 
 run_suite() {	# name, configure args...
   local name=$1; shift
@@ -33,6 +34,11 @@ run_suite() {	# name, configure args...
     cat "$log"
   done
   grep -E '^(# (TOTAL|PASS|FAIL|ERROR|SKIP|XFAIL|XPASS)|PASS|FAIL|ERROR):' "build/$name/check.out" || true
+  local trs
+  for trs in "build/$name"/tests/*.trs; do
+    [ -e "$trs" ] || continue
+    grep -qE '^:test-result: (FAIL|ERROR|XPASS)' "$trs" && failed+=("${trs%.trs}.log")
+  done
   return $rc
 }
 
@@ -44,5 +50,9 @@ export LSAN_OPTIONS=suppressions=$top/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite sanitize CFLAGS="-O1 -g $san" LDFLAGS="$san" || status=1
 
+for log in "${failed[@]}"; do
+  echo "=== failed: $log (last 200 lines) ==="
+  tail -200 "$log"
+done
 if [ $status -eq 0 ]; then echo "ALL TESTS PASSED"; else echo "TESTS FAILED"; fi
 exit $status

@@ -24,20 +24,43 @@
 
 extern char **environ;
 
+/*
+ * A free TCP port on loopback below the kernel's ephemeral range.  A port
+ * inside that range can be taken, while the emulator is down for a
+ * restart test, by the source port of any outgoing connection (even the
+ * daemon's own reconnect, which then connects to itself), and the
+ * emulator could not come back on it.
+ */
 int
 free_port(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+	int lo = 32768, hi = 60999;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
 
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &len) < 0)
-		fatal("free_port: %s", strerror(errno));
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
+	if (f != NULL) {
+		if (fscanf(f, "%d %d", &lo, &hi) != 2)
+			lo = 32768;
+		fclose(f);
+	}
+	if (lo <= 10000)
+		lo = 32768;	/* an odd range: stay below the usual one */
+	for (int tries = 0; tries < 200; tries++) {
+		struct sockaddr_in a = { .sin_family = AF_INET };
+		int fd = socket(AF_INET, SOCK_STREAM, 0), port, ok;
+
+		if (fd < 0)
+			fatal("free_port: %s", strerror(errno));
+		port = 10000 + (int)(rand_r(&seed) % (unsigned)(lo - 10000));
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		a.sin_port = htons((uint16_t)port);
+		ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+		close(fd);
+		if (ok)
+			return port;
+	}
+	fatal("free_port: no free port between 10000 and %d", lo - 1);
+	return -1;
 }
 
 static bool
