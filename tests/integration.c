@@ -583,6 +583,7 @@ START_TEST(emulator_restart_loses_nothing)
 	ck_assert_int_eq(daemon_stop(d, 10000), 0);
 	ctx_done(&t);
 	emulator_stop(&own);
+	unlink(own.log);
 }
 END_TEST
 
@@ -1251,6 +1252,8 @@ main(void)
 	srunner_free(sr);
 	if (failed > 0)
 		show_failure_logs();
+	else
+		unlink(em.log);
 	emulator_stop(&em);
 	return failed == 0 ? 0 : 1;
 }
