@@ -22,6 +22,15 @@
 
 #define TICK_MS		500
 #define FIRST_RESPONSE_MS 30000
+/*
+ * A stream that has answered but still has targets that are not CURRENT,
+ * and has said nothing for this long, is stuck: seen with the emulator,
+ * which can leave a target added during a write unanswered, and the
+ * whole stream silent with it.  Reopen it rather than wait for the idle
+ * timeout.  An initial load of any size keeps messages coming, so this
+ * only fires on a stream that has stopped.
+ */
+#define NOT_CURRENT_MS	10000
 
 struct stale_entry {
 	char version[48];
@@ -429,7 +438,7 @@ run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
 			    resp, NULL);
 		}
 		if (ev == WATCH_SNAPSHOT) {
-			if (!e->ready_once) {
+			if (!e->ready_once && watch_synced(&e->watch)) {
 				e->ready_once = true;
 				log_notice("listen: first snapshot current: %zu "
 				    "session(s) captured or transforming",
@@ -450,6 +459,15 @@ run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
 			log_warn("listen: no response %" PRId64 " s after "
 			    "opening the stream; reopening it (is Firestore "
 			    "reachable?)", first_ms / 1000);
+			break;
+		}
+		if (progress && now_mono_ms() - last_msg > NOT_CURRENT_MS &&
+		    watch_current_count(&e->watch) < e->watch.n_targets) {
+			log_warn("listen: %d of %d target(s) still not current "
+			    "and no message for %d s; reopening the stream",
+			    e->watch.n_targets -
+			    watch_current_count(&e->watch), e->watch.n_targets,
+			    NOT_CURRENT_MS / 1000);
 			break;
 		}
 		if (now_mono_ms() - last_msg > e->opt->idle_timeout_ms) {

@@ -78,7 +78,22 @@ watch_known(const struct watch *w, int32_t id)
 bool
 watch_synced(const struct watch *w)
 {
-	return w->snapshots > 0 && w->n_targets > 0;
+	if (w->n_targets == 0)
+		return false;
+	for (int i = 0; i < w->n_targets; i++)
+		if (!w->targets[i].synced)
+			return false;
+	return true;
+}
+
+int
+watch_current_count(const struct watch *w)
+{
+	int n = 0;
+
+	for (int i = 0; i < w->n_targets; i++)
+		n += w->targets[i].current;
+	return n;
 }
 
 static void
@@ -206,6 +221,7 @@ target_change(struct watch *w, FsTargetChange *tc, char *err, size_t errlen)
 			if (!w->targets[i].current)
 				continue;
 			apply(&w->targets[i]);
+			w->targets[i].synced = true;
 			any = true;
 		}
 		if (!any)

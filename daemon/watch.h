@@ -32,6 +32,7 @@ struct watch_target {
 	int32_t id;
 	bool current;		/* CURRENT seen since the last (re)start */
 	bool replace;		/* next snapshot replaces the known set */
+	bool synced;		/* applied at a snapshot while CURRENT */
 	struct strmap *known;	/* name -> FsDocument*, owned */
 	struct strmap *pending;	/* name -> FsDocument* or WATCH_REMOVED */
 };
@@ -53,6 +54,8 @@ void watch_add_target(struct watch *w, int32_t id);
 const struct strmap *watch_known(const struct watch *w, int32_t id);
 /* Every target has been CURRENT at some snapshot. */
 bool watch_synced(const struct watch *w);
+/* Targets CURRENT on this stream so far (of n_targets). */
+int watch_current_count(const struct watch *w);
 
 /*
  * A new stream is starting: forget pending changes and CURRENT flags, keep

@@ -171,11 +171,15 @@ admin_write(struct fs_client *c, const char *path, FsValue *fields,
 		w.update_mask = &m;
 	}
 	/* a freshly restarted emulator can break the first call's
-	 * connection: retry as any client would */
+	 * connection, and a busy one answers INTERNAL or ABORTED now and
+	 * then: retry as any client would (a set or masked update is
+	 * idempotent) */
 	for (int i = 0; i < 10; i++) {
 		code = fs_commit(c, ws, 1, 15000, NULL, &st);
-		if (code != 14)		/* UNAVAILABLE */
+		if (code != 14 && code != 13 && code != 10)
 			break;
+		log_warn("admin write %s: %s: %s; retrying", path,
+		    fs_status_name(code), st.message);
 		usleep(200000);
 	}
 	if (code != 0)

@@ -351,6 +351,35 @@ START_TEST(targets_are_kept_apart)
 END_TEST
 
 /*
+ * The emulator's stuck stream: the first target is answered and applied
+ * at a global snapshot, the second never is.  The state is applied but
+ * not synced (no READY), and the engine sees a target not current.
+ */
+START_TEST(a_target_never_current_is_not_synced)
+{
+	watch_add_target(&w, T2);
+	ck_assert_int_eq(watch_current_count(&w), 0);
+	tc(FSTC(ADD), T, 0, NULL);
+	tc(FSTC(CURRENT), T, 0, "t1");
+	change(DOC("a"), 10, T, 0);
+	ck_assert_int_eq(snapshot(100), WATCH_SNAPSHOT);
+	ck_assert_uint_eq(known(), 1);
+	ck_assert_int_eq(watch_current_count(&w), 1);
+	ck_assert(!watch_synced(&w));
+	/* the second target's answer comes late: now all is synced */
+	tc(FSTC(ADD), T2, 0, NULL);
+	tc(FSTC(CURRENT), T2, 0, "t2");
+	ck_assert_int_eq(snapshot(101), WATCH_SNAPSHOT);
+	ck_assert_int_eq(watch_current_count(&w), 2);
+	ck_assert(watch_synced(&w));
+	/* a new stream starts with no target current, still synced */
+	watch_stream_started(&w);
+	ck_assert_int_eq(watch_current_count(&w), 0);
+	ck_assert(watch_synced(&w));
+}
+END_TEST
+
+/*
  * Replay a real recording (tests/record_listen.c): sessions a, b captured,
  * a leaves, b deleted, c captured.  After each step the known set must be
  * exactly what the emulator's query holds.
@@ -428,6 +457,7 @@ watch_suite(void)
 	tcase_add_test(tc_, target_removed_by_server);
 	tcase_add_test(tc_, stream_restart_keeps_known_and_token);
 	tcase_add_test(tc_, targets_are_kept_apart);
+	tcase_add_test(tc_, a_target_never_current_is_not_synced);
 	tcase_add_test(tc_, replay_of_the_emulator);
 	suite_add_tcase(s, tc_);
 	return s;
