@@ -31,6 +31,14 @@
  * only fires on a stream that has stopped.
  */
 #define NOT_CURRENT_MS	10000
+/*
+ * Every write of ours is to a session in our targets, so the stream must
+ * show it: a snapshot at or after its commit time.  One that has not in
+ * this long, on a stream open at least as long, is stuck.  (Firestore
+ * shows a change within a second or two; a reopen resumes from the token,
+ * so a false alarm costs one short re-read.)
+ */
+#define UNSEEN_WRITE_MS	15000
 
 struct stale_entry {
 	char version[48];
@@ -386,6 +394,40 @@ nap(struct engine *e, int64_t ms)
 	}
 }
 
+void
+engine_wrote(struct engine *e, const FsTimestamp *commit_time)
+{
+	if (commit_time == NULL)
+		return;
+	pthread_mutex_lock(&e->lock);
+	if (ts_compare(commit_time, &e->wrote_at) > 0) {
+		e->wrote_at.seconds = commit_time->seconds;
+		e->wrote_at.nanos = commit_time->nanos;
+		e->wrote_ms = now_mono_ms();
+	}
+	pthread_mutex_unlock(&e->lock);
+}
+
+/*
+ * Our newest write landed more than limit_ms ago (and the stream opened
+ * at opened_ms has had that long too), yet the last snapshot is older.
+ */
+static bool
+unseen_write(struct engine *e, int64_t opened_ms, int64_t limit_ms)
+{
+	FsTimestamp at;
+	int64_t wrote_ms;
+
+	pthread_mutex_lock(&e->lock);
+	at = e->wrote_at;
+	wrote_ms = e->wrote_ms;
+	pthread_mutex_unlock(&e->lock);
+	if (wrote_ms == 0 || now_mono_ms() - (wrote_ms > opened_ms ?
+	    wrote_ms : opened_ms) <= limit_ms)
+		return false;
+	return watch_before(&e->watch, &at);
+}
+
 /* Run one stream until it ends; returns true if it made progress. */
 static bool
 run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
@@ -470,6 +512,12 @@ run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
 			    NOT_CURRENT_MS / 1000);
 			break;
 		}
+		if (progress && unseen_write(e, opened, UNSEEN_WRITE_MS)) {
+			log_warn("listen: a write of ours landed over %d s ago "
+			    "and the stream has not shown it; reopening the "
+			    "stream", UNSEEN_WRITE_MS / 1000);
+			break;
+		}
 		if (now_mono_ms() - last_msg > e->opt->idle_timeout_ms) {
 			log_warn("listen: no message for %" PRId64 " s; "
 			    "reopening the stream",
@@ -515,6 +563,7 @@ engine_new(const struct options *o, struct fs_client *fs, struct store *st,
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_mutex_init(&e->snap_lock, NULL);
 	pthread_cond_init(&e->cond, NULL);
+	google__protobuf__timestamp__init(&e->wrote_at);
 	e->inflight = strmap_new();
 	e->forget = strmap_new();
 	e->seen = strmap_new();

@@ -71,6 +71,11 @@ struct engine {
 	atomic_ulong processed, ready, errors;
 	volatile sig_atomic_t stop;
 	bool ready_once;		/* first snapshot seen */
+
+	/* our newest landed write (commit time) and when it landed, under
+	 * lock: the stream must show it, or it is stuck */
+	FsTimestamp wrote_at;
+	int64_t wrote_ms;		/* monotonic; 0 = none yet */
 };
 
 struct engine *engine_new(const struct options *o, struct fs_client *fs,
@@ -82,6 +87,8 @@ void engine_stop(struct engine *e);
 /* Ask the main loop to call on_reload soon; safe from any thread. */
 void engine_request_reload(struct engine *e);
 void engine_free(struct engine *e);
+/* A write of ours landed at commit_time (server clock); any thread. */
+void engine_wrote(struct engine *e, const FsTimestamp *commit_time);
 
 
 /* Run one job (pipeline.c); called by worker threads. */

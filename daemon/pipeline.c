@@ -33,6 +33,7 @@ struct run {
 	struct session *s;
 	FsTimestamp *version;	/* update_time our next write requires */
 	int64_t attempt;
+	int64_t claim_ms;	/* the updatedAt our claim wrote */
 	int64_t t0;		/* monotonic ms at start */
 	char model[64];
 	char plugin[64];	/* that made the result, or "-" */
@@ -64,13 +65,22 @@ make_write(const char *name, const FsTimestamp *version, FsValue *fields,
 	return w;
 }
 
-/* Commit one write (consumed).  Returns the gRPC status code. */
+/*
+ * Commit one write (consumed) and tell the engine when it landed.
+ * Returns the gRPC status code.
+ */
 static int
 commit_one(struct engine *e, FsWrite *w, struct fs_status *st)
 {
-	int code = fs_commit(e->fs, &w, 1, RPC_TIMEOUT_MS, NULL, st);
+	FsCommitResponse *resp = NULL;
+	int code = fs_commit(e->fs, &w, 1, RPC_TIMEOUT_MS, &resp, st);
 
 	google__firestore__v1__write__free_unpacked(w, NULL);
+	if (resp != NULL) {
+		engine_wrote(e, resp->commit_time);
+		google__firestore__v1__commit_response__free_unpacked(resp,
+		    NULL);
+	}
 	return code;
 }
 
@@ -93,8 +103,9 @@ claim_start(struct run *r)
 	FsWrite *w;
 	struct fs_call *k;
 
+	r->claim_ms = now_wall_ms();
 	value_map_put(f, "state", value_string("transforming"));
-	value_map_put(f, "updatedAt", value_int(now_wall_ms()));
+	value_map_put(f, "updatedAt", value_int(r->claim_ms));
 	value_map_put(f, "transformAttempts", value_int(r->attempt));
 	w = make_write(r->s->name, r->version, f, mask, 3);
 	k = fs_commit_start(r->e->fs, &w, 1, RPC_TIMEOUT_MS);
@@ -102,11 +113,43 @@ claim_start(struct run *r)
 	return k;
 }
 
+/*
+ * A claim commit failed without a verdict (timeout, connection, the
+ * emulator's CANCELLED): did it land?  A commit can fail in transit after
+ * the server applied it; the session would then sit in "transforming"
+ * until recovery.  If the document holds exactly our claim, returns its
+ * update_time (the version our finish needs), else NULL.
+ */
+static FsTimestamp *
+claim_landed(struct run *r)
+{
+	FsDocument *d = NULL;
+	struct fs_status st;
+	const FsValue *state, *at, *n;
+	FsTimestamp *version = NULL;
+
+	if (fs_get_document(r->e->fs, r->s->name, RPC_TIMEOUT_MS, &d, &st) < 0)
+		return NULL;
+	state = doc_get(d, "state");
+	at = doc_get(d, "updatedAt");
+	n = doc_get(d, "transformAttempts");
+	if (state != NULL && state->value_type_case == FSV(STRING_VALUE) &&
+	    strcmp(state->string_value, "transforming") == 0 &&
+	    at != NULL && at->value_type_case == FSV(INTEGER_VALUE) &&
+	    at->integer_value == r->claim_ms &&
+	    n != NULL && n->value_type_case == FSV(INTEGER_VALUE) &&
+	    n->integer_value == r->attempt)
+		version = ts_dup(d->update_time);
+	doc_free(d);
+	return version;
+}
+
 static bool
 claim_finish(struct run *r, struct fs_call *k)
 {
 	struct session *s = r->s;
 	FsCommitResponse *resp = NULL;
+	FsTimestamp *landed;
 	struct fs_status st;
 	int code = fs_commit_finish(k, &resp, &st);
 
@@ -116,23 +159,59 @@ claim_finish(struct run *r, struct fs_call *k)
 		    "since we saw it", s->session_id, s->event_id);
 		return false;
 	}
-	if (code != 0) {
+	if (code != 0 && (landed = claim_landed(r)) != NULL) {
+		log_info("session=%s event=%s claim commit: %s: %s, but it "
+		    "landed", s->session_id, s->event_id,
+		    fs_status_name(code), st.message);
+		engine_wrote(r->e, landed);
+		doc_free(r->version);
+		r->version = landed;
+	} else if (code != 0) {
 		log_warn("session=%s event=%s claim failed: %s: %s; will retry",
 		    s->session_id, s->event_id, fs_status_name(code),
 		    st.message);
 		forget_version(r->e, s->name);
 		return false;
+	} else {
+		engine_wrote(r->e, resp->commit_time);
+		doc_free(r->version);
+		r->version = ts_dup(resp->n_write_results > 0 ?
+		    resp->write_results[0]->update_time : resp->commit_time);
+		google__firestore__v1__commit_response__free_unpacked(resp,
+		    NULL);
 	}
-	doc_free(r->version);
-	r->version = ts_dup(resp->n_write_results > 0 ?
-	    resp->write_results[0]->update_time : resp->commit_time);
-	google__firestore__v1__commit_response__free_unpacked(resp, NULL);
 	log_info("session=%s event=%s state=transforming attempt=%" PRId64,
 	    s->session_id, s->event_id, r->attempt);
 	log_debug("session=%s event=%s queued %" PRId64 " ms, claimed in %"
 	    PRId64 " ms", s->session_id, s->event_id,
 	    r->t0 - r->j->enqueued_ms, now_mono_ms() - r->t0);
 	return true;
+}
+
+/*
+ * A retried finish was refused by its precondition: did an earlier try
+ * land after all?  A commit can fail in transit, or time out, after the
+ * server has applied it.  True if the document holds exactly our outcome.
+ */
+static bool
+finish_landed(struct run *r, const char *url, const char *message)
+{
+	FsDocument *d = NULL;
+	struct fs_status st;
+	const FsValue *state, *v;
+	bool ours;
+
+	if (fs_get_document(r->e->fs, r->s->name, RPC_TIMEOUT_MS, &d, &st) < 0)
+		return false;
+	state = doc_get(d, "state");
+	v = doc_get(d, url ? "resultImagePath" : "error");
+	ours = state != NULL && v != NULL &&
+	    state->value_type_case == FSV(STRING_VALUE) &&
+	    v->value_type_case == FSV(STRING_VALUE) &&
+	    strcmp(state->string_value, url ? "ready" : "error") == 0 &&
+	    strcmp(v->string_value, url ? url : message) == 0;
+	doc_free(d);
+	return ours;
 }
 
 /*
@@ -150,7 +229,9 @@ finish(struct run *r, const char *url, const char *message)
 	int64_t ms = now_mono_ms() - r->t0;
 	int code = 0;
 
-	for (int i = 0; i < FINISH_TRIES; i++) {
+	int i;
+
+	for (i = 0; i < FINISH_TRIES; i++) {
 		FsValue *f = value_map();
 
 		value_map_put(f, "state", value_string(url ? "ready" : "error"));
@@ -166,7 +247,16 @@ finish(struct run *r, const char *url, const char *message)
 		    4), &st);
 		if (code == 0 || !fs_status_retryable(code))
 			break;
+		log_info("session=%s event=%s finish commit: %s: %s; retrying",
+		    s->session_id, s->event_id, fs_status_name(code),
+		    st.message);
 		nanosleep(&(struct timespec){ 0, 250000000L << i }, NULL);
+	}
+	if (code == GRPC_STATUS_FAILED_PRECONDITION && i > 0 &&
+	    finish_landed(r, url, message)) {
+		log_info("session=%s event=%s an earlier finish commit had "
+		    "landed after all", s->session_id, s->event_id);
+		code = 0;
 	}
 	atomic_fetch_add(&r->e->processed, 1);
 	log_debug("session=%s event=%s finish commit took %" PRId64 " ms",

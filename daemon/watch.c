@@ -96,6 +96,12 @@ watch_current_count(const struct watch *w)
 	return n;
 }
 
+bool
+watch_before(const struct watch *w, const FsTimestamp *t)
+{
+	return ts_compare(w->read_time, t) < 0;	/* NULL is before all */
+}
+
 static void
 clear_pending(struct watch_target *t)
 {

@@ -56,6 +56,8 @@ const struct strmap *watch_known(const struct watch *w, int32_t id);
 bool watch_synced(const struct watch *w);
 /* Targets CURRENT on this stream so far (of n_targets). */
 int watch_current_count(const struct watch *w);
+/* The last snapshot is older than server time t, or there is none yet. */
+bool watch_before(const struct watch *w, const FsTimestamp *t);
 
 /*
  * A new stream is starting: forget pending changes and CURRENT flags, keep

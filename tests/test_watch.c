@@ -379,6 +379,29 @@ START_TEST(a_target_never_current_is_not_synced)
 }
 END_TEST
 
+/* Has the stream shown a write that landed at a given server time? */
+START_TEST(snapshots_show_writes_by_commit_time)
+{
+	FsTimestamp t = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+
+	t.seconds = 100;
+	t.nanos = 500;
+	ck_assert(watch_before(&w, &t));	/* no snapshot yet */
+	tc(FSTC(ADD), T, 0, NULL);
+	tc(FSTC(CURRENT), T, 0, "t1");
+	ck_assert_int_eq(snapshot(100), WATCH_SNAPSHOT);	/* 100.000 */
+	ck_assert(watch_before(&w, &t));
+	ck_assert_int_eq(snapshot(101), WATCH_SNAPSHOT);
+	ck_assert(!watch_before(&w, &t));
+	t.seconds = 101;
+	t.nanos = 0;
+	ck_assert(!watch_before(&w, &t));	/* at the write: shown */
+	/* a new stream keeps the last read time until it says otherwise */
+	watch_stream_started(&w);
+	ck_assert(!watch_before(&w, &t));
+}
+END_TEST
+
 /*
  * Replay a real recording (tests/record_listen.c): sessions a, b captured,
  * a leaves, b deleted, c captured.  After each step the known set must be
@@ -458,6 +481,7 @@ watch_suite(void)
 	tcase_add_test(tc_, stream_restart_keeps_known_and_token);
 	tcase_add_test(tc_, targets_are_kept_apart);
 	tcase_add_test(tc_, a_target_never_current_is_not_synced);
+	tcase_add_test(tc_, snapshots_show_writes_by_commit_time);
 	tcase_add_test(tc_, replay_of_the_emulator);
 	suite_add_tcase(s, tc_);
 	return s;
