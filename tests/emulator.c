@@ -171,12 +171,12 @@ admin_write(struct fs_client *c, const char *path, FsValue *fields,
 		w.update_mask = &m;
 	}
 	/* a freshly restarted emulator can break the first call's
-	 * connection, and a busy one answers INTERNAL or ABORTED now and
-	 * then: retry as any client would (a set or masked update is
-	 * idempotent) */
+	 * connection, and a busy one answers INTERNAL, ABORTED or even
+	 * CANCELLED (after applying the write) now and then: retry as any
+	 * client would (a set or masked update is idempotent) */
 	for (int i = 0; i < 10; i++) {
 		code = fs_commit(c, ws, 1, 15000, NULL, &st);
-		if (code != 14 && code != 13 && code != 10)
+		if (code != 14 && code != 13 && code != 10 && code != 1)
 			break;
 		log_warn("admin write %s: %s: %s; retrying", path,
 		    fs_status_name(code), st.message);
@@ -209,10 +209,16 @@ admin_get(struct fs_client *c, const char *path)
 	char *name = xasprintf("%s/%s", c->docs_path, path);
 	FsDocument *d = NULL;
 	struct fs_status st;
-	int rc = fs_get_document(c, name, 15000, &d, &st);
+	int rc = -EIO;
 
-	if (rc == -EIO)
-		log_warn("admin get %s: %s", path, st.message);
+	/* a read is safe to repeat; a busy emulator fails one now and then */
+	for (int i = 0; i < 10 && rc == -EIO; i++) {
+		if (i > 0)
+			usleep(200000);
+		rc = fs_get_document(c, name, 15000, &d, &st);
+		if (rc == -EIO)
+			log_warn("admin get %s: %s", path, st.message);
+	}
 	free(name);
 	return rc == 0 ? d : NULL;
 }
