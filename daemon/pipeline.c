@@ -114,33 +114,48 @@ claim_start(struct run *r)
 }
 
 /*
- * A claim commit failed without a verdict (timeout, connection, the
- * emulator's CANCELLED): did it land?  A commit can fail in transit after
- * the server applied it; the session would then sit in "transforming"
- * until recovery.  If the document holds exactly our claim, returns its
- * update_time (the version our finish needs), else NULL.
+ * Read the session again and decode it into *now (session_clear() it).
+ * For a commit that failed without a verdict (a timeout, a dropped
+ * connection, the emulator's CANCELLED) after the server may have applied
+ * it: the document tells whether it landed.  Returns false if it cannot
+ * be read or decoded.
+ */
+static bool
+reread(struct run *r, struct session *now)
+{
+	FsDocument *d = NULL;
+	struct fs_status st;
+	char err[256];
+	int rc;
+
+	memset(now, 0, sizeof(*now));
+	if (fs_get_document(r->e->fs, r->s->name, RPC_TIMEOUT_MS, &d, &st) < 0)
+		return false;
+	rc = session_decode(d, now, err, sizeof(err));
+	doc_free(d);
+	if (rc < 0)
+		session_clear(now);
+	return rc == 0;
+}
+
+/*
+ * Did our claim land after all?  Then the session would otherwise sit in
+ * "transforming" until recovery.  If the document holds exactly our claim,
+ * returns its update_time (the version our finish needs), else NULL.
  */
 static FsTimestamp *
 claim_landed(struct run *r)
 {
-	FsDocument *d = NULL;
-	struct fs_status st;
-	const FsValue *state, *at, *n;
+	struct session now;
 	FsTimestamp *version = NULL;
 
-	if (fs_get_document(r->e->fs, r->s->name, RPC_TIMEOUT_MS, &d, &st) < 0)
+	if (!reread(r, &now))
 		return NULL;
-	state = doc_get(d, "state");
-	at = doc_get(d, "updatedAt");
-	n = doc_get(d, "transformAttempts");
-	if (state != NULL && state->value_type_case == FSV(STRING_VALUE) &&
-	    strcmp(state->string_value, "transforming") == 0 &&
-	    at != NULL && at->value_type_case == FSV(INTEGER_VALUE) &&
-	    at->integer_value == r->claim_ms &&
-	    n != NULL && n->value_type_case == FSV(INTEGER_VALUE) &&
-	    n->integer_value == r->attempt)
-		version = ts_dup(d->update_time);
-	doc_free(d);
+	if (now.state == SESSION_TRANSFORMING &&
+	    now.updated_at == r->claim_ms &&
+	    now.transform_attempts == r->attempt)
+		version = ts_dup(now.update_time);
+	session_clear(&now);
 	return version;
 }
 
@@ -190,27 +205,21 @@ claim_finish(struct run *r, struct fs_call *k)
 
 /*
  * A retried finish was refused by its precondition: did an earlier try
- * land after all?  A commit can fail in transit, or time out, after the
- * server has applied it.  True if the document holds exactly our outcome.
+ * land after all?  True if the document holds exactly our outcome.
  */
 static bool
 finish_landed(struct run *r, const char *url, const char *message)
 {
-	FsDocument *d = NULL;
-	struct fs_status st;
-	const FsValue *state, *v;
+	struct session now;
 	bool ours;
 
-	if (fs_get_document(r->e->fs, r->s->name, RPC_TIMEOUT_MS, &d, &st) < 0)
+	if (!reread(r, &now))
 		return false;
-	state = doc_get(d, "state");
-	v = doc_get(d, url ? "resultImagePath" : "error");
-	ours = state != NULL && v != NULL &&
-	    state->value_type_case == FSV(STRING_VALUE) &&
-	    v->value_type_case == FSV(STRING_VALUE) &&
-	    strcmp(state->string_value, url ? "ready" : "error") == 0 &&
-	    strcmp(v->string_value, url ? url : message) == 0;
-	doc_free(d);
+	ours = url ? now.state == SESSION_READY && now.result_image_path &&
+	    strcmp(now.result_image_path, url) == 0 :
+	    now.state == SESSION_ERROR && now.error &&
+	    strcmp(now.error, message) == 0;
+	session_clear(&now);
 	return ours;
 }
 
