@@ -241,7 +241,6 @@ target_change(struct watch *w, FsTargetChange *tc, char *err, size_t errlen)
 		}
 		doc_free(w->read_time);
 		w->read_time = ts_dup(tc->read_time);
-		w->snapshots++;
 		return WATCH_SNAPSHOT;
 	}
 	case FSTC(ADD):

@@ -43,7 +43,6 @@ struct watch {
 	uint8_t *resume_token;	/* of the last snapshot, or NULL */
 	size_t resume_token_len;
 	FsTimestamp *read_time;	/* of the last snapshot, or NULL */
-	uint64_t snapshots;	/* snapshots applied so far */
 };
 
 void watch_init(struct watch *w);
