@@ -176,6 +176,17 @@ capture(struct ctx *t, const char *ev, const char *ss, const char *exp,
 	    session_fields(ev, ss, exp, input, now_wall_ms())), 0);
 }
 
+/* The guest's photo (a test JPEG) is stored, then the session captured. */
+static void
+capture_photo(struct ctx *t, const char *ev, const char *ss, const char *exp,
+    int orientation, uint32_t w, uint32_t h)
+{
+	char *in = put_input(t, ev, ss, orientation, w, h);
+
+	capture(t, ev, ss, exp, in);
+	free(in);
+}
+
 static const char *
 state_of(const FsDocument *d)
 {
@@ -358,9 +369,7 @@ START_TEST(failures_end_in_error_and_daemon_keeps_serving)
 	put_experience(&t, "exp_plain", false, "none");
 	put_experience(&t, "exp_vendor", true, "vendor-x");
 
-	in = put_input(&t, "E", "unknown_model", 1, 32, 32);
-	capture(&t, "E", "unknown_model", "exp_vendor", in);
-	free(in);
+	capture_photo(&t, "E", "unknown_model", "exp_vendor", 1, 32, 32);
 
 	in = put_input(&t, "E", "corrupt", 1, 32, 32);
 	snprintf(path, sizeof(path), "%s/%s", t.root, in);
@@ -380,12 +389,8 @@ START_TEST(failures_end_in_error_and_daemon_keeps_serving)
 	in = put_input(&t, "OTHER", "s", 1, 16, 16);
 	capture(&t, "E", "foreign", "exp_plain", in);
 	free(in);
-	in = put_input(&t, "E", "no_experience", 1, 16, 16);
-	capture(&t, "E", "no_experience", "exp_does_not_exist", in);
-	free(in);
-	in = put_input(&t, "E", "no_selection", 1, 16, 16);
-	capture(&t, "E", "no_selection", NULL, in);
-	free(in);
+	capture_photo(&t, "E", "no_experience", "exp_does_not_exist", 1, 16, 16);
+	capture_photo(&t, "E", "no_selection", NULL, 1, 16, 16);
 	in = put_input(&t, "E", "encoded", 1, 16, 16);
 	free(in);
 	capture(&t, "E", "encoded", "exp_plain",
@@ -402,9 +407,7 @@ START_TEST(failures_end_in_error_and_daemon_keeps_serving)
 	assert_error(&t, "E", "encoded", "input image path refused");
 
 	/* and it still serves */
-	in = put_input(&t, "E", "after", 1, 16, 16);
-	capture(&t, "E", "after", "exp_plain", in);
-	free(in);
+	capture_photo(&t, "E", "after", "exp_plain", 1, 16, 16);
 	{
 		FsDocument *doc = wait_final(&t, "E", "after", 30000);
 
@@ -465,12 +468,8 @@ START_TEST(backlog_captured_before_start_is_processed)
 	ctx_init(&t, "backlog", em.host);
 	put_experience(&t, "exp_plain", false, "none");
 	for (int i = 0; i < 5; i++) {
-		char *in;
-
 		snprintf(ss, sizeof(ss), "s%d", i);
-		in = put_input(&t, "E", ss, 1, 16, 16);
-		capture(&t, "E", ss, "exp_plain", in);
-		free(in);
+		capture_photo(&t, "E", ss, "exp_plain", 1, 16, 16);
 	}
 	d = start_daemon(&t, NULL, NULL);
 	for (int i = 0; i < 5; i++) {
@@ -500,13 +499,9 @@ START_TEST(two_daemons_share_a_burst_without_double_claims)
 	d2 = start_daemon(&t, log2, NULL);
 	usleep(1500000);	/* both listening */
 	for (int i = 0; i < 40; i++) {
-		char *in;
-
 		snprintf(ev, sizeof(ev), "ev%d", i % 3);
 		snprintf(ss, sizeof(ss), "s%02d", i);
-		in = put_input(&t, ev, ss, 1, 16, 16);
-		capture(&t, ev, ss, "exp_plain", in);
-		free(in);
+		capture_photo(&t, ev, ss, "exp_plain", 1, 16, 16);
 	}
 	for (int i = 0; i < 40; i++) {
 		FsDocument *doc;
@@ -540,7 +535,6 @@ START_TEST(emulator_restart_loses_nothing)
 	struct emulator own = { 0 };
 	struct ctx t;
 	pid_t d;
-	char *in;
 	FsDocument *doc;
 	int rc;
 
@@ -548,9 +542,7 @@ START_TEST(emulator_restart_loses_nothing)
 	ctx_init(&t, "restart", own.host);
 	d = start_daemon(&t, NULL, NULL);
 	put_experience(&t, "exp_plain", false, "none");
-	in = put_input(&t, "E", "before", 1, 16, 16);
-	capture(&t, "E", "before", "exp_plain", in);
-	free(in);
+	capture_photo(&t, "E", "before", "exp_plain", 1, 16, 16);
 	doc = wait_final(&t, "E", "before", 30000);
 	ck_assert_str_eq(state_of(doc), "ready");
 	doc_free(doc);
@@ -567,9 +559,7 @@ START_TEST(emulator_restart_loses_nothing)
 		char ss[32];
 
 		snprintf(ss, sizeof(ss), "after%d", i);
-		in = put_input(&t, "E", ss, 1, 16, 16);
-		capture(&t, "E", ss, "exp_plain", in);
-		free(in);
+		capture_photo(&t, "E", ss, "exp_plain", 1, 16, 16);
 	}
 	for (int i = 0; i < 3; i++) {
 		char ss[32];
@@ -664,14 +654,11 @@ START_TEST(interrupted_too_often_ends_in_error)
 	static const char *const mask[] = { "state", "transformAttempts" };
 	struct ctx t;
 	pid_t d;
-	char *in;
 	FsValue *f;
 
 	ctx_init(&t, "attempts", em.host);
 	put_experience(&t, "exp_plain", false, "none");
-	in = put_input(&t, "E", "S", 1, 16, 16);
-	capture(&t, "E", "S", "exp_plain", in);
-	free(in);
+	capture_photo(&t, "E", "S", "exp_plain", 1, 16, 16);
 	/* as a daemon that claimed it for the third time and died */
 	f = value_map();
 	value_map_put(f, "state", value_string("transforming"));
@@ -691,15 +678,12 @@ START_TEST(experience_changes_apply_to_the_next_session)
 	static const char *const limit[] = { "--max-megapixels", "1", NULL };
 	struct ctx t;
 	pid_t d;
-	char *in;
 	FsDocument *doc;
 
 	ctx_init(&t, "expchange", em.host);
 	put_experience(&t, "exp", false, "none");
 	d = start_daemon(&t, NULL, limit);
-	in = put_input(&t, "E", "first", 1, 32, 32);
-	capture(&t, "E", "first", "exp", in);
-	free(in);
+	capture_photo(&t, "E", "first", "exp", 1, 32, 32);
 	doc = wait_final(&t, "E", "first", 30000);
 	ck_assert_str_eq(state_of(doc), "ready");
 	doc_free(doc);
@@ -708,17 +692,13 @@ START_TEST(experience_changes_apply_to_the_next_session)
 	 * must follow, with no restart */
 	put_experience(&t, "exp", true, "vendor-y");
 	usleep(300000);
-	in = put_input(&t, "E", "second", 1, 32, 32);
-	capture(&t, "E", "second", "exp", in);
-	free(in);
+	capture_photo(&t, "E", "second", "exp", 1, 32, 32);
 	assert_error(&t, "E", "second", "no plugin for model 'vendor-y'");
 
 	/* and back; an image over --max-megapixels is refused */
 	put_experience(&t, "exp", false, "none");
 	usleep(300000);
-	in = put_input(&t, "E", "big", 1, 1300, 1000);
-	capture(&t, "E", "big", "exp", in);
-	free(in);
+	capture_photo(&t, "E", "big", "exp", 1, 1300, 1000);
 	assert_error(&t, "E", "big", "input image is too large (1300x1000");
 	schema_ok(&t);
 	ck_assert_int_eq(daemon_stop(d, 10000), 0);
@@ -730,7 +710,7 @@ START_TEST(plugin_sessions_crash_and_hang_cost_only_themselves)
 {
 	struct ctx t;
 	const char *args[8];
-	char *dir, *in, want[512];
+	char *dir, want[512];
 	FsDocument *doc;
 	struct image img;
 	const uint8_t *px;
@@ -752,20 +732,14 @@ START_TEST(plugin_sessions_crash_and_hang_cost_only_themselves)
 	put_experience(&t, "exp_hang", true, "test-hang");
 
 	/* a hang and a crash first, then guests who must not wait for them */
-	in = put_input(&t, "E", "hang", 1, 64, 48);
-	capture(&t, "E", "hang", "exp_hang", in);
-	free(in);
-	in = put_input(&t, "E", "segv", 1, 64, 48);
-	capture(&t, "E", "segv", "exp_segv", in);
-	free(in);
+	capture_photo(&t, "E", "hang", "exp_hang", 1, 64, 48);
+	capture_photo(&t, "E", "segv", "exp_segv", 1, 64, 48);
 	usleep(300000);
 	for (int i = 0; i < 3; i++) {
 		char ss[16];
 
 		snprintf(ss, sizeof(ss), "good%d", i);
-		in = put_input(&t, "E", ss, 6, 64, 48);
-		capture(&t, "E", ss, "exp_good", in);
-		free(in);
+		capture_photo(&t, "E", ss, "exp_good", 6, 64, 48);
 	}
 	for (int i = 0; i < 3; i++) {
 		char ss[16];
@@ -987,7 +961,7 @@ count_of(const char *hay, const char *needle)
 START_TEST(service_notify_reload_and_drain)
 {
 	struct ctx t;
-	char sock[200], conf[200], *dir, notes[16384] = "", *in;
+	char sock[200], conf[200], *dir, notes[16384] = "";
 	const char *args[6];
 	FsDocument *doc;
 	FILE *f;
@@ -1026,9 +1000,7 @@ START_TEST(service_notify_reload_and_drain)
 
 	/* a model no plugin serves yet */
 	put_experience(&t, "exp", true, "test-good");
-	in = put_input(&t, "E", "before", 1, 32, 32);
-	capture(&t, "E", "before", "exp", in);
-	free(in);
+	capture_photo(&t, "E", "before", "exp", 1, 32, 32);
 	assert_error(&t, "E", "before", "no plugin for model 'test-good'");
 
 	/* install the plugin, raise the log level, reload: no restart */
@@ -1049,9 +1021,7 @@ START_TEST(service_notify_reload_and_drain)
 	    sizeof(notes)), "no RELOADING=1:\n%s", notes);
 	ck_assert(notify_wait(fd, "READY=1", 5000, notes, sizeof(notes)));
 	ck_assert_int_eq(log_count(t.log, "reload: done (log level debug"), 1);
-	in = put_input(&t, "E", "after", 1, 32, 32);
-	capture(&t, "E", "after", "exp", in);
-	free(in);
+	capture_photo(&t, "E", "after", "exp", 1, 32, 32);
 	doc = wait_final(&t, "E", "after", 30000);
 	ck_assert_str_eq(state_of(doc), "ready");
 	doc_free(doc);
@@ -1083,9 +1053,7 @@ START_TEST(service_notify_reload_and_drain)
 		    sizeof(notes)));
 	}
 	put_experience(&t, "exp_hang", true, "test-hang");
-	in = put_input(&t, "E", "running", 1, 32, 32);
-	capture(&t, "E", "running", "exp_hang", in);
-	free(in);
+	capture_photo(&t, "E", "running", "exp_hang", 1, 32, 32);
 	{
 		int64_t end = test_now_ms() + 10000;
 
@@ -1099,9 +1067,7 @@ START_TEST(service_notify_reload_and_drain)
 		}
 		doc_free(doc);
 	}
-	in = put_input(&t, "E", "queued", 1, 32, 32);
-	capture(&t, "E", "queued", "exp_hang", in);
-	free(in);
+	capture_photo(&t, "E", "queued", "exp_hang", 1, 32, 32);
 	usleep(300000);
 	notes[0] = '\0';
 	kill(d, SIGTERM);
@@ -1127,21 +1093,14 @@ START_TEST(event_scoping_serves_only_listed_events)
 	static const char *const args[] = { "--events", "evt_a, evt_b", NULL };
 	struct ctx t;
 	FsDocument *doc;
-	char *in;
 	pid_t d;
 
 	ctx_init(&t, "events", em.host);
 	put_experience(&t, "exp", false, "none");
 	d = start_daemon(&t, NULL, args);
-	in = put_input(&t, "evt_c", "s", 1, 16, 16);
-	capture(&t, "evt_c", "s", "exp", in);
-	free(in);
-	in = put_input(&t, "evt_a", "s", 1, 16, 16);
-	capture(&t, "evt_a", "s", "exp", in);
-	free(in);
-	in = put_input(&t, "evt_b", "s", 1, 16, 16);
-	capture(&t, "evt_b", "s", "exp", in);
-	free(in);
+	capture_photo(&t, "evt_c", "s", "exp", 1, 16, 16);
+	capture_photo(&t, "evt_a", "s", "exp", 1, 16, 16);
+	capture_photo(&t, "evt_b", "s", "exp", 1, 16, 16);
 	doc = wait_final(&t, "evt_a", "s", 30000);
 	ck_assert_str_eq(state_of(doc), "ready");
 	doc_free(doc);
