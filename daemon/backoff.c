@@ -1,10 +1,14 @@
 /*
- * backoff.c - the reconnect schedule of DESIGN.md: 1 s x1.5 up to 60 s with
- * jitter.  Randomness is passed in so the schedule is testable.
+ * backoff.c - capped, jittered exponential delays (the Listen reconnect
+ * schedule is 1 s x1.5 up to 60 s).  backoff_next takes its randomness as
+ * an argument so the schedule is testable.
  */
 #include "config.h"
 
+#include <stdlib.h>
+
 #include "backoff.h"
+#include "clock.h"
 
 void
 backoff_init(struct backoff *b, double initial_ms, double max_ms,
@@ -36,4 +40,19 @@ backoff_next(struct backoff *b, double r)
 	if (b->base_ms > b->max_ms)
 		b->base_ms = b->max_ms;
 	return (int64_t)d;
+}
+
+double
+backoff_random(void)
+{
+	return (double)random() / ((double)RAND_MAX + 1.0);
+}
+
+int64_t
+backoff_sleep(struct backoff *b)
+{
+	int64_t ms = backoff_next(b, backoff_random());
+
+	sleep_ms(ms);
+	return ms;
 }

@@ -1,5 +1,6 @@
 /*
- * backoff.h - capped exponential backoff with jitter for reconnects.
+ * backoff.h - capped exponential backoff with jitter, for reconnects and
+ * retried commits.
  *
  * The base delay starts at initial_ms and is multiplied by factor after
  * each failure up to max_ms; each returned delay is the base scaled by a
@@ -24,5 +25,9 @@ void backoff_init(struct backoff *b, double initial_ms, double max_ms,
 void backoff_reset(struct backoff *b);
 /* The next delay; r is a uniform random number in [0, 1). */
 int64_t backoff_next(struct backoff *b, double r);
+/* A uniform random number in [0, 1) for backoff_next. */
+double backoff_random(void);
+/* Sleep for the next delay (randomly jittered); returns it in ms. */
+int64_t backoff_sleep(struct backoff *b);
 
 #endif

@@ -642,8 +642,7 @@ engine_run(struct engine *e)
 		if (e->stop)
 			break;
 		if (!restart_now) {
-			int64_t ms = backoff_next(&bo,
-			    (double)random() / ((double)RAND_MAX + 1.0));
+			int64_t ms = backoff_next(&bo, backoff_random());
 
 			log_info("listen: reconnecting in %.1f s",
 			    (double)ms / 1000.0);

@@ -18,6 +18,7 @@
 
 #include <grpc/grpc.h>
 
+#include "backoff.h"
 #include "engine.h"
 #include "log.h"
 #include "paths.h"
@@ -26,6 +27,8 @@
 
 #define RPC_TIMEOUT_MS	15000
 #define FINISH_TRIES	4
+#define FINISH_BACKOFF_MS	250	/* then 500, 1000 (jittered) */
+#define FINISH_BACKOFF_MAX_MS	2000
 
 struct run {
 	struct engine *e;
@@ -236,11 +239,12 @@ finish(struct run *r, const char *url, const char *message)
 	struct session *s = r->s;
 	struct fs_status st = { 0 };
 	int64_t ms = now_mono_ms() - r->t0;
+	struct backoff bo;
 	int code = 0;
-
 	int i;
 
-	for (i = 0; i < FINISH_TRIES; i++) {
+	backoff_init(&bo, FINISH_BACKOFF_MS, FINISH_BACKOFF_MAX_MS, 2.0, 0.25);
+	for (i = 0;; i++) {
 		FsValue *f = value_map();
 
 		value_map_put(f, "state", value_string(url ? "ready" : "error"));
@@ -254,12 +258,13 @@ finish(struct run *r, const char *url, const char *message)
 			value_map_put(f, "error", value_string(message));
 		code = commit_one(r->e, make_write(s->name, r->version, f, mask,
 		    4), &st);
-		if (code == 0 || !fs_status_retryable(code))
+		if (code == 0 || !fs_status_retryable(code) ||
+		    i + 1 == FINISH_TRIES)
 			break;
 		log_info("session=%s event=%s finish commit: %s: %s; retrying",
 		    s->session_id, s->event_id, fs_status_name(code),
 		    st.message);
-		nanosleep(&(struct timespec){ 0, 250000000L << i }, NULL);
+		backoff_sleep(&bo);
 	}
 	if (code == GRPC_STATUS_FAILED_PRECONDITION && i > 0 &&
 	    finish_landed(r, url, message)) {

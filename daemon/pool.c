@@ -54,8 +54,8 @@ struct pool {
 	struct worker *w;
 	int n;
 	/* from the first hello: model -> plugin */
-	char (*models)[64];
-	char (*plugins)[64];
+	char (*models)[WIRE_NAME_LEN];
+	char (*plugins)[WIRE_NAME_LEN];
 	uint32_t n_models;
 	bool announced;
 };
@@ -232,8 +232,10 @@ worker_start(struct pool *p, struct worker *w, char *err, size_t errlen)
 		p->models = xcalloc(n ? n : 1, sizeof(*p->models));
 		p->plugins = xcalloc(n ? n : 1, sizeof(*p->plugins));
 		for (uint32_t i = 0; i < n; i++) {
-			memcpy(p->models[i], hello->model[i], 63);
-			memcpy(p->plugins[i], hello->plugin[i], 63);
+			memcpy(p->models[i], hello->model[i],
+			    WIRE_NAME_LEN - 1);
+			memcpy(p->plugins[i], hello->plugin[i],
+			    WIRE_NAME_LEN - 1);
 		}
 		p->n_models = n;
 		p->announced = true;
@@ -312,13 +314,21 @@ pool_reconfigure(struct pool *p, const struct pool_options *o)
 	pthread_mutex_unlock(&p->lock);
 }
 
-const char *
-pool_plugin_for(struct pool *p, const char *model)
+bool
+pool_plugin_for(struct pool *p, const char *model, char *plugin,
+    size_t pluginlen)
 {
-	for (uint32_t i = 0; model && i < p->n_models; i++)
-		if (strcmp(p->models[i], model) == 0)
-			return p->plugins[i];
-	return NULL;
+	bool found = false;
+
+	/* a reload replaces the table under the lock: copy out under it */
+	pthread_mutex_lock(&p->lock);
+	for (uint32_t i = 0; model && i < p->n_models && !found; i++)
+		if (strcmp(p->models[i], model) == 0) {
+			snprintf(plugin, pluginlen, "%s", p->plugins[i]);
+			found = true;
+		}
+	pthread_mutex_unlock(&p->lock);
+	return found;
 }
 
 static struct worker *
@@ -397,14 +407,13 @@ static void
 died(struct pool *p, struct worker *w, const struct pool_job *job,
     char *err, size_t errlen)
 {
-	const char *plugin = job->ai ? pool_plugin_for(p, job->model) : NULL;
-	char who[96];
+	char plugin[WIRE_NAME_LEN], who[96];
 	int status;
 
 	close(w->sock);
 	w->sock = -1;
 	status = reap(w->pid, 2000);
-	if (plugin)
+	if (job->ai && pool_plugin_for(p, job->model, plugin, sizeof(plugin)))
 		snprintf(who, sizeof(who), "plugin %s", plugin);
 	else if (job->ai)
 		snprintf(who, sizeof(who), "the worker for model %.40s",

@@ -70,8 +70,10 @@ int pool_transform(struct pool *p, const struct pool_job *job,
  */
 void pool_reconfigure(struct pool *p, const struct pool_options *o);
 
-/* The plugin serving model according to the workers, or NULL. */
-const char *pool_plugin_for(struct pool *p, const char *model);
+/* The plugin serving model according to the workers, copied into plugin;
+ * false if none does. */
+bool pool_plugin_for(struct pool *p, const char *model, char *plugin,
+    size_t pluginlen);
 
 /*
  * Where firesync-worker is: $FIRESYNC_WORKER, else beside the running

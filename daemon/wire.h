@@ -22,6 +22,7 @@
 #define WIRE_MAGIC	0x46535731u	/* "FSW1" */
 #define WIRE_MAX_REFS	8
 #define WIRE_MAX_MODELS	64
+#define WIRE_NAME_LEN	64		/* plugin and model names, with NUL */
 #define WIRE_ID_LEN	1536		/* Firestore ids are <= 1500 bytes */
 #define WIRE_PROMPT_LEN	8192
 #define WIRE_FD		3		/* the worker's end of the socket */
@@ -54,8 +55,8 @@ struct wire_hello {
 	struct wire_header h;
 	uint32_t n_models;
 	uint32_t n_refused;	/* plugin files refused */
-	char model[WIRE_MAX_MODELS][64];
-	char plugin[WIRE_MAX_MODELS][64];	/* serving model[i] */
+	char model[WIRE_MAX_MODELS][WIRE_NAME_LEN];
+	char plugin[WIRE_MAX_MODELS][WIRE_NAME_LEN];	/* serving model[i] */
 };
 
 #define WIRE_JOB_AI	0x1	/* run the model; otherwise passthrough */
@@ -68,7 +69,7 @@ struct wire_job {
 	uint64_t ref_len[WIRE_MAX_REFS];	/* then each reference */
 	int64_t timeout_ms;
 	uint64_t max_pixels;
-	char model[64];
+	char model[WIRE_NAME_LEN];
 	char aspect_ratio[32];
 	char session_id[WIRE_ID_LEN];
 	char event_id[WIRE_ID_LEN];
@@ -80,7 +81,7 @@ struct wire_result {
 	int32_t status;			/* enum wire_status */
 	uint32_t reserved;
 	uint64_t output_len;		/* PNG bytes in the memfd */
-	char plugin[64];		/* who produced it, or "" */
+	char plugin[WIRE_NAME_LEN];	/* who produced it, or "" */
 	char message[512];		/* why not, for the guest */
 };
 

@@ -82,9 +82,10 @@ serve(struct worker *w, int sock)
 		    m++) {
 			if (hello->n_models == WIRE_MAX_MODELS)
 				break;
-			snprintf(hello->model[hello->n_models], 64, "%s", *m);
-			snprintf(hello->plugin[hello->n_models], 64, "%s",
-			    w->plugins.v[i].desc->name);
+			snprintf(hello->model[hello->n_models],
+			    WIRE_NAME_LEN, "%s", *m);
+			snprintf(hello->plugin[hello->n_models],
+			    WIRE_NAME_LEN, "%s", w->plugins.v[i].desc->name);
 			hello->n_models++;
 		}
 	if (wire_send(sock, hello, sizeof(*hello), -1) < 0)

@@ -7,6 +7,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,6 +363,68 @@ START_TEST(a_hang_does_not_hold_up_others)
 }
 END_TEST
 
+/* Reload while sessions are failing: a worker crash names its plugin from
+ * the model table that a reload replaces.  Under the sanitizer build a read
+ * of the old table after it was freed is a hard failure. */
+struct crasher {
+	int n;
+	int rc_bad;		/* results other than "crashed" */
+};
+
+static void *
+crash_loop(void *arg)
+{
+	struct crasher *c = arg;
+	struct image img;
+	char err[512];
+
+	for (int i = 0; i < c->n; i++) {
+		int rc = run("test-segv", "", &img, err, sizeof(err));
+
+		if (rc != -ECHILD ||
+		    strstr(err, "plugin test-segv crashed") == NULL)
+			c->rc_bad++;
+		if (rc == 0)
+			image_free(&img);
+	}
+	return NULL;
+}
+
+static atomic_int reloading;
+
+static void *
+reload_loop(void *arg)
+{
+	const struct pool_options *o = arg;
+
+	while (atomic_load(&reloading))
+		pool_reconfigure(pool, o);
+	return NULL;
+}
+
+START_TEST(reload_while_plugins_crash)
+{
+	struct pool_options o = {
+		.worker_path = worker, .plugin_dir = dir, .workers = 2,
+		.timeout_ms = 5000, .memory_mb = 512, .max_jobs = 3,
+		.max_pixels = 50000000, .log_level = LOG_CRIT,
+	};
+	struct crasher a = { 40, 0 }, b = { 40, 0 };
+	pthread_t ta, tb, tr;
+
+	atomic_store(&reloading, 1);
+	pthread_create(&tr, NULL, reload_loop, &o);
+	pthread_create(&ta, NULL, crash_loop, &a);
+	pthread_create(&tb, NULL, crash_loop, &b);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	atomic_store(&reloading, 0);
+	pthread_join(tr, NULL);
+	ck_assert_int_eq(a.rc_bad, 0);
+	ck_assert_int_eq(b.rc_bad, 0);
+}
+END_TEST
+
 START_TEST(plugin_configuration)
 {
 	struct image img;
@@ -452,6 +515,7 @@ plugin_suite(void)
 	tcase_add_test(jobs, unbounded_allocation_hits_the_limit);
 	tcase_add_test(jobs, a_hang_does_not_hold_up_others);
 	tcase_add_test(jobs, plugin_configuration);
+	tcase_add_test(jobs, reload_while_plugins_crash);
 	suite_add_tcase(s, jobs);
 
 	tcase_set_timeout(tool, 60);

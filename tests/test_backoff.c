@@ -1,11 +1,13 @@
 /*
- * test_backoff.c - 1 s x1.5 up to 60 s, jittered, reset on progress.
+ * test_backoff.c - 1 s x1.5 up to 60 s, jittered, reset on progress; and
+ * delays of any length actually slept.
  */
 #include "config.h"
 
 #include <check.h>
 
 #include "backoff.h"
+#include "clock.h"
 #include "suites.h"
 
 START_TEST(schedule_without_jitter)
@@ -40,6 +42,27 @@ START_TEST(jitter_bounds_and_cap)
 }
 END_TEST
 
+/* Delays of a second or more are slept in full: a timespec with 1e9 ns or
+ * more is refused by nanosleep (EINVAL), which once made a retry loop's
+ * back-off silently not happen.  Only a lower bound is checked. */
+START_TEST(long_delays_are_slept_in_full)
+{
+	struct backoff b;
+	int64_t t0, slept;
+
+	backoff_init(&b, 1100, 4000, 2.0, 0.0);
+	t0 = now_mono_ms();
+	slept = backoff_sleep(&b);
+	ck_assert_int_eq(slept, 1100);
+	ck_assert_int_ge(now_mono_ms() - t0, 1100);
+	t0 = now_mono_ms();
+	sleep_ms(1250);
+	ck_assert_int_ge(now_mono_ms() - t0, 1250);
+	sleep_ms(0);
+	sleep_ms(-5);
+}
+END_TEST
+
 Suite *
 backoff_suite(void)
 {
@@ -48,6 +71,7 @@ backoff_suite(void)
 
 	tcase_add_test(tc, schedule_without_jitter);
 	tcase_add_test(tc, jitter_bounds_and_cap);
+	tcase_add_test(tc, long_delays_are_slept_in_full);
 	suite_add_tcase(s, tc);
 	return s;
 }

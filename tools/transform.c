@@ -132,7 +132,7 @@ main(int argc, char **argv)
 	long timeout_s = 45, max_mp = 50, repeat = 1;
 	bool in_process = false;
 	const char *prefix = "AI transform failed: ";
-	char plugin[64] = "", err[512];
+	char plugin[WIRE_NAME_LEN] = "", err[512];
 	int64_t *times;
 	int c, rc = 0;
 
