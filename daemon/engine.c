@@ -1,11 +1,15 @@
 /*
  * engine.c - the Listen loop, dispatch of captured and interrupted
- * sessions, and the worker thread pool.
+ * sessions into tasks, and the runner threads (engine.h).
  */
 #include "config.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +18,23 @@
 
 #include <grpc/grpc.h>
 
+#include "alloc.h"
 #include "backoff.h"
+#include "clock.h"
+#include "dispatch.h"
 #include "engine.h"
 #include "log.h"
 #include "notify.h"
+#include "pipeline.h"
+#include "session.h"
 #include "value.h"
+#include "watch.h"
+
+/* Listen target ids: one sessions target for all events, or one per
+ * configured event (TARGET_EVENT0 + i), and the experiences cache. */
+enum { TARGET_SESSIONS = 1, TARGET_EXPERIENCES = 2, TARGET_EVENT0 = 10 };
+_Static_assert(OPTIONS_MAX_EVENTS + 1 <= WATCH_MAX_TARGETS,
+    "every event's target and the experiences target fit the watch");
 
 #define TICK_MS		500
 #define FIRST_RESPONSE_MS 30000
@@ -39,31 +55,73 @@
  * so a false alarm costs one short re-read.)
  */
 #define UNSEEN_WRITE_MS	15000
+#define VERSION_LEN	48
 
-struct stale_entry {
-	char version[48];
-	int64_t first_seen_ms;	/* monotonic */
-	int64_t age0_ms;	/* server-side age when first seen */
+struct engine {
+	const struct options *opt;	/* borrowed; reload changes limits */
+	struct fs_client *fs;		/* borrowed */
+	struct store *store;		/* borrowed */
+	struct pipeline pipeline;	/* the runners' context */
+
+	pthread_mutex_t lock;		/* queue, listen, wrote_* */
+	pthread_cond_t cond;
+	struct task *head, *tail;
+	struct fs_listen *listen;	/* current stream, for cancel */
+	bool stopping;			/* runners: no more tasks */
+
+	/* the listen thread's own */
+	struct watch watch;
+	struct dispatch *dispatch;	/* thread-safe */
+	bool ready_once;		/* every target current once */
+
+	pthread_t *runners;
+	int n_runners;
+
+	atomic_int running;		/* tasks in the pipeline now */
+	atomic_int reload;		/* SIGHUP seen, not yet handled */
+	void (*on_reload)(void *);	/* main's */
+	void *reload_arg;
+	char status[160];		/* last STATUS= sent */
+	atomic_ulong processed, ready, errors;
+	volatile sig_atomic_t stop;
+
+	/* our newest landed write (commit time) and when it landed, under
+	 * lock: the stream must show it, or it is stuck */
+	FsTimestamp wrote_at;
+	int64_t wrote_ms;		/* monotonic; 0 = none yet */
 };
 
+/* ---- runners ---- */
+
 static void
-job_free(struct job *j)
+count(struct engine *e, enum outcome out)
 {
-	if (j == NULL)
-		return;
-	session_clear(&j->s);
-	free(j);
+	switch (out) {
+	case OUTCOME_READY:
+		atomic_fetch_add(&e->ready, 1);
+		atomic_fetch_add(&e->processed, 1);
+		break;
+	case OUTCOME_ERROR:
+		atomic_fetch_add(&e->errors, 1);
+		atomic_fetch_add(&e->processed, 1);
+		break;
+	case OUTCOME_DROPPED:
+	case OUTCOME_UNRECORDED:
+		atomic_fetch_add(&e->processed, 1);
+		break;
+	default:
+		break;
+	}
 }
 
-/* ---- workers ---- */
-
 static void *
-worker_main(void *arg)
+runner_main(void *arg)
 {
 	struct engine *e = arg;
 
 	for (;;) {
-		struct job *j;
+		enum outcome out;
+		struct task *t;
 
 		pthread_mutex_lock(&e->lock);
 		while (e->head == NULL && !e->stopping)
@@ -72,89 +130,43 @@ worker_main(void *arg)
 			pthread_mutex_unlock(&e->lock);
 			return NULL;
 		}
-		j = e->head;
-		e->head = j->next;
+		t = e->head;
+		e->head = t->next;
 		if (e->head == NULL)
 			e->tail = NULL;
 		atomic_fetch_add(&e->running, 1);
 		pthread_mutex_unlock(&e->lock);
 
-		pipeline_run(e, j);
+		out = pipeline_run(&e->pipeline, t);
+		count(e, out);
+		dispatch_done(e->dispatch, t->s.name, out == OUTCOME_RETRY);
 
 		pthread_mutex_lock(&e->lock);
-		strmap_del(e->inflight, j->s.name);
 		atomic_fetch_sub(&e->running, 1);
 		pthread_cond_broadcast(&e->cond);
 		pthread_mutex_unlock(&e->lock);
-		job_free(j);
+		task_free(t);
 	}
+}
+
+/* A write of ours landed (the pipeline's hook; runner threads). */
+static void
+wrote(void *arg, const FsTimestamp *commit_time)
+{
+	struct engine *e = arg;
+
+	pthread_mutex_lock(&e->lock);
+	if (ts_compare(commit_time, &e->wrote_at) > 0) {
+		e->wrote_at.seconds = commit_time->seconds;
+		e->wrote_at.nanos = commit_time->nanos;
+		e->wrote_ms = now_mono_ms();
+	}
+	pthread_mutex_unlock(&e->lock);
 }
 
 /* ---- dispatch (listen thread) ---- */
 
-static void
-enqueue(struct engine *e, const FsDocument *doc, bool recover)
-{
-	struct job *j = xcalloc(1, sizeof(*j));
-
-	j->decode_rc = session_decode(doc, &j->s, j->decode_err,
-	    sizeof(j->decode_err));
-	j->recover = recover;
-	j->enqueued_ms = now_mono_ms();
-	pthread_mutex_lock(&e->lock);
-	strmap_put(e->inflight, j->s.name, (void *)1);
-	if (e->tail)
-		e->tail->next = j;
-	else
-		e->head = j;
-	e->tail = j;
-	pthread_cond_signal(&e->cond);
-	pthread_mutex_unlock(&e->lock);
-}
-
-static bool
-is_inflight(struct engine *e, const char *name)
-{
-	bool r;
-
-	pthread_mutex_lock(&e->lock);
-	r = strmap_get(e->inflight, name) != NULL;
-	pthread_mutex_unlock(&e->lock);
-	return r;
-}
-
-static bool known_session(const struct engine *e, const char *name);
-
-/* Drop entries of a (listen-thread) table whose document left the
- * session targets. */
-static void
-prune(struct engine *e, struct strmap *table)
-{
-	size_t pos = 0, n = 0, cap = strmap_count(table);
-	const char *name;
-	char **gone;
-	void *v;
-
-	if (cap == 0)
-		return;
-	gone = xcalloc(cap, sizeof(*gone));
-	while (strmap_next(table, &pos, &name, &v))
-		if (!known_session(e, name))
-			gone[n++] = xstrdup(name);
-	for (size_t i = 0; i < n; i++) {
-		free(strmap_del(table, gone[i]));
-		free(gone[i]);
-	}
-	free(gone);
-}
-
-/*
- * Look at every session in the last snapshot: dispatch captured ones not
- * yet dispatched at this version, and "transforming" ones that have been
- * so for longer than a transform may take.  Runs after each snapshot and
- * on every tick, so nothing waits for the next server message.
- */
-/* The session targets' ids. */
+/* The session targets' ids into ids; returns how many. */
 static int
 session_targets(const struct engine *e, int32_t *ids)
 {
@@ -169,9 +181,10 @@ session_targets(const struct engine *e, int32_t *ids)
 
 /* Is name a session in any session target's last snapshot? */
 static bool
-known_session(const struct engine *e, const char *name)
+in_view(void *arg, const char *name)
 {
-	int32_t ids[MAX_EVENTS];
+	const struct engine *e = arg;
+	int32_t ids[OPTIONS_MAX_EVENTS];
 	int n = session_targets(e, ids);
 
 	for (int i = 0; i < n; i++)
@@ -183,7 +196,7 @@ known_session(const struct engine *e, const char *name)
 static size_t
 count_sessions(const struct engine *e)
 {
-	int32_t ids[MAX_EVENTS];
+	int32_t ids[OPTIONS_MAX_EVENTS];
 	int n = session_targets(e, ids);
 	size_t total = 0;
 
@@ -192,163 +205,107 @@ count_sessions(const struct engine *e)
 	return total;
 }
 
-static void dispatch_target(struct engine *e, const struct strmap *known);
+/* The experience t's session selected, from the Listen cache, or NULL. */
+static FsDocument *
+cached_experience(struct engine *e, const struct task *t)
+{
+	const struct strmap *cache = watch_known(&e->watch,
+	    TARGET_EXPERIENCES);
+	const FsDocument *doc;
+	char *name;
+
+	if (t->decode_rc < 0 || cache == NULL)
+		return NULL;
+	name = experience_doc_name(e->fs->docs_path,
+	    t->s.selected_experience_id);
+	doc = name ? strmap_get(cache, name) : NULL;
+	free(name);
+	return doc ? doc_dup(doc) : NULL;
+}
 
 static void
-dispatch(struct engine *e)
+enqueue(struct engine *e, const FsDocument *doc, enum task_kind kind,
+    int64_t attempt)
 {
-	int32_t ids[MAX_EVENTS];
+	struct task *t = xcalloc(1, sizeof(*t));
+
+	t->decode_rc = session_decode(doc, &t->s, t->decode_err,
+	    sizeof(t->decode_err));
+	t->kind = kind;
+	t->attempt = attempt;
+	t->experience = cached_experience(e, t);
+	t->enqueued_ms = now_mono_ms();
+	pthread_mutex_lock(&e->lock);
+	if (e->tail)
+		e->tail->next = t;
+	else
+		e->head = t;
+	e->tail = t;
+	pthread_cond_signal(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+}
+
+/* One session of the last snapshot: a task for it, if it needs one. */
+static void
+consider(struct engine *e, const char *name, const FsDocument *doc,
+    int64_t now, int64_t read_ms)
+{
+	static const enum task_kind kinds[] = {
+		[DISPATCH_CLAIM] = TASK_CLAIM,
+		[DISPATCH_RECLAIM] = TASK_RECLAIM,
+		[DISPATCH_GIVE_UP] = TASK_GIVE_UP,
+	};
+	const struct dispatch_rules rules = {
+		.lease_ms = (int64_t)(e->opt->transform_timeout_s +
+		    e->opt->recovery_margin_s) * 1000,
+		.max_attempts = e->opt->max_attempts,
+	};
+	const FsValue *state = doc_get(doc, "state");
+	enum session_state st = SESSION_UNKNOWN;
+	int64_t attempts = 0, attempt = 0;
+	enum dispatch_verdict v;
+	char version[VERSION_LEN];
+
+	if (state != NULL && state->value_type_case == FSV(STRING_VALUE))
+		st = session_state_parse(state->string_value);
+	if (!value_get_int64(doc_get(doc, "transformAttempts"), &attempts))
+		attempts = 0;
+	ts_format(doc->update_time, version, sizeof(version));
+	v = dispatch_consider(e->dispatch, name, version, st,
+	    read_ms - ts_to_ms(doc->update_time), attempts, &rules, now,
+	    &attempt);
+	if (v != DISPATCH_WAIT)
+		enqueue(e, doc, kinds[v], attempt);
+}
+
+/*
+ * Look at every session in the last snapshot: captured ones not yet run
+ * at this version, and "transforming" ones that have been so for longer
+ * than a transform may take.  Runs after each snapshot and on every tick,
+ * so nothing waits for the next server message.
+ */
+static void
+dispatch_all(struct engine *e)
+{
+	int32_t ids[OPTIONS_MAX_EVENTS];
 	int n = session_targets(e, ids);
-	size_t pos = 0;
-	const char *name;
-	void *v;
+	int64_t now = now_mono_ms(), read_ms = ts_to_ms(e->watch.read_time);
 
 	if (!e->ready_once)
 		return;
-	pthread_mutex_lock(&e->lock);
-	while (strmap_next(e->forget, &pos, &name, &v))
-		free(strmap_del(e->seen, name));
-	strmap_free(e->forget, NULL);
-	e->forget = strmap_new();
-	pthread_mutex_unlock(&e->lock);
-	for (int i = 0; i < n; i++)
-		dispatch_target(e, watch_known(&e->watch, ids[i]));
-	prune(e, e->seen);
-	prune(e, e->stale);
+	for (int i = 0; i < n; i++) {
+		const struct strmap *known = watch_known(&e->watch, ids[i]);
+		size_t pos = 0;
+		const char *name;
+		void *doc;
+
+		while (known && strmap_next(known, &pos, &name, &doc))
+			consider(e, name, doc, now, read_ms);
+	}
+	dispatch_prune(e->dispatch, in_view, e);
 }
 
-static void
-dispatch_target(struct engine *e, const struct strmap *known)
-{
-	int64_t now = now_mono_ms();
-	int64_t limit_ms = (int64_t)(e->opt->transform_timeout_s +
-	    e->opt->recovery_margin_s) * 1000;
-	int64_t read_ms = ts_to_ms(e->watch.read_time);
-	size_t pos = 0;
-	const char *name;
-	void *v;
-
-	if (known == NULL)
-		return;
-	while (strmap_next(known, &pos, &name, &v)) {
-		const FsDocument *doc = v;
-		const FsValue *state = doc_get(doc, "state");
-		char version[48];
-		const char *seen;
-
-		if (is_inflight(e, name))
-			continue;
-		ts_format(doc->update_time, version, sizeof(version));
-		seen = strmap_get(e->seen, name);
-		if (seen != NULL && strcmp(seen, version) == 0)
-			continue;
-		if (state != NULL && state->value_type_case ==
-		    FSV(STRING_VALUE) &&
-		    strcmp(state->string_value, "transforming") == 0) {
-			struct stale_entry *st = strmap_get(e->stale, name);
-
-			if (st == NULL || strcmp(st->version, version) != 0) {
-				if (st == NULL) {
-					st = xcalloc(1, sizeof(*st));
-					strmap_put(e->stale, name, st);
-				}
-				snprintf(st->version, sizeof(st->version), "%s",
-				    version);
-				st->first_seen_ms = now;
-				st->age0_ms = read_ms - ts_to_ms(doc->update_time);
-				if (st->age0_ms < 0)
-					st->age0_ms = 0;
-			}
-			if (st->age0_ms + (now - st->first_seen_ms) <= limit_ms)
-				continue;
-			free(strmap_put(e->seen, name, xstrdup(version)));
-			enqueue(e, doc, true);
-			continue;
-		}
-		/* captured (or a malformed state the pipeline reports) */
-		free(strmap_put(e->seen, name, xstrdup(version)));
-		enqueue(e, doc, false);
-	}
-}
-
-/* ---- the Listen stream ---- */
-
-static FsListenRequest *
-make_target(struct engine *e, int32_t id)
-{
-	FsListenRequest *r = xcalloc(1, sizeof(*r));
-	Google__Firestore__V1__Target *t = xcalloc(1, sizeof(*t));
-	Google__Firestore__V1__Target__QueryTarget *q = xcalloc(1, sizeof(*q));
-	Google__Firestore__V1__StructuredQuery *sq = xcalloc(1, sizeof(*sq));
-	Google__Firestore__V1__StructuredQuery__CollectionSelector *from =
-	    xcalloc(1, sizeof(*from));
-
-	google__firestore__v1__listen_request__init(r);
-	google__firestore__v1__target__init(t);
-	google__firestore__v1__target__query_target__init(q);
-	google__firestore__v1__structured_query__init(sq);
-	google__firestore__v1__structured_query__collection_selector__init(
-	    from);
-	r->database = xstrdup(e->fs->db_path);
-	r->target_change_case =
-	    GOOGLE__FIRESTORE__V1__LISTEN_REQUEST__TARGET_CHANGE_ADD_TARGET;
-	r->add_target = t;
-	t->target_id = id;
-	t->target_type_case =
-	    GOOGLE__FIRESTORE__V1__TARGET__TARGET_TYPE_QUERY;
-	t->query = q;
-	if (id >= TARGET_EVENT0)
-		q->parent = xasprintf("%s/events/%s", e->fs->docs_path,
-		    e->opt->events[id - TARGET_EVENT0]);
-	else
-		q->parent = xstrdup(e->fs->docs_path);
-	q->query_type_case =
-	    GOOGLE__FIRESTORE__V1__TARGET__QUERY_TARGET__QUERY_TYPE_STRUCTURED_QUERY;
-	q->structured_query = sq;
-	sq->n_from = 1;
-	sq->from = xcalloc(1, sizeof(*sq->from));
-	sq->from[0] = from;
-	if (id == TARGET_EXPERIENCES) {
-		from->collection_id = xstrdup("experiences");
-	} else {
-		/* sessions, in any event, whose state is captured or
-		 * transforming (the latter to recover interrupted work) */
-		Google__Firestore__V1__StructuredQuery__Filter *f =
-		    xcalloc(1, sizeof(*f));
-		Google__Firestore__V1__StructuredQuery__FieldFilter *ff =
-		    xcalloc(1, sizeof(*ff));
-		Google__Firestore__V1__StructuredQuery__FieldReference *ref =
-		    xcalloc(1, sizeof(*ref));
-		FsValue *in = value_array();
-
-		google__firestore__v1__structured_query__filter__init(f);
-		google__firestore__v1__structured_query__field_filter__init(ff);
-		google__firestore__v1__structured_query__field_reference__init(
-		    ref);
-		from->collection_id = xstrdup("sessions");
-		/* all events: the collection group; one event: its own */
-		from->all_descendants = id == TARGET_SESSIONS;
-		ref->field_path = xstrdup("state");
-		value_array_add(in, value_string("captured"));
-		value_array_add(in, value_string("transforming"));
-		ff->field = ref;
-		ff->op = GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FIELD_FILTER__OPERATOR__IN;
-		ff->value = in;
-		f->filter_type_case =
-		    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FILTER__FILTER_TYPE_FIELD_FILTER;
-		f->field_filter = ff;
-		sq->where = f;
-	}
-	if (e->watch.resume_token != NULL) {
-		t->resume_type_case =
-		    GOOGLE__FIRESTORE__V1__TARGET__RESUME_TYPE_RESUME_TOKEN;
-		t->resume_token.data = xmalloc(e->watch.resume_token_len);
-		memcpy(t->resume_token.data, e->watch.resume_token,
-		    e->watch.resume_token_len);
-		t->resume_token.len = e->watch.resume_token_len;
-	}
-	return r;
-}
+/* ---- the main loop's chores ---- */
 
 /* STATUS= for systemctl status, sent when it changes. */
 static void
@@ -373,7 +330,7 @@ tick(struct engine *e, const char *state)
 	notify_watchdog();
 	if (atomic_exchange(&e->reload, 0) && e->on_reload) {
 		notify_send("RELOADING=1");
-		e->on_reload(e, e->reload_arg);
+		e->on_reload(e->reload_arg);
 		notify_send("READY=1");
 	}
 	update_status(e, state);
@@ -387,25 +344,10 @@ nap(struct engine *e, int64_t ms)
 
 	while (!e->stop && now_mono_ms() < end) {
 		int64_t left = end - now_mono_ms();
-		struct timespec ts = { 0, (left > 100 ? 100 : left) * 1000000 };
 
-		nanosleep(&ts, NULL);
+		sleep_ms(left > 100 ? 100 : left);
 		tick(e, "reconnecting to Firestore");
 	}
-}
-
-void
-engine_wrote(struct engine *e, const FsTimestamp *commit_time)
-{
-	if (commit_time == NULL)
-		return;
-	pthread_mutex_lock(&e->lock);
-	if (ts_compare(commit_time, &e->wrote_at) > 0) {
-		e->wrote_at.seconds = commit_time->seconds;
-		e->wrote_at.nanos = commit_time->nanos;
-		e->wrote_ms = now_mono_ms();
-	}
-	pthread_mutex_unlock(&e->lock);
 }
 
 /*
@@ -428,21 +370,44 @@ unseen_write(struct engine *e, int64_t opened_ms, int64_t limit_ms)
 	return watch_before(&e->watch, &at);
 }
 
-/* Run one stream until it ends; returns true if it made progress. */
-static bool
-run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
+/* ---- the Listen stream ---- */
+
+/* The request adding target id, resuming where the watch left off. */
+static FsListenRequest *
+make_target(struct engine *e, int32_t id)
 {
-	FsListenRequest *reqs[MAX_EVENTS + 1];
-	int32_t ids[MAX_EVENTS];
+	/* sessions whose state is captured, or transforming (to recover
+	 * interrupted work); in every event (the collection group), or in
+	 * one configured event */
+	static const char *const states[] = { "captured", "transforming" };
+	struct fs_query q = {
+		.collection = "sessions", .field = "state", .values = states,
+		.n_values = 2,
+	};
+	char *parent = NULL;
+	FsListenRequest *r;
+
+	if (id == TARGET_EXPERIENCES) {
+		q = (struct fs_query){ .collection = "experiences" };
+	} else if (id >= TARGET_EVENT0) {
+		parent = xasprintf("events/%s",
+		    e->opt->events[id - TARGET_EVENT0]);
+		q.parent = parent;
+	} else {
+		q.all_descendants = true;
+	}
+	r = fs_listen_target(e->fs, id, &q, e->watch.resume_token,
+	    e->watch.resume_token_len);
+	free(parent);
+	return r;
+}
+
+static struct fs_listen *
+open_stream(struct engine *e)
+{
+	FsListenRequest *reqs[OPTIONS_MAX_EVENTS + 1];
+	int32_t ids[OPTIONS_MAX_EVENTS];
 	int n_ids = session_targets(e, ids), n_reqs = 0;
-	int64_t opened = now_mono_ms(), last_msg = opened, last_tick = 0;
-	/* a new stream that has not answered at all is given less time than
-	 * a quiet one that has: a call can wait on a channel that never
-	 * becomes ready again (seen after a server restart) */
-	int64_t first_ms = e->opt->idle_timeout_ms < FIRST_RESPONSE_MS ?
-	    e->opt->idle_timeout_ms : FIRST_RESPONSE_MS;
-	struct fs_status st = { 0 };
-	bool progress = false;
 	struct fs_listen *l;
 
 	for (int i = 0; i < n_ids; i++)
@@ -459,35 +424,115 @@ run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
 	pthread_mutex_unlock(&e->lock);
 	log_debug("listen: stream opened%s",
 	    e->watch.resume_token ? " (resuming)" : "");
+	return l;
+}
 
+/* A stream's clocks, for deciding it is stuck. */
+struct stream_clock {
+	int64_t opened, last_msg, first_ms;
+	bool progress;			/* it has answered */
+};
+
+/* Should this stream be given up on?  Says why in the log. */
+static bool
+stuck(struct engine *e, const struct stream_clock *c)
+{
+	int64_t quiet = now_mono_ms() - c->last_msg;
+
+	if (!c->progress && now_mono_ms() - c->opened > c->first_ms) {
+		log_warn("listen: no response %" PRId64 " s after opening the "
+		    "stream; reopening it (is Firestore reachable?)",
+		    c->first_ms / 1000);
+		return true;
+	}
+	if (c->progress && quiet > NOT_CURRENT_MS &&
+	    watch_current_count(&e->watch) < e->watch.n_targets) {
+		log_warn("listen: %d of %d target(s) still not current and no "
+		    "message for %d s; reopening the stream",
+		    e->watch.n_targets - watch_current_count(&e->watch),
+		    e->watch.n_targets, NOT_CURRENT_MS / 1000);
+		return true;
+	}
+	if (c->progress && unseen_write(e, c->opened, UNSEEN_WRITE_MS)) {
+		log_warn("listen: a write of ours landed over %d s ago and the "
+		    "stream has not shown it; reopening the stream",
+		    UNSEEN_WRITE_MS / 1000);
+		return true;
+	}
+	if (quiet > e->opt->idle_timeout_ms) {
+		log_warn("listen: no message for %" PRId64 " s; reopening the "
+		    "stream", e->opt->idle_timeout_ms / 1000);
+		return true;
+	}
+	return false;
+}
+
+/* A snapshot was applied: say READY once, then dispatch. */
+static void
+on_snapshot(struct engine *e)
+{
+	if (!e->ready_once && watch_synced(&e->watch)) {
+		e->ready_once = true;
+		log_notice("listen: first snapshot current: %zu session(s) "
+		    "captured or transforming", count_sessions(e));
+		notify_send("READY=1");
+	}
+	dispatch_all(e);
+}
+
+/* How a stream ended, in the log; a stream refused outright backs off to
+ * the longest delay. */
+static void
+stream_ended(struct fs_listen *l, struct backoff *bo)
+{
+	struct fs_status st = { 0 };
+
+	fs_listen_close(l, &st);
+	if (fs_status_retryable(st.code)) {
+		log_warn("listen: stream ended: %s%s%s; reconnecting",
+		    fs_status_name(st.code), *st.message ? ": " : "",
+		    st.message);
+		return;
+	}
+	log_err("listen: stream failed: %s%s%s; check the project id, "
+	    "database and credentials; retrying slowly",
+	    fs_status_name(st.code), *st.message ? ": " : "", st.message);
+	bo->base_ms = bo->max_ms;
+}
+
+/* Run one stream until it ends; returns true if it made progress. */
+static bool
+run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
+{
+	struct fs_listen *l = open_stream(e);
+	struct stream_clock c = { .opened = now_mono_ms() };
+	int64_t last_tick = 0;
+
+	c.last_msg = c.opened;
+	/* a new stream that has not answered at all is given less time than
+	 * a quiet one that has: a call can wait on a channel that never
+	 * becomes ready again (seen after a server restart) */
+	c.first_ms = e->opt->idle_timeout_ms < FIRST_RESPONSE_MS ?
+	    e->opt->idle_timeout_ms : FIRST_RESPONSE_MS;
 	while (!e->stop) {
 		FsListenResponse *resp = NULL;
+		enum watch_event ev = WATCH_NONE;
 		char err[512];
 		int rc = fs_listen_next(l, TICK_MS, &resp);
-		enum watch_event ev = WATCH_NONE;
 
 		if (rc < 0)
 			break;
 		if (rc > 0) {
-			last_msg = now_mono_ms();
-			if (!progress)
+			c.last_msg = now_mono_ms();
+			if (!c.progress)
 				backoff_reset(bo);
-			progress = true;
-			pthread_mutex_lock(&e->snap_lock);
+			c.progress = true;
 			ev = watch_feed(&e->watch, resp, err, sizeof(err));
-			pthread_mutex_unlock(&e->snap_lock);
 			google__firestore__v1__listen_response__free_unpacked(
 			    resp, NULL);
 		}
 		if (ev == WATCH_SNAPSHOT) {
-			if (!e->ready_once && watch_synced(&e->watch)) {
-				e->ready_once = true;
-				log_notice("listen: first snapshot current: %zu "
-				    "session(s) captured or transforming",
-				    count_sessions(e));
-				notify_send("READY=1");
-			}
-			dispatch(e);
+			on_snapshot(e);
 			last_tick = now_mono_ms();
 		} else if (ev == WATCH_RESTART) {
 			log_warn("listen: %s; re-reading everything", err);
@@ -497,35 +542,10 @@ run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
 			log_err("listen: %s", err);
 			break;
 		}
-		if (!progress && now_mono_ms() - opened > first_ms) {
-			log_warn("listen: no response %" PRId64 " s after "
-			    "opening the stream; reopening it (is Firestore "
-			    "reachable?)", first_ms / 1000);
+		if (stuck(e, &c))
 			break;
-		}
-		if (progress && now_mono_ms() - last_msg > NOT_CURRENT_MS &&
-		    watch_current_count(&e->watch) < e->watch.n_targets) {
-			log_warn("listen: %d of %d target(s) still not current "
-			    "and no message for %d s; reopening the stream",
-			    e->watch.n_targets -
-			    watch_current_count(&e->watch), e->watch.n_targets,
-			    NOT_CURRENT_MS / 1000);
-			break;
-		}
-		if (progress && unseen_write(e, opened, UNSEEN_WRITE_MS)) {
-			log_warn("listen: a write of ours landed over %d s ago "
-			    "and the stream has not shown it; reopening the "
-			    "stream", UNSEEN_WRITE_MS / 1000);
-			break;
-		}
-		if (now_mono_ms() - last_msg > e->opt->idle_timeout_ms) {
-			log_warn("listen: no message for %" PRId64 " s; "
-			    "reopening the stream",
-			    e->opt->idle_timeout_ms / 1000);
-			break;
-		}
 		if (now_mono_ms() - last_tick >= TICK_MS) {
-			dispatch(e);
+			dispatch_all(e);
 			last_tick = now_mono_ms();
 		}
 		tick(e, e->ready_once ? "listening" : "connecting");
@@ -533,22 +553,15 @@ run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
 	pthread_mutex_lock(&e->lock);
 	e->listen = NULL;
 	pthread_mutex_unlock(&e->lock);
-	fs_listen_close(l, &st);
-	if (e->stop || *restart_now)
-		return progress;
-	if (fs_status_retryable(st.code))
-		log_warn("listen: stream ended: %s%s%s; reconnecting",
-		    fs_status_name(st.code), *st.message ? ": " : "",
-		    st.message);
-	else
-		log_err("listen: stream failed: %s%s%s; check the project "
-		    "id, database and credentials; retrying slowly",
-		    fs_status_name(st.code), *st.message ? ": " : "",
-		    st.message);
-	if (!fs_status_retryable(st.code))
-		bo->base_ms = bo->max_ms;
-	return progress;
+	if (e->stop || *restart_now) {
+		fs_listen_close(l, &(struct fs_status){ 0 });
+		return c.progress;
+	}
+	stream_ended(l, bo);
+	return c.progress;
 }
+
+/* ---- life cycle ---- */
 
 struct engine *
 engine_new(const struct options *o, struct fs_client *fs, struct store *st,
@@ -556,39 +569,43 @@ engine_new(const struct options *o, struct fs_client *fs, struct store *st,
 {
 	struct engine *e = xcalloc(1, sizeof(*e));
 
-	e->pool = pool;
 	e->opt = o;
 	e->fs = fs;
 	e->store = st;
+	e->pipeline = (struct pipeline){ .opt = o, .fs = fs, .store = st,
+	    .pool = pool, .wrote = wrote, .arg = e };
 	pthread_mutex_init(&e->lock, NULL);
-	pthread_mutex_init(&e->snap_lock, NULL);
 	pthread_cond_init(&e->cond, NULL);
 	google__protobuf__timestamp__init(&e->wrote_at);
-	e->inflight = strmap_new();
-	e->forget = strmap_new();
-	e->seen = strmap_new();
-	e->stale = strmap_new();
+	e->dispatch = dispatch_new();
 	watch_init(&e->watch);
 	if (o->n_events == 0)
 		watch_add_target(&e->watch, TARGET_SESSIONS);
-	for (size_t i = 0; i < o->n_events && i < MAX_EVENTS; i++)
+	for (size_t i = 0; i < o->n_events && i < OPTIONS_MAX_EVENTS; i++)
 		watch_add_target(&e->watch, TARGET_EVENT0 + (int32_t)i);
 	watch_add_target(&e->watch, TARGET_EXPERIENCES);
 	return e;
 }
 
+void
+engine_on_reload(struct engine *e, void (*fn)(void *), void *arg)
+{
+	e->on_reload = fn;
+	e->reload_arg = arg;
+}
+
+/* Wait for running tasks, up to the drain timeout; queued ones are
+ * dropped and stay "captured" for the next run. */
 static void
 drain(struct engine *e)
 {
 	int64_t end = now_mono_ms() + (int64_t)e->opt->drain_timeout_s * 1000;
-	struct job *j, *next;
+	struct task *t, *next;
 
 	pthread_mutex_lock(&e->lock);
-	/* Queued but not started: leave them "captured" for the next run. */
-	for (j = e->head; j; j = next) {
-		next = j->next;
-		strmap_del(e->inflight, j->s.name);
-		job_free(j);
+	for (t = e->head; t; t = next) {
+		next = t->next;
+		task_free(t);
 	}
 	e->head = e->tail = NULL;
 	e->stopping = true;
@@ -612,9 +629,9 @@ drain(struct engine *e)
 		    atomic_load(&e->running), e->opt->drain_timeout_s);
 		return;
 	}
-	for (int i = 0; i < e->n_threads; i++)
-		pthread_join(e->threads[i], NULL);
-	e->n_threads = 0;
+	for (int i = 0; i < e->n_runners; i++)
+		pthread_join(e->runners[i], NULL);
+	e->n_runners = 0;
 }
 
 int
@@ -623,11 +640,11 @@ engine_run(struct engine *e)
 	struct backoff bo;
 
 	backoff_init(&bo, 1000, 60000, 1.5, 0.25);
-	e->threads = xcalloc((size_t)e->opt->workers, sizeof(*e->threads));
+	e->runners = xcalloc((size_t)e->opt->workers, sizeof(*e->runners));
 	for (int i = 0; i < e->opt->workers; i++) {
-		if (pthread_create(&e->threads[i], NULL, worker_main, e) != 0)
-			fatal("cannot start worker thread: out of resources");
-		e->n_threads++;
+		if (pthread_create(&e->runners[i], NULL, runner_main, e) != 0)
+			fatal("cannot start a runner thread: out of resources");
+		e->n_runners++;
 	}
 	log_notice("firesyncd %s: project=%s database=%s%s%s workers=%d "
 	    "storage=%s", PACKAGE_VERSION, e->fs->project, e->fs->database,
@@ -681,20 +698,16 @@ engine_free(struct engine *e)
 {
 	if (e == NULL)
 		return;
-	if (e->n_threads > 0) {
-		/* drain timed out: threads are still in a session; the
+	if (e->n_runners > 0) {
+		/* drain timed out: runners are still in a session; the
 		 * process is exiting, so leave them be */
-		free(e->threads);
+		free(e->runners);
 		return;
 	}
-	free(e->threads);
-	strmap_free(e->inflight, NULL);
-	strmap_free(e->forget, NULL);
-	strmap_free(e->seen, free);
-	strmap_free(e->stale, free);
+	free(e->runners);
+	dispatch_free(e->dispatch);
 	watch_clear(&e->watch);
 	pthread_mutex_destroy(&e->lock);
-	pthread_mutex_destroy(&e->snap_lock);
 	pthread_cond_destroy(&e->cond);
 	free(e);
 }

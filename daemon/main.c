@@ -19,6 +19,7 @@
 #include <grpc/grpc.h>
 #include <grpc/support/log.h>
 
+#include "alloc.h"
 #include "engine.h"
 #include "firestore.h"
 #include "log.h"
@@ -32,6 +33,12 @@ static sigset_t sigs;
 static int g_argc;
 static char **g_argv;
 static struct pool_options po;
+
+/* What a reload changes. */
+struct live {
+	struct options *opt;
+	struct pool *pool;
+};
 
 static void *
 signal_main(void *arg)
@@ -61,10 +68,10 @@ signal_main(void *arg)
  * sessions carry on; new jobs get freshly loaded plugins.
  */
 static void
-reload(struct engine *e, void *arg)
+reload(void *arg)
 {
-	struct options *live = arg, fresh;
-	struct pool *pool = e->pool;
+	struct options *live = ((struct live *)arg)->opt, fresh;
+	struct pool *pool = ((struct live *)arg)->pool;
 
 	log_notice("SIGHUP: reloading %s", live->config_path ?
 	    live->config_path : "the settings");
@@ -113,6 +120,32 @@ reload(struct engine *e, void *arg)
 	    "jobs)", log_level_name(log_level));
 }
 
+/*
+ * --list-plugins, or --check-config once the settings passed: the plugins'
+ * own sections are checked by loading the plugins, as a worker would.
+ */
+static int
+check_or_list(const struct options *o, const char *worker_path)
+{
+	int rc;
+
+	if (o->list_plugins)
+		return pool_worker_report(worker_path, o->plugin_dir,
+		    o->config_path, "--list");
+	rc = pool_worker_report(worker_path, o->plugin_dir, o->config_path,
+	    "--check-config");
+	if (rc != 0) {
+		fprintf(stderr, "firesyncd: cannot check the plugins' "
+		    "settings: %s failed (status %d)\n", worker_path, rc);
+		return 1;
+	}
+	if (o->config_path)
+		printf("firesyncd: settings are valid (%s)\n", o->config_path);
+	else
+		printf("firesyncd: settings are valid\n");
+	return 0;
+}
+
 /* gRPC's own log lines, through ours at a matching level. */
 static void
 grpc_log(gpr_log_func_args *a)
@@ -133,6 +166,7 @@ main(int argc, char **argv)
 	struct engine *e;
 	struct pool *pool;
 	char *worker_path;
+	struct live live;
 	pthread_t sigthread;
 	char err[512];
 	int rc;
@@ -157,9 +191,8 @@ main(int argc, char **argv)
 	notify_init();
 	srandom((unsigned)(time(NULL) ^ getpid()));
 	worker_path = pool_find_worker();
-	if (opt.list_plugins) {
-		rc = pool_list_plugins(worker_path, opt.plugin_dir,
-		    opt.config_path);
+	if (opt.list_plugins || opt.check_config) {
+		rc = check_or_list(&opt, worker_path);
 		free(worker_path);
 		options_clear(&opt);
 		return rc;
@@ -206,19 +239,14 @@ main(int argc, char **argv)
 	grpc_init();
 	if (!opt.emulator) {
 		/* Credentials as Application Default Credentials find them:
-		 * the key file, else the metadata server.  Checking the key
-		 * here makes a bad one fail at start with a clear message;
-		 * the token source is what storage backends use.  gRPC reads
-		 * the same key file for Firestore. */
-		struct token_source *ts = NULL;
-
+		 * the key file, else the metadata server.  gRPC reads the
+		 * key file for Firestore; checking it here makes a bad one
+		 * fail at start with a clear message. */
 		if (opt.credentials) {
 			setenv("GOOGLE_APPLICATION_CREDENTIALS",
 			    opt.credentials, 1);
-			ts = token_source_key_file(opt.credentials,
-			    "https://www.googleapis.com/auth/datastore", err,
-			    sizeof(err));
-			if (ts == NULL) {
+			if (token_check_key_file(opt.credentials, err,
+			    sizeof(err)) < 0) {
 				log_err("%s", err);
 				pool_free(pool);
 				free(worker_path);
@@ -232,7 +260,6 @@ main(int argc, char **argv)
 			log_notice("credentials: none configured; using the "
 			    "metadata server's service account");
 		}
-		token_source_free(ts);
 		/* TLS verified against the system's trusted roots */
 		if (getenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH") == NULL &&
 		    access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0)
@@ -244,7 +271,8 @@ main(int argc, char **argv)
 	fo.database = opt.database;
 	fo.emulator = opt.emulator != NULL;
 	fo.keepalive_ms = opt.keepalive_ms;
-	fo.max_reconnect_backoff_ms = 10000;
+	live.opt = &opt;
+	live.pool = pool;
 	fs = fs_client_new(&fo, err, sizeof(err));
 	if (fs == NULL) {
 		log_err("%s", err);
@@ -256,8 +284,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	e = engine_new(&opt, fs, st, pool);
-	e->on_reload = reload;
-	e->reload_arg = &opt;
+	engine_on_reload(e, reload, &live);
 	if (pthread_create(&sigthread, NULL, signal_main, e) != 0)
 		fatal("cannot start the signal thread");
 	rc = engine_run(e);

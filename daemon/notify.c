@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,10 +87,4 @@ notify_watchdog(void)
 		return;
 	last_ping_ms = now;
 	notify_send("WATCHDOG=1");
-}
-
-int64_t
-notify_watchdog_ms(void)
-{
-	return watchdog_ms;
 }

@@ -15,7 +15,5 @@ void notify_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Ping the watchdog if half its interval has passed since the last ping
  * (call from the main loop only: a stuck loop must stop pinging). */
 void notify_watchdog(void);
-/* The watchdog interval in ms, 0 if none. */
-int64_t notify_watchdog_ms(void);
 
 #endif

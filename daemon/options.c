@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "log.h"
 #include "options.h"
 
@@ -200,9 +201,12 @@ apply(struct options *o, const struct setting *s, const char *value,
 		free(copy);
 		if (o->n_events == 0)
 			return "lists no event id";
-		if (o->n_events > 32)
-			return "lists more than 32 events (leave it unset to "
-			    "serve all events)";
+		if (o->n_events > OPTIONS_MAX_EVENTS) {
+			snprintf(buf, len, "lists more than %d events (leave "
+			    "it unset to serve all events)",
+			    OPTIONS_MAX_EVENTS);
+			return buf;
+		}
 		return NULL;
 	}
 	default:
@@ -485,14 +489,6 @@ parse(struct options *o, int argc, char **argv, bool reload)
 		    e.n, e.n == 1 ? "" : "s", reload ? "; keeping the "
 		    "running configuration" : "; see firesyncd --help");
 		return OPTIONS_EXIT_ERROR;
-	}
-	if (o->check_config && !reload) {
-		if (o->config_path)
-			printf("firesyncd: settings are valid (%s)\n",
-			    o->config_path);
-		else
-			printf("firesyncd: settings are valid\n");
-		return OPTIONS_EXIT_OK;
 	}
 	return OPTIONS_RUN;
 }

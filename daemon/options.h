@@ -16,6 +16,9 @@
 
 enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON };
 
+/* --events takes at most this many ids (each is a Listen target). */
+#define OPTIONS_MAX_EVENTS 32
+
 struct options {
 	char *config_path;	/* the file read, or NULL */
 	char *project;
@@ -51,8 +54,9 @@ enum options_action { OPTIONS_RUN, OPTIONS_EXIT_OK, OPTIONS_EXIT_ERROR };
  * Fill o from defaults, the configuration file, the environment and argv.
  * Prints --help/--version itself (OPTIONS_EXIT_OK) and every problem it
  * finds, all of them, on stderr as FILE:LINE: message or --flag: message
- * (OPTIONS_EXIT_ERROR).  With --check-config, OPTIONS_EXIT_OK means the
- * settings are valid.  o is freed with options_clear().
+ * (OPTIONS_EXIT_ERROR).  With --check-config, OPTIONS_RUN means the
+ * settings are valid so far (the caller checks the plugins' sections and
+ * says so).  o is freed with options_clear().
  */
 enum options_action options_parse(struct options *o, int argc, char **argv);
 /*

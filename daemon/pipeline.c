@@ -1,11 +1,5 @@
 /*
- * pipeline.c - one session, start to finish: claim, resolve the
- * experience, read the capture, transform, store the result, finish.
- *
- * Every write goes through an update mask naming only our fields (state,
- * updatedAt, resultImagePath, error, transformAttempts) and carries an
- * update_time precondition, so a guest's or another daemon's newer write
- * always wins and is never overwritten.
+ * pipeline.c - one session, start to finish (pipeline.h).
  */
 #include "config.h"
 
@@ -18,10 +12,12 @@
 
 #include <grpc/grpc.h>
 
+#include "alloc.h"
 #include "backoff.h"
-#include "engine.h"
+#include "clock.h"
 #include "log.h"
 #include "paths.h"
+#include "pipeline.h"
 #include "value.h"
 #include "wire.h"
 
@@ -31,15 +27,15 @@
 #define FINISH_BACKOFF_MAX_MS	2000
 
 struct run {
-	struct engine *e;
-	struct job *j;
+	const struct pipeline *p;
+	struct task *t;
 	struct session *s;
 	FsTimestamp *version;	/* update_time our next write requires */
 	int64_t attempt;
 	int64_t claim_ms;	/* the updatedAt our claim wrote */
 	int64_t t0;		/* monotonic ms at start */
-	char model[64];
-	char plugin[64];	/* that made the result, or "-" */
+	char model[WIRE_NAME_LEN];
+	char plugin[WIRE_NAME_LEN];	/* that made the result, or "-" */
 };
 
 /* A Write updating only the fields in mask, preconditioned on version. */
@@ -68,31 +64,30 @@ make_write(const char *name, const FsTimestamp *version, FsValue *fields,
 	return w;
 }
 
+static void
+wrote(const struct pipeline *p, const FsTimestamp *commit_time)
+{
+	if (p->wrote != NULL && commit_time != NULL)
+		p->wrote(p->arg, commit_time);
+}
+
 /*
- * Commit one write (consumed) and tell the engine when it landed.
- * Returns the gRPC status code.
+ * Commit one write (consumed) and say when it landed.  Returns the gRPC
+ * status code.
  */
 static int
-commit_one(struct engine *e, FsWrite *w, struct fs_status *st)
+commit_one(const struct pipeline *p, FsWrite *w, struct fs_status *st)
 {
 	FsCommitResponse *resp = NULL;
-	int code = fs_commit(e->fs, &w, 1, RPC_TIMEOUT_MS, &resp, st);
+	int code = fs_commit(p->fs, &w, 1, RPC_TIMEOUT_MS, &resp, st);
 
 	google__firestore__v1__write__free_unpacked(w, NULL);
 	if (resp != NULL) {
-		engine_wrote(e, resp->commit_time);
+		wrote(p, resp->commit_time);
 		google__firestore__v1__commit_response__free_unpacked(resp,
 		    NULL);
 	}
 	return code;
-}
-
-static void
-forget_version(struct engine *e, const char *name)
-{
-	pthread_mutex_lock(&e->lock);
-	strmap_put(e->forget, name, (void *)1);
-	pthread_mutex_unlock(&e->lock);
 }
 
 /* Claim: state -> transforming, precondition on the version we saw.  The
@@ -111,7 +106,7 @@ claim_start(struct run *r)
 	value_map_put(f, "updatedAt", value_int(r->claim_ms));
 	value_map_put(f, "transformAttempts", value_int(r->attempt));
 	w = make_write(r->s->name, r->version, f, mask, 3);
-	k = fs_commit_start(r->e->fs, &w, 1, RPC_TIMEOUT_MS);
+	k = fs_commit_start(r->p->fs, &w, 1, RPC_TIMEOUT_MS);
 	google__firestore__v1__write__free_unpacked(w, NULL);
 	return k;
 }
@@ -132,7 +127,7 @@ reread(struct run *r, struct session *now)
 	int rc;
 
 	memset(now, 0, sizeof(*now));
-	if (fs_get_document(r->e->fs, r->s->name, RPC_TIMEOUT_MS, &d, &st) < 0)
+	if (fs_get_document(r->p->fs, r->s->name, RPC_TIMEOUT_MS, &d, &st) < 0)
 		return false;
 	rc = session_decode(d, now, err, sizeof(err));
 	doc_free(d);
@@ -162,8 +157,10 @@ claim_landed(struct run *r)
 	return version;
 }
 
+/* Collect the claim commit: true if the session is ours now; else *why
+ * says what became of the task. */
 static bool
-claim_finish(struct run *r, struct fs_call *k)
+claim_finish(struct run *r, struct fs_call *k, enum outcome *why)
 {
 	struct session *s = r->s;
 	FsCommitResponse *resp = NULL;
@@ -175,23 +172,24 @@ claim_finish(struct run *r, struct fs_call *k)
 	    code == GRPC_STATUS_NOT_FOUND) {
 		log_debug("session=%s event=%s claim lost: the session changed "
 		    "since we saw it", s->session_id, s->event_id);
+		*why = OUTCOME_CLAIM_LOST;
 		return false;
 	}
 	if (code != 0 && (landed = claim_landed(r)) != NULL) {
 		log_info("session=%s event=%s claim commit: %s: %s, but it "
 		    "landed", s->session_id, s->event_id,
 		    fs_status_name(code), st.message);
-		engine_wrote(r->e, landed);
+		wrote(r->p, landed);
 		doc_free(r->version);
 		r->version = landed;
 	} else if (code != 0) {
 		log_warn("session=%s event=%s claim failed: %s: %s; will retry",
 		    s->session_id, s->event_id, fs_status_name(code),
 		    st.message);
-		forget_version(r->e, s->name);
+		*why = OUTCOME_RETRY;
 		return false;
 	} else {
-		engine_wrote(r->e, resp->commit_time);
+		wrote(r->p, resp->commit_time);
 		doc_free(r->version);
 		r->version = ts_dup(resp->n_write_results > 0 ?
 		    resp->write_results[0]->update_time : resp->commit_time);
@@ -202,7 +200,7 @@ claim_finish(struct run *r, struct fs_call *k)
 	    s->session_id, s->event_id, r->attempt);
 	log_debug("session=%s event=%s queued %" PRId64 " ms, claimed in %"
 	    PRId64 " ms", s->session_id, s->event_id,
-	    r->t0 - r->j->enqueued_ms, now_mono_ms() - r->t0);
+	    r->t0 - r->t->enqueued_ms, now_mono_ms() - r->t0);
 	return true;
 }
 
@@ -227,21 +225,18 @@ finish_landed(struct run *r, const char *url, const char *message)
 }
 
 /*
- * The final write: ready with url, or error with message.  Retried on
- * transient failures; if it never lands the session stays "transforming"
- * and interrupted-work recovery runs it again later.
+ * Commit the final write, retrying transient failures with back-off; a
+ * retry refused by its precondition may mean an earlier try landed after
+ * all, which the document tells.  Returns the gRPC status code.
  */
-static void
-finish(struct run *r, const char *url, const char *message)
+static int
+finish_commit(struct run *r, const char *url, const char *message,
+    struct fs_status *st)
 {
 	static const char *const mask[] = { "state", "updatedAt",
 	    "resultImagePath", "error" };
-	struct session *s = r->s;
-	struct fs_status st = { 0 };
-	int64_t ms = now_mono_ms() - r->t0;
 	struct backoff bo;
-	int code = 0;
-	int i;
+	int code, i;
 
 	backoff_init(&bo, FINISH_BACKOFF_MS, FINISH_BACKOFF_MAX_MS, 2.0, 0.25);
 	for (i = 0;; i++) {
@@ -256,58 +251,72 @@ finish(struct run *r, const char *url, const char *message)
 			value_map_put(f, "resultImagePath", value_string(url));
 		else
 			value_map_put(f, "error", value_string(message));
-		code = commit_one(r->e, make_write(s->name, r->version, f, mask,
-		    4), &st);
+		code = commit_one(r->p, make_write(r->s->name, r->version, f,
+		    mask, 4), st);
 		if (code == 0 || !fs_status_retryable(code) ||
 		    i + 1 == FINISH_TRIES)
 			break;
 		log_info("session=%s event=%s finish commit: %s: %s; retrying",
-		    s->session_id, s->event_id, fs_status_name(code),
-		    st.message);
+		    r->s->session_id, r->s->event_id, fs_status_name(code),
+		    st->message);
 		backoff_sleep(&bo);
 	}
 	if (code == GRPC_STATUS_FAILED_PRECONDITION && i > 0 &&
 	    finish_landed(r, url, message)) {
 		log_info("session=%s event=%s an earlier finish commit had "
-		    "landed after all", s->session_id, s->event_id);
+		    "landed after all", r->s->session_id, r->s->event_id);
 		code = 0;
 	}
-	atomic_fetch_add(&r->e->processed, 1);
+	return code;
+}
+
+/*
+ * The final write: ready with url, or error with message.  If it never
+ * lands the session stays "transforming" and interrupted-work recovery
+ * runs it again later.
+ */
+static enum outcome
+finish(struct run *r, const char *url, const char *message)
+{
+	const struct options *o = r->p->opt;
+	struct session *s = r->s;
+	struct fs_status st = { 0 };
+	int64_t ms = now_mono_ms() - r->t0;
+	int code = finish_commit(r, url, message, &st);
+
 	log_debug("session=%s event=%s finish commit took %" PRId64 " ms",
 	    s->session_id, s->event_id, now_mono_ms() - r->t0 - ms);
 	if (code == GRPC_STATUS_FAILED_PRECONDITION) {
 		log_warn("session=%s event=%s model=%s result dropped: the "
 		    "session was changed by someone else while it was "
 		    "transforming", s->session_id, s->event_id, r->model);
-		return;
+		return OUTCOME_DROPPED;
 	}
 	if (code != 0) {
 		log_err("session=%s event=%s model=%s could not record the "
 		    "outcome: %s: %s; it stays 'transforming' and will be "
 		    "re-run after %d s", s->session_id, s->event_id, r->model,
 		    fs_status_name(code), st.message,
-		    r->e->opt->transform_timeout_s +
-		    r->e->opt->recovery_margin_s);
-		return;
+		    o->transform_timeout_s + o->recovery_margin_s);
+		return OUTCOME_UNRECORDED;
 	}
 	if (url) {
-		atomic_fetch_add(&r->e->ready, 1);
 		log_info("session=%s event=%s model=%s plugin=%s state=ready "
 		    "ms=%" PRId64, s->session_id, s->event_id, r->model,
 		    r->plugin, ms);
-	} else {
-		atomic_fetch_add(&r->e->errors, 1);
-		log_warn("session=%s event=%s model=%s state=error ms=%" PRId64
-		    " error=\"%s\"", s->session_id, s->event_id, r->model, ms,
-		    message);
+		return OUTCOME_READY;
 	}
+	log_warn("session=%s event=%s model=%s state=error ms=%" PRId64
+	    " error=\"%s\"", s->session_id, s->event_id, r->model, ms,
+	    message);
+	return OUTCOME_ERROR;
 }
 
-static void
+static enum outcome
 fail(struct run *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-static void
+static enum outcome
 fail(struct run *r, const char *fmt, ...)
 {
 	char reason[400], msg[512];
@@ -317,47 +326,25 @@ fail(struct run *r, const char *fmt, ...)
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
 	snprintf(msg, sizeof(msg), "AI transform failed: %s", reason);
-	finish(r, NULL, msg);
-}
-
-/* An experience id must name one document directly under experiences/. */
-static bool
-valid_doc_id(const char *id)
-{
-	return *id != '\0' && strchr(id, '/') == NULL && strcmp(id, ".") != 0 &&
-	    strcmp(id, "..") != 0 && strlen(id) <= SESSION_MAX_ID;
+	return finish(r, NULL, msg);
 }
 
 /*
- * Resolve the session's experience from the Listen cache, falling back to
- * a direct read.  Returns 0, -ENOENT, -EINVAL (malformed; err says why) or
- * -EIO (Firestore unreachable).
+ * The session's experience: the copy the engine took from the Listen
+ * cache, else a direct read.  Returns 0, -ENOENT, -EINVAL (malformed; err
+ * says why) or -EIO (Firestore unreachable).
  */
 static int
-resolve_experience(struct run *r, struct experience *x, char *err,
-    size_t errlen)
+resolve_experience(struct run *r, const char *name, struct experience *x,
+    char *err, size_t errlen)
 {
-	struct engine *e = r->e;
-	char *name = xasprintf("%s/experiences/%s", e->fs->docs_path,
-	    r->s->selected_experience_id);
-	const struct strmap *cache;
-	const FsDocument *cached;
 	FsDocument *doc = NULL;
 	struct fs_status st;
 	int rc;
 
-	pthread_mutex_lock(&e->snap_lock);
-	cache = watch_known(&e->watch, TARGET_EXPERIENCES);
-	cached = cache ? strmap_get(cache, name) : NULL;
-	if (cached != NULL) {
-		rc = experience_decode(cached, x, err, errlen);
-		pthread_mutex_unlock(&e->snap_lock);
-		free(name);
-		return rc;
-	}
-	pthread_mutex_unlock(&e->snap_lock);
-	rc = fs_get_document(e->fs, name, RPC_TIMEOUT_MS, &doc, &st);
-	free(name);
+	if (r->t->experience != NULL)
+		return experience_decode(r->t->experience, x, err, errlen);
+	rc = fs_get_document(r->p->fs, name, RPC_TIMEOUT_MS, &doc, &st);
 	if (rc == -EIO) {
 		snprintf(err, errlen, "%s: %.300s", fs_status_name(st.code),
 		    st.message);
@@ -376,9 +363,9 @@ resolve_experience(struct run *r, struct experience *x, char *err,
  * URL under our public URL base.
  */
 static char *
-reference_path(struct engine *e, const char *url)
+reference_path(const struct store *st, const char *url)
 {
-	const char *base = e->store->public_url_base;
+	const char *base = st->public_url_base;
 	size_t n = strlen(base);
 	char why[128];
 
@@ -391,6 +378,37 @@ reference_path(struct engine *e, const char *url)
 	return xstrdup(url);
 }
 
+/* Read the experience's reference images that are in our storage into
+ * refs (at most WIRE_MAX_REFS); returns how many. */
+static size_t
+read_references(struct run *r, const struct experience *x, uint8_t **refs,
+    size_t *ref_lens)
+{
+	const struct pipeline *p = r->p;
+	size_t n = 0;
+	char err[256];
+
+	for (size_t i = 0; x->ai_enabled && i < x->n_reference_urls &&
+	    n < WIRE_MAX_REFS; i++) {
+		char *path = reference_path(p->store, x->reference_urls[i]);
+
+		if (path == NULL) {
+			log_debug("session=%s reference %.200s is not in our "
+			    "storage; not passed to the model", r->s->session_id,
+			    x->reference_urls[i]);
+			continue;
+		}
+		if (store_get(p->store, path, p->opt->max_input_bytes,
+		    &refs[n], &ref_lens[n], err, sizeof(err)) == 0)
+			n++;
+		else
+			log_debug("session=%s reference %s: %s",
+			    r->s->session_id, path, err);
+		free(path);
+	}
+	return n;
+}
+
 /*
  * Produce the result PNG from the input bytes, in a worker process.
  * 0, or -errno with the reason for the guest in why.
@@ -399,9 +417,8 @@ static int
 transform(struct run *r, const struct experience *x, const uint8_t *in,
     size_t inlen, uint8_t **png, size_t *pnglen, char *why, size_t whylen)
 {
-	struct engine *e = r->e;
 	uint8_t *refs[WIRE_MAX_REFS];
-	size_t ref_lens[WIRE_MAX_REFS], n_refs = 0;
+	size_t ref_lens[WIRE_MAX_REFS];
 	struct pool_job job = {
 		.ai = x->ai_enabled,
 		.model = x->model,
@@ -412,33 +429,15 @@ transform(struct run *r, const struct experience *x, const uint8_t *in,
 		.input = in,
 		.input_len = inlen,
 	};
-	char plugin[64], rerr[256];
+	char plugin[WIRE_NAME_LEN];
 	int rc;
 
-	for (size_t i = 0; x->ai_enabled && i < x->n_reference_urls &&
-	    n_refs < WIRE_MAX_REFS; i++) {
-		char *path = reference_path(e, x->reference_urls[i]);
-
-		if (path == NULL) {
-			log_debug("session=%s reference %.200s is not in our "
-			    "storage; not passed to the model", r->s->session_id,
-			    x->reference_urls[i]);
-			continue;
-		}
-		if (store_get(e->store, path, e->opt->max_input_bytes,
-		    &refs[n_refs], &ref_lens[n_refs], rerr, sizeof(rerr)) == 0)
-			n_refs++;
-		else
-			log_debug("session=%s reference %s: %s",
-			    r->s->session_id, path, rerr);
-		free(path);
-	}
+	job.n_refs = read_references(r, x, refs, ref_lens);
 	job.refs = (const uint8_t *const *)refs;
 	job.ref_lens = ref_lens;
-	job.n_refs = n_refs;
-	rc = pool_transform(e->pool, &job, png, pnglen, plugin, sizeof(plugin),
-	    why, whylen);
-	for (size_t i = 0; i < n_refs; i++)
+	rc = pool_transform(r->p->pool, &job, png, pnglen, plugin,
+	    sizeof(plugin), why, whylen);
+	for (size_t i = 0; i < job.n_refs; i++)
 		free(refs[i]);
 	if (*plugin)
 		snprintf(r->plugin, sizeof(r->plugin), "%s", plugin);
@@ -446,16 +445,14 @@ transform(struct run *r, const struct experience *x, const uint8_t *in,
 }
 
 /*
- * What preparing a session produced: the result PNG, or the reason it
- * failed (for the guest) plus an optional line for the admin, logged only
- * once the claim has landed.
+ * What preparing a session produced: the experience and the capture, or
+ * the reason it failed (for the guest) plus an optional line for the
+ * admin, logged only once the claim has landed.
  */
-struct outcome {
+struct prepared {
 	struct experience x;	/* resolved experience */
 	uint8_t *in;		/* the capture's bytes */
 	size_t inlen;
-	uint8_t *png;
-	size_t pnglen;
 	bool failed;
 	char reason[400];
 	int log_prio;
@@ -463,11 +460,11 @@ struct outcome {
 };
 
 static bool
-failed(struct outcome *o, const char *fmt, ...)
+failed(struct prepared *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 static bool
-failed(struct outcome *o, const char *fmt, ...)
+failed(struct prepared *o, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -478,67 +475,64 @@ failed(struct outcome *o, const char *fmt, ...)
 	return false;
 }
 
-/*
- * Resolve the experience, check the path and read the capture: cheap local
- * work that writes nothing, done while the claim commit is in flight.  The
- * transform itself waits for the claim, so a daemon that loses the race
- * never runs a plugin for nothing.  Returns true with o->x and o->in set.
- */
+/* The experience of the session into o->x; false with the reason in o. */
 static bool
-prepare(struct run *r, struct outcome *o)
+prepare_experience(struct run *r, struct prepared *o)
 {
-	struct session *s = r->s;
-	struct engine *e = r->e;
-	struct experience *xp = &o->x;
-	char why[512];
+	const char *id = r->s->selected_experience_id;
+	char why[512], *name;
 	int rc;
 
-	if (r->j->decode_rc < 0)
-		return failed(o, "session document is invalid: %s",
-		    r->j->decode_err);
-	if (s->selected_experience_id == NULL ||
-	    *s->selected_experience_id == '\0')
+	if (id == NULL || *id == '\0')
 		return failed(o, "no experience selected "
 		    "(data.selected_experience_id is missing)");
-	if (!valid_doc_id(s->selected_experience_id))
+	name = experience_doc_name(r->p->fs->docs_path, id);
+	if (name == NULL)
 		return failed(o, "experience id '%.100s' is not a valid "
-		    "document id", s->selected_experience_id);
-	rc = resolve_experience(r, xp, why, sizeof(why));
+		    "document id", id);
+	rc = resolve_experience(r, name, &o->x, why, sizeof(why));
+	free(name);
 	if (rc == -ENOENT)
-		return failed(o, "experience '%.100s' not found",
-		    s->selected_experience_id);
+		return failed(o, "experience '%.100s' not found", id);
 	if (rc == -EIO)
 		return failed(o, "could not read the experience (%.300s); "
 		    "please retry", why);
 	if (rc < 0) {
-		experience_clear(xp);
+		experience_clear(&o->x);
 		return failed(o, "%s", why);
 	}
 	snprintf(r->model, sizeof(r->model), "%s",
-	    xp->ai_enabled ? xp->model : "none");
+	    o->x.ai_enabled ? o->x.model : "none");
+	return true;
+}
 
-	if (s->input_image_path == NULL || *s->input_image_path == '\0') {
-		experience_clear(xp);
+/* The capture into o->in; false with the reason in o. */
+static bool
+prepare_input(struct run *r, struct prepared *o)
+{
+	const struct pipeline *p = r->p;
+	struct session *s = r->s;
+	char why[512];
+	int rc;
+
+	if (s->input_image_path == NULL || *s->input_image_path == '\0')
 		return failed(o, "input image not found (inputImagePath is "
 		    "missing)");
-	}
 	if (path_check_input(s->input_image_path, s->event_id, s->session_id,
 	    why, sizeof(why)) < 0) {
-		experience_clear(xp);
 		o->log_prio = LOG_WARNING;
 		snprintf(o->log, sizeof(o->log), "refused inputImagePath "
 		    "'%.200s'", s->input_image_path);
 		return failed(o, "%s", why);
 	}
-	rc = store_get(e->store, s->input_image_path, e->opt->max_input_bytes,
+	rc = store_get(p->store, s->input_image_path, p->opt->max_input_bytes,
 	    &o->in, &o->inlen, why, sizeof(why));
+	if (rc == -ENOENT)
+		return failed(o, "input image not found");
+	if (rc == -EFBIG)
+		return failed(o, "input image is too large (over %zu MB)",
+		    p->opt->max_input_bytes >> 20);
 	if (rc < 0) {
-		experience_clear(xp);
-		if (rc == -ENOENT)
-			return failed(o, "input image not found");
-		if (rc == -EFBIG)
-			return failed(o, "input image is too large (over %zu "
-			    "MB)", e->opt->max_input_bytes >> 20);
 		o->log_prio = LOG_ERR;
 		snprintf(o->log, sizeof(o->log), "storage read failed: %.400s",
 		    why);
@@ -547,88 +541,120 @@ prepare(struct run *r, struct outcome *o)
 	return true;
 }
 
-/* Store the result and finish; the claim has landed. */
+/*
+ * Resolve the experience, check the path and read the capture: cheap local
+ * work that writes nothing, done while the claim commit is in flight.  The
+ * transform itself waits for the claim, so a daemon that loses the race
+ * never runs a plugin for nothing.
+ */
 static void
-publish(struct run *r, struct outcome *o)
+prepare(struct run *r, struct prepared *o)
+{
+	if (r->t->decode_rc < 0) {
+		failed(o, "session document is invalid: %s",
+		    r->t->decode_err);
+		return;
+	}
+	if (prepare_experience(r, o) && !prepare_input(r, o))
+		experience_clear(&o->x);
+}
+
+/* Transform, store the result and finish; the claim has landed. */
+static enum outcome
+publish(struct run *r, struct prepared *o)
 {
 	struct session *s = r->s;
 	char why[512], *result_path, *url = NULL;
+	uint8_t *png = NULL;
+	size_t pnglen = 0;
+	enum outcome out;
 	int rc;
 
 	if (o->log_prio != 0)
 		log_at(o->log_prio, "session=%s event=%s %s", s->session_id,
 		    s->event_id, o->log);
-	if (o->failed) {
-		fail(r, "%s", o->reason);
-		return;
-	}
-	rc = transform(r, &o->x, o->in, o->inlen, &o->png, &o->pnglen, why,
+	if (o->failed)
+		return fail(r, "%s", o->reason);
+	rc = transform(r, &o->x, o->in, o->inlen, &png, &pnglen, why,
 	    sizeof(why));
-	if (rc < 0) {
-		fail(r, "%s", why);
-		return;
-	}
+	if (rc < 0)
+		return fail(r, "%s", why);
 	result_path = path_result(s->event_id, s->session_id);
-	rc = store_put(r->e->store, result_path, o->png, o->pnglen,
-	    "image/png", &url, why, sizeof(why));
+	rc = store_put(r->p->store, result_path, png, pnglen, "image/png",
+	    &url, why, sizeof(why));
 	free(result_path);
+	free(png);
 	if (rc < 0) {
 		log_err("session=%s event=%s storage write failed: %s; check "
 		    "the storage root's permissions and free space",
 		    s->session_id, s->event_id, why);
-		fail(r, "could not store the result");
-		return;
+		return fail(r, "could not store the result");
 	}
 	log_debug("session=%s event=%s result stored at %" PRId64 " ms",
 	    s->session_id, s->event_id, now_mono_ms() - r->t0);
-	finish(r, url, NULL);
+	out = finish(r, url, NULL);
 	free(url);
+	return out;
 }
 
-void
-pipeline_run(struct engine *e, struct job *j)
+/* Claim the session and, once the claim has landed, finish it. */
+static enum outcome
+claim_and_run(struct run *r)
 {
-	struct run r = { .e = e, .j = j, .s = &j->s, .t0 = now_mono_ms() };
+	struct fs_call *k = claim_start(r);
+	struct prepared o = { 0 };
+	enum outcome out;
+
+	prepare(r, &o);
+	if (claim_finish(r, k, &out)) {
+		if (r->s->warning)
+			log_warn("session=%s event=%s does not match the "
+			    "session schema (processing anyway): %s",
+			    r->s->session_id, r->s->event_id, r->s->warning);
+		out = publish(r, &o);
+	}
+	experience_clear(&o.x);
+	free(o.in);
+	return out;
+}
+
+enum outcome
+pipeline_run(const struct pipeline *p, struct task *t)
+{
+	const struct options *o = p->opt;
+	struct run r = { .p = p, .t = t, .s = &t->s, .t0 = now_mono_ms(),
+	    .attempt = t->attempt };
+	enum outcome out;
 
 	snprintf(r.model, sizeof(r.model), "-");
 	snprintf(r.plugin, sizeof(r.plugin), "-");
-	if (j->s.event_id == NULL) {
+	if (t->s.event_id == NULL) {
 		/* a "sessions" collection outside events/: not ours */
-		log_debug("ignoring %s: %s", j->s.name, j->decode_err);
-		return;
+		log_debug("ignoring %s: %s", t->s.name, t->decode_err);
+		return OUTCOME_IGNORED;
 	}
-	r.version = ts_dup(j->s.update_time);
-	r.attempt = j->recover ? j->s.transform_attempts + 1 : 1;
-	if (j->recover) {
+	r.version = ts_dup(t->s.update_time);
+	if (t->kind != TASK_CLAIM)
 		log_warn("session=%s event=%s has been 'transforming' for over "
 		    "%d s: its daemon was interrupted; %s",
-		    j->s.session_id, j->s.event_id,
-		    e->opt->transform_timeout_s + e->opt->recovery_margin_s,
-		    r.attempt > e->opt->max_attempts ? "giving up" :
+		    t->s.session_id, t->s.event_id,
+		    o->transform_timeout_s + o->recovery_margin_s,
+		    t->kind == TASK_GIVE_UP ? "giving up" :
 		    "running it again");
-		if (r.attempt > e->opt->max_attempts) {
-			/* finish straight from "transforming" */
-			fail(&r, "transform interrupted");
-			doc_free(r.version);
-			return;
-		}
-	}
-	{
-		struct fs_call *k = claim_start(&r);
-		struct outcome o = { 0 };
-
-		prepare(&r, &o);
-		if (claim_finish(&r, k)) {
-			if (r.s->warning)
-				log_warn("session=%s event=%s does not match "
-				    "the session schema (processing anyway): "
-				    "%s", r.s->session_id, r.s->event_id,
-				    r.s->warning);
-			publish(&r, &o);
-		}
-		experience_clear(&o.x);
-		free(o.in);
-		free(o.png);
-	}
+	if (t->kind == TASK_GIVE_UP)	/* finish straight from transforming */
+		out = fail(&r, "transform interrupted");
+	else
+		out = claim_and_run(&r);
 	doc_free(r.version);
+	return out;
+}
+
+void
+task_free(struct task *t)
+{
+	if (t == NULL)
+		return;
+	session_clear(&t->s);
+	doc_free(t->experience);
+	free(t);
 }

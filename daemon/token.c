@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "alloc.h"
 #include "log.h"
 #include "token.h"
 
@@ -346,4 +347,16 @@ token_get(struct token_source *ts, char *err, size_t errlen)
 	t = xstrdup(ts->token);
 	pthread_mutex_unlock(&ts->lock);
 	return t;
+}
+
+int
+token_check_key_file(const char *path, char *err, size_t errlen)
+{
+	struct token_source *ts = token_source_key_file(path, "", err,
+	    errlen);
+
+	if (ts == NULL)
+		return -EINVAL;
+	token_source_free(ts);
+	return 0;
 }

@@ -18,9 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "emulator.h"
 #include "log.h"
-#include "watch.h"
 
 extern char **environ;
 
@@ -226,50 +226,15 @@ admin_get(struct fs_client *c, const char *path)
 struct fs_listen *
 admin_listen_state(struct fs_client *c, const char *state)
 {
-	FsListenRequest r = GOOGLE__FIRESTORE__V1__LISTEN_REQUEST__INIT;
-	Google__Firestore__V1__Target t = GOOGLE__FIRESTORE__V1__TARGET__INIT;
-	Google__Firestore__V1__Target__QueryTarget q =
-	    GOOGLE__FIRESTORE__V1__TARGET__QUERY_TARGET__INIT;
-	Google__Firestore__V1__StructuredQuery sq =
-	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__INIT;
-	Google__Firestore__V1__StructuredQuery__CollectionSelector from =
-	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__COLLECTION_SELECTOR__INIT,
-	    *fromp = &from;
-	Google__Firestore__V1__StructuredQuery__Filter f =
-	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FILTER__INIT;
-	Google__Firestore__V1__StructuredQuery__FieldFilter ff =
-	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FIELD_FILTER__INIT;
-	Google__Firestore__V1__StructuredQuery__FieldReference ref =
-	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FIELD_REFERENCE__INIT;
-	const FsListenRequest *reqs[1] = { &r };
-	FsValue *want = value_string(state);
-	struct fs_listen *l;
+	const struct fs_query q = {
+		.collection = "sessions", .all_descendants = true,
+		.field = "state", .values = &state, .n_values = 1,
+	};
+	FsListenRequest *r = fs_listen_target(c, 1, &q, NULL, 0);
+	struct fs_listen *l = fs_listen_open(c,
+	    (const FsListenRequest *const *)&r, 1);
 
-	r.database = c->db_path;
-	r.target_change_case =
-	    GOOGLE__FIRESTORE__V1__LISTEN_REQUEST__TARGET_CHANGE_ADD_TARGET;
-	r.add_target = &t;
-	t.target_id = 1;
-	t.target_type_case = GOOGLE__FIRESTORE__V1__TARGET__TARGET_TYPE_QUERY;
-	t.query = &q;
-	q.parent = c->docs_path;
-	q.query_type_case =
-	    GOOGLE__FIRESTORE__V1__TARGET__QUERY_TARGET__QUERY_TYPE_STRUCTURED_QUERY;
-	q.structured_query = &sq;
-	sq.n_from = 1;
-	sq.from = &fromp;
-	from.collection_id = "sessions";
-	from.all_descendants = 1;
-	sq.where = &f;
-	f.filter_type_case =
-	    GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FILTER__FILTER_TYPE_FIELD_FILTER;
-	f.field_filter = &ff;
-	ff.field = &ref;
-	ref.field_path = "state";
-	ff.op = GOOGLE__FIRESTORE__V1__STRUCTURED_QUERY__FIELD_FILTER__OPERATOR__EQUAL;
-	ff.value = want;
-	l = fs_listen_open(c, reqs, 1);	/* packs the request; ours after */
-	value_free(want);
+	google__firestore__v1__listen_request__free_unpacked(r, NULL);
 	return l;
 }
 

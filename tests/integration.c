@@ -27,6 +27,7 @@
 #include <grpc/grpc.h>
 #include <png.h>
 
+#include "alloc.h"
 #include "emulator.h"
 #include "engine.h"
 #include "image.h"

@@ -1,12 +1,20 @@
 #!/bin/sh
 # A vendor's view: install firesync, build the example plugin outside the
 # tree with only the installed header and pkg-config file, and run it on a
-# JPEG with the installed firesync-transform.
+# JPEG with the installed firesync-transform.  The installed worker, which
+# runs third-party code, links no gRPC, TLS or HTTP library.
 set -eu
 : "${abs_top_builddir:?run by make check}"
 tmp=$(mktemp -d /tmp/fsvendor-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 ${MAKE:-make} -s -C "$abs_top_builddir" install DESTDIR="$tmp/root" >/dev/null
+
+worker="$tmp/root$libexecdir/firesync/firesync-worker"
+if ldd "$worker" | grep -E 'lib(grpc|gpr|ssl|crypto|curl|protobuf)'; then
+  echo "firesync-worker links libraries it does not need (above)" >&2
+  exit 1
+fi
+echo "firesync-worker links: $(ldd "$worker" | awk '{print $1}' | tr '\n' ' ')"
 
 export PKG_CONFIG_SYSROOT_DIR="$tmp/root"
 export PKG_CONFIG_PATH="$tmp/root$libdir/pkgconfig"
@@ -20,7 +28,7 @@ chmod 755 "$tmp/vendor/sepia.so"
 
 # a JPEG to work on: 64x48 of noise, encoded by libjpeg-turbo's cjpeg
 { printf 'P6\n64 48\n255\n'; head -c 9216 /dev/urandom; } | cjpeg > "$tmp/in.jpg"
-FIRESYNC_WORKER="$tmp/root$libexecdir/firesync/firesync-worker" \
+FIRESYNC_WORKER="$worker" \
   "$tmp/root$bindir/firesync-transform" --plugin-dir "$tmp/vendor" \
   --model sepia "$tmp/in.jpg" "$tmp/out.png"
 head -c 8 "$tmp/out.png" | od -An -c | grep -q 'P   N   G'

@@ -301,25 +301,6 @@ START_TEST(failures_are_named_and_the_pool_recovers)
 }
 END_TEST
 
-START_TEST(unbounded_allocation_hits_the_limit)
-{
-#if defined(__SANITIZE_ADDRESS__)
-	/* ASan reserves terabytes of shadow memory, so sanitizer builds
-	 * cannot set the address-space limit; the plain build tests it */
-	fprintf(stderr, "skipped under AddressSanitizer\n");
-#else
-	struct image img;
-	char err[512];
-	int rc = run("test-hog", "", &img, err, sizeof(err));
-
-	ck_assert_msg(rc == -ECHILD, "rc %d: %s", rc, err);
-	ck_assert_ptr_nonnull(strstr(err, "plugin test-hog crashed (signal"));
-	ck_assert_int_eq(run("test-good", "", &img, err, sizeof(err)), 0);
-	image_free(&img);
-#endif
-}
-END_TEST
-
 struct bg {
 	const char *model;
 	int rc;
@@ -457,6 +438,45 @@ START_TEST(plugin_configuration)
 }
 END_TEST
 
+/* Settings no plugin reads are reported, FILE:LINE, by --check-config
+ * (warnings: the settings still pass). */
+START_TEST(unread_plugin_settings_are_reported)
+{
+	char path[128], cmd[512], out[4096], want[256];
+	FILE *f;
+	size_t n;
+
+	make_plugin_dir();
+	snprintf(path, sizeof(path), "%s/firesyncd.conf", dir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "[firestore]\nproject = p\n"
+	    "[plugin.test-good]\n"		/* 3 */
+	    "mode = grey\n"			/* 4: read */
+	    "moed = grey\n"			/* 5: a typo */
+	    "[plugin.no-such-plugin]\n"	/* 6 */
+	    "x = 1\n");
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "%s --check-config -c %s --plugin-dir %s "
+	    "2>&1", FIRESYNCD, path, dir);
+	f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = '\0';
+	ck_assert_int_eq(pclose(f), 0);
+	snprintf(want, sizeof(want), "%s:5: warning: [plugin.test-good]: "
+	    "unknown key 'moed'", path);
+	ck_assert_msg(strstr(out, want) != NULL, "no '%s' in:\n%s", want, out);
+	snprintf(want, sizeof(want), "%s:6: warning: [plugin.no-such-plugin]: "
+	    "no loaded plugin is named", path);
+	ck_assert_msg(strstr(out, want) != NULL, "no '%s' in:\n%s", want, out);
+	ck_assert_msg(strstr(out, "'mode'") == NULL, "read key reported:\n%s",
+	    out);
+	ck_assert_ptr_nonnull(strstr(out, "settings are valid"));
+	rm_plugin_dir();
+}
+END_TEST
+
 START_TEST(transform_tool_on_a_jpeg)
 {
 	char cmd[1024], in[128], out[128];
@@ -512,7 +532,6 @@ plugin_suite(void)
 	tcase_add_test(jobs, aspect_ratio_is_exact);
 	tcase_add_test(jobs, encoded_result_and_passthrough);
 	tcase_add_test(jobs, failures_are_named_and_the_pool_recovers);
-	tcase_add_test(jobs, unbounded_allocation_hits_the_limit);
 	tcase_add_test(jobs, a_hang_does_not_hold_up_others);
 	tcase_add_test(jobs, plugin_configuration);
 	tcase_add_test(jobs, reload_while_plugins_crash);
@@ -520,6 +539,7 @@ plugin_suite(void)
 
 	tcase_set_timeout(tool, 60);
 	tcase_add_test(tool, transform_tool_on_a_jpeg);
+	tcase_add_test(tool, unread_plugin_settings_are_reported);
 	suite_add_tcase(s, tool);
 	return s;
 }

@@ -18,6 +18,7 @@
 
 #include <grpc/grpc.h>
 
+#include "alloc.h"
 #include "emulator.h"
 #include "log.h"
 #include "watch.h"

@@ -14,5 +14,6 @@ Suite *store_suite(void);
 Suite *options_suite(void);
 Suite *token_suite(void);
 Suite *log_suite(void);
+Suite *dispatch_suite(void);
 
 #endif

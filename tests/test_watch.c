@@ -10,6 +10,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 
+#include "alloc.h"
 #include "log.h"
 #include "suites.h"
 #include "value.h"

@@ -24,6 +24,7 @@
 
 #include <grpc/grpc.h>
 
+#include "alloc.h"
 #include "emulator.h"
 #include "engine.h"
 #include "log.h"

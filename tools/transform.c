@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "job.h"
 #include "log.h"
 #include "plugins.h"

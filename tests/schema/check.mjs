@@ -1,5 +1,5 @@
 // Parse every session document of a project on the Firestore emulator with
-// the zod schema of spec/session-data-model.md (the web app's contract).
+// a copy of the web app's zod schema (the contract firesyncd writes to).
 // usage: node check.mjs HOST:PORT PROJECT
 // Prints one line per document that fails and exits 1 if any does.
 import { z } from 'zod';

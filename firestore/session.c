@@ -1,6 +1,6 @@
 /*
- * session.c - decoding session and experience documents against the schema
- * in spec/session-data-model.md.
+ * session.c - decoding session and experience documents against the web
+ * app's schema (its fields are listed in the README and firesyncd(8)).
  */
 #include "config.h"
 
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "log.h"
 #include "session.h"
 #include "value.h"
@@ -23,12 +24,6 @@ static const char *const state_names[] = {
 	[SESSION_READY] = "ready",
 	[SESSION_ERROR] = "error",
 };
-
-const char *
-session_state_name(enum session_state st)
-{
-	return st <= SESSION_ERROR ? state_names[st] : "unknown";
-}
 
 enum session_state
 session_state_parse(const char *s)
@@ -335,12 +330,13 @@ soft_number(const FsDocument *doc, const char *field, bool required,
 			warn_add(&s->warning, "field '%s' is missing", field);
 		return;
 	}
-	if (!get_number(v, &d) || !isfinite(d)) {
+	if (!get_number(v, &d)) {
 		warn_add(&s->warning, "field '%s' must be a number, not %s",
 		    field, value_kind_name(v));
 		return;
 	}
-	*out = (int64_t)d;
+	if (!value_get_int64(v, out))
+		warn_add(&s->warning, "field '%s' is out of range", field);
 }
 
 int
@@ -512,4 +508,14 @@ experience_clear(struct experience *e)
 		free(e->reference_urls[i]);
 	free(e->reference_urls);
 	memset(e, 0, sizeof(*e));
+}
+
+char *
+experience_doc_name(const char *docs_path, const char *id)
+{
+	if (id == NULL || *id == '\0' || strchr(id, '/') != NULL ||
+	    strcmp(id, ".") == 0 || strcmp(id, "..") == 0 ||
+	    strlen(id) > SESSION_MAX_ID)
+		return NULL;
+	return xasprintf("%s/experiences/%s", docs_path, id);
 }

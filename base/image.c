@@ -15,6 +15,7 @@
 #include <png.h>
 #include <zlib.h>
 
+#include "alloc.h"
 #include "image.h"
 #include "log.h"
 

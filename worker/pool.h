@@ -81,8 +81,12 @@ bool pool_plugin_for(struct pool *p, const char *model, char *plugin,
  */
 char *pool_find_worker(void);
 
-/* Run the worker in --list mode (output to stdout); its exit status. */
-int pool_list_plugins(const char *worker_path, const char *plugin_dir,
-    const char *config_path);
+/*
+ * Run the worker in a reporting mode: "--list" (what loads and why others
+ * do not, on stdout) or "--check-config" (the [plugin.NAME] settings no
+ * plugin reads, as FILE:LINE warnings on stderr).  Its exit status.
+ */
+int pool_worker_report(const char *worker_path, const char *plugin_dir,
+    const char *config_path, const char *mode);
 
 #endif

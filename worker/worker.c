@@ -10,7 +10,9 @@
  * one session; the host notices and starts a new worker.
  *
  * With --list it only loads the plugins, prints what loaded and what was
- * refused and why, and exits (firesyncd --list-plugins).
+ * refused and why, and exits (firesyncd --list-plugins); with
+ * --check-config it loads them and prints the [plugin.NAME] settings no
+ * plugin reads (firesyncd --check-config).
  */
 #include "config.h"
 
@@ -26,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "image.h"
 #include "log.h"
 #include "job.h"
@@ -160,11 +163,12 @@ main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "announce", no_argument, NULL, 'a' },
 		{ "list", no_argument, NULL, 'L' },
+		{ "check-config", no_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir = NULL, *config = NULL;
 	long memory_mb = 2048, cpu_s = 0, output_mb = 256;
-	bool announce = false, list = false;
+	bool announce = false, list = false, check = false;
 	struct plugin_configs cfgs;
 	struct worker w;
 	char err[512];
@@ -184,6 +188,7 @@ main(int argc, char **argv)
 			break;
 		case 'a': announce = true; break;
 		case 'L': list = true; break;
+		case 'C': check = true; break;
 		default:
 			fprintf(stderr, "firesync-worker is started by "
 			    "firesyncd and firesync-transform\n");
@@ -195,7 +200,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if (!list)
+	if (!list && !check)
 		confine(memory_mb, cpu_s, output_mb);
 	if (plugin_configs_load(&cfgs, config, err, sizeof(err)) < 0) {
 		log_err("worker: %s", err);
@@ -205,14 +210,12 @@ main(int argc, char **argv)
 	w.max_output = (uint64_t)output_mb << 20;
 	plugins_load(&w.plugins, dir, &cfgs, announce || list,
 	    list ? stdout : NULL);
-	if (list) {
+	plugins_config_warnings(&w.plugins, &cfgs, announce || list,
+	    check ? stderr : NULL);
+	if (list)
 		printf("%zu plugin(s) loaded, %zu refused\n", w.plugins.n,
 		    w.plugins.n_refused);
-		plugins_unload(&w.plugins);
-		plugin_configs_free(&cfgs);
-		return 0;
-	}
-	rc = serve(&w, WIRE_FD);
+	rc = list || check ? 0 : serve(&w, WIRE_FD);
 	plugins_unload(&w.plugins);
 	plugin_configs_free(&cfgs);
 	return rc;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "log.h"
 #include "value.h"
 #include "watch.h"
@@ -16,26 +17,12 @@
 static char removed_marker;
 #define WATCH_REMOVED ((void *)&removed_marker)
 
-FsDocument *
-doc_dup(const FsDocument *d)
+/* Frees a pending entry: a document, or nothing for the removal marker. */
+static void
+pending_free(void *v)
 {
-	size_t n = google__firestore__v1__document__get_packed_size(d);
-	uint8_t *buf = xmalloc(n);
-	FsDocument *c;
-
-	google__firestore__v1__document__pack(d, buf);
-	c = google__firestore__v1__document__unpack(NULL, n, buf);
-	free(buf);
-	if (c == NULL)
-		fatal("doc_dup: cannot unpack a document we just packed");
-	return c;
-}
-
-void
-doc_free(void *d)
-{
-	if (d != NULL && d != WATCH_REMOVED)
-		protobuf_c_message_free_unpacked(d, NULL);
+	if (v != WATCH_REMOVED)
+		doc_free(v);
 }
 
 void
@@ -105,7 +92,7 @@ watch_before(const struct watch *w, const FsTimestamp *t)
 static void
 clear_pending(struct watch_target *t)
 {
-	strmap_free(t->pending, doc_free);
+	strmap_free(t->pending, pending_free);
 	t->pending = strmap_new();
 }
 
@@ -122,7 +109,7 @@ watch_clear(struct watch *w)
 {
 	for (int i = 0; i < w->n_targets; i++) {
 		strmap_free(w->targets[i].known, doc_free);
-		strmap_free(w->targets[i].pending, doc_free);
+		strmap_free(w->targets[i].pending, pending_free);
 	}
 	drop_resume(w);
 	doc_free(w->read_time);
@@ -167,7 +154,7 @@ has_id(const int32_t *ids, size_t n, int32_t id)
 static void
 pend(struct watch_target *t, const char *name, void *doc)
 {
-	doc_free(strmap_put(t->pending, name, doc));
+	pending_free(strmap_put(t->pending, name, doc));
 }
 
 /* Documents in the target after applying its pending changes. */
@@ -290,7 +277,15 @@ watch_feed(struct watch *w, FsListenResponse *resp, char *err, size_t errlen)
 			struct watch_target *t = &w->targets[i];
 
 			if (has_id(dc->target_ids, dc->n_target_ids, t->id)) {
-				pend(t, doc->name, used ? doc_dup(doc) : doc);
+				FsDocument *d = used ? doc_dup(doc) : doc;
+
+				if (d == NULL) {
+					log_warn("listen: document %.300s "
+					    "cannot be copied (malformed); "
+					    "skipped", doc->name);
+					continue;
+				}
+				pend(t, doc->name, d);
 				used = true;
 			} else if (has_id(dc->removed_target_ids,
 			    dc->n_removed_target_ids, t->id)) {

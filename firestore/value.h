@@ -43,16 +43,29 @@ FsDocument *value_map_to_doc(FsValue *map, const char *name);
 /* Deep equality; map entries compare regardless of order. */
 bool value_equal(const FsValue *a, const FsValue *b);
 
+/*
+ * Deep copy of a document (pack/unpack); caller frees with doc_free().
+ * NULL if the document cannot be re-packed (a hostile message can unpack
+ * into one protobuf-c will not pack back).
+ */
+FsDocument *doc_dup(const FsDocument *d);
+/* Free a document, a Timestamp or any other message from the wire or
+ * from here; NULL is a no-op. */
+void doc_free(void *d);
+
 /* Look up key among map/document entries; NULL if absent.  Borrowed. */
 const FsValue *value_map_get(const FsValue *map, const char *key);
 const FsValue *doc_get(const FsDocument *doc, const char *key);
+
+/* An integer Value, or a double one inside int64's range (truncated),
+ * into *out; false for anything else. */
+bool value_get_int64(const FsValue *v, int64_t *out);
 
 /* Kind name for messages ("string", "integer", ...). */
 const char *value_kind_name(const FsValue *v);
 
 /* Timestamps. */
 int ts_compare(const FsTimestamp *a, const FsTimestamp *b);	/* NULL < any */
-bool ts_equal(const FsTimestamp *a, const FsTimestamp *b);
 /* Format as seconds.nanoseconds into buf (at least 32 bytes). */
 const char *ts_format(const FsTimestamp *t, char *buf, size_t len);
 /* A malloc'd copy, or NULL for NULL. */

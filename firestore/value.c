@@ -9,9 +9,11 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "log.h"
 #include "value.h"
 
@@ -269,7 +271,7 @@ value_equal(const FsValue *a, const FsValue *b)
 		    (a->double_value != a->double_value &&
 		     b->double_value != b->double_value);
 	case FSV(TIMESTAMP_VALUE):
-		return ts_equal(a->timestamp_value, b->timestamp_value);
+		return ts_compare(a->timestamp_value, b->timestamp_value) == 0;
 	case FSV(STRING_VALUE):
 		return str_equal(a->string_value, b->string_value);
 	case FSV(BYTES_VALUE):
@@ -341,12 +343,6 @@ ts_compare(const FsTimestamp *a, const FsTimestamp *b)
 	return 0;
 }
 
-bool
-ts_equal(const FsTimestamp *a, const FsTimestamp *b)
-{
-	return ts_compare(a, b) == 0;
-}
-
 const char *
 ts_format(const FsTimestamp *t, char *buf, size_t len)
 {
@@ -375,4 +371,45 @@ int64_t
 ts_to_ms(const FsTimestamp *t)
 {
 	return t == NULL ? 0 : t->seconds * 1000 + t->nanos / 1000000;
+}
+
+FsDocument *
+doc_dup(const FsDocument *d)
+{
+	size_t n = google__firestore__v1__document__get_packed_size(d);
+	uint8_t *buf = xmalloc(n);
+	FsDocument *c;
+
+	google__firestore__v1__document__pack(d, buf);
+	c = google__firestore__v1__document__unpack(NULL, n, buf);
+	free(buf);
+	return c;
+}
+
+void
+doc_free(void *d)
+{
+	if (d != NULL)
+		protobuf_c_message_free_unpacked(d, NULL);
+}
+
+bool
+value_get_int64(const FsValue *v, int64_t *out)
+{
+	if (v == NULL)
+		return false;
+	if (v->value_type_case == FSV(INTEGER_VALUE)) {
+		*out = v->integer_value;
+		return true;
+	}
+	/* a double converts only inside int64's range: 2^63 itself and
+	 * beyond, NaN and infinities are undefined behaviour to convert */
+	if (v->value_type_case == FSV(DOUBLE_VALUE) &&
+	    isfinite(v->double_value) &&
+	    v->double_value >= -9223372036854775808.0 &&
+	    v->double_value < 9223372036854775808.0) {
+		*out = (int64_t)v->double_value;
+		return true;
+	}
+	return false;
 }

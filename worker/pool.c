@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "clock.h"
 #include "log.h"
 #include "pool.h"
@@ -79,7 +80,7 @@ pool_find_worker(void)
 			strcpy(slash + 1, "firesync-worker");
 			if (access(exe, X_OK) == 0)
 				return xstrdup(exe);
-			strcpy(slash + 1, "../daemon/firesync-worker");
+			strcpy(slash + 1, "../worker/firesync-worker");
 			if (access(exe, X_OK) == 0)
 				return xstrdup(exe);
 		}
@@ -124,7 +125,7 @@ worker_stop(struct worker *w, bool kill_it)
  * replaced by pool_reconfigure while a worker starts). */
 static void
 worker_argv(struct pool *p, const char **argv, char bufs[][PATH_LEN],
-    bool announce, bool list)
+    bool announce, const char *mode)
 {
 	int n = 0;
 
@@ -151,8 +152,8 @@ worker_argv(struct pool *p, const char **argv, char bufs[][PATH_LEN],
 	argv[n++] = log_level_name(p->o.log_level);
 	if (announce)
 		argv[n++] = "--announce";
-	if (list)
-		argv[n++] = "--list";
+	if (mode)
+		argv[n++] = mode;
 	argv[n] = NULL;
 }
 
@@ -174,7 +175,7 @@ worker_start(struct pool *p, struct worker *w, char *err, size_t errlen)
 		snprintf(err, errlen, "socketpair: %s", strerror(errno));
 		return -errno;
 	}
-	worker_argv(p, argv, bufs, announce, false);
+	worker_argv(p, argv, bufs, announce, NULL);
 	posix_spawn_file_actions_init(&fa);
 	/* dup2 onto 3 clears close-on-exec for the worker's end only */
 	posix_spawn_file_actions_adddup2(&fa, sv[1], WIRE_FD);
@@ -588,8 +589,8 @@ pool_transform(struct pool *p, const struct pool_job *job, uint8_t **png,
 }
 
 int
-pool_list_plugins(const char *worker_path, const char *plugin_dir,
-    const char *config_path)
+pool_worker_report(const char *worker_path, const char *plugin_dir,
+    const char *config_path, const char *mode)
 {
 	struct pool p;
 	const char *argv[24];
@@ -606,15 +607,15 @@ pool_list_plugins(const char *worker_path, const char *plugin_dir,
 	p.o.max_jobs = 1;
 	p.o.timeout_ms = 1000;
 	p.o.log_level = LOG_ERR;
-	worker_argv(&p, argv, bufs, false, true);
+	worker_argv(&p, argv, bufs, false, mode);
 	rc = posix_spawn(&pid, worker_path, NULL, NULL, (char *const *)argv,
 	    environ);
+	pthread_mutex_destroy(&p.lock);
 	if (rc != 0) {
 		fprintf(stderr, "cannot start %s: %s\n", worker_path,
 		    strerror(rc));
 		return 1;
 	}
 	waitpid(pid, &status, 0);
-	pthread_mutex_destroy(&p.lock);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }

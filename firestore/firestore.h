@@ -22,8 +22,11 @@ struct fs_options {
 	const char *database;		/* "(default)" if NULL */
 	bool emulator;			/* insecure channel, owner token */
 	int64_t keepalive_ms;		/* 0: no keepalive pings */
-	int64_t max_reconnect_backoff_ms;
+	int64_t max_reconnect_backoff_ms; /* 0: FS_RECONNECT_BACKOFF_MS */
 };
+
+/* gRPC's channel reconnect back-off is capped at this by default. */
+#define FS_RECONNECT_BACKOFF_MS	10000
 
 /* The outcome of a call: a gRPC status code and its message. */
 struct fs_status {
@@ -72,6 +75,27 @@ int fs_commit_finish(struct fs_call *k, FsCommitResponse **resp,
  */
 int fs_get_document(struct fs_client *c, const char *name,
     int64_t timeout_ms, FsDocument **doc, struct fs_status *st);
+
+/* A query to listen to: documents of collection under parent, optionally
+ * only those whose field holds one of values. */
+struct fs_query {
+	const char *parent;		/* relative to .../documents; NULL or
+					   "" for the root */
+	const char *collection;		/* collection id */
+	bool all_descendants;		/* a collection group query */
+	const char *field;		/* NULL: no filter */
+	const char *const *values;	/* where field in values */
+	size_t n_values;
+};
+
+/*
+ * The request adding query as Listen target id, resuming from
+ * resume_token when there is one.  Caller frees with
+ * google__firestore__v1__listen_request__free_unpacked(r, NULL).
+ */
+FsListenRequest *fs_listen_target(const struct fs_client *c, int32_t id,
+    const struct fs_query *query, const uint8_t *resume_token,
+    size_t resume_len);
 
 /* The bidirectional Listen stream. */
 struct fs_listen;

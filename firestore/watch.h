@@ -7,7 +7,7 @@
  * been marked CURRENT.  RESET drops a target's pending changes and makes
  * the next snapshot replace its document set; an ExistenceFilter whose
  * count disagrees with ours asks the caller to restart without a resume
- * token.  The same rules the official clients follow (DESIGN.md).
+ * token.  The same rules the official Firestore clients follow.
  */
 #ifndef FIRESYNC_WATCH_H
 #define FIRESYNC_WATCH_H
@@ -19,6 +19,8 @@
 #include "pb.h"
 #include "strmap.h"
 
+/* Targets one stream may carry (the daemon uses at most 33: one per
+ * served event, and the experiences). */
 #define WATCH_MAX_TARGETS 34
 
 enum watch_event {
@@ -76,9 +78,5 @@ void watch_reset(struct watch *w);
  */
 enum watch_event watch_feed(struct watch *w, FsListenResponse *resp,
     char *err, size_t errlen);
-
-/* Deep copy of a document (pack/unpack); caller frees with doc_free(). */
-FsDocument *doc_dup(const FsDocument *d);
-void doc_free(void *d);
 
 #endif

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "clock.h"
 #include "log.h"
 #include "plugins.h"
@@ -22,10 +23,28 @@
 
 struct cfg_parse {
 	struct plugin_configs *c;
+	FILE *f;
+	int line;		/* of the line inih is looking at */
+	int section_line;	/* of the last [section] header */
 };
 
+/* inih's line reader, counting lines so warnings can say where. */
+static char *
+cfg_read_line(char *str, int num, void *stream)
+{
+	struct cfg_parse *p = stream;
+	char *r = fgets(str, num, p->f);
+
+	if (r) {
+		p->line++;
+		if (str[strspn(str, " \t")] == '[')
+			p->section_line = p->line;
+	}
+	return r;
+}
+
 static struct firesync_config *
-config_for(struct plugin_configs *c, const char *name)
+config_for(struct plugin_configs *c, const char *name, int line)
 {
 	for (size_t i = 0; i < c->n; i++)
 		if (strcmp(c->v[i].plugin, name) == 0)
@@ -33,6 +52,7 @@ config_for(struct plugin_configs *c, const char *name)
 	c->v = xrealloc(c->v, (c->n + 1) * sizeof(*c->v));
 	memset(&c->v[c->n], 0, sizeof(c->v[c->n]));
 	c->v[c->n].plugin = xstrdup(name);
+	c->v[c->n].line = line;
 	return &c->v[c->n++];
 }
 
@@ -42,21 +62,31 @@ cfg_handler(void *user, const char *section, const char *key,
 {
 	struct cfg_parse *p = user;
 	struct firesync_config *fc;
+	size_t n;
 
 	if (strncmp(section, "plugin.", 7) != 0 || section[7] == '\0')
 		return 1;
-	fc = config_for(p->c, section + 7);
+	fc = config_for(p->c, section + 7, p->section_line);
+	if (key == NULL)
+		return 1;	/* a section header, where inih reports them */
 	for (size_t i = 0; i < fc->n; i++) {
 		if (strcmp(fc->keys[i], key) == 0) {
 			free(fc->values[i]);
 			fc->values[i] = xstrdup(value);
+			fc->lines[i] = p->line;
 			return 1;
 		}
 	}
-	fc->keys = xrealloc(fc->keys, (fc->n + 1) * sizeof(char *));
-	fc->values = xrealloc(fc->values, (fc->n + 1) * sizeof(char *));
+	n = fc->n + 1;
+	fc->keys = xrealloc(fc->keys, n * sizeof(*fc->keys));
+	fc->values = xrealloc(fc->values, n * sizeof(*fc->values));
+	fc->lines = xrealloc(fc->lines, n * sizeof(*fc->lines));
+	fc->asked = xrealloc(fc->asked, n * sizeof(*fc->asked));
 	fc->keys[fc->n] = xstrdup(key);
-	fc->values[fc->n++] = xstrdup(value);
+	fc->values[fc->n] = xstrdup(value);
+	fc->lines[fc->n] = p->line;
+	fc->asked[fc->n] = false;
+	fc->n = n;
 	return 1;
 }
 
@@ -64,18 +94,21 @@ int
 plugin_configs_load(struct plugin_configs *c, const char *path, char *err,
     size_t errlen)
 {
-	struct cfg_parse p = { c };
+	struct cfg_parse p = { c, NULL, 0, 0 };
 	int rc;
 
 	memset(c, 0, sizeof(*c));
 	if (path == NULL)
 		return 0;
-	rc = ini_parse(path, cfg_handler, &p);
-	if (rc < 0) {
+	p.f = fopen(path, "r");
+	if (p.f == NULL) {
 		snprintf(err, errlen, "%s: cannot read: %s", path,
 		    strerror(errno));
 		return -EIO;
 	}
+	c->path = xstrdup(path);
+	rc = ini_parse_stream(cfg_read_line, &p, cfg_handler, &p);
+	fclose(p.f);
 	if (rc > 0) {
 		snprintf(err, errlen, "%s:%d: syntax error", path, rc);
 		return -EINVAL;
@@ -93,10 +126,67 @@ plugin_configs_free(struct plugin_configs *c)
 		}
 		free(c->v[i].keys);
 		free(c->v[i].values);
+		free(c->v[i].lines);
+		free(c->v[i].asked);
 		free(c->v[i].plugin);
 	}
 	free(c->v);
+	free(c->path);
 	memset(c, 0, sizeof(*c));
+}
+
+static void
+config_warning(bool log, FILE *out, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+config_warning(bool log, FILE *out, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (log)
+		log_warn("%s", line);
+	if (out)
+		fprintf(out, "%s\n", line);
+}
+
+size_t
+plugins_config_warnings(const struct plugin_set *set,
+    const struct plugin_configs *cfgs, bool log, FILE *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < cfgs->n; i++) {
+		const struct firesync_config *fc = &cfgs->v[i];
+		bool loaded = false;
+
+		for (size_t k = 0; k < set->n && !loaded; k++)
+			loaded = set->v[k].config == fc;
+		if (!loaded) {
+			config_warning(log, out, "%s:%d: warning: "
+			    "[plugin.%s]: no loaded plugin is named '%s'; "
+			    "its settings are ignored (firesyncd "
+			    "--list-plugins shows what loads)", cfgs->path,
+			    fc->line, fc->plugin, fc->plugin);
+			n++;
+			continue;
+		}
+		for (size_t k = 0; k < fc->n; k++) {
+			if (fc->asked[k])
+				continue;
+			config_warning(log, out, "%s:%d: warning: "
+			    "[plugin.%s]: unknown key '%s': plugin %s does "
+			    "not read it (misspelt?)", cfgs->path,
+			    fc->lines[k], fc->plugin, fc->keys[k],
+			    fc->plugin);
+			n++;
+		}
+	}
+	return n;
 }
 
 /* ---- the host table ---- */
@@ -152,8 +242,10 @@ static const char *
 host_config_get(const struct firesync_config *c, const char *key)
 {
 	for (size_t i = 0; c != NULL && key != NULL && i < c->n; i++)
-		if (strcmp(c->keys[i], key) == 0)
+		if (strcmp(c->keys[i], key) == 0) {
+			c->asked[i] = true;	/* the host's own array */
 			return c->values[i];
+		}
 	return NULL;
 }
 
@@ -183,8 +275,7 @@ const struct firesync_host plugin_host = {
 
 /* ---- loading ---- */
 
-static const struct firesync_config empty_config = { (char *)"", NULL,
-    NULL, 0 };
+static const struct firesync_config empty_config = { .plugin = (char *)"" };
 
 struct load_ctx {
 	struct plugin_set *set;

@@ -1,5 +1,5 @@
 /*
- * session.h - the session document of spec/session-data-model.md, decoded.
+ * session.h - the web app's session and experience documents, decoded.
  *
  * session_decode() checks every field the schema names.  Problems in the
  * fields firesyncd needs (state, inputImagePath, data.selected_experience_id)
@@ -93,7 +93,7 @@ int session_decode(const FsDocument *doc, struct session *s, char *err,
     size_t errlen);
 void session_clear(struct session *s);
 
-const char *session_state_name(enum session_state st);
+/* "captured" -> SESSION_CAPTURED ...; SESSION_UNKNOWN for anything else. */
 enum session_state session_state_parse(const char *s);
 
 /* The experience's aiPhotoConfig. */
@@ -111,5 +111,13 @@ struct experience {
 int experience_decode(const FsDocument *doc, struct experience *e, char *err,
     size_t errlen);
 void experience_clear(struct experience *e);
+
+/*
+ * The full document name of experience id under docs_path
+ * (".../documents"), or NULL if id cannot name one document directly under
+ * experiences/ (empty, holding '/', "." or "..", or over 1500 bytes).
+ * Caller frees.
+ */
+char *experience_doc_name(const char *docs_path, const char *id);
 
 #endif

@@ -39,13 +39,4 @@ void log_vwrite(int prio, const char *fmt, va_list ap);
 void fatal(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2), noreturn));
 
-/* Allocation wrappers that are fatal on out-of-memory. */
-#include <stddef.h>
-void *xmalloc(size_t n);
-void *xcalloc(size_t n, size_t size);
-void *xrealloc(void *p, size_t n);
-char *xstrdup(const char *s);
-char *xstrndup(const char *s, size_t n);
-char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
 #endif

@@ -19,12 +19,16 @@
 
 struct firesync_config {
 	char *plugin;		/* NAME of [plugin.NAME] */
+	int line;		/* of its [plugin.NAME] header */
 	char **keys;
 	char **values;
+	int *lines;		/* of each key */
+	bool *asked;		/* the plugin asked config_get for it */
 	size_t n;
 };
 
 struct plugin_configs {
+	char *path;		/* the file, or NULL */
 	struct firesync_config *v;
 	size_t n;
 };
@@ -44,9 +48,9 @@ struct plugin_set {
 };
 
 /*
- * Read the [plugin.NAME] sections of an INI file (other sections are not
- * the worker's business).  NULL path: no configuration.  Returns 0, or
- * -errno with err ("FILE:LINE: ...").
+ * Read the [plugin.NAME] sections of an INI file, with the line of each
+ * key (other sections are not the worker's business).  NULL path: no
+ * configuration.  Returns 0, or -errno with err ("FILE:LINE: ...").
  */
 int plugin_configs_load(struct plugin_configs *c, const char *path,
     char *err, size_t errlen);
@@ -59,6 +63,15 @@ void plugin_configs_free(struct plugin_configs *c);
  */
 void plugins_load(struct plugin_set *set, const char *dir,
     const struct plugin_configs *cfgs, bool announce, FILE *report);
+/*
+ * The configuration's loose ends, one "FILE:LINE: ..." line each: a
+ * [plugin.NAME] section naming no loaded plugin, and keys its plugin did
+ * not ask for while it initialised (a typo, or a key of another version).
+ * Logged at LOG_WARNING when log is set, and written to out when it is
+ * not NULL.  Returns how many there were.
+ */
+size_t plugins_config_warnings(const struct plugin_set *set,
+    const struct plugin_configs *cfgs, bool log, FILE *out);
 /* The plugin serving model, or NULL. */
 struct loaded_plugin *plugins_find(struct plugin_set *set, const char *model);
 /* fini() every plugin and unload them. */

@@ -17,9 +17,10 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 
+#include "alloc.h"
 #include "firestore.h"
 #include "log.h"
-#include "watch.h"
+#include "value.h"
 
 #define MAX_RECV_BYTES (64 * 1024 * 1024)
 
@@ -49,7 +50,7 @@ fs_client_new(const struct fs_options *o, char *err, size_t errlen)
 	args[cargs.num_args].key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
 	args[cargs.num_args++].value.integer =
 	    (int)(o->max_reconnect_backoff_ms > 0 ?
-	    o->max_reconnect_backoff_ms : 10000);
+	    o->max_reconnect_backoff_ms : FS_RECONNECT_BACKOFF_MS);
 	args[cargs.num_args].type = GRPC_ARG_INTEGER;
 	args[cargs.num_args].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
 	args[cargs.num_args++].value.integer = MAX_RECV_BYTES;
@@ -458,28 +459,21 @@ fs_commit(struct fs_client *c, FsWrite **writes, size_t n,
 	    st);
 }
 
-struct get_result {
-	FsDocument *doc;
-	bool missing;
-};
-
+/* Keep the first document found; a "missing" answer leaves doc NULL. */
 static int
 take_get(ProtobufCMessage *m, void *arg)
 {
 	Google__Firestore__V1__BatchGetDocumentsResponse *r =
 	    (Google__Firestore__V1__BatchGetDocumentsResponse *)m;
-	struct get_result *g = arg;
+	FsDocument **doc = arg;
 
 	if (r->result_case ==
 	    GOOGLE__FIRESTORE__V1__BATCH_GET_DOCUMENTS_RESPONSE__RESULT_FOUND &&
-	    g->doc == NULL) {
-		g->doc = r->found;
+	    *doc == NULL) {
+		*doc = r->found;
 		r->found = NULL;
 		r->result_case =
 		    GOOGLE__FIRESTORE__V1__BATCH_GET_DOCUMENTS_RESPONSE__RESULT__NOT_SET;
-	} else if (r->result_case ==
-	    GOOGLE__FIRESTORE__V1__BATCH_GET_DOCUMENTS_RESPONSE__RESULT_MISSING) {
-		g->missing = true;
 	}
 	protobuf_c_message_free_unpacked(m, NULL);
 	return 0;
@@ -491,7 +485,7 @@ fs_get_document(struct fs_client *c, const char *name, int64_t timeout_ms,
 {
 	Google__Firestore__V1__BatchGetDocumentsRequest req =
 	    GOOGLE__FIRESTORE__V1__BATCH_GET_DOCUMENTS_REQUEST__INIT;
-	struct get_result g = { NULL, false };
+	FsDocument *found = NULL;
 	char *names[1] = { (char *)name };
 	int code;
 
@@ -501,14 +495,14 @@ fs_get_document(struct fs_client *c, const char *name, int64_t timeout_ms,
 	code = call_server_stream(c,
 	    "/google.firestore.v1.Firestore/BatchGetDocuments", &req.base,
 	    &google__firestore__v1__batch_get_documents_response__descriptor,
-	    timeout_ms, take_get, &g, st);
+	    timeout_ms, take_get, &found, st);
 	if (code != 0) {
-		doc_free(g.doc);
+		doc_free(found);
 		return -EIO;
 	}
-	if (g.doc == NULL)
+	if (found == NULL)
 		return -ENOENT;
-	*doc = g.doc;
+	*doc = found;
 	return 0;
 }
 

@@ -1,0 +1,71 @@
+/*
+ * dispatch.h - which sessions to run, and when: the bookkeeping between
+ * the Listen snapshots and the runners.
+ *
+ * One entry per session in view: the version it was last dispatched at
+ * (the emulator re-sends a target's whole result set after every write,
+ * and a version is run once), whether a task for it is queued or running,
+ * and for a session seen "transforming" since when, to tell an interrupted
+ * one from one another daemon is working on.  Free of I/O and of clocks:
+ * callers pass the times.
+ *
+ * The listen thread calls dispatch_consider and dispatch_prune; runners
+ * call dispatch_done.  Thread-safe.
+ */
+#ifndef FIRESYNC_DISPATCH_H
+#define FIRESYNC_DISPATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "session.h"
+
+struct dispatch_rules {
+	int64_t lease_ms;	/* "transforming" this long: interrupted */
+	int64_t max_attempts;	/* runs of one capture in all */
+};
+
+enum dispatch_verdict {
+	DISPATCH_WAIT = 0,	/* nothing to do now */
+	DISPATCH_CLAIM,		/* captured: claim and run it (attempt 1) */
+	DISPATCH_RECLAIM,	/* interrupted: claim and run it again */
+	DISPATCH_GIVE_UP,	/* interrupted, attempts used up: fail it */
+};
+
+struct dispatch;
+
+struct dispatch *dispatch_new(void);
+void dispatch_free(struct dispatch *d);
+
+/*
+ * Session name is in the latest snapshot at version (its update_time as
+ * text) in state, with transformAttempts attempts; age_ms is how old that
+ * version was at the snapshot's read time (server clock), now_ms the
+ * caller's monotonic clock.  Anything but DISPATCH_WAIT marks the session
+ * in flight until dispatch_done, and sets *attempt to the number of the
+ * run to record (for DISPATCH_GIVE_UP, the attempts already made).
+ */
+enum dispatch_verdict dispatch_consider(struct dispatch *d, const char *name,
+    const char *version, enum session_state state, int64_t age_ms,
+    int64_t attempts, const struct dispatch_rules *r, int64_t now_ms,
+    int64_t *attempt);
+
+/*
+ * The task for name is over.  again: it did not get to claim the session
+ * (a commit failed without a verdict), so the same version is dispatched
+ * again at the next look.
+ */
+void dispatch_done(struct dispatch *d, const char *name, bool again);
+
+/* Forget every session not in flight for which in_view(arg, name) is
+ * false: it left the snapshot (ready, error, deleted). */
+void dispatch_prune(struct dispatch *d,
+    bool (*in_view)(void *arg, const char *name), void *arg);
+
+/* Sessions with a task queued or running. */
+size_t dispatch_in_flight(struct dispatch *d);
+/* Sessions tracked at all (in view or in flight). */
+size_t dispatch_count(struct dispatch *d);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * pipeline.h - one session, start to finish: claim, resolve the
+ * experience, read the capture, transform in a worker process, store the
+ * result, finish.
+ *
+ * The engine's runner threads call pipeline_run with one task each.  The
+ * pipeline sees only its context (the Firestore client, storage, the
+ * worker pool, the options and one hook) and the task, and returns an
+ * outcome for the engine to count; it knows nothing of the Listen stream
+ * or the queue.
+ *
+ * Every write goes through an update mask naming only our fields (state,
+ * updatedAt, resultImagePath, error, transformAttempts) and carries an
+ * update_time precondition, so a guest's or another daemon's newer write
+ * always wins and is never overwritten.
+ */
+#ifndef FIRESYNC_PIPELINE_H
+#define FIRESYNC_PIPELINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "firestore.h"
+#include "options.h"
+#include "pool.h"
+#include "session.h"
+#include "store.h"
+
+struct pipeline {
+	const struct options *opt;
+	struct fs_client *fs;
+	struct store *store;
+	struct pool *pool;
+	/* A write of ours landed at commit_time (server clock): the Listen
+	 * stream must show it.  Called from runner threads. */
+	void (*wrote)(void *arg, const FsTimestamp *commit_time);
+	void *arg;
+};
+
+enum task_kind {
+	TASK_CLAIM,		/* a captured session */
+	TASK_RECLAIM,		/* an interrupted one, run again */
+	TASK_GIVE_UP,		/* an interrupted one out of attempts */
+};
+
+/* The unit of work of the engine: one session to take through the
+ * pipeline. */
+struct task {
+	struct task *next;	/* the engine's queue */
+	struct session s;	/* decoded document (owned) */
+	int decode_rc;		/* session_decode's result */
+	char decode_err[256];
+	enum task_kind kind;
+	int64_t attempt;	/* this run's number (GIVE_UP: runs made) */
+	FsDocument *experience;	/* from the Listen cache (owned), or NULL:
+				   the pipeline reads it */
+	int64_t enqueued_ms;	/* monotonic */
+};
+
+enum outcome {
+	OUTCOME_IGNORED,	/* not a session of ours */
+	OUTCOME_CLAIM_LOST,	/* someone else changed it first */
+	OUTCOME_RETRY,		/* the claim failed without a verdict: try
+				   again at the same version */
+	OUTCOME_READY,		/* finished ready */
+	OUTCOME_ERROR,		/* finished error */
+	OUTCOME_DROPPED,	/* the result lost to someone else's write */
+	OUTCOME_UNRECORDED,	/* the finish never landed; recovery re-runs
+				   it */
+};
+
+/* Run task; the task stays the caller's. */
+enum outcome pipeline_run(const struct pipeline *p, struct task *t);
+
+/* Free a task and what it owns; NULL is a no-op. */
+void task_free(struct task *t);
+
+#endif

@@ -1,0 +1,170 @@
+/*
+ * test_dispatch.c - which sessions become tasks, and when: once per
+ * captured version, stale "transforming" ones after the lease, removed
+ * ones forgotten, attempts bounded.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdint.h>
+
+#include "dispatch.h"
+#include "suites.h"
+
+static const struct dispatch_rules rules = { .lease_ms = 60000,
+    .max_attempts = 3 };
+
+static enum dispatch_verdict
+look(struct dispatch *d, const char *name, const char *version,
+    enum session_state st, int64_t age_ms, int64_t attempts, int64_t now,
+    int64_t *attempt)
+{
+	int64_t dummy;
+
+	return dispatch_consider(d, name, version, st, age_ms, attempts,
+	    &rules, now, attempt ? attempt : &dummy);
+}
+
+START_TEST(a_captured_session_is_dispatched_once)
+{
+	struct dispatch *d = dispatch_new();
+	int64_t attempt = 0;
+
+	ck_assert_int_eq(look(d, "s1", "10.0", SESSION_CAPTURED, 0, 0, 0,
+	    &attempt), DISPATCH_CLAIM);
+	ck_assert_int_eq(attempt, 1);
+	/* resent while in flight, and after, at the same version */
+	ck_assert_int_eq(look(d, "s1", "10.0", SESSION_CAPTURED, 0, 0, 500,
+	    NULL), DISPATCH_WAIT);
+	ck_assert_uint_eq(dispatch_in_flight(d), 1);
+	dispatch_done(d, "s1", false);
+	ck_assert_uint_eq(dispatch_in_flight(d), 0);
+	ck_assert_int_eq(look(d, "s1", "10.0", SESSION_CAPTURED, 0, 0, 1000,
+	    NULL), DISPATCH_WAIT);
+	/* a new capture (error -> created -> captured) is a new version */
+	ck_assert_int_eq(look(d, "s1", "20.0", SESSION_CAPTURED, 0, 0, 2000,
+	    NULL), DISPATCH_CLAIM);
+	/* a new version while in flight waits for the task to end */
+	ck_assert_int_eq(look(d, "s1", "30.0", SESSION_CAPTURED, 0, 0, 2500,
+	    NULL), DISPATCH_WAIT);
+	dispatch_done(d, "s1", false);
+	ck_assert_int_eq(look(d, "s1", "30.0", SESSION_CAPTURED, 0, 0, 3000,
+	    NULL), DISPATCH_CLAIM);
+	dispatch_free(d);
+}
+END_TEST
+
+START_TEST(a_claim_without_verdict_is_tried_again)
+{
+	struct dispatch *d = dispatch_new();
+
+	ck_assert_int_eq(look(d, "s1", "10.0", SESSION_CAPTURED, 0, 0, 0,
+	    NULL), DISPATCH_CLAIM);
+	dispatch_done(d, "s1", true);
+	ck_assert_int_eq(look(d, "s1", "10.0", SESSION_CAPTURED, 0, 0, 500,
+	    NULL), DISPATCH_CLAIM);
+	dispatch_free(d);
+}
+END_TEST
+
+START_TEST(stale_transforming_is_reclaimed_after_the_lease)
+{
+	struct dispatch *d = dispatch_new();
+	int64_t attempt = 0;
+
+	/* someone else's fresh claim: wait for the lease */
+	ck_assert_int_eq(look(d, "s1", "10.0", SESSION_TRANSFORMING, 1000, 1,
+	    0, NULL), DISPATCH_WAIT);
+	ck_assert_int_eq(look(d, "s1", "10.0", SESSION_TRANSFORMING, 1000, 1,
+	    59000, NULL), DISPATCH_WAIT);
+	ck_assert_int_eq(look(d, "s1", "10.0", SESSION_TRANSFORMING, 1000, 1,
+	    59001, &attempt), DISPATCH_RECLAIM);
+	ck_assert_int_eq(attempt, 2);
+	/* once */
+	dispatch_done(d, "s1", false);
+	ck_assert_int_eq(look(d, "s1", "10.0", SESSION_TRANSFORMING, 1000, 1,
+	    90000, NULL), DISPATCH_WAIT);
+	/* a new version (another daemon wrote) starts the lease afresh */
+	ck_assert_int_eq(look(d, "s1", "11.0", SESSION_TRANSFORMING, 0, 2,
+	    90000, NULL), DISPATCH_WAIT);
+	ck_assert_int_eq(look(d, "s1", "11.0", SESSION_TRANSFORMING, 0, 2,
+	    150001, &attempt), DISPATCH_RECLAIM);
+	ck_assert_int_eq(attempt, 3);
+	dispatch_done(d, "s1", false);
+	/* old already when first seen (a daemon restarted after a crash):
+	 * the server-side age counts */
+	ck_assert_int_eq(look(d, "s2", "5.0", SESSION_TRANSFORMING, 61000, 1,
+	    200000, NULL), DISPATCH_RECLAIM);
+	/* a clock skew that makes an age negative does not shorten it */
+	ck_assert_int_eq(look(d, "s3", "5.0", SESSION_TRANSFORMING, -5000, 1,
+	    200000, NULL), DISPATCH_WAIT);
+	dispatch_free(d);
+}
+END_TEST
+
+START_TEST(attempts_are_bounded)
+{
+	struct dispatch *d = dispatch_new();
+	int64_t attempt = 0;
+
+	ck_assert_int_eq(look(d, "s1", "1.0", SESSION_TRANSFORMING, 70000, 3,
+	    0, &attempt), DISPATCH_GIVE_UP);
+	ck_assert_int_eq(attempt, 3);
+	/* a hostile counter neither wraps past the bound nor goes below 0 */
+	ck_assert_int_eq(look(d, "s2", "1.0", SESSION_TRANSFORMING, 70000,
+	    INT64_MAX, 0, &attempt), DISPATCH_GIVE_UP);
+	ck_assert_int_eq(look(d, "s3", "1.0", SESSION_TRANSFORMING, 70000,
+	    INT64_MIN, 0, &attempt), DISPATCH_RECLAIM);
+	ck_assert_int_eq(attempt, 1);
+	dispatch_free(d);
+}
+END_TEST
+
+static bool
+only_s2(void *arg, const char *name)
+{
+	(void)arg;
+	return name[0] == 's' && name[1] == '2' && name[2] == '\0';
+}
+
+START_TEST(a_removed_session_is_forgotten)
+{
+	struct dispatch *d = dispatch_new();
+
+	look(d, "s1", "10.0", SESSION_CAPTURED, 0, 0, 0, NULL);
+	look(d, "s2", "10.0", SESSION_CAPTURED, 0, 0, 0, NULL);
+	look(d, "s3", "10.0", SESSION_TRANSFORMING, 0, 1, 0, NULL);
+	dispatch_done(d, "s1", false);
+	/* s1 finished and left the view: forgotten; s2 stays in view; s3
+	 * left the view while waiting; s4 is in flight and stays */
+	look(d, "s4", "10.0", SESSION_CAPTURED, 0, 0, 0, NULL);
+	ck_assert_uint_eq(dispatch_count(d), 4);
+	dispatch_prune(d, only_s2, NULL);
+	ck_assert_uint_eq(dispatch_count(d), 2);
+	/* s1 back at the same version (a resend after removal) is new */
+	ck_assert_int_eq(look(d, "s1", "10.0", SESSION_CAPTURED, 0, 0, 100,
+	    NULL), DISPATCH_CLAIM);
+	dispatch_done(d, "s1", false);
+	dispatch_done(d, "s2", false);
+	dispatch_done(d, "s4", false);
+	dispatch_prune(d, only_s2, NULL);
+	ck_assert_uint_eq(dispatch_count(d), 1);
+	ck_assert_uint_eq(dispatch_in_flight(d), 0);
+	dispatch_free(d);
+}
+END_TEST
+
+Suite *
+dispatch_suite(void)
+{
+	Suite *s = suite_create("dispatch");
+	TCase *tc = tcase_create("rules");
+
+	tcase_add_test(tc, a_captured_session_is_dispatched_once);
+	tcase_add_test(tc, a_claim_without_verdict_is_tried_again);
+	tcase_add_test(tc, stale_transforming_is_reclaimed_after_the_lease);
+	tcase_add_test(tc, attempts_are_bounded);
+	tcase_add_test(tc, a_removed_session_is_forgotten);
+	suite_add_tcase(s, tc);
+	return s;
+}
