@@ -17,6 +17,7 @@
 #ifndef FIRESYNC_WIRE_H
 #define FIRESYNC_WIRE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define WIRE_MAGIC	0x46535731u	/* "FSW1" */
@@ -93,14 +94,25 @@ int wire_send(int sock, const void *msg, uint32_t size, int fd);
 /*
  * Receive one message of exactly size bytes and the given type, and an
  * attached descriptor into *fd (-1 if none; pass fd NULL to refuse one).
- * Returns 0, -EPIPE on end of stream, -EPROTO on a malformed message, or
- * -errno.
+ * Every descriptor that arrived is accounted for: more than one (or one
+ * refused) closes them all and is a malformed message.  Returns 0, -EPIPE
+ * on end of stream, -EPROTO on a malformed message, or -errno.
  */
 int wire_recv(int sock, void *msg, uint32_t size, uint32_t type, int *fd);
 void wire_header_init(struct wire_header *h, uint32_t type, uint32_t size);
 
-/* A memfd holding len bytes from parts; -errno on failure. */
+/* A memfd holding the bytes of parts, sealed against shrinking, growing
+ * and writing (and further seal changes); -errno on failure. */
 int wire_memfd(const char *name, const void *const *parts,
     const uint64_t *lens, int n);
+
+/*
+ * Read a peer's buffer of len bytes (1..max) from fd with pread, after
+ * checking it is sealed (wire_memfd) and exactly that long: a peer that
+ * kept a handle cannot shrink it under the reader.  0 with *out (malloc'd),
+ * or -errno with err.
+ */
+int wire_read_sealed(int fd, uint64_t len, uint64_t max, uint8_t **out,
+    char *err, size_t errlen);
 
 #endif

@@ -118,7 +118,8 @@ START_TEST(loader_refuses_with_reasons)
 	    "'firesync_plugin' symbol");
 	expect_line(out, "refused", "zduplicate.so: model 'test-good' is "
 	    "already served by plugin 'test-good'");
-	expect_line(out, "8 plugin(s) loaded", "7 refused");
+	expect_line(out, "loaded", "test-hostile 1.0.0");
+	expect_line(out, "9 plugin(s) loaded", "7 refused");
 	rm_plugin_dir();
 }
 END_TEST
@@ -344,6 +345,108 @@ START_TEST(a_hang_does_not_hold_up_others)
 }
 END_TEST
 
+/* Open descriptors of this process. */
+static int
+open_fds(void)
+{
+	char cmd[64];
+	FILE *f;
+	int n = -1;
+
+	snprintf(cmd, sizeof(cmd), "ls /proc/%d/fd | wc -l", (int)getpid());
+	f = popen(cmd, "r");
+	if (f && fscanf(f, "%d", &n) != 1)
+		n = -1;
+	if (f)
+		pclose(f);
+	return n;
+}
+
+/* A plugin that answers in the worker's place with a buffer it did not
+ * seal (and shrinks it) is refused at once, never read; one that sends
+ * extra descriptors has every one of them closed. */
+START_TEST(forged_results_are_refused_and_closed)
+{
+	struct image img;
+	char err[512];
+	int before, after;
+
+	ck_assert_int_eq(run("hostile-unsealed", "", &img, err, sizeof(err)),
+	    -EIO);
+	ck_assert_str_eq(err, "the transform worker misbehaved");
+	ck_assert_int_eq(run("hostile-twofds", "", &img, err, sizeof(err)),
+	    -EIO);
+	before = open_fds();
+	for (int i = 0; i < 10; i++) {
+		ck_assert_int_eq(run("hostile-twofds", "", &img, err,
+		    sizeof(err)), -EIO);
+		ck_assert_str_eq(err, "the transform worker misbehaved");
+	}
+	after = open_fds();
+	ck_assert_msg(before > 0 && after <= before, "descriptors %d -> %d",
+	    before, after);
+	/* and good work goes on */
+	ck_assert_int_eq(run("test-good", "", &img, err, sizeof(err)), 0);
+	image_free(&img);
+}
+END_TEST
+
+/* A worker killed between jobs is replaced for the next session, which is
+ * not blamed for it. */
+START_TEST(a_worker_dead_while_idle_is_not_blamed)
+{
+	struct pool_job job = { .ai = true, .model = "hostile-die-idle",
+	    .aspect_ratio = "", .session_id = "s", .event_id = "e",
+	    .input = jpg, .input_len = jpglen };
+	char pidfile[128], statpath[64], err[512], plugin[64];
+	uint8_t *png = NULL;
+	size_t len;
+	int pid = 0;
+	FILE *f;
+
+	pool_free(pool);
+	{
+		struct pool_options o = {
+			.worker_path = worker, .plugin_dir = dir, .workers = 1,
+			.timeout_ms = 5000, .memory_mb = 512, .max_jobs = 10,
+			.max_pixels = 50000000, .log_level = LOG_ERR,
+		};
+
+		pool = pool_new(&o, err, sizeof(err));
+		ck_assert_ptr_nonnull(pool);
+	}
+	snprintf(pidfile, sizeof(pidfile), "%s/pid", dir);
+	job.prompt = pidfile;
+	ck_assert_int_eq(pool_transform(pool, &job, &png, &len, plugin,
+	    sizeof(plugin), err, sizeof(err)), 0);
+	free(png);
+	f = fopen(pidfile, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%d", &pid), 1);
+	fclose(f);
+	/* wait until the worker is dead (a zombie: the pool reaps it) */
+	snprintf(statpath, sizeof(statpath), "/proc/%d/stat", pid);
+	for (int i = 0; i < 1000; i++) {
+		char buf[256] = "";
+		char *paren;
+
+		f = fopen(statpath, "r");
+		if (f == NULL)
+			break;
+		(void)!fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		paren = strrchr(buf, ')');
+		if (paren && paren[1] == ' ' && paren[2] == 'Z')
+			break;
+		usleep(10000);
+	}
+	job.model = "test-good";
+	ck_assert_msg(pool_transform(pool, &job, &png, &len, plugin,
+	    sizeof(plugin), err, sizeof(err)) == 0, "blamed: %s", err);
+	free(png);
+}
+END_TEST
+
 /* Reload while sessions are failing: a worker crash names its plugin from
  * the model table that a reload replaces.  Under the sanitizer build a read
  * of the old table after it was freed is a hard failure. */
@@ -535,6 +638,8 @@ plugin_suite(void)
 	tcase_add_test(jobs, a_hang_does_not_hold_up_others);
 	tcase_add_test(jobs, plugin_configuration);
 	tcase_add_test(jobs, reload_while_plugins_crash);
+	tcase_add_test(jobs, forged_results_are_refused_and_closed);
+	tcase_add_test(jobs, a_worker_dead_while_idle_is_not_blamed);
 	suite_add_tcase(s, jobs);
 
 	tcase_set_timeout(tool, 60);

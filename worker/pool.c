@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -34,6 +33,9 @@
 #endif
 
 #define HELLO_TIMEOUT_MS 30000
+/* The largest result taken from a worker: a 50 MP RGBA PNG stored raw is
+ * about 200 MB; the worker's own output limit is 256 MB. */
+#define POOL_MAX_RESULT	((uint64_t)256 << 20)
 #define KILL_GRACE_MS	250
 #define PATH_LEN	4096
 
@@ -435,17 +437,169 @@ died(struct pool *p, struct worker *w, const struct pool_job *job,
 	w->jobs = 0;
 }
 
+/* The job's images in one sealed memfd; -1 with err on failure. */
+static int
+job_memfd(const struct pool_job *job, char *err, size_t errlen)
+{
+	const void *parts[1 + WIRE_MAX_REFS];
+	uint64_t lens[1 + WIRE_MAX_REFS];
+	int fd;
+
+	parts[0] = job->input;
+	lens[0] = job->input_len;
+	for (size_t i = 0; i < job->n_refs; i++) {
+		parts[1 + i] = job->refs[i];
+		lens[1 + i] = job->ref_lens[i];
+	}
+	fd = wire_memfd("firesync-job", parts, lens, 1 + (int)job->n_refs);
+	if (fd < 0)
+		snprintf(err, errlen, "cannot pass the image to a worker: %s",
+		    strerror(-fd));
+	return fd;
+}
+
+/* Is an idle worker's process gone?  It says nothing between jobs, so
+ * a readable or hung-up socket means it died (or misbehaves). */
+static bool
+gone_while_idle(const struct worker *w)
+{
+	struct pollfd pfd = { w->sock, POLLIN, 0 };
+
+	return poll(&pfd, 1, 0) != 0;
+}
+
+/* Replace a worker that died between jobs, and say so: that death is
+ * nobody's session's fault. */
+static void
+replace_idle(struct pool *p, struct worker *w)
+{
+	pid_t pid = w->pid;
+	int status;
+
+	close(w->sock);
+	w->sock = -1;
+	status = reap(pid, 1000);
+	w->pid = 0;
+	w->jobs = 0;
+	if (WIFSIGNALED(status))
+		log_warn("worker %d died while idle (signal %d); starting a "
+		    "new one", (int)pid, WTERMSIG(status));
+	else
+		log_warn("worker %d died while idle (status %d); starting a "
+		    "new one", (int)pid, WEXITSTATUS(status));
+}
+
+/*
+ * Hand the job (wj + fd) to w, starting it if needed.  A worker found dead
+ * before the job reached it is replaced and the job sent once more.
+ * 0, -EIO (cannot start one; err says why) or -ECHILD (it died on receipt;
+ * err says how).
+ */
+static int
+send_job(struct pool *p, struct worker *w, const struct pool_job *job,
+    const struct wire_job *wj, int fd, char *err, size_t errlen)
+{
+	for (int tries = 0; tries < 2; tries++) {
+		if (w->pid > 0 && gone_while_idle(w))
+			replace_idle(p, w);
+		if (w->pid <= 0 && worker_start(p, w, err, errlen) < 0)
+			return -EIO;
+		if (wire_send(w->sock, wj, sizeof(*wj), fd) == 0)
+			return 0;
+		if (tries == 0) {
+			replace_idle(p, w);
+			continue;
+		}
+		died(p, w, job, err, errlen);
+	}
+	return -ECHILD;
+}
+
+/* Wait for w's answer until deadline; false if it did not come. */
+static bool
+await(const struct worker *w, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd pfd = { w->sock, POLLIN, 0 };
+		int64_t left = deadline - now_mono_ms();
+		int rc;
+
+		if (left <= 0)
+			return false;
+		rc = poll(&pfd, 1, (int)left);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		return rc > 0;
+	}
+}
+
+/* A result that is not OK, as -errno with the guest's reason in err. */
+static int
+result_error(struct pool *p, const struct wire_result *res, char *err,
+    size_t errlen)
+{
+	if (res->status == WIRE_CANCELLED)
+		format_timeout(p->o.timeout_ms, err, errlen,
+		    " (the model gave up at the deadline)");
+	else
+		snprintf(err, errlen, "%s", res->message);
+	switch (res->status) {
+	case WIRE_NO_PLUGIN: return -ENOENT;
+	case WIRE_TOO_LARGE: return -E2BIG;
+	case WIRE_CANCELLED: return -ETIMEDOUT;
+	case WIRE_BAD_INPUT:
+	case WIRE_BAD_RESULT:
+	case WIRE_PLUGIN_ERROR: return -EINVAL;
+	default: return -EIO;
+	}
+}
+
+/*
+ * Collect w's answer to job into res and, on success, its PNG.  Returns 0,
+ * or -errno with err, having stopped or replaced the worker when it
+ * crashed or misbehaved.
+ */
+static int
+receive(struct pool *p, struct worker *w, const struct pool_job *job,
+    struct wire_result *res, uint8_t **png, size_t *pnglen, char *err,
+    size_t errlen)
+{
+	char why[256] = "a malformed message";
+	int out = -1, rc;
+
+	rc = wire_recv(w->sock, res, sizeof(*res), WIRE_RESULT, &out);
+	if (rc == -EPIPE || rc == -ECONNRESET) {
+		died(p, w, job, err, errlen);
+		return -ECHILD;
+	}
+	if (rc == 0 && res->status == WIRE_OK && out >= 0) {
+		rc = wire_read_sealed(out, res->output_len, POOL_MAX_RESULT,
+		    png, why, sizeof(why));
+		if (rc == 0)
+			*pnglen = res->output_len;
+	} else if (rc == 0 && res->status == WIRE_OK) {
+		snprintf(why, sizeof(why), "a result without its buffer");
+		rc = -EPROTO;
+	}
+	if (out >= 0)
+		close(out);
+	if (rc < 0) {
+		log_err("worker %d sent %s; killing it", (int)w->pid, why);
+		worker_stop(w, true);
+		snprintf(err, errlen, "the transform worker misbehaved");
+		return -EIO;
+	}
+	return 0;
+}
+
 int
 pool_transform(struct pool *p, const struct pool_job *job, uint8_t **png,
     size_t *pnglen, char *plugin, size_t pluginlen, char *err, size_t errlen)
 {
-	const void *parts[1 + WIRE_MAX_REFS];
-	uint64_t lens[1 + WIRE_MAX_REFS];
 	struct wire_job *wj;
 	struct wire_result res;
 	struct worker *w;
-	int64_t deadline;
-	int fd, out = -1, rc;
+	int fd, rc;
 
 	*png = NULL;
 	if (plugin && pluginlen)
@@ -460,53 +614,21 @@ pool_transform(struct pool *p, const struct pool_job *job, uint8_t **png,
 		    "most %d)", strlen(job->prompt), WIRE_PROMPT_LEN - 1);
 		return -EINVAL;
 	}
-	parts[0] = job->input;
-	lens[0] = job->input_len;
-	for (size_t i = 0; i < job->n_refs; i++) {
-		parts[1 + i] = job->refs[i];
-		lens[1 + i] = job->ref_lens[i];
-	}
-	fd = wire_memfd("firesync-job", parts, lens, 1 + (int)job->n_refs);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot pass the image to a worker: %s",
-		    strerror(-fd));
+	if ((fd = job_memfd(job, err, errlen)) < 0)
 		return -EIO;
-	}
 	wj = xmalloc(sizeof(*wj));
 	fill_job(wj, job, p);
-
 	w = acquire(p);
-	if (w->pid <= 0 && (rc = worker_start(p, w, err, errlen)) < 0) {
-		release(p, w);
-		close(fd);
-		free(wj);
-		return -EIO;
-	}
-	/* a plugin that watches host->cancelled() gets a moment to return
-	 * at its deadline before we kill the worker */
-	deadline = now_mono_ms() + p->o.timeout_ms + KILL_GRACE_MS;
-	rc = wire_send(w->sock, wj, sizeof(*wj), fd);
+	rc = send_job(p, w, job, wj, fd, err, errlen);
 	close(fd);
 	free(wj);
 	if (rc < 0) {
-		died(p, w, job, err, errlen);
 		release(p, w);
-		return -ECHILD;
+		return rc;
 	}
-	for (;;) {
-		struct pollfd pfd = { w->sock, POLLIN, 0 };
-		int64_t left = deadline - now_mono_ms();
-
-		if (left <= 0) {
-			rc = 0;
-		} else {
-			rc = poll(&pfd, 1, (int)left);
-			if (rc < 0 && errno == EINTR)
-				continue;
-		}
-		break;
-	}
-	if (rc == 0) {
+	/* a plugin that watches host->cancelled() gets a moment to return
+	 * at its deadline before we kill the worker */
+	if (!await(w, now_mono_ms() + p->o.timeout_ms + KILL_GRACE_MS)) {
 		pid_t pid = w->pid;
 
 		worker_stop(w, true);
@@ -517,19 +639,11 @@ pool_transform(struct pool *p, const struct pool_job *job, uint8_t **png,
 		release(p, w);
 		return -ETIMEDOUT;
 	}
-	rc = wire_recv(w->sock, &res, sizeof(res), WIRE_RESULT, &out);
-	if (rc == -EPIPE || rc == -ECONNRESET) {
-		died(p, w, job, err, errlen);
-		release(p, w);
-		return -ECHILD;
-	}
+	memset(&res, 0, sizeof(res));
+	rc = receive(p, w, job, &res, png, pnglen, err, errlen);
 	if (rc < 0) {
-		log_err("worker %d sent a malformed message (%s); killing it",
-		    (int)w->pid, strerror(-rc));
-		worker_stop(w, true);
 		release(p, w);
-		snprintf(err, errlen, "the transform worker misbehaved");
-		return -EIO;
+		return rc;
 	}
 	res.plugin[sizeof(res.plugin) - 1] = '\0';
 	res.message[sizeof(res.message) - 1] = '\0';
@@ -541,51 +655,7 @@ pool_transform(struct pool *p, const struct pool_job *job, uint8_t **png,
 		worker_stop(w, false);
 	}
 	release(p, w);
-
-	if (res.status != WIRE_OK) {
-		if (out >= 0)
-			close(out);
-		if (res.status == WIRE_CANCELLED)
-			format_timeout(p->o.timeout_ms, err, errlen,
-			    " (the model gave up at the deadline)");
-		else
-			snprintf(err, errlen, "%s", res.message);
-		switch (res.status) {
-		case WIRE_NO_PLUGIN: return -ENOENT;
-		case WIRE_TOO_LARGE: return -E2BIG;
-		case WIRE_CANCELLED: return -ETIMEDOUT;
-		case WIRE_BAD_INPUT:
-		case WIRE_BAD_RESULT:
-		case WIRE_PLUGIN_ERROR: return -EINVAL;
-		default: return -EIO;
-		}
-	}
-	{
-		struct stat sb;
-		uint8_t *m;
-
-		if (out < 0 || fstat(out, &sb) < 0 ||
-		    (uint64_t)sb.st_size != res.output_len ||
-		    res.output_len == 0) {
-			if (out >= 0)
-				close(out);
-			snprintf(err, errlen, "the transform worker returned "
-			    "no image");
-			return -EIO;
-		}
-		m = mmap(NULL, res.output_len, PROT_READ, MAP_PRIVATE, out, 0);
-		close(out);
-		if (m == MAP_FAILED) {
-			snprintf(err, errlen, "cannot read the result: %s",
-			    strerror(errno));
-			return -EIO;
-		}
-		*png = xmalloc(res.output_len);
-		memcpy(*png, m, res.output_len);
-		*pnglen = res.output_len;
-		munmap(m, res.output_len);
-	}
-	return 0;
+	return res.status == WIRE_OK ? 0 : result_error(p, &res, err, errlen);
 }
 
 int

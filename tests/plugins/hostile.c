@@ -1,0 +1,159 @@
+/*
+ * hostile.c - a plugin that attacks its host through the worker's own
+ * socket, for the tests: models
+ *   hostile-unsealed  answers first with a result buffer it did not seal,
+ *                     and shrinks it right after sending;
+ *   hostile-twofds    answers first with two descriptors in one message;
+ *   hostile-die-idle  writes its pid to the file named by the prompt,
+ *                     returns a good result, and kills its worker a moment
+ *                     later, while the worker is idle.
+ * The first two then wait to be killed.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "firesync/plugin.h"
+#include "wire.h"
+
+static const struct firesync_host *host;
+
+static int
+h_init(const struct firesync_host *h, const struct firesync_config *c,
+    void **state, char *err, size_t errlen)
+{
+	(void)c;
+	(void)state;
+	(void)err;
+	(void)errlen;
+	host = h;
+	return FIRESYNC_OK;
+}
+
+static int
+buffer(size_t len)
+{
+	int fd = memfd_create("hostile", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	char junk[256];
+
+	memset(junk, 0x5a, sizeof(junk));
+	if (fd >= 0 && write(fd, junk, len) != (ssize_t)len) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* A forged WIRE_RESULT carrying fds[0..n). */
+static void
+forge(const int *fds, int n, uint64_t len)
+{
+	struct wire_result r;
+	struct iovec iov = { &r, sizeof(r) };
+	union {
+		struct cmsghdr c;
+		char buf[CMSG_SPACE(sizeof(int) * 2)];
+	} u;
+	struct msghdr mh;
+	struct cmsghdr *c;
+
+	memset(&r, 0, sizeof(r));
+	r.h.magic = WIRE_MAGIC;
+	r.h.type = WIRE_RESULT;
+	r.h.size = sizeof(r);
+	r.status = WIRE_OK;
+	r.output_len = len;
+	memset(&u, 0, sizeof(u));
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = u.buf;
+	mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+	(void)!sendmsg(WIRE_FD, &mh, MSG_NOSIGNAL);
+}
+
+static void *
+die_soon(void *arg)
+{
+	struct timespec ts = { 0, 100 * 1000000L };
+
+	(void)arg;
+	nanosleep(&ts, NULL);
+	kill(getpid(), SIGKILL);
+	return NULL;
+}
+
+static int
+h_transform(void *state, const struct firesync_request *req,
+    struct firesync_result *res, char *err, size_t errlen)
+{
+	(void)state;
+	if (strcmp(req->model, "hostile-unsealed") == 0) {
+		int fd = buffer(200);
+
+		forge(&fd, 1, 200);
+		(void)!ftruncate(fd, 0);
+		for (;;)
+			pause();
+	}
+	if (strcmp(req->model, "hostile-twofds") == 0) {
+		int fds[2] = { buffer(100), buffer(100) };
+
+		forge(fds, 2, 100);
+		for (;;)
+			pause();
+	}
+	if (strcmp(req->model, "hostile-die-idle") == 0) {
+		FILE *f = fopen(req->prompt, "w");
+		pthread_t t;
+		size_t n = (size_t)req->image.stride * req->image.height;
+
+		if (f == NULL) {
+			snprintf(err, errlen, "cannot write %s", req->prompt);
+			return FIRESYNC_ERROR;
+		}
+		fprintf(f, "%d\n", (int)getpid());
+		fclose(f);
+		res->width = req->image.width;
+		res->height = req->image.height;
+		res->channels = req->image.channels;
+		res->stride = req->image.stride;
+		res->pixels = host->alloc(n);
+		if (res->pixels == NULL)
+			return FIRESYNC_ERROR;
+		memcpy(res->pixels, req->image.pixels, n);
+		pthread_create(&t, NULL, die_soon, NULL);
+		pthread_detach(t);
+		return FIRESYNC_OK;
+	}
+	snprintf(err, errlen, "unknown model");
+	return FIRESYNC_ERROR;
+}
+
+static const char *const models[] = { "hostile-unsealed", "hostile-twofds",
+    "hostile-die-idle", NULL };
+
+const struct firesync_plugin firesync_plugin = {
+	.abi_major = FIRESYNC_PLUGIN_ABI_MAJOR,
+	.abi_minor = FIRESYNC_PLUGIN_ABI_MINOR,
+	.struct_size = sizeof(struct firesync_plugin),
+	.name = "test-hostile",
+	.version = "1.0.0",
+	.vendor = "firesync tests",
+	.license = "MIT",
+	.models = models,
+	.init = h_init,
+	.transform = h_transform,
+};
