@@ -113,7 +113,9 @@ struct firesync_host {
 	/*
 	 * The value of key in this plugin's [plugin.NAME] configuration
 	 * section, or NULL if unset.  The string belongs to the host and
-	 * stays valid until fini().
+	 * stays valid until fini().  Ask for every key you use during
+	 * init(): keys of the section never asked for there are reported to
+	 * the admin as unknown (a typo, most likely).
 	 */
 	const char *(*config_get)(const struct firesync_config *config,
 	    const char *key);
@@ -193,12 +195,14 @@ struct firesync_plugin {
 	uint32_t abi_minor;		/* FIRESYNC_PLUGIN_ABI_MINOR */
 	uint32_t struct_size;		/* sizeof(struct firesync_plugin) */
 
-	const char *name;		/* required: [a-z0-9_-]+, unique */
+	/* required: 1 to 63 characters of [a-z0-9._-], unique */
+	const char *name;
 	const char *version;		/* required: free form, e.g. "1.2.0" */
 	const char *vendor;		/* optional */
 	const char *license;		/* optional, e.g. "MIT" */
 	/* required: the aiPhotoConfig.model names served, NULL-terminated,
-	 * at least one.  Two plugins may not serve the same model. */
+	 * at least one, each named like the plugin (1 to 63 characters of
+	 * [a-z0-9._-]).  Two plugins may not serve the same model. */
 	const char *const *models;
 
 	/*
