@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "text.h"
 
 int log_level = LOG_INFO;
 static int log_journal;
@@ -84,11 +85,13 @@ log_vwrite(int prio, const char *fmt, va_list ap)
 	int n;
 
 	if (log_json) {
-		char msg[3000];
+		char raw[3000], msg[3000];
 		struct timespec ts;
 		struct tm tm;
 
-		vsnprintf(msg, sizeof(msg), fmt, ap);
+		/* valid UTF-8 for JSON parsers; controls become spaces */
+		vsnprintf(raw, sizeof(raw), fmt, ap);
+		text_clean(raw, sizeof(msg) - 1, msg, sizeof(msg));
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		/* pure JSON, even under journald: shippers parse whole
@@ -120,16 +123,16 @@ log_vwrite(int prio, const char *fmt, va_list ap)
 		    log_level_name(prio));
 	}
 	off = n > 0 ? (size_t)n : 0;
-	n = vsnprintf(line + off, sizeof(line) - off - 1, fmt, ap);
-	if (n < 0)
-		n = 0;
-	off += (size_t)n;
-	if (off > sizeof(line) - 2)
-		off = sizeof(line) - 2;
-	/* One record per line: fold embedded newlines from foreign text. */
-	for (size_t i = 0; i < off; i++)
-		if (line[i] == '\n' || line[i] == '\r')
-			line[i] = ' ';
+	{
+		char raw[sizeof(line)];
+
+		/* one record per line, valid UTF-8: foreign text (plugins,
+		 * documents, servers) cannot forge lines or break readers */
+		vsnprintf(raw, sizeof(raw), fmt, ap);
+		text_clean(raw, sizeof(line) - off - 2, line + off,
+		    sizeof(line) - off);
+		off += strlen(line + off);
+	}
 	line[off++] = '\n';
 	(void)!write(STDERR_FILENO, line, off);
 }

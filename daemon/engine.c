@@ -56,12 +56,17 @@ _Static_assert(OPTIONS_MAX_EVENTS + 1 <= WATCH_MAX_TARGETS,
  */
 #define UNSEEN_WRITE_MS	15000
 #define VERSION_LEN	48
+/* After a drain timeout, how long runners get to notice they may not
+ * write (their workers are killed; a Firestore call may still be out). */
+#define ABANDON_GRACE_MS 5000
 
 struct engine {
 	const struct options *opt;	/* borrowed; reload changes limits */
 	struct fs_client *fs;		/* borrowed */
 	struct store *store;		/* borrowed */
+	struct pool *pool;		/* borrowed */
 	struct pipeline pipeline;	/* the runners' context */
+	atomic_bool frozen;		/* shutdown gave up: no more writes */
 
 	pthread_mutex_t lock;		/* queue, listen, wrote_* */
 	pthread_cond_t cond;
@@ -572,8 +577,9 @@ engine_new(const struct options *o, struct fs_client *fs, struct store *st,
 	e->opt = o;
 	e->fs = fs;
 	e->store = st;
+	e->pool = pool;
 	e->pipeline = (struct pipeline){ .opt = o, .fs = fs, .store = st,
-	    .pool = pool, .wrote = wrote, .arg = e };
+	    .pool = pool, .wrote = wrote, .arg = e, .frozen = &e->frozen };
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_cond_init(&e->cond, NULL);
 	google__protobuf__timestamp__init(&e->wrote_at);
@@ -594,22 +600,11 @@ engine_on_reload(struct engine *e, void (*fn)(void *), void *arg)
 	e->reload_arg = arg;
 }
 
-/* Wait for running tasks, up to the drain timeout; queued ones are
- * dropped and stay "captured" for the next run. */
+/* Wait until no task runs or until end (monotonic ms). */
 static void
-drain(struct engine *e)
+wait_runners(struct engine *e, int64_t end)
 {
-	int64_t end = now_mono_ms() + (int64_t)e->opt->drain_timeout_s * 1000;
-	struct task *t, *next;
-
 	pthread_mutex_lock(&e->lock);
-	for (t = e->head; t; t = next) {
-		next = t->next;
-		task_free(t);
-	}
-	e->head = e->tail = NULL;
-	e->stopping = true;
-	pthread_cond_broadcast(&e->cond);
 	while (atomic_load(&e->running) > 0 && now_mono_ms() < end) {
 		struct timespec ts;
 
@@ -623,12 +618,41 @@ drain(struct engine *e)
 		notify_watchdog();
 	}
 	pthread_mutex_unlock(&e->lock);
-	if (atomic_load(&e->running) > 0) {
-		log_warn("shutdown: %d session(s) still running after %d s; "
-		    "leaving them to interrupted-work recovery",
-		    atomic_load(&e->running), e->opt->drain_timeout_s);
-		return;
+}
+
+/*
+ * Wait for running tasks, up to the drain timeout; queued ones are dropped
+ * and stay "captured" for the next run.  Past the timeout, the runners may
+ * write nothing more and their workers are killed, so those sessions stay
+ * "transforming" for the next daemon's recovery.
+ */
+static void
+drain(struct engine *e)
+{
+	struct task *t, *next;
+	int left;
+
+	pthread_mutex_lock(&e->lock);
+	for (t = e->head; t; t = next) {
+		next = t->next;
+		task_free(t);
 	}
+	e->head = e->tail = NULL;
+	e->stopping = true;
+	pthread_cond_broadcast(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+	wait_runners(e, now_mono_ms() + (int64_t)e->opt->drain_timeout_s *
+	    1000);
+	if ((left = atomic_load(&e->running)) > 0) {
+		log_warn("shutdown: %d session(s) still running after %d s; "
+		    "leaving them 'transforming' to interrupted-work recovery",
+		    left, e->opt->drain_timeout_s);
+		atomic_store(&e->frozen, true);
+		pool_abandon(e->pool);
+		wait_runners(e, now_mono_ms() + ABANDON_GRACE_MS);
+	}
+	if (atomic_load(&e->running) > 0)
+		return;		/* stuck in a call: engine_idle() says so */
 	for (int i = 0; i < e->n_runners; i++)
 		pthread_join(e->runners[i], NULL);
 	e->n_runners = 0;
@@ -693,17 +717,17 @@ engine_request_reload(struct engine *e)
 	atomic_store(&e->reload, 1);
 }
 
+bool
+engine_idle(const struct engine *e)
+{
+	return e->n_runners == 0;
+}
+
 void
 engine_free(struct engine *e)
 {
 	if (e == NULL)
 		return;
-	if (e->n_runners > 0) {
-		/* drain timed out: runners are still in a session; the
-		 * process is exiting, so leave them be */
-		free(e->runners);
-		return;
-	}
 	free(e->runners);
 	dispatch_free(e->dispatch);
 	watch_clear(&e->watch);

@@ -12,6 +12,8 @@
 #ifndef FIRESYNC_ENGINE_H
 #define FIRESYNC_ENGINE_H
 
+#include <stdbool.h>
+
 #include "firestore.h"
 #include "options.h"
 #include "pool.h"
@@ -29,6 +31,14 @@ int engine_run(struct engine *e);
 void engine_stop(struct engine *e);
 /* Ask the main loop to reload soon; safe from any thread. */
 void engine_request_reload(struct engine *e);
+/*
+ * After engine_run: false if a runner thread is still inside a call it
+ * could not be pulled out of in time.  Then nothing it uses (the engine,
+ * the pool, the Firestore client, storage) may be freed: the caller exits
+ * with _exit().
+ */
+bool engine_idle(const struct engine *e);
+/* Free an idle engine. */
 void engine_free(struct engine *e);
 
 #endif

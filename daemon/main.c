@@ -156,20 +156,125 @@ grpc_log(gpr_log_func_args *a)
 	log_at(prio, "grpc: %s", a->message);
 }
 
+/* Start the worker pool (before gRPC's threads exist); NULL if it
+ * cannot start, said in the log. */
+static struct pool *
+start_pool(const struct options *opt, const char *worker_path)
+{
+	struct pool *pool;
+	char err[512];
+
+	po.worker_path = worker_path;
+	po.plugin_dir = opt->plugin_dir;
+	po.config_path = opt->config_path;
+	po.workers = opt->workers;
+	po.timeout_ms = (int64_t)opt->transform_timeout_s * 1000;
+	po.memory_mb = opt->worker_memory_mb;
+	po.max_jobs = opt->worker_max_jobs;
+	po.max_pixels = opt->max_pixels;
+	po.log_level = opt->log_level;
+	pool = pool_new(&po, err, sizeof(err));
+	if (pool == NULL)
+		log_err("%s", err);
+	return pool;
+}
+
+/*
+ * The Firestore client: the emulator's insecure channel, or production
+ * with Application Default Credentials (the key file, else the metadata
+ * server).  gRPC reads the key file itself; checking it here makes a bad
+ * one fail at start with a clear message.  NULL if it cannot be made,
+ * said in the log.
+ */
+static struct fs_client *
+connect_firestore(const struct options *opt)
+{
+	struct fs_options fo = {
+		.target = opt->emulator ? opt->emulator :
+		    "firestore.googleapis.com:443",
+		.project = opt->project,
+		.database = opt->database,
+		.emulator = opt->emulator != NULL,
+		.keepalive_ms = opt->keepalive_ms,
+	};
+	struct fs_client *fs;
+	char err[512];
+
+	if (!opt->emulator && opt->credentials) {
+		setenv("GOOGLE_APPLICATION_CREDENTIALS", opt->credentials, 1);
+		if (token_check_key_file(opt->credentials, err,
+		    sizeof(err)) < 0) {
+			log_err("%s", err);
+			return NULL;
+		}
+		log_notice("credentials: service account key %s",
+		    opt->credentials);
+	} else if (!opt->emulator) {
+		log_notice("credentials: none configured; using the metadata "
+		    "server's service account");
+	}
+	/* TLS verified against the system's trusted roots */
+	if (!opt->emulator &&
+	    getenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH") == NULL &&
+	    access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0)
+		setenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+		    "/etc/ssl/certs/ca-certificates.crt", 1);
+	fs = fs_client_new(&fo, err, sizeof(err));
+	if (fs == NULL)
+		log_err("%s", err);
+	return fs;
+}
+
+/* Signals are taken by the signal thread only: block them before gRPC
+ * starts its threads so they inherit the mask. */
+static void
+block_signals(void)
+{
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* Serve until a signal stops the engine.  The exit status. */
+static int
+serve(struct options *opt, struct fs_client *fs, struct store *st,
+    struct pool *pool)
+{
+	struct live live = { opt, pool };
+	struct engine *e = engine_new(opt, fs, st, pool);
+	pthread_t sigthread;
+	int rc;
+
+	engine_on_reload(e, reload, &live);
+	if (pthread_create(&sigthread, NULL, signal_main, e) != 0)
+		fatal("cannot start the signal thread");
+	rc = engine_run(e);
+	pthread_kill(sigthread, SIGUSR1);
+	pthread_join(sigthread, NULL);
+	if (!engine_idle(e)) {
+		/* a runner is stuck in a call: freeing what it uses would be
+		 * a use-after-free; its session is left to recovery */
+		log_notice("shutdown: exiting with a session thread still in "
+		    "a call");
+		_exit(rc);
+	}
+	engine_free(e);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct options opt;
-	struct fs_options fo = { 0 };
-	struct fs_client *fs;
-	struct store *st;
-	struct engine *e;
-	struct pool *pool;
-	char *worker_path;
-	struct live live;
-	pthread_t sigthread;
-	char err[512];
-	int rc;
+	struct fs_client *fs = NULL;
+	struct store *st = NULL;
+	struct pool *pool = NULL;
+	char *worker_path, err[512];
+	int rc = 1;
 
 	switch (options_parse(&opt, argc, argv)) {
 	case OPTIONS_EXIT_OK:
@@ -193,109 +298,29 @@ main(int argc, char **argv)
 	worker_path = pool_find_worker();
 	if (opt.list_plugins || opt.check_config) {
 		rc = check_or_list(&opt, worker_path);
-		free(worker_path);
-		options_clear(&opt);
-		return rc;
+		goto out;
 	}
-
 	st = store_local_open(opt.storage_root, opt.public_url_base, err,
 	    sizeof(err));
 	if (st == NULL) {
 		log_err("%s; create it or pass --storage-root", err);
-		options_clear(&opt);
-		return 1;
+		goto out;
 	}
-
-	/* Workers run the plugins; start the first before gRPC's threads. */
-	po.worker_path = worker_path;
-	po.plugin_dir = opt.plugin_dir;
-	po.config_path = opt.config_path;
-	po.workers = opt.workers;
-	po.timeout_ms = (int64_t)opt.transform_timeout_s * 1000;
-	po.memory_mb = opt.worker_memory_mb;
-	po.max_jobs = opt.worker_max_jobs;
-	po.max_pixels = opt.max_pixels;
-	po.log_level = opt.log_level;
-	pool = pool_new(&po, err, sizeof(err));
-	if (pool == NULL) {
-		log_err("%s", err);
-		free(worker_path);
-		store_close(st);
-		options_clear(&opt);
-		return 1;
-	}
-
-	/* Block before gRPC starts its threads so they inherit the mask. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
+	if ((pool = start_pool(&opt, worker_path)) == NULL)
+		goto out;
+	block_signals();
 	gpr_set_log_function(grpc_log);
 	gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
 	grpc_init();
-	if (!opt.emulator) {
-		/* Credentials as Application Default Credentials find them:
-		 * the key file, else the metadata server.  gRPC reads the
-		 * key file for Firestore; checking it here makes a bad one
-		 * fail at start with a clear message. */
-		if (opt.credentials) {
-			setenv("GOOGLE_APPLICATION_CREDENTIALS",
-			    opt.credentials, 1);
-			if (token_check_key_file(opt.credentials, err,
-			    sizeof(err)) < 0) {
-				log_err("%s", err);
-				pool_free(pool);
-				free(worker_path);
-				store_close(st);
-				options_clear(&opt);
-				return 1;
-			}
-			log_notice("credentials: service account key %s",
-			    opt.credentials);
-		} else {
-			log_notice("credentials: none configured; using the "
-			    "metadata server's service account");
-		}
-		/* TLS verified against the system's trusted roots */
-		if (getenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH") == NULL &&
-		    access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0)
-			setenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
-			    "/etc/ssl/certs/ca-certificates.crt", 1);
+	if ((fs = connect_firestore(&opt)) != NULL) {
+		rc = serve(&opt, fs, st, pool);
+		fs_client_free(fs);
 	}
-	fo.target = opt.emulator ? opt.emulator : "firestore.googleapis.com:443";
-	fo.project = opt.project;
-	fo.database = opt.database;
-	fo.emulator = opt.emulator != NULL;
-	fo.keepalive_ms = opt.keepalive_ms;
-	live.opt = &opt;
-	live.pool = pool;
-	fs = fs_client_new(&fo, err, sizeof(err));
-	if (fs == NULL) {
-		log_err("%s", err);
-		pool_free(pool);
-		free(worker_path);
-		store_close(st);
-		grpc_shutdown();
-		options_clear(&opt);
-		return 1;
-	}
-	e = engine_new(&opt, fs, st, pool);
-	engine_on_reload(e, reload, &live);
-	if (pthread_create(&sigthread, NULL, signal_main, e) != 0)
-		fatal("cannot start the signal thread");
-	rc = engine_run(e);
-	pthread_kill(sigthread, SIGUSR1);
-	pthread_join(sigthread, NULL);
-	engine_free(e);
-	pool_free(pool);
-	free(worker_path);
-	fs_client_free(fs);
-	store_close(st);
 	grpc_shutdown();
+out:
+	pool_free(pool);
+	store_close(st);
+	free(worker_path);
 	options_clear(&opt);
 	return rc;
 }

@@ -18,11 +18,14 @@
 #include "log.h"
 #include "paths.h"
 #include "pipeline.h"
+#include "text.h"
 #include "value.h"
 #include "wire.h"
 
 #define RPC_TIMEOUT_MS	15000
 #define FINISH_TRIES	4
+#define ERROR_MAX	1000	/* bytes of a guest-facing error */
+#define URL_MAX		4096	/* bytes of resultImagePath */
 #define FINISH_BACKOFF_MS	250	/* then 500, 1000 (jittered) */
 #define FINISH_BACKOFF_MAX_MS	2000
 
@@ -62,6 +65,13 @@ make_write(const char *name, const FsTimestamp *version, FsValue *fields,
 	w->update_mask = m;
 	w->current_document = p;
 	return w;
+}
+
+/* A shutdown gave up on us: write nothing more. */
+static bool
+frozen(const struct pipeline *p)
+{
+	return p->frozen != NULL && atomic_load(p->frozen);
 }
 
 static void
@@ -240,7 +250,14 @@ finish_commit(struct run *r, const char *url, const char *message,
 
 	backoff_init(&bo, FINISH_BACKOFF_MS, FINISH_BACKOFF_MAX_MS, 2.0, 0.25);
 	for (i = 0;; i++) {
-		FsValue *f = value_map();
+		FsValue *f;
+
+		if (frozen(r->p)) {
+			snprintf(st->message, sizeof(st->message), "the "
+			    "daemon is shutting down");
+			return GRPC_STATUS_CANCELLED;
+		}
+		f = value_map();
 
 		value_map_put(f, "state", value_string(url ? "ready" : "error"));
 		value_map_put(f, "updatedAt", value_int(now_wall_ms()));
@@ -251,6 +268,8 @@ finish_commit(struct run *r, const char *url, const char *message,
 			value_map_put(f, "resultImagePath", value_string(url));
 		else
 			value_map_put(f, "error", value_string(message));
+		/* both are valid UTF-8 without control characters (finish
+		 * cleaned them): Firestore refuses anything else */
 		code = commit_one(r->p, make_write(r->s->name, r->version, f,
 		    mask, 4), st);
 		if (code == 0 || !fs_status_retryable(code) ||
@@ -276,13 +295,23 @@ finish_commit(struct run *r, const char *url, const char *message,
  * runs it again later.
  */
 static enum outcome
-finish(struct run *r, const char *url, const char *message)
+finish(struct run *r, const char *url_raw, const char *message_raw)
 {
 	const struct options *o = r->p->opt;
 	struct session *s = r->s;
 	struct fs_status st = { 0 };
 	int64_t ms = now_mono_ms() - r->t0;
-	int code = finish_commit(r, url, message, &st);
+	char message[ERROR_MAX + 1], url[URL_MAX + 1];
+	int code;
+
+	/* every string we write, cleaned once, here: cut at a character
+	 * boundary, invalid bytes replaced, control characters dropped */
+	if (message_raw)
+		text_clean(message_raw, ERROR_MAX, message, sizeof(message));
+	if (url_raw)
+		text_clean(url_raw, URL_MAX, url, sizeof(url));
+	code = finish_commit(r, url_raw ? url : NULL,
+	    message_raw ? message : NULL, &st);
 
 	log_debug("session=%s event=%s finish commit took %" PRId64 " ms",
 	    s->session_id, s->event_id, now_mono_ms() - r->t0 - ms);
@@ -292,6 +321,13 @@ finish(struct run *r, const char *url, const char *message)
 		    "transforming", s->session_id, s->event_id, r->model);
 		return OUTCOME_DROPPED;
 	}
+	if (code != 0 && frozen(r->p)) {
+		log_notice("session=%s event=%s model=%s left 'transforming' "
+		    "at shutdown; the next daemon re-runs it after %d s",
+		    s->session_id, s->event_id, r->model,
+		    o->transform_timeout_s + o->recovery_margin_s);
+		return OUTCOME_UNRECORDED;
+	}
 	if (code != 0) {
 		log_err("session=%s event=%s model=%s could not record the "
 		    "outcome: %s: %s; it stays 'transforming' and will be "
@@ -300,7 +336,7 @@ finish(struct run *r, const char *url, const char *message)
 		    o->transform_timeout_s + o->recovery_margin_s);
 		return OUTCOME_UNRECORDED;
 	}
-	if (url) {
+	if (url_raw) {
 		log_info("session=%s event=%s model=%s plugin=%s state=ready "
 		    "ms=%" PRId64, s->session_id, s->event_id, r->model,
 		    r->plugin, ms);

@@ -17,6 +17,7 @@
 #ifndef FIRESYNC_PIPELINE_H
 #define FIRESYNC_PIPELINE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -35,6 +36,9 @@ struct pipeline {
 	 * stream must show it.  Called from runner threads. */
 	void (*wrote)(void *arg, const FsTimestamp *commit_time);
 	void *arg;
+	/* Set when a shutdown gave up waiting: write nothing more, so the
+	 * session stays "transforming" for the next daemon's recovery. */
+	const atomic_bool *frozen;
 };
 
 enum task_kind {

@@ -33,6 +33,7 @@
 #include "image.h"
 #include "log.h"
 #include "testimg.h"
+#include "text.h"
 #include "watch.h"
 
 static struct emulator em;
@@ -422,6 +423,37 @@ START_TEST(failures_end_in_error_and_daemon_keeps_serving)
 }
 END_TEST
 
+/* Messages we write quote guest-controlled text cut to a length; a cut
+ * inside a multi-byte character once made Firestore refuse the finish
+ * and left the session going round "transforming".  What we write is
+ * valid UTF-8. */
+START_TEST(multibyte_text_is_cut_cleanly)
+{
+	char id[128], *in;
+	const char *err;
+	struct ctx t;
+	FsDocument *d;
+	pid_t p;
+
+	ctx_init(&t, "utf8", em.host);
+	memset(id, 'a', 99);
+	snprintf(id + 99, sizeof(id) - 99, "\xC3\xA9zz");	/* a, then é */
+	in = put_input(&t, "E", "S", 1, 16, 16);
+	p = start_daemon(&t, NULL, NULL);
+	capture(&t, "E", "S", id, in);
+	free(in);
+	d = wait_final(&t, "E", "S", 20000);
+	ck_assert_str_eq(state_of(d), "error");
+	err = doc_string(d, "error");
+	ck_assert_ptr_nonnull(strstr(err, "not found"));
+	ck_assert_msg(text_is_clean(err), "not clean UTF-8: %s", err);
+	doc_free(d);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(p, 10000), 0);
+	ctx_done(&t);
+}
+END_TEST
+
 START_TEST(retry_after_error_is_processed_again)
 {
 	static const char *const mask[] = { "state", "updatedAt" };
@@ -643,6 +675,56 @@ START_TEST(sigkill_mid_transform_is_recovered)
 	ck_assert_int_eq(log_count(log2, "its daemon was interrupted"), 1);
 	schema_ok(&t);
 	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	free(dir);
+	ctx_done(&t);
+}
+END_TEST
+
+/* A SIGTERM whose drain timeout passes during a long transform leaves
+ * that session "transforming" for the next daemon's recovery: nothing is
+ * written after the timeout, and nothing the session thread uses is
+ * freed under it (the sanitizer build would abort). */
+START_TEST(a_drain_timeout_leaves_the_session_to_recovery)
+{
+	const char *args[] = { "--plugin-dir", NULL, "--drain-timeout", "1",
+	    "--transform-timeout", "60", NULL };
+	struct ctx t;
+	FsDocument *doc = NULL;
+	int64_t end;
+	pid_t d;
+	char *in, *dir;
+	int status;
+
+	ctx_init(&t, "draintimeout", em.host);
+	dir = plugin_dir(&t);
+	args[1] = dir;
+	put_experience(&t, "exp", true, "test-hang");
+	in = put_input(&t, "E", "S", 1, 64, 48);
+	d = start_daemon(&t, NULL, args);
+	capture(&t, "E", "S", "exp", in);
+	free(in);
+	end = test_now_ms() + 30000;
+	for (;;) {
+		doc = admin_get(t.c, "events/E/sessions/S");
+		if (strcmp(state_of(doc), "transforming") == 0)
+			break;
+		ck_assert_msg(test_now_ms() < end, "never transforming");
+		doc_free(doc);
+		usleep(20000);
+	}
+	doc_free(doc);
+	kill(d, SIGTERM);
+	ck_assert_int_eq(waitpid(d, &status, 0), d);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "daemon status %d", status);
+	doc = admin_get(t.c, "events/E/sessions/S");
+	ck_assert_str_eq(state_of(doc), "transforming");
+	doc_free(doc);
+	ck_assert_int_eq(log_count(t.log, "leaving them 'transforming'"), 1);
+	ck_assert_int_eq(log_count(t.log, "left 'transforming' at shutdown"),
+	    1);
+	ck_assert_int_eq(log_count(t.log, "crashed"), 0);
+	schema_ok(&t);
 	free(dir);
 	ctx_done(&t);
 }
@@ -1174,6 +1256,8 @@ integration_suite(void)
 	tcase_add_test(tc, plugin_sessions_crash_and_hang_cost_only_themselves);
 	tcase_add_test(tc, cartoon_and_style_sessions_are_transformed);
 	tcase_add_test(tc, service_notify_reload_and_drain);
+	tcase_add_test(tc, multibyte_text_is_cut_cleanly);
+	tcase_add_test(tc, a_drain_timeout_leaves_the_session_to_recovery);
 	tcase_add_test(tc, event_scoping_serves_only_listed_events);
 	tcase_add_test(tc, a_silent_server_gets_the_stream_reopened);
 	suite_add_tcase(s, tc);

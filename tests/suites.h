@@ -15,5 +15,6 @@ Suite *options_suite(void);
 Suite *token_suite(void);
 Suite *log_suite(void);
 Suite *dispatch_suite(void);
+Suite *text_suite(void);
 
 #endif

@@ -22,7 +22,8 @@ emit(void *arg)
 	(void)arg;
 	log_level = LOG_INFO;
 	log_warn("session=%s event=%s state=error", "s1", "e1");
-	log_info("two\nlines \"quoted\"");
+	/* foreign text: a newline, an escape sequence, a broken byte */
+	log_info("two\nlines \"quoted\" \x1B[2J\xFF");
 	log_debug("not shown at info");
 }
 
@@ -35,7 +36,7 @@ START_TEST(journal_lines_carry_the_priority)
 	log_set_json(0);
 	capture_stderr(emit, NULL, out, sizeof(out));
 	ck_assert_str_eq(out, "<4>session=s1 event=e1 state=error\n"
-	    "<6>two lines \"quoted\"\n");
+	    "<6>two lines \"quoted\"  [2J\xEF\xBF\xBD\n");
 	unsetenv("JOURNAL_STREAM");
 	log_init();
 }
@@ -80,7 +81,7 @@ START_TEST(json_lines_parse)
 			    "priority")), 4);
 		} else {
 			ck_assert_str_eq(json_string_value(json_object_get(j,
-			    "msg")), "two\nlines \"quoted\"");
+			    "msg")), "two lines \"quoted\"  [2J\xEF\xBF\xBD");
 		}
 		json_decref(j);
 		n++;

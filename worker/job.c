@@ -119,18 +119,115 @@ status_of_decode(int rc)
 	return rc == -E2BIG ? WIRE_TOO_LARGE : WIRE_BAD_INPUT;
 }
 
+/*
+ * Decode the job's references (after the capture in mem), each at most a
+ * megapixel: they feed colour statistics and the like, so eight of them
+ * stay cheap.  One that does not decode is skipped with a warning.
+ * Returns how many were decoded into img[] and described in refs[].
+ */
+static size_t
+decode_references(const struct wire_job *job, const uint8_t *mem,
+    struct image *img, struct firesync_image *refs)
+{
+	const uint8_t *p = mem + job->input_len;
+	size_t n = 0;
+
+	for (uint32_t i = 0; i < job->n_refs; i++) {
+		char err[256];
+
+		if (image_decode(p, job->ref_len[i], job->max_pixels, &img[n],
+		    err, sizeof(err)) == 0 &&
+		    image_fit(&img[n], REF_MAX_PIXELS) == 0) {
+			refs[n].width = img[n].width;
+			refs[n].height = img[n].height;
+			refs[n].channels = img[n].channels;
+			refs[n].stride = img[n].width * img[n].channels;
+			refs[n].pixels = img[n].pixels;
+			n++;
+		} else {
+			log_warn("session=%s event=%s reference image %u "
+			    "skipped: %s", job->session_id, job->event_id, i,
+			    err);
+		}
+		p += job->ref_len[i];
+	}
+	return n;
+}
+
+/* The plugin's request for the upright, cropped photo img. */
+static void
+make_request(struct firesync_request *req, const struct wire_job *job,
+    const uint8_t *mem, const struct image *img,
+    const struct firesync_image *refs, size_t n_refs)
+{
+	memset(req, 0, sizeof(*req));
+	req->struct_size = sizeof(*req);
+	req->image.width = img->width;
+	req->image.height = img->height;
+	req->image.channels = img->channels;
+	req->image.stride = img->width * img->channels;
+	req->image.pixels = img->pixels;
+	req->original = mem;
+	req->original_len = job->input_len;
+	req->original_encoding = image_sniff(mem, job->input_len) ==
+	    IMAGE_PNG ? FIRESYNC_ENCODING_PNG : FIRESYNC_ENCODING_JPEG;
+	req->model = job->model;
+	req->prompt = job->prompt;
+	req->aspect_ratio = job->aspect_ratio;
+	req->references = n_refs ? refs : NULL;
+	req->n_references = n_refs;
+	req->session_id = job->session_id;
+	req->event_id = job->event_id;
+	req->timeout_ms = job->timeout_ms;
+}
+
+/* Run lp on img and turn what it returned into the PNG (or r's error). */
+static void
+run_plugin(struct loaded_plugin *lp, uint64_t max_output,
+    const struct wire_job *job, const uint8_t *mem, struct image *img,
+    uint8_t **png, size_t *pnglen, struct wire_result *r)
+{
+	struct firesync_image refs[WIRE_MAX_REFS];
+	struct image ref_img[WIRE_MAX_REFS];
+	struct firesync_request req;
+	struct firesync_result res;
+	const char *name = lp->desc->name;
+	size_t n_refs = decode_references(job, mem, ref_img, refs);
+	char err[512];
+	int rc;
+
+	make_request(&req, job, mem, img, refs, n_refs);
+	memset(&res, 0, sizeof(res));
+	res.struct_size = sizeof(res);
+	err[0] = '\0';
+	plugin_host_begin(name, job->timeout_ms);
+	rc = lp->desc->transform(lp->state, &req, &res, err, sizeof(err));
+	plugin_host_end();
+	err[sizeof(err) - 1] = '\0';
+	if (rc == FIRESYNC_OK)
+		take_result(max_output, name, &res, job->max_pixels, png,
+		    pnglen, r);
+	else if (rc == FIRESYNC_CANCELLED)
+		job_error(r, WIRE_CANCELLED, name, "plugin %s gave up at the "
+		    "deadline", name);
+	else
+		job_error(r, WIRE_PLUGIN_ERROR, name, "%s",
+		    *err ? err : "the model failed without saying why");
+	free(res.pixels);
+	free(res.data);
+	for (size_t i = 0; i < n_refs; i++)
+		image_free(&ref_img[i]);
+	if (r->status == WIRE_OK)
+		snprintf(r->plugin, sizeof(r->plugin), "%s", name);
+}
+
 void
 job_run(struct plugin_set *plugins, uint64_t max_output,
     const struct wire_job *job, const uint8_t *mem, uint8_t **png,
     size_t *pnglen, struct wire_result *r)
 {
-	struct firesync_image refs[WIRE_MAX_REFS];
-	struct image img, ref_img[WIRE_MAX_REFS];
-	struct firesync_request req;
-	struct firesync_result res;
 	struct loaded_plugin *lp;
-	const uint8_t *p = mem + job->input_len;
-	size_t n_refs = 0;
+	struct image img;
 	char err[512];
 	int rc;
 
@@ -144,87 +241,14 @@ job_run(struct plugin_set *plugins, uint64_t max_output,
 	if (!(job->flags & WIRE_JOB_AI)) {
 		if (image_encode_png(&img, png, pnglen, err, sizeof(err)) < 0)
 			job_error(r, WIRE_INTERNAL, NULL, "%s", err);
-		image_free(&img);
-		return;
-	}
-	lp = plugins_find(plugins, job->model);
-	if (lp == NULL) {
-		image_free(&img);
-		job_error(r, WIRE_NO_PLUGIN, NULL, "no plugin for model "
-		    "'%s'", job->model);
-		return;
-	}
-	if (image_crop_aspect(&img, job->aspect_ratio, err, sizeof(err)) < 0) {
-		image_free(&img);
+	} else if ((lp = plugins_find(plugins, job->model)) == NULL) {
+		job_error(r, WIRE_NO_PLUGIN, NULL, "no plugin for model '%s'",
+		    job->model);
+	} else if (image_crop_aspect(&img, job->aspect_ratio, err,
+	    sizeof(err)) < 0) {
 		job_error(r, WIRE_BAD_INPUT, lp->desc->name, "%s", err);
-		return;
+	} else {
+		run_plugin(lp, max_output, job, mem, &img, png, pnglen, r);
 	}
-	for (uint32_t i = 0; i < job->n_refs; i++) {
-		char rerr[256];
-
-		/* references feed colour statistics and the like: at most
-		 * a megapixel each, so eight of them stay cheap */
-		if (image_decode(p, job->ref_len[i], job->max_pixels,
-		    &ref_img[n_refs], rerr, sizeof(rerr)) == 0 &&
-		    image_fit(&ref_img[n_refs], REF_MAX_PIXELS) == 0) {
-			refs[n_refs].width = ref_img[n_refs].width;
-			refs[n_refs].height = ref_img[n_refs].height;
-			refs[n_refs].channels = ref_img[n_refs].channels;
-			refs[n_refs].stride = ref_img[n_refs].width *
-			    ref_img[n_refs].channels;
-			refs[n_refs].pixels = ref_img[n_refs].pixels;
-			n_refs++;
-		} else {
-			log_warn("session=%s event=%s reference image %u "
-			    "skipped: %s", job->session_id, job->event_id, i,
-			    rerr);
-		}
-		p += job->ref_len[i];
-	}
-
-	memset(&req, 0, sizeof(req));
-	req.struct_size = sizeof(req);
-	req.image.width = img.width;
-	req.image.height = img.height;
-	req.image.channels = img.channels;
-	req.image.stride = img.width * img.channels;
-	req.image.pixels = img.pixels;
-	req.original = mem;
-	req.original_len = job->input_len;
-	req.original_encoding = image_sniff(mem, job->input_len) == IMAGE_PNG ?
-	    FIRESYNC_ENCODING_PNG : FIRESYNC_ENCODING_JPEG;
-	req.model = job->model;
-	req.prompt = job->prompt;
-	req.aspect_ratio = job->aspect_ratio;
-	req.references = n_refs ? refs : NULL;
-	req.n_references = n_refs;
-	req.session_id = job->session_id;
-	req.event_id = job->event_id;
-	req.timeout_ms = job->timeout_ms;
-	memset(&res, 0, sizeof(res));
-	res.struct_size = sizeof(res);
-	err[0] = '\0';
-
-	plugin_host_begin(lp->desc->name, job->timeout_ms);
-	rc = lp->desc->transform(lp->state, &req, &res, err, sizeof(err));
-	plugin_host_end();
-	err[sizeof(err) - 1] = '\0';
-
-	if (rc == FIRESYNC_OK)
-		take_result(max_output, lp->desc->name, &res, job->max_pixels, png,
-		    pnglen, r);
-	else if (rc == FIRESYNC_CANCELLED)
-		job_error(r, WIRE_CANCELLED, lp->desc->name, "plugin %s "
-		    "gave up at the deadline", lp->desc->name);
-	else
-		job_error(r, WIRE_PLUGIN_ERROR, lp->desc->name, "%s",
-		    *err ? err : "the model failed without saying why");
-	free(res.pixels);
-	free(res.data);
 	image_free(&img);
-	for (size_t i = 0; i < n_refs; i++)
-		image_free(&ref_img[i]);
-	if (r->status == WIRE_OK)
-		snprintf(r->plugin, sizeof(r->plugin), "%s", lp->desc->name);
 }
-

@@ -348,106 +348,159 @@ missing_field(const struct firesync_plugin *d)
 	return NULL;
 }
 
-static void
-load_one(struct load_ctx *lc, const char *path,
-    const struct plugin_configs *cfgs)
+/* The file may be loaded: a regular file, not writable by others. */
+static bool
+file_ok(struct load_ctx *lc, const char *path)
 {
-	struct plugin_set *set = lc->set;
-	const struct firesync_plugin *d;
-	struct loaded_plugin lp;
 	struct stat sb;
-	char why[512], err[512];
-	const char *miss;
-	void *dl;
+	char why[512];
 
 	if (stat(path, &sb) < 0) {
 		refuse(lc, path, "%s", strerror(errno));
-		return;
+		return false;
 	}
 	if (!S_ISREG(sb.st_mode)) {
 		refuse(lc, path, "not a regular file");
-		return;
+		return false;
 	}
 	if (safe_owner(&sb, "the file", path, why, sizeof(why)) < 0) {
 		refuse(lc, path, "%s", why);
-		return;
+		return false;
 	}
-	dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (dl == NULL) {
-		refuse(lc, path, "cannot load it: %s (is it built for this "
-		    "system, with its libraries installed?)", dlerror());
-		return;
-	}
-	d = dlsym(dl, FIRESYNC_PLUGIN_SYMBOL);
+	return true;
+}
+
+/* The descriptor's version and shape; NULL (refused) if this host
+ * cannot use it. */
+static const struct firesync_plugin *
+descriptor(struct load_ctx *lc, const char *path, void *dl)
+{
+	const struct firesync_plugin *d = dlsym(dl, FIRESYNC_PLUGIN_SYMBOL);
+	const char *miss;
+
 	if (d == NULL) {
 		refuse(lc, path, "it exports no '%s' symbol: it is not a "
 		    "firesync plugin", FIRESYNC_PLUGIN_SYMBOL);
-		dlclose(dl);
-		return;
-	}
-	if (d->abi_major != FIRESYNC_PLUGIN_ABI_MAJOR) {
+	} else if (d->abi_major != FIRESYNC_PLUGIN_ABI_MAJOR) {
 		refuse(lc, path, "built for plugin ABI %u.%u, this firesync "
 		    "speaks %u.%u: rebuild it against this firesync's "
 		    "firesync/plugin.h", d->abi_major, d->abi_minor,
 		    FIRESYNC_PLUGIN_ABI_MAJOR, FIRESYNC_PLUGIN_ABI_MINOR);
-		dlclose(dl);
-		return;
-	}
-	if (d->abi_minor > FIRESYNC_PLUGIN_ABI_MINOR) {
+	} else if (d->abi_minor > FIRESYNC_PLUGIN_ABI_MINOR) {
 		refuse(lc, path, "needs plugin ABI %u.%u, newer than this "
 		    "firesync's %u.%u: upgrade firesync", d->abi_major,
 		    d->abi_minor, FIRESYNC_PLUGIN_ABI_MAJOR,
 		    FIRESYNC_PLUGIN_ABI_MINOR);
-		dlclose(dl);
-		return;
-	}
-	if (d->struct_size < FIRESYNC_PLUGIN_MIN_SIZE) {
+	} else if (d->struct_size < FIRESYNC_PLUGIN_MIN_SIZE) {
 		refuse(lc, path, "its descriptor is %u bytes, smaller than "
 		    "the %zu of ABI %u.0: rebuild it", d->struct_size,
 		    (size_t)FIRESYNC_PLUGIN_MIN_SIZE,
 		    FIRESYNC_PLUGIN_ABI_MAJOR);
-		dlclose(dl);
-		return;
-	}
-	if ((miss = missing_field(d)) != NULL) {
+	} else if ((miss = missing_field(d)) != NULL) {
 		refuse(lc, path, "required field '%s' is missing", miss);
-		dlclose(dl);
-		return;
+	} else {
+		return d;
 	}
+	return NULL;
+}
+
+/* Its name and models follow the rule and are not taken already. */
+static bool
+names_ok(struct load_ctx *lc, const char *path,
+    const struct firesync_plugin *d)
+{
+	const struct plugin_set *set = lc->set;
+
 	if (!valid_name(d->name)) {
 		refuse(lc, path, "name '%.64s' is not [a-z0-9._-], under 64 "
 		    "characters", d->name);
-		dlclose(dl);
-		return;
+		return false;
 	}
+	for (size_t i = 0; i < set->n; i++)
+		if (strcmp(set->v[i].desc->name, d->name) == 0) {
+			refuse(lc, path, "a plugin named '%s' is already "
+			    "loaded from %s", d->name, set->v[i].path);
+			return false;
+		}
 	for (const char *const *m = d->models; *m; m++) {
 		if (!valid_name(*m)) {
 			refuse(lc, path, "model name '%.64s' is not "
 			    "[a-z0-9._-], under 64 characters", *m);
-			dlclose(dl);
-			return;
+			return false;
 		}
 		for (size_t i = 0; i < set->n; i++) {
 			const struct firesync_plugin *o = set->v[i].desc;
 
-			if (strcmp(o->name, d->name) == 0) {
-				refuse(lc, path, "a plugin named '%s' is "
-				    "already loaded from %s", d->name,
-				    set->v[i].path);
-				dlclose(dl);
-				return;
-			}
 			for (const char *const *om = o->models; *om; om++)
 				if (strcmp(*om, *m) == 0) {
 					refuse(lc, path, "model '%s' is "
 					    "already served by plugin '%s' "
 					    "(%s)", *m, o->name,
 					    set->v[i].path);
-					dlclose(dl);
-					return;
+					return false;
 				}
 		}
 	}
+	return true;
+}
+
+/* Call the plugin's init() with its configuration; false if refused. */
+static bool
+plugin_init(struct load_ctx *lc, struct loaded_plugin *lp)
+{
+	char err[512];
+	int rc;
+
+	if (lp->desc->init == NULL)
+		return true;
+	err[0] = '\0';
+	plugin_host_begin(lp->desc->name, 60000);
+	rc = lp->desc->init(&plugin_host, lp->config, &lp->state, err,
+	    sizeof(err));
+	plugin_host_end();
+	err[sizeof(err) - 1] = '\0';
+	if (rc == FIRESYNC_OK)
+		return true;
+	refuse(lc, lp->path, "init failed: %s", *err ? err : "no reason given");
+	return false;
+}
+
+/* One line for --list-plugins. */
+static void
+report_loaded(FILE *report, const struct loaded_plugin *lp)
+{
+	const struct firesync_plugin *d = lp->desc;
+
+	fprintf(report, "loaded   %s %s", d->name, d->version);
+	if (d->vendor || d->license)
+		fprintf(report, " (%s%s%s)", d->vendor ? d->vendor : "",
+		    d->vendor && d->license ? ", " : "",
+		    d->license ? d->license : "");
+	fprintf(report, " models:");
+	for (const char *const *m = d->models; *m; m++)
+		fprintf(report, " %s", *m);
+	fprintf(report, " [%s]\n", lp->path);
+}
+
+static void
+load_one(struct load_ctx *lc, const char *path,
+    const struct plugin_configs *cfgs)
+{
+	struct plugin_set *set = lc->set;
+	struct loaded_plugin lp;
+	const struct firesync_plugin *d;
+	void *dl;
+
+	if (!file_ok(lc, path))
+		return;
+	dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (dl == NULL) {
+		refuse(lc, path, "cannot load it: %s (is it built for this "
+		    "system, with its libraries installed?)", dlerror());
+		return;
+	}
+	if ((d = descriptor(lc, path, dl)) == NULL || !names_ok(lc, path, d))
+		goto refused;
 	memset(&lp, 0, sizeof(lp));
 	lp.path = xstrdup(path);
 	lp.dl = dl;
@@ -456,40 +509,20 @@ load_one(struct load_ctx *lc, const char *path,
 	for (size_t i = 0; cfgs && i < cfgs->n; i++)
 		if (strcmp(cfgs->v[i].plugin, d->name) == 0)
 			lp.config = &cfgs->v[i];
-	if (d->init) {
-		int rc;
-
-		err[0] = '\0';
-		plugin_host_begin(d->name, 60000);
-		rc = d->init(&plugin_host, lp.config, &lp.state, err,
-		    sizeof(err));
-		plugin_host_end();
-		err[sizeof(err) - 1] = '\0';
-		if (rc != FIRESYNC_OK) {
-			refuse(lc, path, "init failed: %s",
-			    *err ? err : "no reason given");
-			free(lp.path);
-			dlclose(dl);
-			return;
-		}
+	if (!plugin_init(lc, &lp)) {
+		free(lp.path);
+		goto refused;
 	}
 	set->v = xrealloc(set->v, (set->n + 1) * sizeof(*set->v));
 	set->v[set->n++] = lp;
-	if (lc->report) {
-		fprintf(lc->report, "loaded   %s %s", d->name, d->version);
-		if (d->vendor || d->license)
-			fprintf(lc->report, " (%s%s%s)",
-			    d->vendor ? d->vendor : "",
-			    d->vendor && d->license ? ", " : "",
-			    d->license ? d->license : "");
-		fprintf(lc->report, " models:");
-		for (const char *const *m = d->models; *m; m++)
-			fprintf(lc->report, " %s", *m);
-		fprintf(lc->report, " [%s]\n", path);
-	}
+	if (lc->report)
+		report_loaded(lc->report, &lp);
 	log_at(lc->announce ? LOG_INFO : LOG_DEBUG,
 	    "plugin %s %s loaded from %s (ABI %u.%u)", d->name, d->version,
 	    path, d->abi_major, d->abi_minor);
+	return;
+refused:
+	dlclose(dl);
 }
 
 static int

@@ -61,6 +61,7 @@ struct pool {
 	char (*plugins)[WIRE_NAME_LEN];
 	uint32_t n_models;
 	bool announced;
+	bool abandoned;			/* pool_abandon: no new workers */
 };
 
 char *
@@ -173,6 +174,13 @@ worker_start(struct pool *p, struct worker *w, char *err, size_t errlen)
 	int sv[2], rc;
 	bool announce = !p->announced;
 
+	pthread_mutex_lock(&p->lock);
+	if (p->abandoned) {
+		pthread_mutex_unlock(&p->lock);
+		snprintf(err, errlen, "the daemon is shutting down");
+		return -ECANCELED;
+	}
+	pthread_mutex_unlock(&p->lock);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		snprintf(err, errlen, "socketpair: %s", strerror(errno));
 		return -errno;
@@ -317,6 +325,17 @@ pool_reconfigure(struct pool *p, const struct pool_options *o)
 	pthread_mutex_unlock(&p->lock);
 }
 
+void
+pool_abandon(struct pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->abandoned = true;
+	for (int i = 0; i < p->n; i++)
+		if (p->w[i].pid > 0)
+			kill(p->w[i].pid, SIGKILL);
+	pthread_mutex_unlock(&p->lock);
+}
+
 bool
 pool_plugin_for(struct pool *p, const char *model, char *plugin,
     size_t pluginlen)
@@ -411,11 +430,22 @@ died(struct pool *p, struct worker *w, const struct pool_job *job,
     char *err, size_t errlen)
 {
 	char plugin[WIRE_NAME_LEN], who[96];
+	bool abandoned;
 	int status;
 
 	close(w->sock);
 	w->sock = -1;
 	status = reap(w->pid, 2000);
+	pthread_mutex_lock(&p->lock);
+	abandoned = p->abandoned;
+	pthread_mutex_unlock(&p->lock);
+	if (abandoned) {
+		snprintf(err, errlen, "the daemon is shutting down");
+		log_info("worker %d: stopped at shutdown", (int)w->pid);
+		w->pid = 0;
+		w->jobs = 0;
+		return;
+	}
 	if (job->ai && pool_plugin_for(p, job->model, plugin, sizeof(plugin)))
 		snprintf(who, sizeof(who), "plugin %s", plugin);
 	else if (job->ai)

@@ -70,6 +70,12 @@ int pool_transform(struct pool *p, const struct pool_job *job,
  */
 void pool_reconfigure(struct pool *p, const struct pool_options *o);
 
+/*
+ * Shutting down without waiting: kill every worker now (the jobs they run
+ * fail at once) and start no new one.  Thread-safe; pool_free still frees.
+ */
+void pool_abandon(struct pool *p);
+
 /* The plugin serving model according to the workers, copied into plugin;
  * false if none does. */
 bool pool_plugin_for(struct pool *p, const char *model, char *plugin,
