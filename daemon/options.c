@@ -291,7 +291,7 @@ read_file(struct options *o, const char *path, bool explicit,
 	struct file_ctx c = { .o = o, .e = e, .path = path };
 	int rc;
 
-	c.f = fopen(path, "r");
+	c.f = fopen(path, "re");
 	if (c.f == NULL) {
 		if (explicit || errno != ENOENT)
 			report(e, "%s: cannot read: %s", path, strerror(errno));

@@ -26,6 +26,8 @@
 #define FINISH_TRIES	4
 #define ERROR_MAX	1000	/* bytes of a guest-facing error */
 #define URL_MAX		4096	/* bytes of resultImagePath */
+#define REFERENCES_PREFIX "references/"	/* where reference images live */
+#define REFRESHES	3	/* finishes re-made after unrelated writes */
 #define FINISH_BACKOFF_MS	250	/* then 500, 1000 (jittered) */
 #define FINISH_BACKOFF_MAX_MS	2000
 
@@ -215,23 +217,42 @@ claim_finish(struct run *r, struct fs_call *k, enum outcome *why)
 }
 
 /*
- * A retried finish was refused by its precondition: did an earlier try
- * land after all?  True if the document holds exactly our outcome.
+ * A finish was refused by its precondition: the document changed since our
+ * claim.  Read it.  If an earlier try of ours landed after all (retried is
+ * set), that is success: *code becomes 0.  If the claim is still ours
+ * (transforming, our attempt and updatedAt) and someone else only wrote a
+ * field of their own, r->version moves to the new version and true says to
+ * finish again.  Otherwise the session really changed hands: false.
  */
 static bool
-finish_landed(struct run *r, const char *url, const char *message)
+still_ours(struct run *r, bool retried, const char *url, const char *message,
+    int *code)
 {
 	struct session now;
-	bool ours;
+	bool again = false;
 
 	if (!reread(r, &now))
 		return false;
-	ours = url ? now.state == SESSION_READY && now.result_image_path &&
-	    strcmp(now.result_image_path, url) == 0 :
+	if (retried && (url ? now.state == SESSION_READY &&
+	    now.result_image_path && strcmp(now.result_image_path, url) == 0 :
 	    now.state == SESSION_ERROR && now.error &&
-	    strcmp(now.error, message) == 0;
+	    strcmp(now.error, message) == 0)) {
+		log_info("session=%s event=%s an earlier finish commit had "
+		    "landed after all", r->s->session_id, r->s->event_id);
+		*code = 0;
+	} else if (now.state == SESSION_TRANSFORMING &&
+	    now.transform_attempts == r->attempt &&
+	    now.updated_at == r->claim_ms && now.update_time != NULL) {
+		log_info("session=%s event=%s changed by someone else while "
+		    "transforming, but the claim is still ours; finishing "
+		    "against the new version", r->s->session_id,
+		    r->s->event_id);
+		doc_free(r->version);
+		r->version = ts_dup(now.update_time);
+		again = true;
+	}
 	session_clear(&now);
-	return ours;
+	return again;
 }
 
 /*
@@ -246,7 +267,7 @@ finish_commit(struct run *r, const char *url, const char *message,
 	static const char *const mask[] = { "state", "updatedAt",
 	    "resultImagePath", "error" };
 	struct backoff bo;
-	int code, i;
+	int code, i, refreshes = 0;
 
 	backoff_init(&bo, FINISH_BACKOFF_MS, FINISH_BACKOFF_MAX_MS, 2.0, 0.25);
 	for (i = 0;; i++) {
@@ -272,6 +293,12 @@ finish_commit(struct run *r, const char *url, const char *message,
 		 * cleaned them): Firestore refuses anything else */
 		code = commit_one(r->p, make_write(r->s->name, r->version, f,
 		    mask, 4), st);
+		if (code == GRPC_STATUS_FAILED_PRECONDITION && refreshes <
+		    REFRESHES && still_ours(r, i > 0, url, message, &code)) {
+			refreshes++;
+			i--;		/* not a failure: go again */
+			continue;
+		}
 		if (code == 0 || !fs_status_retryable(code) ||
 		    i + 1 == FINISH_TRIES)
 			break;
@@ -279,12 +306,6 @@ finish_commit(struct run *r, const char *url, const char *message,
 		    r->s->session_id, r->s->event_id, fs_status_name(code),
 		    st->message);
 		backoff_sleep(&bo);
-	}
-	if (code == GRPC_STATUS_FAILED_PRECONDITION && i > 0 &&
-	    finish_landed(r, url, message)) {
-		log_info("session=%s event=%s an earlier finish commit had "
-		    "landed after all", r->s->session_id, r->s->event_id);
-		code = 0;
 	}
 	return code;
 }
@@ -394,9 +415,9 @@ resolve_experience(struct run *r, const char *name, struct experience *x,
 }
 
 /*
- * A reference image URL that points into our storage, as the relative
- * storage path (malloc'd), or NULL.  Accepted: a plain storage path, or a
- * URL under our public URL base.
+ * A reference image URL that points into our storage's references/, as
+ * the relative storage path (malloc'd), or NULL.  Accepted: a plain
+ * storage path, or a URL under our public URL base.
  */
 static char *
 reference_path(const struct store *st, const char *url)
@@ -409,7 +430,10 @@ reference_path(const struct store *st, const char *url)
 		url += n + 1;
 	else if (strstr(url, "://") != NULL)
 		return NULL;
-	if (path_check_relative(url, why, sizeof(why)) < 0)
+	/* only under references/: a guest's capture or result is never
+	 * another guest's reference */
+	if (strncmp(url, REFERENCES_PREFIX, strlen(REFERENCES_PREFIX)) != 0 ||
+	    path_check_relative(url, why, sizeof(why)) < 0)
 		return NULL;
 	return xstrdup(url);
 }
@@ -429,9 +453,9 @@ read_references(struct run *r, const struct experience *x, uint8_t **refs,
 		char *path = reference_path(p->store, x->reference_urls[i]);
 
 		if (path == NULL) {
-			log_debug("session=%s reference %.200s is not in our "
-			    "storage; not passed to the model", r->s->session_id,
-			    x->reference_urls[i]);
+			log_info("session=%s reference %.200s is not under "
+			    "references/ in our storage; not passed to the "
+			    "model", r->s->session_id, x->reference_urls[i]);
 			continue;
 		}
 		if (store_get(p->store, path, p->opt->max_input_bytes,

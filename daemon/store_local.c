@@ -36,7 +36,7 @@ open_parent(struct store *st, const char *path, int create, char *buf,
 	if (strlen(path) >= buflen)
 		return -ENAMETOOLONG;
 	strcpy(buf, path);
-	dfd = dup(st->root_fd);
+	dfd = fcntl(st->root_fd, F_DUPFD_CLOEXEC, 0);
 	if (dfd < 0)
 		return -errno;
 	comp = buf;
@@ -84,7 +84,10 @@ local_get(struct store *st, const char *path, size_t max_bytes,
 		snprintf(err, errlen, "%s: %s", path, strerror(-dfd));
 		return dfd;
 	}
-	fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* non-blocking: a FIFO planted at the path must not hang the
+	 * session; anything but a regular file is refused below */
+	fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+	    O_NONBLOCK | O_NOCTTY);
 	close(dfd);
 	if (fd < 0) {
 		int e = errno == ELOOP ? ENOENT : errno;

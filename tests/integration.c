@@ -149,6 +149,26 @@ put_input(struct ctx *t, const char *ev, const char *ss, int orientation,
 	return xasprintf("captures/%s/%s/input.jpg", ev, ss);
 }
 
+/* An AI experience with this prompt and referenceImageUrls (an array
+ * Value, consumed; NULL for none). */
+static void
+put_experience_with(struct ctx *t, const char *id, const char *model,
+    const char *prompt, FsValue *refs)
+{
+	FsValue *f = value_map(), *cfg = value_map();
+	char path[256];
+
+	value_map_put(cfg, "enabled", value_bool(true));
+	value_map_put(cfg, "model", value_string(model));
+	value_map_put(cfg, "prompt", value_string(prompt));
+	value_map_put(cfg, "aspectRatio", value_string("1:1"));
+	value_map_put(cfg, "referenceImageUrls", refs ? refs : value_array());
+	value_map_put(f, "name", value_string(id));
+	value_map_put(f, "aiPhotoConfig", cfg);
+	snprintf(path, sizeof(path), "experiences/%s", id);
+	ck_assert_int_eq(admin_set(t->c, path, f), 0);
+}
+
 static void
 put_experience(struct ctx *t, const char *id, bool enabled,
     const char *model)
@@ -730,6 +750,111 @@ START_TEST(a_drain_timeout_leaves_the_session_to_recovery)
 }
 END_TEST
 
+/* Wait until the session is "transforming"; aborts after 30 s. */
+static void
+wait_transforming(struct ctx *t, const char *path)
+{
+	int64_t end = test_now_ms() + 30000;
+
+	for (;;) {
+		FsDocument *doc = admin_get(t->c, path);
+		bool yes = strcmp(state_of(doc), "transforming") == 0;
+
+		doc_free(doc);
+		if (yes)
+			return;
+		ck_assert_msg(test_now_ms() < end, "%s never transforming",
+		    path);
+		usleep(20000);
+	}
+}
+
+/* The web app updating a field of its own mid-transform does not cost the
+ * guest the result: the claim is still ours, so the finish is made against
+ * the new version. */
+START_TEST(an_unrelated_write_mid_transform_keeps_the_result)
+{
+	static const char *const mask[] = { "currentStepIndex" };
+	const char *args[] = { "--plugin-dir", NULL, NULL };
+	struct ctx t;
+	FsDocument *d;
+	FsValue *f;
+	pid_t p;
+	char *in, *dir;
+
+	ctx_init(&t, "unrelated", em.host);
+	dir = plugin_dir(&t);
+	args[1] = dir;
+	put_experience_with(&t, "slow", "probe-slow", "1500", NULL);
+	in = put_input(&t, "E", "S", 1, 16, 16);
+	p = start_daemon(&t, NULL, args);
+	capture(&t, "E", "S", "slow", in);
+	free(in);
+	wait_transforming(&t, "events/E/sessions/S");
+	f = value_map();
+	value_map_put(f, "currentStepIndex", value_int(4));
+	ck_assert_int_eq(admin_update(t.c, "events/E/sessions/S", f, mask, 1),
+	    0);
+	d = wait_final(&t, "E", "S", 20000);
+	ck_assert_str_eq(state_of(d), "ready");
+	ck_assert_int_eq(doc_get(d, "currentStepIndex")->integer_value, 4);
+	doc_free(d);
+	ck_assert_int_eq(log_count(t.log, "result dropped"), 0);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(p, 10000), 0);
+	free(dir);
+	ctx_done(&t);
+}
+END_TEST
+
+/* Reference images resolve only under references/: one guest's capture
+ * (or result) is never another's reference, however the URL is written. */
+START_TEST(references_come_only_from_references)
+{
+	const char *args[] = { "--plugin-dir", NULL, NULL };
+	struct ctx t;
+	FsValue *refs = value_array();
+	pid_t p;
+	char *in, *dir, url[512];
+
+	ctx_init(&t, "refs", em.host);
+	dir = plugin_dir(&t);
+	args[1] = dir;
+	free(put_input(&t, "Other", "victim", 1, 16, 16));
+	snprintf(url, sizeof(url), "file://%s/captures/Other/victim/input.jpg",
+	    t.root);
+	value_array_add(refs, value_string(url));
+	value_array_add(refs, value_string(
+	    "captures/Other/victim/input.jpg"));
+	value_array_add(refs, value_string("results/Other/victim/result.png"));
+	value_array_add(refs, value_string("references/../captures/Other/"
+	    "victim/input.jpg"));
+	value_array_add(refs, value_string("references/style.jpg"));
+	{
+		uint8_t *jpg;
+		size_t len;
+		char path[512];
+
+		snprintf(path, sizeof(path), "mkdir -p %s/references", t.root);
+		ck_assert_int_eq(system(path), 0);
+		snprintf(path, sizeof(path), "%s/references/style.jpg",
+		    t.root);
+		testimg_jpeg(16, 16, 1, &jpg, &len);
+		testimg_write(path, jpg, len);
+		free(jpg);
+	}
+	put_experience_with(&t, "probe", "probe-refs", "", refs);
+	in = put_input(&t, "E", "S", 1, 16, 16);
+	p = start_daemon(&t, NULL, args);
+	capture(&t, "E", "S", "probe", in);
+	free(in);
+	assert_error(&t, "E", "S", "AI transform failed: 1 reference(s)");
+	ck_assert_int_eq(daemon_stop(p, 10000), 0);
+	free(dir);
+	ctx_done(&t);
+}
+END_TEST
+
 START_TEST(interrupted_too_often_ends_in_error)
 {
 	static const char *const fast[] = { "--transform-timeout", "1",
@@ -1257,6 +1382,8 @@ integration_suite(void)
 	tcase_add_test(tc, cartoon_and_style_sessions_are_transformed);
 	tcase_add_test(tc, service_notify_reload_and_drain);
 	tcase_add_test(tc, multibyte_text_is_cut_cleanly);
+	tcase_add_test(tc, an_unrelated_write_mid_transform_keeps_the_result);
+	tcase_add_test(tc, references_come_only_from_references);
 	tcase_add_test(tc, a_drain_timeout_leaves_the_session_to_recovery);
 	tcase_add_test(tc, event_scoping_serves_only_listed_events);
 	tcase_add_test(tc, a_silent_server_gets_the_stream_reopened);

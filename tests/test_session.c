@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <stdint.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +228,27 @@ START_TEST(other_schema_violations_are_warnings)
 }
 END_TEST
 
+/* Numbers outside int64 are refused, not converted (undefined
+ * behaviour); huge integers are kept as they are. */
+START_TEST(out_of_range_numbers_are_warnings)
+{
+	FsValue *f = completed();
+	struct session s;
+	char err[256];
+
+	value_map_put(f, "createdAt", value_double(1e300));
+	value_map_put(f, "updatedAt", value_double(-1.0 / 0.0));
+	value_map_put(f, "transformAttempts", value_int(INT64_MAX));
+	ck_assert_int_eq(decode(f, NAME("e", "s"), &s, err), 0);
+	ck_assert_ptr_nonnull(s.warning);
+	ck_assert_ptr_nonnull(strstr(s.warning, "'createdAt' is out of range"));
+	ck_assert_ptr_nonnull(strstr(s.warning, "'updatedAt' is out of range"));
+	ck_assert_int_eq(s.created_at, 0);
+	ck_assert_int_eq(s.transform_attempts, INT64_MAX);
+	session_clear(&s);
+}
+END_TEST
+
 START_TEST(names_outside_events_are_not_sessions)
 {
 	char *e, *s;
@@ -305,6 +327,7 @@ session_suite(void)
 	tcase_add_test(tc, error_and_in_progress_examples_decode);
 	tcase_add_test(tc, malformed_required_fields_are_errors);
 	tcase_add_test(tc, other_schema_violations_are_warnings);
+	tcase_add_test(tc, out_of_range_numbers_are_warnings);
 	tcase_add_test(tc, names_outside_events_are_not_sessions);
 	tcase_add_test(tc, experience_config);
 	suite_add_tcase(s, tc);

@@ -87,6 +87,26 @@ START_TEST(missing_and_too_big)
 }
 END_TEST
 
+/* A FIFO (or any non-regular file) at an input path is refused at once:
+ * a blocking open would hang the session thread forever. */
+START_TEST(a_fifo_is_refused_not_waited_on)
+{
+	char path[256];
+	uint8_t *data;
+	size_t len;
+
+	snprintf(path, sizeof(path), "%s/captures", root);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/captures/f", root);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/captures/f/input.jpg", root);
+	ck_assert_int_eq(mkfifo(path, 0644), 0);
+	ck_assert_int_eq(store_get(st, "captures/f/input.jpg", 100, &data,
+	    &len, err, sizeof(err)), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(err, "not a regular file"));
+}
+END_TEST
+
 START_TEST(symlinks_do_not_lead_out)
 {
 	char link[200];
@@ -133,6 +153,7 @@ store_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, put_then_get);
 	tcase_add_test(tc, missing_and_too_big);
+	tcase_add_test(tc, a_fifo_is_refused_not_waited_on);
 	tcase_add_test(tc, symlinks_do_not_lead_out);
 	tcase_add_test(tc, default_url_is_file_url_of_root);
 	suite_add_tcase(s, tc);

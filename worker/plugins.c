@@ -100,7 +100,7 @@ plugin_configs_load(struct plugin_configs *c, const char *path, char *err,
 	memset(c, 0, sizeof(*c));
 	if (path == NULL)
 		return 0;
-	p.f = fopen(path, "r");
+	p.f = fopen(path, "re");
 	if (p.f == NULL) {
 		snprintf(err, errlen, "%s: cannot read: %s", path,
 		    strerror(errno));

@@ -7,7 +7,11 @@
  *   hostile-die-idle  writes its pid to the file named by the prompt,
  *                     returns a good result, and kills its worker a moment
  *                     later, while the worker is idle.
- * The first two then wait to be killed.
+ * The first two then wait to be killed.  And two that probe what the host
+ * hands over:
+ *   probe-slow        sleeps the milliseconds in the prompt, then returns
+ *                     the photo;
+ *   probe-refs        fails with "N reference(s)": how many it was given.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -138,12 +142,32 @@ h_transform(void *state, const struct firesync_request *req,
 		pthread_detach(t);
 		return FIRESYNC_OK;
 	}
+	if (strcmp(req->model, "probe-refs") == 0) {
+		snprintf(err, errlen, "%zu reference(s)", req->n_references);
+		return FIRESYNC_ERROR;
+	}
+	if (strcmp(req->model, "probe-slow") == 0) {
+		long ms = atol(req->prompt);
+		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+		size_t n = (size_t)req->image.stride * req->image.height;
+
+		nanosleep(&ts, NULL);
+		res->width = req->image.width;
+		res->height = req->image.height;
+		res->channels = req->image.channels;
+		res->stride = req->image.stride;
+		res->pixels = host->alloc(n);
+		if (res->pixels == NULL)
+			return FIRESYNC_ERROR;
+		memcpy(res->pixels, req->image.pixels, n);
+		return FIRESYNC_OK;
+	}
 	snprintf(err, errlen, "unknown model");
 	return FIRESYNC_ERROR;
 }
 
 static const char *const models[] = { "hostile-unsealed", "hostile-twofds",
-    "hostile-die-idle", NULL };
+    "hostile-die-idle", "probe-slow", "probe-refs", NULL };
 
 const struct firesync_plugin firesync_plugin = {
 	.abi_major = FIRESYNC_PLUGIN_ABI_MAJOR,
