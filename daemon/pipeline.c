@@ -169,6 +169,49 @@ claim_landed(struct run *r)
 	return version;
 }
 
+#define TOO_LARGE_ERROR \
+	"AI transform failed: the session is too large to update"
+
+/*
+ * A write of ours was refused as invalid: the document would pass
+ * Firestore's 1 MiB limit.  End the session "error" with the smallest
+ * writes that can: a short message first, then the state alone, deleting
+ * every other field of ours (the document only shrinks).
+ */
+static enum outcome
+finish_minimal(struct run *r)
+{
+	static const char *const mask[] = { "state", "updatedAt", "error",
+	    "resultImagePath", "transformAttempts" };
+	struct session *s = r->s;
+	struct fs_status st = { 0 };
+	int code = GRPC_STATUS_INVALID_ARGUMENT;
+
+	for (int step = 0; step < 2 && code == GRPC_STATUS_INVALID_ARGUMENT;
+	    step++) {
+		FsValue *f = value_map();
+
+		value_map_put(f, "state", value_string("error"));
+		value_map_put(f, "updatedAt", value_int(now_wall_ms()));
+		if (step == 0)
+			value_map_put(f, "error", value_string(TOO_LARGE_ERROR));
+		/* step 0 leaves transformAttempts as it is */
+		code = commit_one(r->p, make_write(s->name, r->version, f,
+		    mask, step == 0 ? 4 : 5), &st);
+	}
+	if (code != 0) {
+		log_err("session=%s event=%s cannot be updated at all: %s: %s; "
+		    "it is left as it is (the web app must shrink it)",
+		    s->session_id, s->event_id, fs_status_name(code),
+		    st.message);
+		return OUTCOME_REFUSED;
+	}
+	log_warn("session=%s event=%s model=%s state=error error=\"%s\" (the "
+	    "document is at Firestore's size limit; only the smallest update "
+	    "fitted)", s->session_id, s->event_id, r->model, TOO_LARGE_ERROR);
+	return OUTCOME_ERROR;
+}
+
 /* Collect the claim commit: true if the session is ours now; else *why
  * says what became of the task. */
 static bool
@@ -194,11 +237,26 @@ claim_finish(struct run *r, struct fs_call *k, enum outcome *why)
 		wrote(r->p, landed);
 		doc_free(r->version);
 		r->version = landed;
-	} else if (code != 0) {
+	} else if (code != 0 && fs_status_retryable(code)) {
 		log_warn("session=%s event=%s claim failed: %s: %s; will retry",
 		    s->session_id, s->event_id, fs_status_name(code),
 		    st.message);
 		*why = OUTCOME_RETRY;
+		return false;
+	} else if (code == GRPC_STATUS_INVALID_ARGUMENT) {
+		/* the claim itself cannot be written (a document at
+		 * Firestore's 1 MiB limit): end it with the least we can */
+		log_err("session=%s event=%s claim refused: %s: %s",
+		    s->session_id, s->event_id, fs_status_name(code),
+		    st.message);
+		*why = finish_minimal(r);
+		return false;
+	} else if (code != 0) {
+		log_err("session=%s event=%s claim refused: %s: %s; not retried "
+		    "until the session changes (check the service account's "
+		    "role: Cloud Datastore User)", s->session_id, s->event_id,
+		    fs_status_name(code), st.message);
+		*why = OUTCOME_REFUSED;
 		return false;
 	} else {
 		wrote(r->p, resp->commit_time);
@@ -336,6 +394,12 @@ finish(struct run *r, const char *url_raw, const char *message_raw)
 
 	log_debug("session=%s event=%s finish commit took %" PRId64 " ms",
 	    s->session_id, s->event_id, now_mono_ms() - r->t0 - ms);
+	if (code == GRPC_STATUS_INVALID_ARGUMENT) {
+		log_err("session=%s event=%s model=%s finish refused: %s: %s; "
+		    "ending it with the smallest update", s->session_id,
+		    s->event_id, r->model, fs_status_name(code), st.message);
+		return finish_minimal(r);
+	}
 	if (code == GRPC_STATUS_FAILED_PRECONDITION) {
 		log_warn("session=%s event=%s model=%s result dropped: the "
 		    "session was changed by someone else while it was "

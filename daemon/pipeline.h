@@ -66,6 +66,8 @@ enum outcome {
 	OUTCOME_CLAIM_LOST,	/* someone else changed it first */
 	OUTCOME_RETRY,		/* the claim failed without a verdict: try
 				   again at the same version */
+	OUTCOME_REFUSED,	/* Firestore refused our writes for good:
+				   not again until the session changes */
 	OUTCOME_READY,		/* finished ready */
 	OUTCOME_ERROR,		/* finished error */
 	OUTCOME_DROPPED,	/* the result lost to someone else's write */

@@ -855,6 +855,87 @@ START_TEST(references_come_only_from_references)
 }
 END_TEST
 
+/* Write session ss captured with a filler step of n bytes; the gRPC
+ * status. */
+static int
+set_filler(struct ctx *t, const char *ss, const char *exp, const char *in,
+    size_t n)
+{
+	FsValue *f = session_fields("E", ss, exp, in, now_wall_ms());
+	FsValue *data = (FsValue *)value_map_get(f, "data");
+	FsValue *step = value_map();
+	char *big = xmalloc(n + 1), path[128];
+	int code;
+
+	memset(big, 'x', n);
+	big[n] = '\0';
+	value_map_put(step, "type", value_string("text"));
+	value_map_put(step, "value", value_string(big));
+	free(big);
+	value_map_put(data, "step_big", step);
+	snprintf(path, sizeof(path), "events/E/sessions/%s", ss);
+	code = admin_set(t->c, path, f);
+	return code;
+}
+
+/* A captured session headroom bytes under Firestore's 1 MiB document
+ * limit, as the emulator counts it (found by asking it). */
+static void
+capture_big(struct ctx *t, const char *ss, const char *exp, int headroom)
+{
+	size_t lo = 1000000, hi = 1048576;	/* lo fits, hi does not */
+	char *in = put_input(t, "E", ss, 1, 16, 16);
+
+	ck_assert_int_eq(set_filler(t, ss, exp, in, lo), 0);
+	ck_assert_int_ne(set_filler(t, ss, exp, in, hi), 0);
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (set_filler(t, ss, exp, in, mid) == 0)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	ck_assert_int_eq(set_filler(t, ss, exp, in, lo - (size_t)headroom),
+	    0);
+	free(in);
+}
+
+/* Documents at the 1 MiB limit: a claim that cannot be written is not
+ * retried, and a finish that does not fit falls back to the smallest
+ * update; either way the session ends "error", once. */
+START_TEST(sessions_at_the_size_limit_end_in_error)
+{
+	struct ctx t;
+	FsDocument *d;
+	pid_t p;
+
+	ctx_init(&t, "bigdoc", em.host);
+	put_experience(&t, "exp_plain", false, "none");
+	capture_big(&t, "noclaim", "exp_plain", 5);
+	capture_big(&t, "nofinish", "exp_plain", 45);
+	p = start_daemon(&t, NULL, NULL);
+	d = wait_final(&t, "E", "noclaim", 20000);
+	ck_assert_str_eq(state_of(d), "error");
+	doc_free(d);
+	d = wait_final(&t, "E", "nofinish", 20000);
+	ck_assert_str_eq(state_of(d), "error");
+	ck_assert_ptr_null(doc_get(d, "resultImagePath"));
+	doc_free(d);
+	/* refused once, not again and again */
+	usleep(1500000);
+	ck_assert_int_eq(log_count(t.log, "session=noclaim event=E claim "
+	    "refused"), 1);
+	ck_assert_int_eq(log_count(t.log, "session=nofinish event=E model=none "
+	    "finish refused"), 1);
+	ck_assert_int_eq(log_count(t.log, "only the smallest update fitted"),
+	    2);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(p, 10000), 0);
+	ctx_done(&t);
+}
+END_TEST
+
 START_TEST(interrupted_too_often_ends_in_error)
 {
 	static const char *const fast[] = { "--transform-timeout", "1",
@@ -1384,6 +1465,7 @@ integration_suite(void)
 	tcase_add_test(tc, multibyte_text_is_cut_cleanly);
 	tcase_add_test(tc, an_unrelated_write_mid_transform_keeps_the_result);
 	tcase_add_test(tc, references_come_only_from_references);
+	tcase_add_test(tc, sessions_at_the_size_limit_end_in_error);
 	tcase_add_test(tc, a_drain_timeout_leaves_the_session_to_recovery);
 	tcase_add_test(tc, event_scoping_serves_only_listed_events);
 	tcase_add_test(tc, a_silent_server_gets_the_stream_reopened);
