@@ -1,11 +1,16 @@
 /*
- * strmap.c - separate-chaining hash map with FNV-1a, doubling at load 1.
+ * strmap.c - separate-chaining hash map with keyed SipHash-2-4, doubling
+ * at load 1.
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "log.h"
@@ -24,16 +29,74 @@ struct strmap {
 	size_t count;
 };
 
-static uint32_t
-fnv1a(const char *s)
-{
-	uint32_t h = 2166136261u;
+/*
+ * SipHash-2-4 (Aumasson and Bernstein) with a key drawn once per process
+ * from the kernel: document names come from outside, and a fixed hash
+ * would let someone choose names that all land in one bucket.
+ */
+static uint64_t sip_k0, sip_k1;
+static pthread_once_t sip_once = PTHREAD_ONCE_INIT;
 
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
+static void
+sip_seed(void)
+{
+	uint64_t k[2];
+
+	if (getrandom(k, sizeof(k), GRND_NONBLOCK) != (ssize_t)sizeof(k)) {
+		struct timespec ts;
+
+		/* early boot without entropy: still not a fixed key */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		k[0] = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^
+		    (uint64_t)getpid();
+		k[1] = (uint64_t)ts.tv_sec * 0xC2B2AE3D27D4EB4Full ^
+		    (uintptr_t)&k;
 	}
-	return h;
+	sip_k0 = k[0];
+	sip_k1 = k[1];
+}
+
+#define ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND do { \
+	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
+	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2; \
+	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0; \
+	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
+} while (0)
+
+static uint32_t
+hash(const char *key)
+{
+	const unsigned char *p = (const unsigned char *)key;
+	size_t len = strlen(key), left;
+	uint64_t v0, v1, v2, v3, b, m;
+
+	pthread_once(&sip_once, sip_seed);
+	v0 = 0x736f6d6570736575ull ^ sip_k0;
+	v1 = 0x646f72616e646f6dull ^ sip_k1;
+	v2 = 0x6c7967656e657261ull ^ sip_k0;
+	v3 = 0x7465646279746573ull ^ sip_k1;
+	b = (uint64_t)len << 56;
+	for (left = len; left >= 8; left -= 8, p += 8) {
+		memcpy(&m, p, 8);
+		v3 ^= m;
+		SIPROUND;
+		SIPROUND;
+		v0 ^= m;
+	}
+	for (size_t i = 0; i < left; i++)
+		b |= (uint64_t)p[i] << (8 * i);
+	v3 ^= b;
+	SIPROUND;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	b = v0 ^ v1 ^ v2 ^ v3;
+	return (uint32_t)(b ^ (b >> 32));
 }
 
 struct strmap *
@@ -79,7 +142,7 @@ find(const struct strmap *m, const char *key, uint32_t h)
 void *
 strmap_get(const struct strmap *m, const char *key)
 {
-	struct entry **pp = find(m, key, fnv1a(key));
+	struct entry **pp = find(m, key, hash(key));
 
 	return *pp ? (*pp)->value : NULL;
 }
@@ -107,7 +170,7 @@ grow(struct strmap *m)
 void *
 strmap_put(struct strmap *m, const char *key, void *value)
 {
-	uint32_t h = fnv1a(key);
+	uint32_t h = hash(key);
 	struct entry **pp = find(m, key, h), *e;
 	size_t klen;
 	void *old;
@@ -132,7 +195,7 @@ strmap_put(struct strmap *m, const char *key, void *value)
 void *
 strmap_del(struct strmap *m, const char *key)
 {
-	struct entry **pp = find(m, key, fnv1a(key)), *e = *pp;
+	struct entry **pp = find(m, key, hash(key)), *e = *pp;
 	void *v;
 
 	if (e == NULL)

@@ -56,6 +56,11 @@ _Static_assert(OPTIONS_MAX_EVENTS + 1 <= WATCH_MAX_TARGETS,
  */
 #define UNSEEN_WRITE_MS	15000
 #define VERSION_LEN	48
+/* Session documents larger than this are cached slim (slim_session). */
+#define SLIM_OVER	(64 * 1024)
+#define SLIM_MARK	"__firesync_slim__"
+/* Tasks queued per runner, beyond those running. */
+#define QUEUE_PER_RUNNER 1
 /* After a drain timeout, how long runners get to notice they may not
  * write (their workers are killed; a Firestore call may still be out). */
 #define ABANDON_GRACE_MS 5000
@@ -71,6 +76,7 @@ struct engine {
 	pthread_mutex_t lock;		/* queue, listen, wrote_* */
 	pthread_cond_t cond;
 	struct task *head, *tail;
+	size_t queued;			/* tasks waiting for a runner */
 	struct fs_listen *listen;	/* current stream, for cancel */
 	bool stopping;			/* runners: no more tasks */
 
@@ -139,6 +145,7 @@ runner_main(void *arg)
 		e->head = t->next;
 		if (e->head == NULL)
 			e->tail = NULL;
+		e->queued--;
 		atomic_fetch_add(&e->running, 1);
 		pthread_mutex_unlock(&e->lock);
 
@@ -210,6 +217,41 @@ count_sessions(const struct engine *e)
 	return total;
 }
 
+/*
+ * The sessions targets hold documents whole only up to SLIM_OVER bytes: a
+ * burst of near-1 MiB sessions would otherwise sit in memory twice (the
+ * cache and the queue).  A bigger one is kept as its name, version and
+ * the fields dispatch reads, marked with a field name Firestore reserves
+ * (__.*__), so no real document has it; its task reads it whole when it
+ * runs.
+ */
+static FsDocument *
+slim_session(FsDocument *doc, void *arg)
+{
+	static const char *const keep[] = { "state", "transformAttempts" };
+	FsValue *f;
+	FsDocument *slim;
+
+	(void)arg;
+	if (google__firestore__v1__document__get_packed_size(doc) <= SLIM_OVER)
+		return doc;
+	f = value_map();
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+		const FsValue *v = doc_get(doc, keep[i]);
+		int64_t n;
+
+		if (v && v->value_type_case == FSV(STRING_VALUE))
+			value_map_put(f, keep[i], value_string(v->string_value));
+		else if (value_get_int64(v, &n))
+			value_map_put(f, keep[i], value_int(n));
+	}
+	value_map_put(f, SLIM_MARK, value_bool(true));
+	slim = value_map_to_doc(f, doc->name);
+	slim->update_time = ts_dup(doc->update_time);
+	doc_free(doc);
+	return slim;
+}
+
 /* The experience t's session selected, from the Listen cache, or NULL. */
 static FsDocument *
 cached_experience(struct engine *e, const struct task *t)
@@ -236,6 +278,7 @@ enqueue(struct engine *e, const FsDocument *doc, enum task_kind kind,
 
 	t->decode_rc = session_decode(doc, &t->s, t->decode_err,
 	    sizeof(t->decode_err));
+	t->reread = doc_get(doc, SLIM_MARK) != NULL;
 	t->kind = kind;
 	t->attempt = attempt;
 	t->experience = cached_experience(e, t);
@@ -246,8 +289,22 @@ enqueue(struct engine *e, const FsDocument *doc, enum task_kind kind,
 	else
 		e->head = t;
 	e->tail = t;
+	e->queued++;
 	pthread_cond_signal(&e->cond);
 	pthread_mutex_unlock(&e->lock);
+}
+
+/* Room in the queue?  Only what the runners can take soon is queued;
+ * the rest waits in the snapshot, as a name and a version. */
+static bool
+queue_has_room(struct engine *e)
+{
+	bool room;
+
+	pthread_mutex_lock(&e->lock);
+	room = e->queued < (size_t)e->opt->workers * QUEUE_PER_RUNNER;
+	pthread_mutex_unlock(&e->lock);
+	return room;
 }
 
 /* One session of the last snapshot: a task for it, if it needs one. */
@@ -304,7 +361,8 @@ dispatch_all(struct engine *e)
 		const char *name;
 		void *doc;
 
-		while (known && strmap_next(known, &pos, &name, &doc))
+		while (known && strmap_next(known, &pos, &name, &doc) &&
+		    queue_has_room(e))
 			consider(e, name, doc, now, read_ms);
 	}
 	dispatch_prune(e->dispatch, in_view, e);
@@ -585,10 +643,15 @@ engine_new(const struct options *o, struct fs_client *fs, struct store *st,
 	google__protobuf__timestamp__init(&e->wrote_at);
 	e->dispatch = dispatch_new();
 	watch_init(&e->watch);
-	if (o->n_events == 0)
+	if (o->n_events == 0) {
 		watch_add_target(&e->watch, TARGET_SESSIONS);
-	for (size_t i = 0; i < o->n_events && i < OPTIONS_MAX_EVENTS; i++)
+		watch_set_trim(&e->watch, TARGET_SESSIONS, slim_session, e);
+	}
+	for (size_t i = 0; i < o->n_events && i < OPTIONS_MAX_EVENTS; i++) {
 		watch_add_target(&e->watch, TARGET_EVENT0 + (int32_t)i);
+		watch_set_trim(&e->watch, TARGET_EVENT0 + (int32_t)i,
+		    slim_session, e);
+	}
 	watch_add_target(&e->watch, TARGET_EXPERIENCES);
 	return e;
 }
@@ -638,6 +701,7 @@ drain(struct engine *e)
 		task_free(t);
 	}
 	e->head = e->tail = NULL;
+	e->queued = 0;
 	e->stopping = true;
 	pthread_cond_broadcast(&e->cond);
 	pthread_mutex_unlock(&e->lock);

@@ -742,6 +742,42 @@ claim_and_run(struct run *r)
 	return out;
 }
 
+/*
+ * The task came from a slim cache entry (a big document): read the
+ * session whole, at the version dispatch saw.  OUTCOME_IGNORED when it can
+ * go on; otherwise what became of the task (a newer version is dispatched
+ * on its own when the stream shows it).
+ */
+static enum outcome
+read_whole(const struct pipeline *p, struct task *t)
+{
+	struct session now;
+	FsDocument *doc = NULL;
+	struct fs_status st;
+	char err[256];
+	int rc = fs_get_document(p->fs, t->s.name, RPC_TIMEOUT_MS, &doc, &st);
+
+	if (rc == -ENOENT)
+		return OUTCOME_CLAIM_LOST;
+	if (rc < 0) {
+		log_warn("session=%s event=%s could not be read: %s: %s; will "
+		    "retry", t->s.session_id, t->s.event_id,
+		    fs_status_name(st.code), st.message);
+		return OUTCOME_RETRY;
+	}
+	if (ts_compare(doc->update_time, t->s.update_time) != 0) {
+		doc_free(doc);
+		return OUTCOME_CLAIM_LOST;
+	}
+	rc = session_decode(doc, &now, err, sizeof(err));
+	doc_free(doc);
+	session_clear(&t->s);
+	t->s = now;
+	t->decode_rc = rc;
+	snprintf(t->decode_err, sizeof(t->decode_err), "%s", rc < 0 ? err : "");
+	return OUTCOME_IGNORED;
+}
+
 enum outcome
 pipeline_run(const struct pipeline *p, struct task *t)
 {
@@ -757,6 +793,8 @@ pipeline_run(const struct pipeline *p, struct task *t)
 		log_debug("ignoring %s: %s", t->s.name, t->decode_err);
 		return OUTCOME_IGNORED;
 	}
+	if (t->reread && (out = read_whole(p, t)) != OUTCOME_IGNORED)
+		return out;
 	r.version = ts_dup(t->s.update_time);
 	if (t->kind != TASK_CLAIM)
 		log_warn("session=%s event=%s has been 'transforming' for over "

@@ -58,6 +58,8 @@ struct task {
 	int64_t attempt;	/* this run's number (GIVE_UP: runs made) */
 	FsDocument *experience;	/* from the Listen cache (owned), or NULL:
 				   the pipeline reads it */
+	bool reread;		/* the cache held the session slim: the
+				   pipeline reads it whole first */
 	int64_t enqueued_ms;	/* monotonic */
 };
 

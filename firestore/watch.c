@@ -54,6 +54,17 @@ target(const struct watch *w, int32_t id)
 	return NULL;
 }
 
+void
+watch_set_trim(struct watch *w, int32_t id, watch_trim_fn fn, void *arg)
+{
+	struct watch_target *t = target(w, id);
+
+	if (t != NULL) {
+		t->trim = fn;
+		t->trim_arg = arg;
+	}
+}
+
 const struct strmap *
 watch_known(const struct watch *w, int32_t id)
 {
@@ -259,43 +270,59 @@ target_change(struct watch *w, FsTargetChange *tc, char *err, size_t errlen)
 	}
 }
 
+/*
+ * A document entered (or changed in) some targets and left others.  The
+ * last target it entered takes the message's own copy, the others a
+ * duplicate; each copy is trimmed by its target's hook.
+ */
+static void
+document_change(struct watch *w, Google__Firestore__V1__DocumentChange *dc)
+{
+	FsDocument *doc = dc->document;
+	int last = -1;
+	char *name;
+
+	if (doc == NULL || doc->name == NULL)
+		return;
+	for (int i = 0; i < w->n_targets; i++)
+		if (has_id(dc->target_ids, dc->n_target_ids, w->targets[i].id))
+			last = i;
+	name = xstrdup(doc->name);
+	for (int i = 0; i < w->n_targets; i++) {
+		struct watch_target *t = &w->targets[i];
+		FsDocument *d;
+
+		if (has_id(dc->removed_target_ids, dc->n_removed_target_ids,
+		    t->id) && !has_id(dc->target_ids, dc->n_target_ids, t->id)) {
+			pend(t, name, WATCH_REMOVED);
+			continue;
+		}
+		if (!has_id(dc->target_ids, dc->n_target_ids, t->id))
+			continue;
+		d = i == last ? doc : doc_dup(doc);
+		if (i == last)
+			dc->document = NULL;	/* moved into pending */
+		if (d == NULL) {
+			log_warn("listen: document %.300s cannot be copied "
+			    "(malformed); skipped", name);
+			continue;
+		}
+		if (t->trim != NULL)
+			d = t->trim(d, t->trim_arg);
+		pend(t, name, d);
+	}
+	free(name);
+}
+
 enum watch_event
 watch_feed(struct watch *w, FsListenResponse *resp, char *err, size_t errlen)
 {
 	switch (resp->response_type_case) {
 	case FSLR(TARGET_CHANGE):
 		return target_change(w, resp->target_change, err, errlen);
-	case FSLR(DOCUMENT_CHANGE): {
-		Google__Firestore__V1__DocumentChange *dc =
-		    resp->document_change;
-		FsDocument *doc = dc->document;
-		bool used = false;
-
-		if (doc == NULL || doc->name == NULL)
-			return WATCH_NONE;
-		for (int i = 0; i < w->n_targets; i++) {
-			struct watch_target *t = &w->targets[i];
-
-			if (has_id(dc->target_ids, dc->n_target_ids, t->id)) {
-				FsDocument *d = used ? doc_dup(doc) : doc;
-
-				if (d == NULL) {
-					log_warn("listen: document %.300s "
-					    "cannot be copied (malformed); "
-					    "skipped", doc->name);
-					continue;
-				}
-				pend(t, doc->name, d);
-				used = true;
-			} else if (has_id(dc->removed_target_ids,
-			    dc->n_removed_target_ids, t->id)) {
-				pend(t, doc->name, WATCH_REMOVED);
-			}
-		}
-		if (used)
-			dc->document = NULL;	/* moved into pending */
+	case FSLR(DOCUMENT_CHANGE):
+		document_change(w, resp->document_change);
 		return WATCH_NONE;
-	}
 	case FSLR(DOCUMENT_DELETE):
 		for (int i = 0; i < w->n_targets; i++)
 			pend(&w->targets[i], resp->document_delete->document,

@@ -30,8 +30,15 @@ enum watch_event {
 	WATCH_TARGET_ERROR,	/* the server removed a target (err says why) */
 };
 
+/* Called with each document (owned) entering a target; returns what to
+ * keep in its place (the same document, or a smaller one, freeing the
+ * original). */
+typedef FsDocument *(*watch_trim_fn)(FsDocument *doc, void *arg);
+
 struct watch_target {
 	int32_t id;
+	watch_trim_fn trim;	/* or NULL: keep documents whole */
+	void *trim_arg;
 	bool current;		/* CURRENT seen since the last (re)start */
 	bool replace;		/* next snapshot replaces the known set */
 	bool synced;		/* applied at a snapshot while CURRENT */
@@ -51,6 +58,9 @@ void watch_init(struct watch *w);
 void watch_clear(struct watch *w);
 /* Register a target id before the stream starts. */
 void watch_add_target(struct watch *w, int32_t id);
+/* Trim documents entering target id with fn (to bound what is held). */
+void watch_set_trim(struct watch *w, int32_t id, watch_trim_fn fn,
+    void *arg);
 /* Known documents of a target at the last snapshot (borrowed), or NULL. */
 const struct strmap *watch_known(const struct watch *w, int32_t id);
 /* Every target has been CURRENT at some snapshot. */

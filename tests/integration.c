@@ -914,7 +914,12 @@ START_TEST(sessions_at_the_size_limit_end_in_error)
 	put_experience(&t, "exp_plain", false, "none");
 	capture_big(&t, "noclaim", "exp_plain", 5);
 	capture_big(&t, "nofinish", "exp_plain", 45);
+	/* big, but with room: cached slim, read whole when it runs */
+	capture_big(&t, "roomy", "exp_plain", 200000);
 	p = start_daemon(&t, NULL, NULL);
+	d = wait_final(&t, "E", "roomy", 20000);
+	ck_assert_str_eq(state_of(d), "ready");
+	doc_free(d);
 	d = wait_final(&t, "E", "noclaim", 20000);
 	ck_assert_str_eq(state_of(d), "error");
 	doc_free(d);

@@ -16,5 +16,6 @@ Suite *token_suite(void);
 Suite *log_suite(void);
 Suite *dispatch_suite(void);
 Suite *text_suite(void);
+Suite *strmap_suite(void);
 
 #endif

@@ -42,7 +42,10 @@ struct bench {
 	struct watch w;
 	char root[64];
 	const char *project;
+	int doc_kb;			/* padding per session document */
 };
+
+static int doc_kb;			/* --doc-kb */
 
 static long
 rss_kb(pid_t pid, const char *field)
@@ -189,13 +192,28 @@ capture_write(struct bench *b, const char *ev, const char *ss)
 {
 	char path[512], *name;
 	FsWrite *w = xcalloc(1, sizeof(*w));
+	FsValue *fields;
 
 	snprintf(path, sizeof(path), "captures/%s/%s/input.jpg", ev, ss);
 	name = xasprintf("%s/events/%s/sessions/%s", b->c->docs_path, ev, ss);
 	google__firestore__v1__write__init(w);
 	w->operation_case = GOOGLE__FIRESTORE__V1__WRITE__OPERATION_UPDATE;
-	w->update = value_map_to_doc(session_fields(ev, ss, "exp_bench", path,
-	    now_wall_ms()), name);
+	fields = session_fields(ev, ss, "exp_bench", path, now_wall_ms());
+	if (b->doc_kb > 0) {
+		/* a guest's long answers: a big document to hold */
+		FsValue *data = (FsValue *)value_map_get(fields, "data");
+		FsValue *step = value_map();
+		size_t n = (size_t)b->doc_kb * 1024;
+		char *pad = xmalloc(n + 1);
+
+		memset(pad, 'x', n);
+		pad[n] = '\0';
+		value_map_put(step, "type", value_string("text"));
+		value_map_put(step, "value", value_string(pad));
+		free(pad);
+		value_map_put(data, "step_long", step);
+	}
+	w->update = value_map_to_doc(fields, name);
 	free(name);
 	return w;
 }
@@ -235,6 +253,7 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 	pid_t d;
 
 	b.project = sub->project;
+	b.doc_kb = doc_kb;
 	snprintf(b.root, sizeof(b.root), "/tmp/fsbench-XXXXXX");
 	if (mkdtemp(b.root) == NULL)
 		fatal("mkdtemp: %s", strerror(errno));
@@ -329,8 +348,18 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 			names[i] = xstrdup(ws[i]->update->name);
 		}
 		start = test_now_ms();
-		if (fs_commit(b.c, ws, (size_t)n, 30000, NULL, &st) != 0)
-			fatal("commit: %s", st.message);
+		/* one commit, or as few as gRPC's 4 MiB message limit
+		 * allows for big documents */
+		for (int i = 0, per = b.doc_kb > 0 ? 3500 / b.doc_kb : n;
+		    i < n; i += per > 0 ? per : 1) {
+			int k = per > 0 ? per : 1;
+
+			if (i + k > n)
+				k = n - i;
+			if (fs_commit(b.c, ws + i, (size_t)k, 30000, NULL,
+			    &st) != 0)
+				fatal("commit: %s", st.message);
+		}
 		for (int i = 0; i < n; i++)
 			google__firestore__v1__write__free_unpacked(ws[i],
 			    NULL);
@@ -375,6 +404,7 @@ main(int argc, char **argv)
 		{ "emulator-path", required_argument, NULL, 'e' },
 		{ "node-reference", required_argument, NULL, 'r' },
 		{ "warmup", required_argument, NULL, 'W' },
+		{ "doc-kb", required_argument, NULL, 'k' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct subject fsd = { "firesyncd", "firesyncd", "daemon/firesyncd",
@@ -397,10 +427,11 @@ main(int argc, char **argv)
 		case 'e': empath = optarg; break;
 		case 'r': node.script = optarg; break;
 		case 'W': warmup = atoi(optarg); break;
+		case 'k': doc_kb = atoi(optarg); break;
 		default:
 			fprintf(stderr, "usage: firesync-bench [--sessions N] "
 			    "[--daemon PATH] [--size WxH] [--workers N] "
-			    "[--emulator-path PATH] [--warmup N] "
+			    "[--emulator-path PATH] [--warmup N] [--doc-kb N] "
 			    "[--node-reference tools/node-reference/daemon.mjs]\n");
 			return 2;
 		}
