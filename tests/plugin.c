@@ -398,7 +398,7 @@ START_TEST(a_worker_dead_while_idle_is_not_blamed)
 	struct pool_job job = { .ai = true, .model = "hostile-die-idle",
 	    .aspect_ratio = "", .session_id = "s", .event_id = "e",
 	    .input = jpg, .input_len = jpglen };
-	char pidfile[128], statpath[64], err[512], plugin[64];
+	char statpath[64], err[512], plugin[64];
 	uint8_t *png = NULL;
 	size_t len;
 	int pid = 0;
@@ -415,15 +415,20 @@ START_TEST(a_worker_dead_while_idle_is_not_blamed)
 		pool = pool_new(&o, err, sizeof(err));
 		ck_assert_ptr_nonnull(pool);
 	}
-	snprintf(pidfile, sizeof(pidfile), "%s/pid", dir);
-	job.prompt = pidfile;
+	job.prompt = "";
 	ck_assert_int_eq(pool_transform(pool, &job, &png, &len, plugin,
 	    sizeof(plugin), err, sizeof(err)), 0);
+	{
+		struct image img;
+
+		ck_assert_int_eq(image_decode(png, len, 100000000, &img, err,
+		    sizeof(err)), 0);
+		pid = img.pixels[0] << 16 | img.pixels[1] << 8 |
+		    img.pixels[2];
+		image_free(&img);
+	}
 	free(png);
-	f = fopen(pidfile, "r");
-	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(fscanf(f, "%d", &pid), 1);
-	fclose(f);
+	ck_assert_int_gt(pid, 1);
 	/* wait until the worker is dead (a zombie: the pool reaps it) */
 	snprintf(statpath, sizeof(statpath), "/proc/%d/stat", pid);
 	for (int i = 0; i < 1000; i++) {
@@ -444,6 +449,70 @@ START_TEST(a_worker_dead_while_idle_is_not_blamed)
 	ck_assert_msg(pool_transform(pool, &job, &png, &len, plugin,
 	    sizeof(plugin), err, sizeof(err)) == 0, "blamed: %s", err);
 	free(png);
+}
+END_TEST
+
+/* Run probe-escape in a fresh pool (network as given); its report. */
+static void
+escape_report(bool network, char *out, size_t outlen)
+{
+	char keydir[] = "/tmp/fskey-XXXXXX", store[] = "/tmp/fsstore-XXXXXX";
+	char conf[160], prompt[256], key[128], evil[128], plugin[64];
+	struct pool_options o = {
+		.worker_path = worker, .plugin_dir = dir, .workers = 1,
+		.timeout_ms = 5000, .memory_mb = 512, .max_jobs = 10,
+		.max_pixels = 50000000, .log_level = LOG_ERR,
+	};
+	struct pool_job job = { .ai = true, .model = "probe-escape",
+	    .aspect_ratio = "", .session_id = "s", .event_id = "e",
+	    .input = jpg, .input_len = jpglen };
+	uint8_t *png = NULL;
+	size_t len;
+	FILE *f;
+
+	ck_assert_ptr_nonnull(mkdtemp(keydir));
+	ck_assert_ptr_nonnull(mkdtemp(store));
+	snprintf(key, sizeof(key), "%s/sa.json", keydir);
+	f = fopen(key, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("{\"type\": \"service_account\"}\n", f);
+	fclose(f);
+	chmod(key, 0600);
+	snprintf(evil, sizeof(evil), "%s/result.png", store);
+	snprintf(conf, sizeof(conf), "%s/net.conf", keydir);
+	f = fopen(conf, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "[plugin.test-hostile]\nnetwork = %s\n",
+	    network ? "yes" : "no");
+	fclose(f);
+	o.config_path = conf;
+	pool_free(pool);
+	pool = pool_new(&o, out, outlen);
+	ck_assert_msg(pool != NULL, "pool_new: %s", out);
+	snprintf(prompt, sizeof(prompt), "%s %s", key, evil);
+	job.prompt = prompt;
+	ck_assert_int_eq(pool_transform(pool, &job, &png, &len, plugin,
+	    sizeof(plugin), out, outlen), -EINVAL);
+	ck_assert_msg(access(evil, F_OK) != 0, "the plugin wrote %s", evil);
+	snprintf(prompt, sizeof(prompt), "rm -rf %s %s", keydir, store);
+	(void)!system(prompt);
+}
+
+/* A plugin cannot read the key file, write outside, open a network
+ * socket (unless its section says network = yes), signal the daemon or
+ * run a program; each attempt fails and the job ends with its error. */
+START_TEST(the_sandbox_holds)
+{
+	char out[512];
+
+	escape_report(false, out, sizeof(out));
+	ck_assert_msg(strstr(out, "read=EACCES") && strstr(out,
+	    "write=EACCES") && strstr(out, "socket=EPERM") &&
+	    strstr(out, "kill=EPERM") && strstr(out, "exec=E"),
+	    "escaped: %s", out);
+	escape_report(true, out, sizeof(out));
+	ck_assert_msg(strstr(out, "socket=ok") && strstr(out, "read=EACCES") &&
+	    strstr(out, "exec=E"), "network=yes: %s", out);
 }
 END_TEST
 
@@ -640,6 +709,7 @@ plugin_suite(void)
 	tcase_add_test(jobs, reload_while_plugins_crash);
 	tcase_add_test(jobs, forged_results_are_refused_and_closed);
 	tcase_add_test(jobs, a_worker_dead_while_idle_is_not_blamed);
+	tcase_add_test(jobs, the_sandbox_holds);
 	suite_add_tcase(s, jobs);
 
 	tcase_set_timeout(tool, 60);

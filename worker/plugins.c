@@ -154,6 +154,31 @@ config_warning(bool log, FILE *out, const char *fmt, ...)
 		fprintf(out, "%s\n", line);
 }
 
+/* Keys of a [plugin.NAME] section that the host reads, not the plugin. */
+static bool
+host_key(const char *key)
+{
+	return strcmp(key, "network") == 0;
+}
+
+static bool
+yes(const char *v)
+{
+	return v && (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 ||
+	    strcmp(v, "1") == 0);
+}
+
+const char *
+plugin_wants_network(const struct plugin_configs *cfgs)
+{
+	for (size_t i = 0; i < cfgs->n; i++)
+		for (size_t k = 0; k < cfgs->v[i].n; k++)
+			if (strcmp(cfgs->v[i].keys[k], "network") == 0 &&
+			    yes(cfgs->v[i].values[k]))
+				return cfgs->v[i].plugin;
+	return NULL;
+}
+
 size_t
 plugins_config_warnings(const struct plugin_set *set,
     const struct plugin_configs *cfgs, bool log, FILE *out)
@@ -176,7 +201,7 @@ plugins_config_warnings(const struct plugin_set *set,
 			continue;
 		}
 		for (size_t k = 0; k < fc->n; k++) {
-			if (fc->asked[k])
+			if (fc->asked[k] || host_key(fc->keys[k]))
 				continue;
 			config_warning(log, out, "%s:%d: warning: "
 			    "[plugin.%s]: unknown key '%s': plugin %s does "

@@ -63,6 +63,10 @@ void plugin_configs_free(struct plugin_configs *c);
  */
 void plugins_load(struct plugin_set *set, const char *dir,
     const struct plugin_configs *cfgs, bool announce, FILE *report);
+/* The first plugin whose section says network = yes (the host reads that
+ * key for the sandbox), or NULL. */
+const char *plugin_wants_network(const struct plugin_configs *cfgs);
+
 /*
  * The configuration's loose ends, one "FILE:LINE: ..." line each: a
  * [plugin.NAME] section naming no loaded plugin, and keys its plugin did

@@ -160,6 +160,30 @@ worker_argv(struct pool *p, const char **argv, char bufs[][PATH_LEN],
 	argv[n] = NULL;
 }
 
+/*
+ * A worker's environment: not the daemon's (which may name credentials),
+ * only a fixed PATH and what the sanitizer runtimes and the C library's
+ * time zone read.  env gets pointers into buf.
+ */
+static void
+worker_env(const char **env, char (*buf)[PATH_LEN])
+{
+	static const char *const keep[] = { "ASAN_OPTIONS", "LSAN_OPTIONS",
+	    "UBSAN_OPTIONS", "TZ" };
+	int n = 0;
+
+	env[n++] = "PATH=/usr/bin:/bin";
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+		const char *v = getenv(keep[i]);
+
+		if (v == NULL)
+			continue;
+		snprintf(buf[i], PATH_LEN, "%s=%s", keep[i], v);
+		env[n++] = buf[i];
+	}
+	env[n] = NULL;
+}
+
 /* Start worker w and wait for its hello.  0 or -errno with err. */
 static int
 worker_start(struct pool *p, struct worker *w, char *err, size_t errlen)
@@ -168,8 +192,9 @@ worker_start(struct pool *p, struct worker *w, char *err, size_t errlen)
 	posix_spawnattr_t attr;
 	sigset_t mask, deflt;
 	struct wire_hello *hello;
-	const char *argv[24];
+	const char *argv[24], *env[8];
 	char (*bufs)[PATH_LEN] = xmalloc(4 * PATH_LEN);
+	char (*envbuf)[PATH_LEN] = xmalloc(4 * PATH_LEN);
 	struct pollfd pfd;
 	int sv[2], rc;
 	bool announce = !p->announced;
@@ -187,8 +212,10 @@ worker_start(struct pool *p, struct worker *w, char *err, size_t errlen)
 	}
 	worker_argv(p, argv, bufs, announce, NULL);
 	posix_spawn_file_actions_init(&fa);
-	/* dup2 onto 3 clears close-on-exec for the worker's end only */
+	/* dup2 onto 3 clears close-on-exec for the worker's end only, and
+	 * nothing else of ours crosses over, close-on-exec or not */
 	posix_spawn_file_actions_adddup2(&fa, sv[1], WIRE_FD);
+	posix_spawn_file_actions_addclosefrom_np(&fa, WIRE_FD + 1);
 	/* the daemon's threads block its signals; a worker starts clean */
 	posix_spawnattr_init(&attr);
 	sigemptyset(&mask);
@@ -201,11 +228,13 @@ worker_start(struct pool *p, struct worker *w, char *err, size_t errlen)
 	posix_spawnattr_setsigdefault(&attr, &deflt);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
 	    POSIX_SPAWN_SETSIGDEF);
+	worker_env(env, envbuf);
 	rc = posix_spawn(&w->pid, p->worker_path, &fa, &attr,
-	    (char *const *)argv, environ);
+	    (char *const *)argv, (char *const *)env);
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	free(bufs);
+	free(envbuf);
 	close(sv[1]);
 	if (rc != 0) {
 		close(sv[0]);

@@ -3,10 +3,12 @@
  * run, in a process of its own.
  *
  * Started by firesyncd or firesync-transform (never by hand) with its end
- * of a SOCK_SEQPACKET socket on descriptor 3.  It limits itself (address
- * space, CPU time, file size, no core dumps, no new privileges, dies with
- * its parent), loads the plugins, says hello with the models it serves,
- * then runs one job at a time until the socket closes.  A crash here costs
+ * of a SOCK_SEQPACKET socket on descriptor 3, a clean environment and no
+ * other descriptor beyond 0-2.  It limits itself (address space, CPU time,
+ * file size, no core dumps, no new privileges, dies with its parent),
+ * reads its configuration, confines itself (sandbox.h), loads the
+ * plugins, says hello with the models it serves, then runs one job at a
+ * time until the socket closes.  A crash here costs
  * one session; the host notices and starts a new worker.
  *
  * With --list it only loads the plugins, prints what loaded and what was
@@ -33,6 +35,7 @@
 #include "log.h"
 #include "job.h"
 #include "plugins.h"
+#include "sandbox.h"
 #include "wire.h"
 
 struct worker {
@@ -69,6 +72,30 @@ confine(long memory_mb, long cpu_seconds, long output_mb)
 	if (memory_mb > 0)
 		limit(RLIMIT_AS, (rlim_t)memory_mb << 20, "address space");
 #endif
+}
+
+/* Confine this process before any plugin is loaded; the network only if
+ * a plugin's section asks for it (plugins share their worker, so that
+ * plugin's request opens it for the worker). */
+static int
+enter_sandbox(const char *dir, const struct plugin_configs *cfgs,
+    bool announce)
+{
+	struct sandbox_options so = { .plugin_dir = dir,
+	    .announce = announce };
+	const char *who = plugin_wants_network(cfgs);
+
+	so.network = who != NULL;
+	if (who && announce)
+		log_notice("sandbox: plugin %s asks for the network "
+		    "([plugin.%s] network = yes); this worker gets it", who,
+		    who);
+	if (sandbox_enter(&so) < 0) {
+		log_err("worker: cannot confine this process; not loading "
+		    "any plugin");
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -204,6 +231,10 @@ main(int argc, char **argv)
 		confine(memory_mb, cpu_s, output_mb);
 	if (plugin_configs_load(&cfgs, config, err, sizeof(err)) < 0) {
 		log_err("worker: %s", err);
+		return 1;
+	}
+	if (!list && !check && enter_sandbox(dir, &cfgs, announce) < 0) {
+		plugin_configs_free(&cfgs);
 		return 1;
 	}
 	memset(&w, 0, sizeof(w));

@@ -4,15 +4,21 @@
  *   hostile-unsealed  answers first with a result buffer it did not seal,
  *                     and shrinks it right after sending;
  *   hostile-twofds    answers first with two descriptors in one message;
- *   hostile-die-idle  writes its pid to the file named by the prompt,
- *                     returns a good result, and kills its worker a moment
- *                     later, while the worker is idle.
+ *   hostile-die-idle  returns the photo with its pid in the first
+ *                     pixel (R, G, B: bits 23-16, 15-8, 7-0), and kills
+ *                     its worker a moment later, while the worker is idle.
  * The first two then wait to be killed.  And two that probe what the host
  * hands over:
  *   probe-slow        sleeps the milliseconds in the prompt, then returns
  *                     the photo;
- *   probe-refs        fails with "N reference(s)": how many it was given.
+ *   probe-refs        fails with "N reference(s)": how many it was given;
+ *   probe-escape      tries to read the file named by the prompt's first
+ *                     word, create the second, open a TCP socket, signal
+ *                     its parent and execute /bin/true, and fails with
+ *                     what became of each ("read=EACCES ...", "ok" where
+ *                     it got through).
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -99,6 +105,44 @@ die_soon(void *arg)
 	return NULL;
 }
 
+static const char *
+outcome(int rc)
+{
+	return rc >= 0 ? "ok" : errno == EACCES ? "EACCES" :
+	    errno == EPERM ? "EPERM" : strerror(errno);
+}
+
+static int
+escape(const char *prompt, char *err, size_t errlen)
+{
+	char a[512] = "", b[512] = "";
+	char *const argv[] = { (char *)"/bin/true", NULL };
+	const char *r_read, *r_write, *r_socket, *r_kill, *r_exec;
+	int fd;
+
+	if (sscanf(prompt, "%511s %511s", a, b) != 2) {
+		snprintf(err, errlen, "prompt: KEYFILE NEWFILE");
+		return FIRESYNC_ERROR;
+	}
+	fd = open(a, O_RDONLY | O_CLOEXEC);
+	r_read = outcome(fd);
+	if (fd >= 0)
+		close(fd);
+	fd = open(b, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	r_write = outcome(fd);
+	if (fd >= 0)
+		close(fd);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	r_socket = outcome(fd);
+	if (fd >= 0)
+		close(fd);
+	r_kill = outcome(kill(getppid(), 0));
+	r_exec = outcome(execv("/bin/true", argv));
+	snprintf(err, errlen, "read=%s write=%s socket=%s kill=%s exec=%s",
+	    r_read, r_write, r_socket, r_kill, r_exec);
+	return FIRESYNC_ERROR;
+}
+
 static int
 h_transform(void *state, const struct firesync_request *req,
     struct firesync_result *res, char *err, size_t errlen)
@@ -120,16 +164,10 @@ h_transform(void *state, const struct firesync_request *req,
 			pause();
 	}
 	if (strcmp(req->model, "hostile-die-idle") == 0) {
-		FILE *f = fopen(req->prompt, "w");
 		pthread_t t;
 		size_t n = (size_t)req->image.stride * req->image.height;
+		unsigned pid = (unsigned)getpid();
 
-		if (f == NULL) {
-			snprintf(err, errlen, "cannot write %s", req->prompt);
-			return FIRESYNC_ERROR;
-		}
-		fprintf(f, "%d\n", (int)getpid());
-		fclose(f);
 		res->width = req->image.width;
 		res->height = req->image.height;
 		res->channels = req->image.channels;
@@ -138,6 +176,9 @@ h_transform(void *state, const struct firesync_request *req,
 		if (res->pixels == NULL)
 			return FIRESYNC_ERROR;
 		memcpy(res->pixels, req->image.pixels, n);
+		res->pixels[0] = (uint8_t)(pid >> 16);
+		res->pixels[1] = (uint8_t)(pid >> 8);
+		res->pixels[2] = (uint8_t)pid;
 		pthread_create(&t, NULL, die_soon, NULL);
 		pthread_detach(t);
 		return FIRESYNC_OK;
@@ -162,12 +203,14 @@ h_transform(void *state, const struct firesync_request *req,
 		memcpy(res->pixels, req->image.pixels, n);
 		return FIRESYNC_OK;
 	}
+	if (strcmp(req->model, "probe-escape") == 0)
+		return escape(req->prompt, err, errlen);
 	snprintf(err, errlen, "unknown model");
 	return FIRESYNC_ERROR;
 }
 
 static const char *const models[] = { "hostile-unsealed", "hostile-twofds",
-    "hostile-die-idle", "probe-slow", "probe-refs", NULL };
+    "hostile-die-idle", "probe-slow", "probe-refs", "probe-escape", NULL };
 
 const struct firesync_plugin firesync_plugin = {
 	.abi_major = FIRESYNC_PLUGIN_ABI_MAJOR,
