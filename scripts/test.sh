@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and integration tests (against the official
 # Firestore emulator), in a normal -Werror build and again under
-# AddressSanitizer + UndefinedBehaviorSanitizer.
+# AddressSanitizer + UndefinedBehaviorSanitizer; then a short run of each
+# libFuzzer target.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -49,6 +50,13 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export LSAN_OPTIONS=suppressions=$top/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite sanitize CFLAGS="-O1 -g $san" LDFLAGS="$san" || status=1
+
+# The fuzzers, briefly (make fuzz runs each for 10 minutes): clang builds
+# them with ASan and UBSan when it is installed.
+if grep -q '^FUZZ_CC = .' build/plain/Makefile; then
+  echo "=== fuzz (10 s a target) ==="
+  make -s -C build/plain fuzz FUZZ_SECONDS=10 || { echo "fuzz: FAILED"; status=1; }
+fi
 
 for log in "${failed[@]}"; do
   echo "=== failed: $log (last 200 lines) ==="

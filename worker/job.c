@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "alloc.h"
 #include "image.h"
@@ -251,4 +253,35 @@ job_run(struct plugin_set *plugins, uint64_t max_output,
 		run_plugin(lp, max_output, job, mem, &img, png, pnglen, r);
 	}
 	image_free(&img);
+}
+
+uint8_t *
+job_accept(struct wire_job *job, int fd, size_t *len)
+{
+	struct stat sb;
+	uint64_t need;
+	void *mem;
+
+	job->model[sizeof(job->model) - 1] = '\0';
+	job->aspect_ratio[sizeof(job->aspect_ratio) - 1] = '\0';
+	job->session_id[sizeof(job->session_id) - 1] = '\0';
+	job->event_id[sizeof(job->event_id) - 1] = '\0';
+	job->prompt[sizeof(job->prompt) - 1] = '\0';
+	if (fd < 0 || job->n_refs > WIRE_MAX_REFS || job->input_len == 0 ||
+	    fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size <= 0)
+		return NULL;
+	/* every part inside the buffer, without wrapping around */
+	need = job->input_len;
+	if (need > (uint64_t)sb.st_size)
+		return NULL;
+	for (uint32_t i = 0; i < job->n_refs; i++) {
+		if (job->ref_len[i] > (uint64_t)sb.st_size - need)
+			return NULL;
+		need += job->ref_len[i];
+	}
+	mem = mmap(NULL, need, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (mem == MAP_FAILED)
+		return NULL;
+	*len = need;
+	return mem;
 }

@@ -123,9 +123,8 @@ serve(struct worker *w, int sock)
 	free(hello);
 
 	for (;;) {
-		uint8_t *png = NULL, *mem = MAP_FAILED;
+		uint8_t *png = NULL, *mem;
 		size_t pnglen = 0, need;
-		struct stat sb;
 		int fd, out = -1, rc;
 
 		rc = wire_recv(sock, job, sizeof(*job), WIRE_JOB, &fd);
@@ -134,22 +133,10 @@ serve(struct worker *w, int sock)
 		if (rc < 0)
 			fatal("worker: bad message from the host: %s",
 			    strerror(-rc));
-		job->model[sizeof(job->model) - 1] = '\0';
-		job->aspect_ratio[sizeof(job->aspect_ratio) - 1] = '\0';
-		job->session_id[sizeof(job->session_id) - 1] = '\0';
-		job->event_id[sizeof(job->event_id) - 1] = '\0';
-		job->prompt[sizeof(job->prompt) - 1] = '\0';
-		need = job->input_len;
-		for (uint32_t i = 0; i < job->n_refs && i < WIRE_MAX_REFS; i++)
-			need += job->ref_len[i];
-		if (fd < 0 || job->n_refs > WIRE_MAX_REFS ||
-		    fstat(fd, &sb) < 0 || (uint64_t)sb.st_size < need ||
-		    job->input_len == 0)
-			fatal("worker: job without a usable image buffer");
-		mem = mmap(NULL, need, PROT_READ, MAP_PRIVATE, fd, 0);
+		mem = job_accept(job, fd, &need);
 		close(fd);
-		if (mem == MAP_FAILED)
-			fatal("worker: mmap: %s", strerror(errno));
+		if (mem == NULL)
+			fatal("worker: job without a usable image buffer");
 
 		memset(&r, 0, sizeof(r));
 		wire_header_init(&r.h, WIRE_RESULT, sizeof(r));
