@@ -51,6 +51,11 @@ export LSAN_OPTIONS=suppressions=$top/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite sanitize CFLAGS="-O1 -g $san" LDFLAGS="$san" || status=1
 
+# The fault-injection soak, briefly (make soak runs it for 30 minutes):
+# three daemons through a faulty proxy, kills, an emulator restart.
+echo "=== soak (60 s) ==="
+build/plain/tests/soak --seconds 60 --rate 3 || status=1
+
 # The fuzzers, briefly (make fuzz runs each for 10 minutes): clang builds
 # them with ASan and UBSan when it is installed.
 if grep -q '^FUZZ_CC = .' build/plain/Makefile; then
