@@ -58,7 +58,6 @@ _Static_assert(OPTIONS_MAX_EVENTS + 1 <= WATCH_MAX_TARGETS,
 #define VERSION_LEN	48
 /* Session documents larger than this are cached slim (slim_session). */
 #define SLIM_OVER	(64 * 1024)
-#define SLIM_MARK	"__firesync_slim__"
 /* Tasks queued per runner, beyond those running. */
 #define QUEUE_PER_RUNNER 1
 /* After a drain timeout, how long runners get to notice they may not
@@ -217,39 +216,15 @@ count_sessions(const struct engine *e)
 	return total;
 }
 
-/*
- * The sessions targets hold documents whole only up to SLIM_OVER bytes: a
- * burst of near-1 MiB sessions would otherwise sit in memory twice (the
- * cache and the queue).  A bigger one is kept as its name, version and
- * the fields dispatch reads, marked with a field name Firestore reserves
- * (__.*__), so no real document has it; its task reads it whole when it
- * runs.
- */
+/* The sessions targets hold documents whole only up to SLIM_OVER bytes
+ * (session_slim): a burst of near-1 MiB sessions would otherwise sit in
+ * memory twice (the cache and the queue); a slim one's task reads it
+ * whole when it runs. */
 static FsDocument *
 slim_session(FsDocument *doc, void *arg)
 {
-	static const char *const keep[] = { "state", "transformAttempts" };
-	FsValue *f;
-	FsDocument *slim;
-
 	(void)arg;
-	if (google__firestore__v1__document__get_packed_size(doc) <= SLIM_OVER)
-		return doc;
-	f = value_map();
-	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
-		const FsValue *v = doc_get(doc, keep[i]);
-		int64_t n;
-
-		if (v && v->value_type_case == FSV(STRING_VALUE))
-			value_map_put(f, keep[i], value_string(v->string_value));
-		else if (value_get_int64(v, &n))
-			value_map_put(f, keep[i], value_int(n));
-	}
-	value_map_put(f, SLIM_MARK, value_bool(true));
-	slim = value_map_to_doc(f, doc->name);
-	slim->update_time = ts_dup(doc->update_time);
-	doc_free(doc);
-	return slim;
+	return session_slim(doc, SLIM_OVER);
 }
 
 /* The experience t's session selected, from the Listen cache, or NULL. */
@@ -278,7 +253,7 @@ enqueue(struct engine *e, const FsDocument *doc, enum task_kind kind,
 
 	t->decode_rc = session_decode(doc, &t->s, t->decode_err,
 	    sizeof(t->decode_err));
-	t->reread = doc_get(doc, SLIM_MARK) != NULL;
+	t->reread = session_is_slim(doc);
 	t->kind = kind;
 	t->attempt = attempt;
 	t->experience = cached_experience(e, t);

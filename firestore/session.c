@@ -519,3 +519,38 @@ experience_doc_name(const char *docs_path, const char *id)
 		return NULL;
 	return xasprintf("%s/experiences/%s", docs_path, id);
 }
+
+/* A field name Firestore reserves (__.*__), so no real document has it. */
+#define SLIM_MARK "__firesync_slim__"
+
+FsDocument *
+session_slim(FsDocument *doc, size_t over)
+{
+	static const char *const keep[] = { "state", "transformAttempts" };
+	FsDocument *slim;
+	FsValue *f;
+
+	if (google__firestore__v1__document__get_packed_size(doc) <= over)
+		return doc;
+	f = value_map();
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+		const FsValue *v = doc_get(doc, keep[i]);
+		int64_t n;
+
+		if (v && v->value_type_case == FSV(STRING_VALUE))
+			value_map_put(f, keep[i], value_string(v->string_value));
+		else if (value_get_int64(v, &n))
+			value_map_put(f, keep[i], value_int(n));
+	}
+	value_map_put(f, SLIM_MARK, value_bool(true));
+	slim = value_map_to_doc(f, doc->name);
+	slim->update_time = ts_dup(doc->update_time);
+	doc_free(doc);
+	return slim;
+}
+
+bool
+session_is_slim(const FsDocument *doc)
+{
+	return doc_get(doc, SLIM_MARK) != NULL;
+}

@@ -96,6 +96,15 @@ void session_clear(struct session *s);
 /* "captured" -> SESSION_CAPTURED ...; SESSION_UNKNOWN for anything else. */
 enum session_state session_state_parse(const char *s);
 
+/*
+ * Bound what a cached session costs: doc (consumed) if its packed size is
+ * at most over bytes, else a slim copy holding only its name, update time,
+ * state and transformAttempts, and a mark session_is_slim() sees (a field
+ * name Firestore reserves, so no real document has it).
+ */
+FsDocument *session_slim(FsDocument *doc, size_t over);
+bool session_is_slim(const FsDocument *doc);
+
 /* The experience's aiPhotoConfig. */
 struct experience {
 	char *id;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "session.h"
 #include "suites.h"
 #include "value.h"
@@ -249,6 +250,53 @@ START_TEST(out_of_range_numbers_are_warnings)
 }
 END_TEST
 
+/* A big session is cached slim: a fixed, small cost per session however
+ * big the document, with what dispatch needs; small ones stay whole. */
+START_TEST(big_sessions_are_cached_slim)
+{
+	FsValue *f = completed(), *data, *step;
+	FsDocument *doc, *slim;
+	char *pad = malloc(600 * 1024 + 1);
+	struct session s;
+	char err[256];
+	int64_t n;
+
+	memset(pad, 'x', 600 * 1024);
+	pad[600 * 1024] = '\0';
+	data = (FsValue *)value_map_get(f, "data");
+	step = value_map();
+	value_map_put(step, "type", value_string("text"));
+	value_map_put(step, "value", value_string(pad));
+	free(pad);
+	value_map_put(data, "step_long", step);
+	value_map_put(f, "state", value_string("transforming"));
+	value_map_put(f, "transformAttempts", value_int(2));
+	doc = value_map_to_doc(f, NAME("e", "s"));
+	doc->update_time = xcalloc(1, sizeof(*doc->update_time));
+	google__protobuf__timestamp__init(doc->update_time);
+	doc->update_time->seconds = 1764000000;
+	slim = session_slim(doc, 64 * 1024);
+	ck_assert(session_is_slim(slim));
+	ck_assert_uint_lt(google__firestore__v1__document__get_packed_size(
+	    slim), 512);
+	ck_assert_str_eq(doc_get(slim, "state")->string_value, "transforming");
+	ck_assert(value_get_int64(doc_get(slim, "transformAttempts"), &n));
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(slim->update_time->seconds, 1764000000);
+	ck_assert_str_eq(slim->name, NAME("e", "s"));
+	/* what is not there is read whole before the session runs */
+	ck_assert_ptr_null(doc_get(slim, "data"));
+	doc_free(slim);
+
+	doc = value_map_to_doc(completed(), NAME("e", "s"));
+	ck_assert_ptr_eq(session_slim(doc, 64 * 1024), doc);
+	ck_assert(!session_is_slim(doc));
+	ck_assert_int_eq(session_decode(doc, &s, err, sizeof(err)), 0);
+	session_clear(&s);
+	doc_free(doc);
+}
+END_TEST
+
 START_TEST(names_outside_events_are_not_sessions)
 {
 	char *e, *s;
@@ -328,6 +376,7 @@ session_suite(void)
 	tcase_add_test(tc, malformed_required_fields_are_errors);
 	tcase_add_test(tc, other_schema_violations_are_warnings);
 	tcase_add_test(tc, out_of_range_numbers_are_warnings);
+	tcase_add_test(tc, big_sessions_are_cached_slim);
 	tcase_add_test(tc, names_outside_events_are_not_sessions);
 	tcase_add_test(tc, experience_config);
 	suite_add_tcase(s, tc);
