@@ -272,6 +272,21 @@ session_fields(const char *event, const char *session,
 	return f;
 }
 
+void
+session_pad(FsValue *fields, size_t n)
+{
+	FsValue *data = (FsValue *)value_map_get(fields, "data");
+	FsValue *step = value_map();
+	char *pad = xmalloc(n + 1);
+
+	memset(pad, 'x', n);
+	pad[n] = '\0';
+	value_map_put(step, "type", value_string("text"));
+	value_map_put(step, "value", value_string(pad));
+	free(pad);
+	value_map_put(data, "step_long", step);
+}
+
 pid_t
 daemon_spawn(const char *exe, const char *const *args, const char *logpath)
 {

@@ -58,6 +58,10 @@ const char *doc_string(const FsDocument *doc, const char *field);
 FsValue *session_fields(const char *event, const char *session,
     const char *experience, const char *input_path, int64_t now_ms);
 
+/* Add a text step of n bytes to a session's fields (a guest's long
+ * answer): a big document. */
+void session_pad(FsValue *fields, size_t n);
+
 /* Start firesyncd with extra args (NULL-terminated); output to logpath. */
 pid_t daemon_spawn(const char *exe, const char *const *args,
     const char *logpath);

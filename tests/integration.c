@@ -862,20 +862,11 @@ set_filler(struct ctx *t, const char *ss, const char *exp, const char *in,
     size_t n)
 {
 	FsValue *f = session_fields("E", ss, exp, in, now_wall_ms());
-	FsValue *data = (FsValue *)value_map_get(f, "data");
-	FsValue *step = value_map();
-	char *big = xmalloc(n + 1), path[128];
-	int code;
+	char path[128];
 
-	memset(big, 'x', n);
-	big[n] = '\0';
-	value_map_put(step, "type", value_string("text"));
-	value_map_put(step, "value", value_string(big));
-	free(big);
-	value_map_put(data, "step_big", step);
+	session_pad(f, n);
 	snprintf(path, sizeof(path), "events/E/sessions/%s", ss);
-	code = admin_set(t->c, path, f);
-	return code;
+	return admin_set(t->c, path, f);
 }
 
 /* A captured session headroom bytes under Firestore's 1 MiB document

@@ -199,20 +199,8 @@ capture_write(struct bench *b, const char *ev, const char *ss)
 	google__firestore__v1__write__init(w);
 	w->operation_case = GOOGLE__FIRESTORE__V1__WRITE__OPERATION_UPDATE;
 	fields = session_fields(ev, ss, "exp_bench", path, now_wall_ms());
-	if (b->doc_kb > 0) {
-		/* a guest's long answers: a big document to hold */
-		FsValue *data = (FsValue *)value_map_get(fields, "data");
-		FsValue *step = value_map();
-		size_t n = (size_t)b->doc_kb * 1024;
-		char *pad = xmalloc(n + 1);
-
-		memset(pad, 'x', n);
-		pad[n] = '\0';
-		value_map_put(step, "type", value_string("text"));
-		value_map_put(step, "value", value_string(pad));
-		free(pad);
-		value_map_put(data, "step_long", step);
-	}
+	if (b->doc_kb > 0)	/* a guest's long answers: a big document */
+		session_pad(fields, (size_t)b->doc_kb * 1024);
 	w->update = value_map_to_doc(fields, name);
 	free(name);
 	return w;

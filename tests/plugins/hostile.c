@@ -105,6 +105,23 @@ die_soon(void *arg)
 	return NULL;
 }
 
+/* The photo itself as the result. */
+static int
+copy_photo(const struct firesync_request *req, struct firesync_result *res)
+{
+	size_t n = (size_t)req->image.stride * req->image.height;
+
+	res->width = req->image.width;
+	res->height = req->image.height;
+	res->channels = req->image.channels;
+	res->stride = req->image.stride;
+	res->pixels = host->alloc(n);
+	if (res->pixels == NULL)
+		return FIRESYNC_ERROR;
+	memcpy(res->pixels, req->image.pixels, n);
+	return FIRESYNC_OK;
+}
+
 static const char *
 outcome(int rc)
 {
@@ -165,17 +182,10 @@ h_transform(void *state, const struct firesync_request *req,
 	}
 	if (strcmp(req->model, "hostile-die-idle") == 0) {
 		pthread_t t;
-		size_t n = (size_t)req->image.stride * req->image.height;
 		unsigned pid = (unsigned)getpid();
 
-		res->width = req->image.width;
-		res->height = req->image.height;
-		res->channels = req->image.channels;
-		res->stride = req->image.stride;
-		res->pixels = host->alloc(n);
-		if (res->pixels == NULL)
+		if (copy_photo(req, res) != FIRESYNC_OK)
 			return FIRESYNC_ERROR;
-		memcpy(res->pixels, req->image.pixels, n);
 		res->pixels[0] = (uint8_t)(pid >> 16);
 		res->pixels[1] = (uint8_t)(pid >> 8);
 		res->pixels[2] = (uint8_t)pid;
@@ -190,18 +200,9 @@ h_transform(void *state, const struct firesync_request *req,
 	if (strcmp(req->model, "probe-slow") == 0) {
 		long ms = atol(req->prompt);
 		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-		size_t n = (size_t)req->image.stride * req->image.height;
 
 		nanosleep(&ts, NULL);
-		res->width = req->image.width;
-		res->height = req->image.height;
-		res->channels = req->image.channels;
-		res->stride = req->image.stride;
-		res->pixels = host->alloc(n);
-		if (res->pixels == NULL)
-			return FIRESYNC_ERROR;
-		memcpy(res->pixels, req->image.pixels, n);
-		return FIRESYNC_OK;
+		return copy_photo(req, res);
 	}
 	if (strcmp(req->model, "probe-escape") == 0)
 		return escape(req->prompt, err, errlen);
