@@ -119,7 +119,8 @@ START_TEST(loader_refuses_with_reasons)
 	expect_line(out, "refused", "zduplicate.so: model 'test-good' is "
 	    "already served by plugin 'test-good'");
 	expect_line(out, "loaded", "test-hostile 1.0.0");
-	expect_line(out, "9 plugin(s) loaded", "7 refused");
+	expect_line(out, "loaded", "test-soak 1.0.0");
+	expect_line(out, "10 plugin(s) loaded", "7 refused");
 	rm_plugin_dir();
 }
 END_TEST
