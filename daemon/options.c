@@ -370,19 +370,11 @@ environment(struct options *o)
 		set_str(&o->credentials, v);
 }
 
-/*
- * The whole parse.  reload: keep quiet about --help and friends; the
- * result goes to *o only when error-free.
- */
-static enum options_action
-parse(struct options *o, int argc, char **argv, bool reload)
+/* getopt's table: one entry per setting, then the actions. */
+static void
+long_options(struct option *lopts)
 {
-	struct option lopts[N_SETTINGS + 8];
-	const char *config = NULL;
-	bool explicit = false, version = false, help = false;
-	struct errs e = { 0 };
-	char buf[160];
-	int c, n = 0;
+	int n = 0;
 
 	for (size_t i = 0; i < N_SETTINGS; i++) {
 		lopts[n].name = settings[i].flag;
@@ -400,37 +392,48 @@ parse(struct options *o, int argc, char **argv, bool reload)
 	    OPT_VERSION };
 	lopts[n++] = (struct option){ "help", no_argument, NULL, OPT_HELP };
 	lopts[n] = (struct option){ NULL, 0, NULL, 0 };
+}
 
-	defaults(o);
-	/* first pass: where the configuration is, and the exits */
+/* What the first pass over the command line finds. */
+struct first_pass {
+	const char *config;	/* -c FILE */
+	bool explicit;		/* -c was given */
+	bool version, help;
+};
+
+/* First pass: where the configuration is, and the exits. */
+static void
+first_pass(struct options *o, int argc, char **argv,
+    const struct option *lopts, struct first_pass *fp)
+{
+	int c;
+
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:h", lopts, NULL)) != -1) {
 		if (c == 'c' || c == OPT_CONFIG) {
-			config = optarg;
-			explicit = true;
+			fp->config = optarg;
+			fp->explicit = true;
 		} else if (c == OPT_CHECK) {
 			o->check_config = true;
 		} else if (c == OPT_LIST) {
 			o->list_plugins = true;
 		} else if (c == OPT_VERSION) {
-			version = true;
+			fp->version = true;
 		} else if (c == 'h' || c == OPT_HELP) {
-			help = true;
+			fp->help = true;
 		}
 	}
-	if (!reload && help) {
-		usage(stdout);
-		return OPTIONS_EXIT_OK;
-	}
-	if (!reload && version) {
-		printf("firesyncd %s\n", PACKAGE_VERSION);
-		return OPTIONS_EXIT_OK;
-	}
-	read_file(o, config ? config : DEFAULT_CONFIG, explicit, &e);
-	environment(o);
+}
 
-	/* second pass: flags win */
+/* Second pass: flags win over the file and the environment. */
+static void
+flags_pass(struct options *o, int argc, char **argv,
+    const struct option *lopts, struct errs *e)
+{
+	char buf[160];
+	int c;
+
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:h", lopts, NULL)) != -1) {
@@ -439,18 +442,23 @@ parse(struct options *o, int argc, char **argv, bool reload)
 			const char *why = apply(o, s, optarg, buf, sizeof(buf));
 
 			if (why)
-				report(&e, "--%s: %s", s->flag, why);
+				report(e, "--%s: %s", s->flag, why);
 		} else if (c == '?') {
 			if (optopt >= OPT_BASE || optopt == 'c')
-				report(&e, "%s: needs a value", argv[optind - 1]);
+				report(e, "%s: needs a value", argv[optind - 1]);
 			else
-				report(&e, "unknown option '%s'",
+				report(e, "unknown option '%s'",
 				    argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		report(&e, "unexpected argument '%s'", argv[optind]);
+		report(e, "unexpected argument '%s'", argv[optind]);
+}
 
+/* Settings that depend on each other, or must be there. */
+static void
+cross_checks(struct options *o, struct errs *e)
+{
 	/* the project of the key file, as Google's tools do */
 	if ((o->project == NULL || *o->project == '\0') && o->credentials &&
 	    o->emulator == NULL) {
@@ -461,29 +469,56 @@ parse(struct options *o, int argc, char **argv, bool reload)
 			set_str(&o->project, json_string_value(pid));
 		json_decref(k);
 	}
-	/* settings that depend on each other, or must be there */
 	if (!o->list_plugins && (o->project == NULL || *o->project == '\0'))
-		report(&e, "no project: set [firestore] project, "
+		report(e, "no project: set [firestore] project, "
 		    "GOOGLE_CLOUD_PROJECT or --project");
 	if (o->public_url_base && strncmp(o->public_url_base, "http://", 7) &&
 	    strncmp(o->public_url_base, "https://", 8) &&
 	    strncmp(o->public_url_base, "file://", 7))
-		report(&e, "public-url-base '%s' must be an absolute http(s):// "
+		report(e, "public-url-base '%s' must be an absolute http(s):// "
 		    "or file:// URL (the web app validates resultImagePath)",
 		    o->public_url_base);
 	if (o->emulator && strchr(o->emulator, ':') == NULL)
-		report(&e, "emulator '%s' must be HOST:PORT", o->emulator);
+		report(e, "emulator '%s' must be HOST:PORT", o->emulator);
 	if (o->credentials && o->emulator == NULL) {
 		struct stat sb;
 
 		if (stat(o->credentials, &sb) < 0)
-			report(&e, "credentials file %s: %s", o->credentials,
+			report(e, "credentials file %s: %s", o->credentials,
 			    strerror(errno));
 		else if (sb.st_mode & (S_IRWXG | S_IRWXO))
-			report(&e, "credentials file %s is readable by "
+			report(e, "credentials file %s is readable by "
 			    "others: chmod 600 %s", o->credentials,
 			    o->credentials);
 	}
+}
+
+/*
+ * The whole parse.  reload: keep quiet about --help and friends; the
+ * result goes to *o only when error-free.
+ */
+static enum options_action
+parse(struct options *o, int argc, char **argv, bool reload)
+{
+	struct option lopts[N_SETTINGS + 8];
+	struct first_pass fp = { 0 };
+	struct errs e = { 0 };
+
+	long_options(lopts);
+	defaults(o);
+	first_pass(o, argc, argv, lopts, &fp);
+	if (!reload && fp.help) {
+		usage(stdout);
+		return OPTIONS_EXIT_OK;
+	}
+	if (!reload && fp.version) {
+		printf("firesyncd %s\n", PACKAGE_VERSION);
+		return OPTIONS_EXIT_OK;
+	}
+	read_file(o, fp.config ? fp.config : DEFAULT_CONFIG, fp.explicit, &e);
+	environment(o);
+	flags_pass(o, argc, argv, lopts, &e);
+	cross_checks(o, &e);
 	if (e.n > 0) {
 		fprintf(stderr, "firesyncd: %d problem%s in the settings%s\n",
 		    e.n, e.n == 1 ? "" : "s", reload ? "; keeping the "
