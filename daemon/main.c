@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <grpc/grpc.h>
 #include <grpc/support/log.h>
 
@@ -225,6 +226,60 @@ connect_firestore(const struct options *opt)
 	return fs;
 }
 
+/*
+ * The storage backend the settings name.  For Cloud Storage, *ts gets the
+ * token source it uses (the caller frees it after the store): the key
+ * file, else the metadata server.  NULL if it cannot be opened, said in
+ * the log.
+ */
+static struct store *
+open_store(const struct options *opt, struct token_source **ts)
+{
+	static const char scope[] =
+	    "https://www.googleapis.com/auth/devstorage.read_write";
+	struct store_gcs_options go = {
+		.bucket = opt->bucket,
+		.endpoint = opt->storage_endpoint,
+		.ca_file = opt->storage_ca_file,
+		.public_url_base = opt->public_url_base,
+		.connect_timeout_ms = opt->storage_connect_timeout_ms,
+		.timeout_ms = opt->storage_timeout_ms,
+	};
+	struct store *st;
+	char err[512];
+
+	*ts = NULL;
+	if (opt->storage_backend == STORAGE_LOCAL) {
+		st = store_local_open(opt->storage_root, opt->public_url_base,
+		    err, sizeof(err));
+		if (st == NULL)
+			log_err("%s; create it or pass --storage-root", err);
+		return st;
+	}
+	if (opt->credentials) {
+		*ts = token_source_key_file(opt->credentials, scope, err,
+		    sizeof(err));
+		if (*ts == NULL) {
+			log_err("%s", err);
+			return NULL;
+		}
+	} else {
+		*ts = token_source_metadata(NULL, scope);
+	}
+	go.ts = *ts;
+	st = store_gcs_open(&go, err, sizeof(err));
+	if (st == NULL) {
+		log_err("%s", err);
+		token_source_free(*ts);
+		*ts = NULL;
+		return NULL;
+	}
+	log_notice("storage: Cloud Storage bucket %s at %s; results at %s/",
+	    opt->bucket, opt->storage_endpoint ? opt->storage_endpoint :
+	    STORE_GCS_ENDPOINT, st->public_url_base);
+	return st;
+}
+
 /* Signals are taken by the signal thread only: block them before gRPC
  * starts its threads so they inherit the mask. */
 static void
@@ -273,7 +328,8 @@ main(int argc, char **argv)
 	struct fs_client *fs = NULL;
 	struct store *st = NULL;
 	struct pool *pool = NULL;
-	char *worker_path, err[512];
+	struct token_source *ts = NULL;
+	char *worker_path;
 	int rc = 1;
 
 	switch (options_parse(&opt, argc, argv)) {
@@ -290,6 +346,7 @@ main(int argc, char **argv)
 	}
 	g_argc = argc;
 	g_argv = argv;
+	curl_global_init(CURL_GLOBAL_DEFAULT);	/* before any thread */
 	log_init();
 	log_level = opt.log_level;
 	log_set_json(opt.log_format == LOG_FORMAT_JSON);
@@ -300,12 +357,8 @@ main(int argc, char **argv)
 		rc = check_or_list(&opt, worker_path);
 		goto out;
 	}
-	st = store_local_open(opt.storage_root, opt.public_url_base, err,
-	    sizeof(err));
-	if (st == NULL) {
-		log_err("%s; create it or pass --storage-root", err);
+	if ((st = open_store(&opt, &ts)) == NULL)
 		goto out;
-	}
 	if ((pool = start_pool(&opt, worker_path)) == NULL)
 		goto out;
 	block_signals();
@@ -320,6 +373,7 @@ main(int argc, char **argv)
 out:
 	pool_free(pool);
 	store_close(st);
+	token_source_free(ts);
 	free(worker_path);
 	options_clear(&opt);
 	return rc;

@@ -23,6 +23,7 @@
 #include "alloc.h"
 #include "log.h"
 #include "options.h"
+#include "store.h"
 
 #ifndef PLUGINDIR
 #define PLUGINDIR "/usr/local/lib/firesync/plugins"
@@ -43,6 +44,7 @@ enum kind {
 	K_MS,		/* int64_t ms, given in seconds */
 	K_LEVEL,	/* log level name */
 	K_FORMAT,	/* text|json */
+	K_BACKEND,	/* local|gcs */
 	K_EVENTS,	/* comma-separated event ids */
 };
 
@@ -79,6 +81,21 @@ static const struct setting settings[] = {
 	{ "public-url-base", "storage", "public-url-base", K_STR,
 	  O(public_url_base), 0, 0,
 	  "base of resultImagePath URLs (default file:// URLs of the root)" },
+	{ "storage-backend", "storage", "backend", K_BACKEND,
+	  O(storage_backend), 0, 0,
+	  "local (a directory) or gcs (a Cloud Storage bucket; default local)" },
+	{ "bucket", "storage", "bucket", K_STR, O(bucket), 0, 0,
+	  "the Cloud Storage bucket (backend gcs)" },
+	{ "storage-endpoint", "storage", "endpoint", K_STR, O(storage_endpoint),
+	  0, 0, "Cloud Storage's URL (default " STORE_GCS_ENDPOINT ")" },
+	{ "storage-ca-file", "storage", "ca-file", K_STR, O(storage_ca_file), 0,
+	  0, "CA certificates for the storage endpoint (default: the system's)" },
+	{ "storage-connect-timeout", "storage", "connect-timeout", K_MS,
+	  O(storage_connect_timeout_ms), 1, 600,
+	  "seconds to connect to Cloud Storage (default 5)" },
+	{ "storage-timeout", "storage", "timeout", K_MS, O(storage_timeout_ms),
+	  1, 3600, "seconds one storage read or write may take, retries "
+	  "included (default 30)" },
 	{ "max-input-mb", "storage", "max-input-mb", K_MB, O(max_input_bytes),
 	  1, 1024, "refuse larger input files (default 64)" },
 	{ "plugin-dir", "plugins", "dir", K_STR, O(plugin_dir), 0, 0,
@@ -181,6 +198,14 @@ apply(struct options *o, const struct setting *s, const char *value,
 		else
 			return "must be text or json";
 		return NULL;
+	case K_BACKEND:
+		if (strcmp(value, "local") == 0)
+			*(enum storage_backend *)p = STORAGE_LOCAL;
+		else if (strcmp(value, "gcs") == 0)
+			*(enum storage_backend *)p = STORAGE_GCS;
+		else
+			return "must be local or gcs";
+		return NULL;
 	case K_EVENTS: {
 		char *copy = xstrdup(value), *tok, *save = NULL;
 
@@ -271,6 +296,8 @@ on_ini(void *user, const char *section, const char *key, const char *value)
 		why = apply(c->o, &settings[i], value, buf, sizeof(buf));
 		if (why)
 			report(c->e, "%s:%d: %s: %s", c->path, line, key, why);
+		else if (settings[i].kind == K_BACKEND)
+			c->o->storage_backend_line = line;
 		return 1;
 	}
 	for (size_t i = 0; i < N_SETTINGS; i++)
@@ -324,7 +351,8 @@ usage(FILE *out)
 		snprintf(left, sizeof(left), "--%s %s", settings[i].flag,
 		    settings[i].kind == K_STR || settings[i].kind == K_EVENTS ?
 		    "VALUE" : settings[i].kind == K_LEVEL ||
-		    settings[i].kind == K_FORMAT ? "NAME" : "N");
+		    settings[i].kind == K_FORMAT ||
+		    settings[i].kind == K_BACKEND ? "NAME" : "N");
 		fprintf(out, "  %-24s %s\n", left, settings[i].help);
 	}
 	fputs("  --check-config           validate the settings and exit 0 or 1\n"
@@ -480,6 +508,16 @@ cross_checks(struct options *o, struct errs *e)
 		    o->public_url_base);
 	if (o->emulator && strchr(o->emulator, ':') == NULL)
 		report(e, "emulator '%s' must be HOST:PORT", o->emulator);
+	if (o->storage_backend == STORAGE_GCS && o->bucket == NULL) {
+		if (o->storage_backend_line > 0)
+			report(e, "%s:%d: backend gcs needs [storage] bucket",
+			    o->config_path, o->storage_backend_line);
+		else
+			report(e, "--storage-backend gcs needs --bucket");
+	}
+	if (o->storage_endpoint && strncmp(o->storage_endpoint, "https://", 8))
+		report(e, "storage endpoint '%s' must be an https:// URL",
+		    o->storage_endpoint);
 	if (o->credentials && o->emulator == NULL) {
 		struct stat sb;
 
@@ -555,6 +593,9 @@ options_clear(struct options *o)
 	free_events(o);
 	free(o->storage_root);
 	free(o->public_url_base);
+	free(o->bucket);
+	free(o->storage_endpoint);
+	free(o->storage_ca_file);
 	free(o->plugin_dir);
 	memset(o, 0, sizeof(*o));
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON };
+enum storage_backend { STORAGE_LOCAL = 0, STORAGE_GCS };
 
 /* --events takes at most this many ids (each is a Listen target). */
 #define OPTIONS_MAX_EVENTS 32
@@ -27,8 +28,16 @@ struct options {
 	char *credentials;	/* service account key file, or NULL */
 	char **events;		/* only these event ids; NULL: all */
 	size_t n_events;
-	char *storage_root;
-	char *public_url_base;	/* NULL: file:// URLs of the storage root */
+	enum storage_backend storage_backend;
+	int storage_backend_line;	/* where the file set it, or 0 */
+	char *storage_root;	/* local backend */
+	char *bucket;		/* gcs backend */
+	char *storage_endpoint;	/* gcs; NULL: storage.googleapis.com */
+	char *storage_ca_file;	/* gcs; NULL: the system's CA store */
+	int64_t storage_connect_timeout_ms;	/* 0: the backend's default */
+	int64_t storage_timeout_ms;
+	char *public_url_base;	/* NULL: file:// URLs of the storage root,
+				   or endpoint/bucket */
 	char *plugin_dir;
 	int workers;
 	int transform_timeout_s;

@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -483,23 +484,64 @@ resolve_experience(struct run *r, const char *name, struct experience *x,
  * the relative storage path (malloc'd), or NULL.  Accepted: a plain
  * storage path, or a URL under our public URL base.
  */
+/* url minus base + "/", or NULL if it is not under base. */
+static const char *
+under(const char *url, const char *base)
+{
+	size_t n = base ? strlen(base) : 0;
+
+	return n > 0 && strncmp(url, base, n) == 0 && url[n] == '/' ?
+	    url + n + 1 : NULL;
+}
+
+/* Percent-decode a URL's path into a new string; NULL if malformed. */
+static char *
+url_decode(const char *s)
+{
+	char *out = xmalloc(strlen(s) + 1), *o = out;
+
+	for (; *s; s++) {
+		unsigned int c;
+
+		if (*s != '%') {
+			*o++ = *s;
+			continue;
+		}
+		if (sscanf(s + 1, "%2x", &c) != 1 || c == 0 ||
+		    !isxdigit((unsigned char)s[1]) ||
+		    !isxdigit((unsigned char)s[2])) {
+			free(out);
+			return NULL;
+		}
+		*o++ = (char)c;
+		s += 2;
+	}
+	*o = '\0';
+	return out;
+}
+
 static char *
 reference_path(const struct store *st, const char *url)
 {
-	const char *base = st->public_url_base;
-	size_t n = strlen(base);
-	char why[128];
+	const char *rest;
+	char why[128], *path;
 
-	if (strncmp(url, base, n) == 0 && url[n] == '/')
-		url += n + 1;
+	if ((rest = under(url, st->public_url_base)) != NULL ||
+	    (rest = under(url, st->object_url_base)) != NULL)
+		path = url_decode(rest);	/* a URL: encoded */
 	else if (strstr(url, "://") != NULL)
-		return NULL;
+		return NULL;			/* another host */
+	else
+		path = xstrdup(url);		/* a plain storage path */
 	/* only under references/: a guest's capture or result is never
 	 * another guest's reference */
-	if (strncmp(url, REFERENCES_PREFIX, strlen(REFERENCES_PREFIX)) != 0 ||
-	    path_check_relative(url, why, sizeof(why)) < 0)
+	if (path == NULL || strncmp(path, REFERENCES_PREFIX,
+	    strlen(REFERENCES_PREFIX)) != 0 ||
+	    path_check_relative(path, why, sizeof(why)) < 0) {
+		free(path);
 		return NULL;
-	return xstrdup(url);
+	}
+	return path;
 }
 
 /* Read the experience's reference images that are in our storage into

@@ -248,6 +248,7 @@ store_close(struct store *st)
 		return;
 	st->ops->close(st);
 	free(st->public_url_base);
+	free(st->object_url_base);
 	free(st->root);
 	free(st);
 }

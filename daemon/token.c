@@ -24,8 +24,9 @@
 #include "token.h"
 
 #define REFRESH_MARGIN_S 300	/* refresh this long before expiry */
-#define METADATA_URL "http://metadata.google.internal/computeMetadata/v1/" \
-	"instance/service-accounts/default/token"
+#define METADATA_PATH "instance/service-accounts/default/token"
+#define METADATA_URL \
+	"http://metadata.google.internal/computeMetadata/v1/" METADATA_PATH
 
 struct token_source {
 	bool metadata;
@@ -145,11 +146,19 @@ struct token_source *
 token_source_metadata(const char *base_url, const char *scope)
 {
 	struct token_source *ts = xcalloc(1, sizeof(*ts));
+	const char *host;
 
 	pthread_mutex_init(&ts->lock, NULL);
 	ts->metadata = true;
 	ts->scope = xstrdup(scope);
-	ts->url = xstrdup(base_url ? base_url : METADATA_URL);
+	if (base_url != NULL)
+		ts->url = xstrdup(base_url);
+	else if ((host = getenv("GCE_METADATA_HOST")) != NULL && *host)
+		/* Google's convention for another metadata server */
+		ts->url = xasprintf("http://%s/computeMetadata/v1/%s", host,
+		    METADATA_PATH);
+	else
+		ts->url = xstrdup(METADATA_URL);
 	return ts;
 }
 
@@ -359,4 +368,17 @@ token_check_key_file(const char *path, char *err, size_t errlen)
 		return -EINVAL;
 	token_source_free(ts);
 	return 0;
+}
+
+void
+token_invalidate(struct token_source *ts, const char *token)
+{
+	pthread_mutex_lock(&ts->lock);
+	if (ts->token != NULL && token != NULL &&
+	    strcmp(ts->token, token) == 0) {
+		OPENSSL_cleanse(ts->token, strlen(ts->token));
+		free(ts->token);
+		ts->token = NULL;
+	}
+	pthread_mutex_unlock(&ts->lock);
 }

@@ -21,7 +21,8 @@ struct token_source;
  */
 struct token_source *token_source_key_file(const char *path,
     const char *scope, char *err, size_t errlen);
-/* From the GCE metadata server (base URL; NULL for the real one). */
+/* From the GCE metadata server: base_url, else the host in
+ * $GCE_METADATA_HOST, else the real one. */
 struct token_source *token_source_metadata(const char *base_url,
     const char *scope);
 void token_source_free(struct token_source *ts);
@@ -41,6 +42,12 @@ const char *token_source_project(const struct token_source *ts);
  * cache.  NULL + err on failure.
  */
 char *token_get(struct token_source *ts, char *err, size_t errlen);
+
+/*
+ * A server refused token (401): drop it from the cache, so the next
+ * token_get fetches a new one.  A token already replaced is left alone.
+ */
+void token_invalidate(struct token_source *ts, const char *token);
 
 /*
  * The signed JWT assertion for time now (seconds since the epoch): for

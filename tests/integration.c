@@ -12,6 +12,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@
 #include "engine.h"
 #include "image.h"
 #include "log.h"
+#include "httpd.h"
 #include "testimg.h"
 #include "text.h"
 #include "watch.h"
@@ -932,6 +934,163 @@ START_TEST(sessions_at_the_size_limit_end_in_error)
 }
 END_TEST
 
+/* ---- the Cloud Storage backend, through nginx with TLS ---- */
+
+struct gcs_env {
+	struct nginx nx;
+	struct tokend td;
+	const char *key;
+	char args_buf[8][160];
+	const char *args[24];
+};
+
+static void
+gcs_env_start(struct gcs_env *g, struct ctx *t, const char *const *extra)
+{
+	static const char *const tokens[] = { "good-token" };
+	int n = 0;
+
+	ck_assert_int_eq(nginx_start(&g->nx, "good-token"), 0);
+	tokend_start(&g->td, tokens, 1);
+	g->key = test_key_file(g->nx.dir, g->td.url);
+	ck_assert_ptr_nonnull(g->key);
+	g->args[n++] = "--storage-backend";
+	g->args[n++] = "gcs";
+	g->args[n++] = "--bucket";
+	g->args[n++] = "b";
+	g->args[n++] = "--storage-endpoint";
+	g->args[n++] = g->nx.endpoint;
+	g->args[n++] = "--storage-ca-file";
+	g->args[n++] = g->nx.ca;
+	g->args[n++] = "--credentials";
+	g->args[n++] = g->key;
+	for (; extra && *extra && n < 22; extra++)
+		g->args[n++] = *extra;
+	g->args[n] = NULL;
+	(void)t;
+}
+
+static void
+gcs_env_stop(struct gcs_env *g)
+{
+	tokend_stop(&g->td);
+	nginx_stop(&g->nx);
+}
+
+/* The web app's upload: an object of the bucket, on the server's disk. */
+static void
+gcs_put_object(struct gcs_env *g, const char *object, const uint8_t *data,
+    size_t len)
+{
+	char path[512], cmd[600];
+
+	snprintf(path, sizeof(path), "%s/www/b/%s", g->nx.dir, object);
+	snprintf(cmd, sizeof(cmd), "mkdir -p $(dirname '%s')", path);
+	ck_assert_int_eq(system(cmd), 0);
+	testimg_write(path, data, len);
+}
+
+static void
+gcs_capture(struct gcs_env *g, struct ctx *t, const char *ss,
+    const char *exp, uint32_t w, uint32_t h)
+{
+	char object[256];
+	uint8_t *jpg;
+	size_t len;
+
+	snprintf(object, sizeof(object), "captures/E/%s/input.jpg", ss);
+	testimg_jpeg(w, h, 1, &jpg, &len);
+	gcs_put_object(g, object, jpg, len);
+	free(jpg);
+	capture(t, "E", ss, exp, object);
+}
+
+START_TEST(gcs_sessions_end_to_end)
+{
+	static const char *const extra[] = { "--max-input-mb", "1",
+	    "--plugin-dir", NULL, NULL };
+	const char *ex[5];
+	struct gcs_env g;
+	struct ctx t;
+	FsDocument *d;
+	FsValue *refs = value_array();
+	char want[256], path[512], *dir;
+	struct stat sb;
+	pid_t p;
+
+	ctx_init(&t, "gcs", em.host);
+	dir = plugin_dir(&t);
+	memcpy(ex, extra, sizeof(ex));
+	ex[3] = dir;
+	gcs_env_start(&g, &t, ex);
+	put_experience(&t, "exp_plain", false, "none");
+	/* references: one in the bucket's references/, one in captures/,
+	 * one on a foreign host */
+	snprintf(want, sizeof(want), "%s/b/references/warm%%20tone.jpg",
+	    g.nx.endpoint);
+	value_array_add(refs, value_string(want));
+	snprintf(want, sizeof(want), "%s/b/captures/E/ready/input.jpg",
+	    g.nx.endpoint);
+	value_array_add(refs, value_string(want));
+	value_array_add(refs, value_string("https://example.com/x.jpg"));
+	put_experience_with(&t, "exp_refs", "probe-refs", "", refs);
+	{
+		uint8_t *jpg;
+		size_t len;
+
+		testimg_jpeg(16, 16, 1, &jpg, &len);
+		gcs_put_object(&g, "references/warm tone.jpg", jpg, len);
+		free(jpg);
+	}
+	p = start_daemon(&t, NULL, g.args);
+	gcs_capture(&g, &t, "ready", "exp_plain", 32, 24);
+	{
+		/* over --max-input-mb 1: refused from its size */
+		size_t n = 3 << 19;
+		uint8_t *junk = xcalloc(1, n);
+
+		gcs_put_object(&g, "captures/E/big/input.jpg", junk, n);
+		free(junk);
+		capture(&t, "E", "big", "exp_plain",
+		    "captures/E/big/input.jpg");
+	}
+	gcs_capture(&g, &t, "refs", "exp_refs", 16, 16);
+	capture(&t, "E", "missing", "exp_plain",
+	    "captures/E/missing/input.jpg");
+
+	d = wait_final(&t, "E", "ready", 30000);
+	ck_assert_str_eq(state_of(d), "ready");
+	snprintf(want, sizeof(want), "%s/b/results/E/ready/result.png",
+	    g.nx.endpoint);
+	ck_assert_str_eq(doc_string(d, "resultImagePath"), want);
+	doc_free(d);
+	snprintf(path, sizeof(path), "%s/www/b/results/E/ready/result.png",
+	    g.nx.dir);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_int_gt(sb.st_size, 8);
+	assert_error(&t, "E", "missing", "input image not found");
+	assert_error(&t, "E", "big", "input image is too large");
+	/* only the bucket's references/ reaches the model */
+	assert_error(&t, "E", "refs", "1 reference(s)");
+	ck_assert_int_eq(log_count(t.log, "https://example.com/x.jpg is not "
+	    "under references/"), 1);
+
+	/* a result that cannot be stored: the session says so */
+	snprintf(path, sizeof(path), "%s/www/.noput", g.nx.dir);
+	ck_assert_int_eq(close(creat(path, 0644)), 0);
+	gcs_capture(&g, &t, "noput", "exp_plain", 16, 16);
+	assert_error(&t, "E", "noput", "could not store the result");
+	ck_assert_int_eq(log_count(t.log, "storage write failed"), 1);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(p, 15000), 0);
+	ck_assert_int_eq(log_count(t.log, "good-token"), 0);
+	ck_assert_int_eq(log_count(t.log, "Bearer"), 0);
+	gcs_env_stop(&g);
+	free(dir);
+	ctx_done(&t);
+}
+END_TEST
+
 START_TEST(interrupted_too_often_ends_in_error)
 {
 	static const char *const fast[] = { "--transform-timeout", "1",
@@ -1462,6 +1621,7 @@ integration_suite(void)
 	tcase_add_test(tc, an_unrelated_write_mid_transform_keeps_the_result);
 	tcase_add_test(tc, references_come_only_from_references);
 	tcase_add_test(tc, sessions_at_the_size_limit_end_in_error);
+	tcase_add_test(tc, gcs_sessions_end_to_end);
 	tcase_add_test(tc, a_drain_timeout_leaves_the_session_to_recovery);
 	tcase_add_test(tc, event_scoping_serves_only_listed_events);
 	tcase_add_test(tc, a_silent_server_gets_the_stream_reopened);

@@ -1,0 +1,305 @@
+/*
+ * httpd.c - nginx with TLS and a token endpoint, for tests (httpd.h).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "emulator.h"
+#include "httpd.h"
+
+static int
+run(const char *cmd)
+{
+	int rc = system(cmd);
+
+	if (rc != 0)
+		fprintf(stderr, "httpd: '%s' failed (%d)\n", cmd, rc);
+	return rc;
+}
+
+/* A CA, and a certificate it signs for 127.0.0.1. */
+static int
+make_certs(const char *dir)
+{
+	char cmd[2048];
+
+	snprintf(cmd, sizeof(cmd),
+	    "cd %s && openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
+	    "-subj /CN=firesync-test-ca -keyout ca.key -out ca.crt "
+	    ">/dev/null 2>&1 && "
+	    "openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 "
+	    "-keyout server.key -out server.csr >/dev/null 2>&1 && "
+	    "printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext && "
+	    "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key "
+	    "-CAcreateserial -days 2 -extfile san.ext -out server.crt "
+	    ">/dev/null 2>&1", dir);
+	return run(cmd);
+}
+
+int
+nginx_start(struct nginx *n, const char *token)
+{
+	char path[256], cmd[512];
+	FILE *f;
+
+	if (access("/usr/sbin/nginx", X_OK) != 0) {
+		fprintf(stderr, "httpd: /usr/sbin/nginx is missing: "
+		    "apt-get install nginx\n");
+		return -1;
+	}
+	snprintf(n->dir, sizeof(n->dir), "/tmp/fsnginx-XXXXXX");
+	if (mkdtemp(n->dir) == NULL || make_certs(n->dir) != 0)
+		return -1;
+	snprintf(n->ca, sizeof(n->ca), "%s/ca.crt", n->dir);
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/www %s/tmp", n->dir, n->dir);
+	if (run(cmd) != 0)
+		return -1;
+	n->port = free_port();
+	snprintf(n->endpoint, sizeof(n->endpoint), "https://127.0.0.1:%d",
+	    n->port);
+	snprintf(path, sizeof(path), "%s/nginx.conf", n->dir);
+	f = fopen(path, "w");
+	if (f == NULL)
+		return -1;
+	fprintf(f,
+	    "daemon off;\n"
+	    "%4$s"
+	    "worker_processes 1;\n"
+	    "pid %1$s/nginx.pid;\n"
+	    "error_log %1$s/error.log;\n"
+	    "events { worker_connections 64; }\n"
+	    "http {\n"
+	    "  log_format t '$request_method $uri $status "
+	    "ct=$http_content_type cc=$http_cache_control';\n"
+	    "  access_log %1$s/access.log t;\n"
+	    "  client_body_temp_path %1$s/tmp;\n"
+	    "  proxy_temp_path %1$s/tmp;\n"
+	    "  fastcgi_temp_path %1$s/tmp;\n"
+	    "  uwsgi_temp_path %1$s/tmp;\n"
+	    "  scgi_temp_path %1$s/tmp;\n"
+	    "  map $http_authorization $authorised {\n"
+	    "    \"Bearer %2$s\" 1;\n"
+	    "    default 0;\n"
+	    "  }\n"
+	    "  server {\n"
+	    "    listen 127.0.0.1:%3$d ssl;\n"
+	    "    ssl_certificate %1$s/server.crt;\n"
+	    "    ssl_certificate_key %1$s/server.key;\n"
+	    "    root %1$s/www;\n"
+	    "    client_max_body_size 300m;\n"
+	    "    location / {\n"
+	    "      if (-f %1$s/www/.unavailable) { return 503; }\n"
+	    "      set $noput \"\";\n"
+	    "      if (-f %1$s/www/.noput) { set $noput x; }\n"
+	    "      if ($request_method = PUT) { set $noput \"${noput}y\"; }\n"
+	    "      if ($noput = xy) { return 503; }\n"
+	    "      if ($authorised = 0) { return 401; }\n"
+	    "      dav_methods PUT;\n"
+	    "      create_full_put_path on;\n"
+	    "      dav_access user:rw group:r all:r;\n"
+	    "    }\n"
+	    "  }\n"
+	    "}\n", n->dir, token, n->port,
+	    /* as root, workers would drop to www-data: keep them ours */
+	    geteuid() == 0 ? "user root root;\n" : "");
+	fclose(f);
+	n->pid = fork();
+	if (n->pid < 0)
+		return -1;
+	if (n->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);	/* never outlive the test */
+		snprintf(cmd, sizeof(cmd), "%s/stderr.log", n->dir);
+		if (freopen(cmd, "w", stderr) == NULL)
+			_exit(127);
+		execl("/usr/sbin/nginx", "nginx", "-c", path, "-p", n->dir,
+		    "-e", "stderr", (char *)NULL);
+		_exit(127);
+	}
+	/* ready once it accepts connections */
+	for (int i = 0; i < 500; i++) {
+		struct sockaddr_in a = { .sin_family = AF_INET,
+		    .sin_port = htons((uint16_t)n->port),
+		    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a,
+		    sizeof(a)) == 0;
+
+		if (fd >= 0)
+			close(fd);
+		if (ok)
+			return 0;
+		if (waitpid(n->pid, NULL, WNOHANG) == n->pid) {
+			fprintf(stderr, "httpd: nginx exited; see %s/"
+			    "stderr.log\n", n->dir);
+			n->pid = 0;
+			return -1;
+		}
+		sleep_ms(20);
+	}
+	nginx_stop(n);
+	return -1;
+}
+
+void
+nginx_stop(struct nginx *n)
+{
+	char cmd[128];
+
+	if (n->pid > 0) {
+		kill(n->pid, SIGTERM);
+		waitpid(n->pid, NULL, 0);
+		n->pid = 0;
+	}
+	if (n->dir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", n->dir);
+		(void)!system(cmd);
+		n->dir[0] = '\0';
+	}
+}
+
+int
+nginx_log_wait(const struct nginx *n, const char *needle, int want)
+{
+	int c = 0;
+
+	/* nginx writes the line just after it answers */
+	for (int i = 0; i < 200 && (c = nginx_log_count(n, needle)) < want;
+	    i++)
+		sleep_ms(10);
+	return c;
+}
+
+int
+nginx_log_count(const struct nginx *n, const char *needle)
+{
+	char path[128], line[2048];
+	FILE *f;
+	int c = 0;
+
+	snprintf(path, sizeof(path), "%s/access.log", n->dir);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, needle))
+			c++;
+	if (f)
+		fclose(f);
+	return c;
+}
+
+static void *
+tokend_main(void *arg)
+{
+	struct tokend *t = arg;
+
+	for (;;) {
+		int c = accept(t->fd, NULL, NULL);
+		char req[8192], body[256], resp[512];
+		const char *tok;
+		ssize_t got = 0, r;
+
+		if (c < 0)
+			return NULL;
+		/* the whole request: headers, then Content-Length bytes */
+		while (got < (ssize_t)sizeof(req) - 1 &&
+		    (r = read(c, req + got, sizeof(req) - 1 - (size_t)got)) > 0) {
+			char *end, *cl;
+
+			got += r;
+			req[got] = '\0';
+			if ((end = strstr(req, "\r\n\r\n")) == NULL)
+				continue;
+			cl = strcasestr(req, "Content-Length:");
+			if (cl == NULL || (ssize_t)strlen(end + 4) >=
+			    atol(cl + 15))
+				break;
+		}
+		tok = t->tokens[t->served < t->n_tokens ? t->served :
+		    t->n_tokens - 1];
+		t->served++;
+		snprintf(body, sizeof(body), "{\"access_token\":\"%s\","
+		    "\"expires_in\":3600,\"token_type\":\"Bearer\"}", tok);
+		snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nContent-Type: "
+		    "application/json\r\nContent-Length: %zu\r\nConnection: "
+		    "close\r\n\r\n%s", strlen(body), body);
+		(void)!write(c, resp, strlen(resp));
+		close(c);
+	}
+}
+
+void
+tokend_start(struct tokend *t, const char *const *tokens, int n)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+
+	t->tokens = tokens;
+	t->n_tokens = n;
+	t->served = 0;
+	t->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (t->fd < 0 || bind(t->fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    listen(t->fd, 16) < 0 ||
+	    getsockname(t->fd, (struct sockaddr *)&a, &len) < 0)
+		abort();
+	t->port = ntohs(a.sin_port);
+	snprintf(t->url, sizeof(t->url), "http://127.0.0.1:%d/token",
+	    t->port);
+	pthread_create(&t->thread, NULL, tokend_main, t);
+}
+
+void
+tokend_stop(struct tokend *t)
+{
+	shutdown(t->fd, SHUT_RDWR);
+	close(t->fd);
+	pthread_join(t->thread, NULL);
+}
+
+const char *
+test_key_file(const char *dir, const char *url)
+{
+	static char path[256];
+	char cmd[512], pem[4096];
+	FILE *f;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd), "openssl genpkey -algorithm RSA -pkeyopt "
+	    "rsa_keygen_bits:2048 -out %s/sa.pem 2>/dev/null", dir);
+	if (run(cmd) != 0)
+		return NULL;
+	snprintf(path, sizeof(path), "%s/sa.pem", dir);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return NULL;
+	n = fread(pem, 1, sizeof(pem) - 1, f);
+	pem[n] = '\0';
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/sa.json", dir);
+	f = fopen(path, "w");
+	if (f == NULL)
+		return NULL;
+	fprintf(f, "{\"type\":\"service_account\",\"project_id\":\"p\","
+	    "\"client_email\":\"firesync@p.iam.gserviceaccount.com\","
+	    "\"token_uri\":\"%s\",\"private_key\":\"", url);
+	for (const char *p = pem; *p; p++)
+		if (*p == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*p, f);
+	fputs("\"}\n", f);
+	fclose(f);
+	chmod(path, 0600);
+	return path;
+}
