@@ -194,6 +194,39 @@ START_TEST(config_file_errors_all_at_once)
 }
 END_TEST
 
+/* The Cloud Storage backend's settings, and a bucket it cannot do
+ * without, reported where the backend was chosen. */
+START_TEST(gcs_backend_needs_a_bucket)
+{
+	char *conf = write_conf(
+	    "[firestore]\n"
+	    "project = demo\n"
+	    "[storage]\n"
+	    "backend = gcs\n"			/* 4 */
+	    "endpoint = https://127.0.0.1:9443\n"
+	    "timeout = 12\n");
+	const char *args[] = { "-c", conf, "--check-config", NULL };
+	const char *ok[] = { "-c", conf, "--bucket", "photos", NULL };
+	char err[4096], want[256];
+	struct options o;
+
+	clear_env();
+	ck_assert_int_eq(parse_capture(&o, args, err, sizeof(err)),
+	    OPTIONS_EXIT_ERROR);
+	snprintf(want, sizeof(want), "%s:4: backend gcs needs [storage] "
+	    "bucket", conf);
+	ck_assert_msg(strstr(err, want), "missing '%s' in:\n%s", want, err);
+	options_clear(&o);
+	ck_assert_int_eq(parse_capture(&o, ok, err, sizeof(err)), OPTIONS_RUN);
+	ck_assert_int_eq(o.storage_backend, STORAGE_GCS);
+	ck_assert_str_eq(o.bucket, "photos");
+	ck_assert_str_eq(o.storage_endpoint, "https://127.0.0.1:9443");
+	ck_assert_int_eq(o.storage_timeout_ms, 12000);
+	options_clear(&o);
+	unlink(conf);
+}
+END_TEST
+
 START_TEST(file_then_environment_then_flags)
 {
 	char *conf = write_conf(
@@ -257,6 +290,7 @@ options_suite(void)
 	tcase_add_test(tc, flags_win);
 	tcase_add_test(tc, bad_command_lines_are_refused);
 	tcase_add_test(tc, config_file_errors_all_at_once);
+	tcase_add_test(tc, gcs_backend_needs_a_bucket);
 	tcase_add_test(tc, file_then_environment_then_flags);
 	tcase_add_test(tc, credentials_readable_by_others_are_refused);
 	suite_add_tcase(s, tc);
