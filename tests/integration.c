@@ -1085,6 +1085,7 @@ START_TEST(gcs_sessions_end_to_end)
 	ck_assert_int_eq(daemon_stop(p, 15000), 0);
 	ck_assert_int_eq(log_count(t.log, "good-token"), 0);
 	ck_assert_int_eq(log_count(t.log, "Bearer"), 0);
+	ck_assert_int_eq(log_count(t.log, "bearer"), 0);
 	gcs_env_stop(&g);
 	free(dir);
 	ctx_done(&t);

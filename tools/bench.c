@@ -26,6 +26,7 @@
 
 #include "alloc.h"
 #include "emulator.h"
+#include "httpd.h"
 #include "engine.h"
 #include "log.h"
 #include "testimg.h"
@@ -43,6 +44,8 @@ struct bench {
 	char root[64];
 	const char *project;
 	int doc_kb;			/* padding per session document */
+	const char *objects;		/* where captures go: the storage
+					   root, or nginx's bucket directory */
 };
 
 static int doc_kb;			/* --doc-kb */
@@ -212,8 +215,12 @@ put_input(struct bench *b, const char *ev, const char *ss,
 {
 	char path[512];
 
-	snprintf(path, sizeof(path), "%s/captures/%s/%s/input.jpg", b->root,
+	snprintf(path, sizeof(path), "mkdir -p %s/captures/%s/%s", b->objects,
 	    ev, ss);
+	if (system(path) != 0)
+		fatal("bench: %s", path);
+	snprintf(path, sizeof(path), "%s/captures/%s/%s/input.jpg",
+	    b->objects, ev, ss);
 	testimg_write(path, jpg, len);
 }
 
@@ -223,6 +230,7 @@ struct subject {
 	const char *exe;		/* firesyncd, or /usr/bin/env */
 	const char *script;		/* node reference script, or NULL */
 	const char *workers;
+	bool gcs;			/* Cloud Storage through nginx */
 };
 
 /* Warm-up, serial and burst runs against one daemon; prints a report. */
@@ -235,13 +243,16 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 	uint8_t *jpg;
 	size_t jlen;
 	int64_t *t0, *t1, *lat;
-	char **names, logpath[128];
+	char **names, logpath[128], bucket[128];
+	struct nginx nx = { 0 };
+	struct tokend td = { 0 };
 	long idle_kb, cpu0, workers_kb;
 	int n_workers;
 	pid_t d;
 
 	b.project = sub->project;
 	b.doc_kb = doc_kb;
+	b.objects = b.root;
 	snprintf(b.root, sizeof(b.root), "/tmp/fsbench-XXXXXX");
 	if (mkdtemp(b.root) == NULL)
 		fatal("mkdtemp: %s", strerror(errno));
@@ -260,6 +271,22 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 		    em->host, "--project", b.project, "--storage-root", b.root,
 		    NULL };
 
+		d = daemon_spawn(sub->exe, args, logpath);
+	} else if (sub->gcs) {
+		static const char *const tokens[] = { "bench-token" };
+		const char *level = getenv("BENCH_LOG_LEVEL");
+		const char *args[] = { "--emulator", em->host, "--project",
+		    b.project, "--storage-backend", "gcs", "--bucket", "b",
+		    "--storage-endpoint", nx.endpoint, "--storage-ca-file",
+		    nx.ca, "--credentials", NULL, "--workers", sub->workers,
+		    "--log-level", level ? level : "warning", NULL };
+
+		if (nginx_start(&nx, "bench-token") != 0)
+			fatal("bench: cannot start nginx");
+		tokend_start(&td, tokens, 1);
+		args[13] = test_key_file(nx.dir, td.url);
+		snprintf(bucket, sizeof(bucket), "%s/www/b", nx.dir);
+		b.objects = bucket;
 		d = daemon_spawn(sub->exe, args, logpath);
 	} else {
 		const char *level = getenv("BENCH_LOG_LEVEL");
@@ -373,6 +400,10 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 	if (daemon_stop(d, 10000) != 0)
 		fprintf(stderr, "%s did not exit cleanly; see %s\n",
 		    sub->label, logpath);
+	if (sub->gcs) {
+		tokend_stop(&td);
+		nginx_stop(&nx);
+	}
 	fs_client_free(b.c);
 	free(jpg);
 	free(t0);
@@ -393,14 +424,16 @@ main(int argc, char **argv)
 		{ "node-reference", required_argument, NULL, 'r' },
 		{ "warmup", required_argument, NULL, 'W' },
 		{ "doc-kb", required_argument, NULL, 'k' },
+		{ "gcs", no_argument, NULL, 'g' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct subject fsd = { "firesyncd", "firesyncd", "daemon/firesyncd",
-	    NULL, "4" };
+	    NULL, "4", false };
 	struct subject node = { "node-reference", "node-reference",
-	    "/usr/bin/env", NULL, NULL };
+	    "/usr/bin/env", NULL, NULL, false };
 	const char *empath = FIRESTORE_EMULATOR_PATH;
 	int n = 100, w = 640, h = 480, warmup = 300, c;
+	bool gcs = false;
 	struct emulator em = { 0 };
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -416,10 +449,12 @@ main(int argc, char **argv)
 		case 'r': node.script = optarg; break;
 		case 'W': warmup = atoi(optarg); break;
 		case 'k': doc_kb = atoi(optarg); break;
+		case 'g': gcs = true; break;
 		default:
 			fprintf(stderr, "usage: firesync-bench [--sessions N] "
 			    "[--daemon PATH] [--size WxH] [--workers N] "
 			    "[--emulator-path PATH] [--warmup N] [--doc-kb N] "
+			    "[--gcs] "
 			    "[--node-reference tools/node-reference/daemon.mjs]\n");
 			return 2;
 		}
@@ -444,6 +479,19 @@ main(int argc, char **argv)
 		run_subject(&em, &warm, warmup, w, h);
 	}
 	run_subject(&em, &fsd, n, w, h);
+	if (gcs) {
+		/* the same, with Cloud Storage through nginx, then local
+		 * again, in one run */
+		struct subject g = fsd;
+
+		g.label = "firesyncd, gcs backend (nginx + TLS)";
+		g.project = "firesyncd-gcs";
+		g.gcs = true;
+		run_subject(&em, &g, n, w, h);
+		fsd.label = "firesyncd (again)";
+		fsd.project = "firesyncd-again";
+		run_subject(&em, &fsd, n, w, h);
+	}
 	if (node.script != NULL) {
 		run_subject(&em, &node, n, w, h);
 		fsd.label = "firesyncd (again)";
