@@ -945,13 +945,13 @@ struct gcs_env {
 };
 
 static void
-gcs_env_start(struct gcs_env *g, struct ctx *t, const char *const *extra)
+gcs_env_start_tokens(struct gcs_env *g, const char *const *tokens,
+    int n_tokens, const char *const *extra)
 {
-	static const char *const tokens[] = { "good-token" };
 	int n = 0;
 
 	ck_assert_int_eq(nginx_start(&g->nx, "good-token"), 0);
-	tokend_start(&g->td, tokens, 1);
+	tokend_start(&g->td, tokens, n_tokens);
 	g->key = test_key_file(g->nx.dir, g->td.url);
 	ck_assert_ptr_nonnull(g->key);
 	g->args[n++] = "--storage-backend";
@@ -967,7 +967,15 @@ gcs_env_start(struct gcs_env *g, struct ctx *t, const char *const *extra)
 	for (; extra && *extra && n < 22; extra++)
 		g->args[n++] = *extra;
 	g->args[n] = NULL;
+}
+
+static void
+gcs_env_start(struct gcs_env *g, struct ctx *t, const char *const *extra)
+{
+	static const char *const tokens[] = { "good-token" };
+
 	(void)t;
+	gcs_env_start_tokens(g, tokens, 1, extra);
 }
 
 static void
@@ -1088,6 +1096,65 @@ START_TEST(gcs_sessions_end_to_end)
 	ck_assert_int_eq(log_count(t.log, "bearer"), 0);
 	gcs_env_stop(&g);
 	free(dir);
+	ctx_done(&t);
+}
+END_TEST
+
+/* Through the daemon: a stale first token is refreshed once, a bucket
+ * answering 503 for a while is waited out, and a bucket down for the
+ * whole deadline ends the session with a clear error. */
+START_TEST(gcs_faults_through_the_daemon)
+{
+	static const char *const tokens[] = { "stale-token", "good-token" };
+	static const char *const extra[] = { "--storage-timeout", "3", NULL };
+	struct gcs_env g;
+	struct ctx t;
+	FsDocument *d;
+	char marker[256];
+	pid_t p, lifter;
+
+	ctx_init(&t, "gcsfaults", em.host);
+	gcs_env_start_tokens(&g, tokens, 2, extra);
+	put_experience(&t, "exp_plain", false, "none");
+	p = start_daemon(&t, NULL, g.args);
+
+	/* 401 with the stale token, then the fresh one works */
+	gcs_capture(&g, &t, "refresh", "exp_plain", 16, 16);
+	d = wait_final(&t, "E", "refresh", 30000);
+	ck_assert_str_eq(state_of(d), "ready");
+	doc_free(d);
+	ck_assert_int_eq(g.td.served, 2);
+	ck_assert_int_ge(nginx_log_wait(&g.nx, " 401 ", 1), 1);
+
+	/* 503 until the first one is logged, then back */
+	snprintf(marker, sizeof(marker), "%s/www/.unavailable", g.nx.dir);
+	ck_assert_int_eq(close(creat(marker, 0644)), 0);
+	lifter = fork();
+	if (lifter == 0) {
+		for (int i = 0; i < 3000 &&
+		    nginx_log_count(&g.nx, " 503 ") == 0; i++)
+			usleep(10000);
+		unlink(marker);
+		_exit(0);
+	}
+	gcs_capture(&g, &t, "flaky", "exp_plain", 16, 16);
+	d = wait_final(&t, "E", "flaky", 30000);
+	ck_assert_str_eq(state_of(d), "ready");
+	doc_free(d);
+	waitpid(lifter, NULL, 0);
+
+	/* down for longer than --storage-timeout */
+	ck_assert_int_eq(close(creat(marker, 0644)), 0);
+	gcs_capture(&g, &t, "down", "exp_plain", 16, 16);
+	assert_error(&t, "E", "down", "could not read the input image");
+	ck_assert_int_ge(log_count(t.log, "storage read failed: GET "
+	    "gs://b/captures/E/down/input.jpg"), 1);
+	unlink(marker);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(p, 15000), 0);
+	ck_assert_int_eq(log_count(t.log, "stale-token"), 0);
+	ck_assert_int_eq(log_count(t.log, "good-token"), 0);
+	gcs_env_stop(&g);
 	ctx_done(&t);
 }
 END_TEST
@@ -1623,6 +1690,7 @@ integration_suite(void)
 	tcase_add_test(tc, references_come_only_from_references);
 	tcase_add_test(tc, sessions_at_the_size_limit_end_in_error);
 	tcase_add_test(tc, gcs_sessions_end_to_end);
+	tcase_add_test(tc, gcs_faults_through_the_daemon);
 	tcase_add_test(tc, a_drain_timeout_leaves_the_session_to_recovery);
 	tcase_add_test(tc, event_scoping_serves_only_listed_events);
 	tcase_add_test(tc, a_silent_server_gets_the_stream_reopened);
