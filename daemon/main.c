@@ -147,14 +147,25 @@ check_or_list(const struct options *o, const char *worker_path)
 	return 0;
 }
 
-/* gRPC's own log lines, through ours at a matching level. */
+/* Where Firestore is, for gRPC's TLS errors (which do not say). */
+static const char *tls_endpoint, *tls_ca_file;
+
+/* gRPC's own log lines, through ours at a matching level; a failed TLS
+ * handshake says which endpoint and which CA certificates. */
 static void
 grpc_log(gpr_log_func_args *a)
 {
 	int prio = a->severity == GPR_LOG_SEVERITY_ERROR ? LOG_ERR :
 	    a->severity == GPR_LOG_SEVERITY_INFO ? LOG_INFO : LOG_DEBUG;
 
-	log_at(prio, "grpc: %s", a->message);
+	if (tls_endpoint && strstr(a->message, "Handshake failed"))
+		log_at(prio, "firestore: TLS to %s failed (%s); is it the "
+		    "right endpoint, and is its certificate signed by a CA "
+		    "in %s? ([firestore] endpoint, ca-file)", tls_endpoint,
+		    a->message, tls_ca_file ? tls_ca_file :
+		    "the system's CA store");
+	else
+		log_at(prio, "grpc: %s", a->message);
 }
 
 /* Start the worker pool (before gRPC's threads exist); NULL if it
@@ -180,63 +191,117 @@ start_pool(const struct options *opt, const char *worker_path)
 	return pool;
 }
 
-/*
- * The Firestore client: the emulator's insecure channel, or production
- * with Application Default Credentials (the key file, else the metadata
- * server).  gRPC reads the key file itself; checking it here makes a bad
- * one fail at start with a clear message.  NULL if it cannot be made,
- * said in the log.
- */
-static struct fs_client *
-connect_firestore(const struct options *opt)
+/* The token hooks of the Firestore client, on our token source. */
+static int
+fs_token(void *arg, char *buf, size_t len, char *err, size_t errlen)
 {
-	struct fs_options fo = {
-		.target = opt->emulator ? opt->emulator :
-		    "firestore.googleapis.com:443",
-		.project = opt->project,
-		.database = opt->database,
-		.emulator = opt->emulator != NULL,
-		.keepalive_ms = opt->keepalive_ms,
-	};
-	struct fs_client *fs;
-	char err[512];
+	char *t = token_get(arg, err, errlen);
 
-	if (!opt->emulator && opt->credentials) {
-		setenv("GOOGLE_APPLICATION_CREDENTIALS", opt->credentials, 1);
-		if (token_check_key_file(opt->credentials, err,
-		    sizeof(err)) < 0) {
+	if (t == NULL)
+		return -1;
+	snprintf(buf, len, "%s", t);
+	memset(t, 0, strlen(t));
+	free(t);
+	return 0;
+}
+
+static void
+fs_refused(void *arg, const char *token)
+{
+	log_warn("credentials: Firestore refused the access token "
+	    "(UNAUTHENTICATED); fetching a new one");
+	token_invalidate(arg, token);
+}
+
+/*
+ * The one source of access tokens, for Firestore and Cloud Storage: the
+ * service account key file, else the metadata server.  A first token is
+ * fetched now, so a key the token endpoint refuses, or an unreachable
+ * endpoint, fails at start with a message.  NULL if there is none, said
+ * in the log.
+ */
+static struct token_source *
+credentials(const struct options *opt)
+{
+	static const char scope[] =
+	    "https://www.googleapis.com/auth/cloud-platform";
+	struct token_source *ts;
+	char err[512], *t;
+
+	if (opt->credentials) {
+		ts = token_source_key_file(opt->credentials, scope, err,
+		    sizeof(err));
+		if (ts == NULL) {
 			log_err("%s", err);
 			return NULL;
 		}
 		log_notice("credentials: service account key %s",
 		    opt->credentials);
-	} else if (!opt->emulator) {
+	} else {
+		ts = token_source_metadata(NULL, scope);
 		log_notice("credentials: none configured; using the metadata "
 		    "server's service account");
 	}
-	/* TLS verified against the system's trusted roots */
-	if (!opt->emulator &&
-	    getenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH") == NULL &&
-	    access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0)
-		setenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
-		    "/etc/ssl/certs/ca-certificates.crt", 1);
+	if ((t = token_get(ts, err, sizeof(err))) == NULL) {
+		log_err("credentials: cannot get an access token: %s%s", err,
+		    opt->credentials ? "" : " (looked for [firestore] "
+		    "credentials, GOOGLE_APPLICATION_CREDENTIALS and the "
+		    "metadata server)");
+		token_source_free(ts);
+		return NULL;
+	}
+	memset(t, 0, strlen(t));
+	free(t);
+	return ts;
+}
+
+/*
+ * The Firestore client: the emulator's insecure channel, or TLS to the
+ * endpoint with a token from ts on every call.  NULL if it cannot be
+ * made, said in the log.
+ */
+static struct fs_client *
+connect_firestore(const struct options *opt, struct token_source *ts)
+{
+	struct fs_options fo = {
+		.target = opt->emulator ? opt->emulator :
+		    opt->firestore_endpoint ? opt->firestore_endpoint :
+		    FIRESTORE_ENDPOINT,
+		.project = opt->project,
+		.database = opt->database,
+		.emulator = opt->emulator != NULL,
+		.keepalive_ms = opt->keepalive_ms,
+		.ca_file = opt->firestore_ca_file,
+	};
+	struct fs_client *fs;
+	char err[512];
+
+	if (!opt->emulator) {
+		fo.token = fs_token;
+		fo.refused = fs_refused;
+		fo.token_arg = ts;
+		/* gRPC's own roots: the system's, unless a CA file is set */
+		if (getenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH") == NULL &&
+		    access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0)
+			setenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+			    "/etc/ssl/certs/ca-certificates.crt", 1);
+		tls_endpoint = fo.target;
+		tls_ca_file = opt->firestore_ca_file;
+		log_notice("firestore: %s over TLS (%s)", fo.target,
+		    opt->firestore_ca_file ? opt->firestore_ca_file :
+		    "the system's CA certificates");
+	}
 	fs = fs_client_new(&fo, err, sizeof(err));
 	if (fs == NULL)
 		log_err("%s", err);
 	return fs;
 }
 
-/*
- * The storage backend the settings name.  For Cloud Storage, *ts gets the
- * token source it uses (the caller frees it after the store): the key
- * file, else the metadata server.  NULL if it cannot be opened, said in
- * the log.
- */
+/* The storage backend the settings name (Cloud Storage with tokens from
+ * ts).  NULL if it cannot be opened, said in the log. */
 static struct store *
-open_store(const struct options *opt, struct token_source **ts)
+open_store(const struct options *opt, struct token_source *ts)
 {
-	static const char scope[] =
-	    "https://www.googleapis.com/auth/devstorage.read_write";
 	struct store_gcs_options go = {
 		.bucket = opt->bucket,
 		.endpoint = opt->storage_endpoint,
@@ -244,11 +309,11 @@ open_store(const struct options *opt, struct token_source **ts)
 		.public_url_base = opt->public_url_base,
 		.connect_timeout_ms = opt->storage_connect_timeout_ms,
 		.timeout_ms = opt->storage_timeout_ms,
+		.ts = ts,
 	};
 	struct store *st;
 	char err[512];
 
-	*ts = NULL;
 	if (opt->storage_backend == STORAGE_LOCAL) {
 		st = store_local_open(opt->storage_root, opt->public_url_base,
 		    err, sizeof(err));
@@ -256,22 +321,9 @@ open_store(const struct options *opt, struct token_source **ts)
 			log_err("%s; create it or pass --storage-root", err);
 		return st;
 	}
-	if (opt->credentials) {
-		*ts = token_source_key_file(opt->credentials, scope, err,
-		    sizeof(err));
-		if (*ts == NULL) {
-			log_err("%s", err);
-			return NULL;
-		}
-	} else {
-		*ts = token_source_metadata(NULL, scope);
-	}
-	go.ts = *ts;
 	st = store_gcs_open(&go, err, sizeof(err));
 	if (st == NULL) {
 		log_err("%s", err);
-		token_source_free(*ts);
-		*ts = NULL;
 		return NULL;
 	}
 	log_notice("storage: Cloud Storage bucket %s at %s; results at %s/",
@@ -357,7 +409,12 @@ main(int argc, char **argv)
 		rc = check_or_list(&opt, worker_path);
 		goto out;
 	}
-	if ((st = open_store(&opt, &ts)) == NULL)
+	/* one token source, for Firestore (not the emulator) and for a
+	 * Cloud Storage bucket */
+	if ((!opt.emulator || opt.storage_backend == STORAGE_GCS) &&
+	    (ts = credentials(&opt)) == NULL)
+		goto out;
+	if ((st = open_store(&opt, ts)) == NULL)
 		goto out;
 	if ((pool = start_pool(&opt, worker_path)) == NULL)
 		goto out;
@@ -365,7 +422,7 @@ main(int argc, char **argv)
 	gpr_set_log_function(grpc_log);
 	gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
 	grpc_init();
-	if ((fs = connect_firestore(&opt)) != NULL) {
+	if ((fs = connect_firestore(&opt, ts)) != NULL) {
 		rc = serve(&opt, fs, st, pool);
 		fs_client_free(fs);
 	}

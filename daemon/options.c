@@ -69,6 +69,12 @@ static const struct setting settings[] = {
 	  "use the Firestore emulator at HOST:PORT (env FIRESTORE_EMULATOR_HOST)" },
 	{ "credentials", "firestore", "credentials", K_STR, O(credentials), 0, 0,
 	  "service account key file (env GOOGLE_APPLICATION_CREDENTIALS)" },
+	{ "firestore-endpoint", "firestore", "endpoint", K_STR,
+	  O(firestore_endpoint), 0, 0,
+	  "Firestore's HOST:PORT (default " FIRESTORE_ENDPOINT ")" },
+	{ "firestore-ca-file", "firestore", "ca-file", K_STR,
+	  O(firestore_ca_file), 0, 0,
+	  "CA certificates for Firestore's TLS (default: the system's)" },
 	{ "events", "firestore", "events", K_EVENTS, O(events), 0, 0,
 	  "only these event ids, comma-separated (default: all events)" },
 	{ "keepalive", "firestore", "keepalive", K_MS, O(keepalive_ms), 0, 86400,
@@ -508,6 +514,10 @@ cross_checks(struct options *o, struct errs *e)
 		    o->public_url_base);
 	if (o->emulator && strchr(o->emulator, ':') == NULL)
 		report(e, "emulator '%s' must be HOST:PORT", o->emulator);
+	if (o->firestore_endpoint && strchr(o->firestore_endpoint, ':') ==
+	    NULL)
+		report(e, "firestore endpoint '%s' must be HOST:PORT",
+		    o->firestore_endpoint);
 	if (o->storage_backend == STORAGE_GCS && o->bucket == NULL) {
 		if (o->storage_backend_line > 0)
 			report(e, "%s:%d: backend gcs needs [storage] bucket",
@@ -593,6 +603,8 @@ options_clear(struct options *o)
 	free_events(o);
 	free(o->storage_root);
 	free(o->public_url_base);
+	free(o->firestore_endpoint);
+	free(o->firestore_ca_file);
 	free(o->bucket);
 	free(o->storage_endpoint);
 	free(o->storage_ca_file);

@@ -17,6 +17,8 @@
 enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON };
 enum storage_backend { STORAGE_LOCAL = 0, STORAGE_GCS };
 
+#define FIRESTORE_ENDPOINT "firestore.googleapis.com:443"
+
 /* --events takes at most this many ids (each is a Listen target). */
 #define OPTIONS_MAX_EVENTS 32
 
@@ -26,6 +28,8 @@ struct options {
 	char *database;
 	char *emulator;		/* host:port, or NULL for production */
 	char *credentials;	/* service account key file, or NULL */
+	char *firestore_endpoint;	/* HOST:PORT; NULL: the default */
+	char *firestore_ca_file;	/* NULL: the system's CA store */
 	char **events;		/* only these event ids; NULL: all */
 	size_t n_events;
 	enum storage_backend storage_backend;

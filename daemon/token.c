@@ -358,18 +358,6 @@ token_get(struct token_source *ts, char *err, size_t errlen)
 	return t;
 }
 
-int
-token_check_key_file(const char *path, char *err, size_t errlen)
-{
-	struct token_source *ts = token_source_key_file(path, "", err,
-	    errlen);
-
-	if (ts == NULL)
-		return -EINVAL;
-	token_source_free(ts);
-	return 0;
-}
-
 void
 token_invalidate(struct token_source *ts, const char *token)
 {

@@ -27,12 +27,6 @@ struct token_source *token_source_metadata(const char *base_url,
     const char *scope);
 void token_source_free(struct token_source *ts);
 
-/*
- * Check that path is a service account key token_source_key_file would
- * accept (owner-only permissions, JSON, type, email, PEM private key), so
- * a bad key fails at start-up with a clear message.  0, or -EINVAL + err.
- */
-int token_check_key_file(const char *path, char *err, size_t errlen);
 
 /* The key's project_id, or NULL (borrowed). */
 const char *token_source_project(const struct token_source *ts);

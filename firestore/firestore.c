@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,8 @@
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/string_util.h>
 #include <grpc/support/time.h>
 
 #include "alloc.h"
@@ -23,6 +26,115 @@
 #include "value.h"
 
 #define MAX_RECV_BYTES (64 * 1024 * 1024)
+
+/* ---- credentials: a bearer token on every call ---- */
+
+struct token_plugin {
+	int (*token)(void *arg, char *buf, size_t len, char *err,
+	    size_t errlen);
+	void *arg;
+	struct fs_client *c;
+};
+
+static int
+plugin_get_metadata(void *state, grpc_auth_metadata_context context,
+    grpc_credentials_plugin_metadata_cb cb, void *user_data,
+    grpc_metadata creds_md[GRPC_METADATA_CREDENTIALS_PLUGIN_SYNC_MAX],
+    size_t *num_creds_md, grpc_status_code *status,
+    const char **error_details)
+{
+	struct token_plugin *tp = state;
+	char token[2048], err[512], *value;
+
+	(void)context;
+	(void)cb;
+	(void)user_data;
+	*num_creds_md = 0;
+	if (tp->token(tp->arg, token, sizeof(token), err, sizeof(err)) < 0) {
+		*status = GRPC_STATUS_UNAVAILABLE;
+		*error_details = gpr_strdup(err);
+		return 1;
+	}
+	pthread_mutex_lock(tp->c->token_lock);
+	snprintf(tp->c->last_token, sizeof(tp->c->last_token), "%s", token);
+	pthread_mutex_unlock(tp->c->token_lock);
+	value = xasprintf("Bearer %s", token);
+	creds_md[0].key = grpc_slice_from_static_string("authorization");
+	creds_md[0].value = grpc_slice_from_copied_string(value);
+	memset(value, 0, strlen(value));
+	memset(token, 0, sizeof(token));
+	free(value);
+	*num_creds_md = 1;
+	*status = GRPC_STATUS_OK;
+	*error_details = NULL;
+	return 1;		/* synchronous */
+}
+
+static void
+plugin_destroy(void *state)
+{
+	free(state);
+}
+
+/* A call came back UNAUTHENTICATED: the token it carried is dropped. */
+static void
+unauthenticated(struct fs_client *c, int code)
+{
+	char token[sizeof(c->last_token)];
+
+	if (code != GRPC_STATUS_UNAUTHENTICATED || c->refused == NULL)
+		return;
+	pthread_mutex_lock(c->token_lock);
+	snprintf(token, sizeof(token), "%s", c->last_token);
+	pthread_mutex_unlock(c->token_lock);
+	c->refused(c->token_arg, token);
+	memset(token, 0, sizeof(token));
+}
+
+/* TLS, and with a token hook our own call credentials. */
+static grpc_channel_credentials *
+production_credentials(struct fs_client *c, const struct fs_options *o,
+    char *err, size_t errlen)
+{
+	grpc_channel_credentials *ssl, *composite;
+	grpc_metadata_credentials_plugin plugin = { 0 };
+	struct token_plugin *tp;
+	grpc_call_credentials *call;
+	char *pem = NULL;
+
+	if (o->token == NULL)
+		return grpc_google_default_credentials_create(NULL);
+	if (o->ca_file) {
+		FILE *f = fopen(o->ca_file, "re");
+		size_t n = 0, cap = 1 << 20;
+
+		if (f == NULL) {
+			snprintf(err, errlen, "[firestore] ca-file %s: %s",
+			    o->ca_file, strerror(errno));
+			return NULL;
+		}
+		pem = xmalloc(cap + 1);
+		n = fread(pem, 1, cap, f);
+		pem[n] = '\0';
+		fclose(f);
+	}
+	ssl = grpc_ssl_credentials_create(pem, NULL, NULL, NULL);
+	free(pem);
+	tp = xcalloc(1, sizeof(*tp));
+	tp->token = o->token;
+	tp->arg = o->token_arg;
+	tp->c = c;
+	plugin.get_metadata = plugin_get_metadata;
+	plugin.destroy = plugin_destroy;
+	plugin.state = tp;
+	plugin.type = "firesync-token";
+	call = grpc_metadata_credentials_create_from_plugin(plugin,
+	    GRPC_PRIVACY_AND_INTEGRITY, NULL);
+	composite = grpc_composite_channel_credentials_create(ssl, call, NULL);
+	grpc_channel_credentials_release(ssl);
+	grpc_call_credentials_release(call);
+	return composite;
+}
 
 struct fs_client *
 fs_client_new(const struct fs_options *o, char *err, size_t errlen)
@@ -59,10 +171,20 @@ fs_client_new(const struct fs_options *o, char *err, size_t errlen)
 		args[cargs.num_args].key = GRPC_ARG_KEEPALIVE_TIME_MS;
 		args[cargs.num_args++].value.integer = (int)o->keepalive_ms;
 	}
-	if (o->emulator)
+	c->refused = o->refused;
+	c->token_arg = o->token_arg;
+	c->token_lock = xmalloc(sizeof(pthread_mutex_t));
+	pthread_mutex_init(c->token_lock, NULL);
+	if (o->emulator) {
 		creds = grpc_insecure_credentials_create();
-	else
-		creds = grpc_google_default_credentials_create(NULL);
+	} else {
+		err[0] = '\0';
+		creds = production_credentials(c, o, err, errlen);
+		if (creds == NULL && err[0]) {
+			fs_client_free(c);
+			return NULL;
+		}
+	}
 	if (creds == NULL) {
 		snprintf(err, errlen, "no Google credentials found: set "
 		    "GOOGLE_APPLICATION_CREDENTIALS to a service account key "
@@ -92,6 +214,11 @@ fs_client_free(struct fs_client *c)
 	free(c->database);
 	free(c->db_path);
 	free(c->docs_path);
+	if (c->token_lock) {
+		pthread_mutex_destroy(c->token_lock);
+		free(c->token_lock);
+	}
+	memset(c->last_token, 0, sizeof(c->last_token));
 	free(c);
 }
 
@@ -321,6 +448,7 @@ call_server_stream(struct fs_client *c, const char *method,
 		st->code = cb_rc;
 	} else {
 		status_set(st, code, details);
+		unauthenticated(c, code);
 	}
 	grpc_slice_unref(details);
 	grpc_metadata_array_destroy(&initial_md);
@@ -348,6 +476,7 @@ struct fs_call {
 	struct call_md md;
 	const ProtobufCMessageDescriptor *rdesc;
 	const char *method;
+	struct fs_client *c;
 };
 
 static struct fs_call *
@@ -364,6 +493,7 @@ unary_start(struct fs_client *c, const char *method,
 	k->details = grpc_empty_slice();
 	k->rdesc = rdesc;
 	k->method = method;
+	k->c = c;
 	grpc_metadata_array_init(&k->initial_md);
 	grpc_metadata_array_init(&k->trailing_md);
 	md_init(c, &k->md);
@@ -399,6 +529,7 @@ unary_finish(struct fs_call *k, ProtobufCMessage **out, struct fs_status *st)
 	grpc_completion_queue_pluck(k->cq, (void *)1,
 	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 	status_set(st, k->code, k->details);
+	unauthenticated(k->c, k->code);
 	if (k->code == GRPC_STATUS_OK) {
 		*out = k->recv ? unpack_message(k->recv, k->rdesc) : NULL;
 		if (*out == NULL) {
@@ -511,6 +642,7 @@ fs_get_document(struct fs_client *c, const char *name, int64_t timeout_ms,
 enum { TAG_SEND = 1, TAG_MD, TAG_STATUS, TAG_RECV };
 
 struct fs_listen {
+	struct fs_client *c;
 	grpc_completion_queue *cq;
 	grpc_call *call;
 	struct call_md md;
@@ -568,6 +700,7 @@ fs_listen_open(struct fs_client *c, const FsListenRequest *const *reqs,
 	struct fs_listen *l = xcalloc(1, sizeof(*l));
 	grpc_op ops[2];
 
+	l->c = c;
 	l->cq = grpc_completion_queue_create_for_next(NULL);
 	l->details = grpc_empty_slice();
 	grpc_metadata_array_init(&l->initial_md);
@@ -707,9 +840,10 @@ fs_listen_close(struct fs_listen *l, struct fs_status *st)
 		}
 	}
 	if (st != NULL) {
-		if (l->have_status)
+		if (l->have_status) {
 			status_set(st, l->code, l->details);
-		else {
+			unauthenticated(l->c, l->code);
+		} else {
 			st->code = GRPC_STATUS_CANCELLED;
 			snprintf(st->message, sizeof(st->message), "cancelled");
 		}

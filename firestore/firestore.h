@@ -23,6 +23,20 @@ struct fs_options {
 	bool emulator;			/* insecure channel, owner token */
 	int64_t keepalive_ms;		/* 0: no keepalive pings */
 	int64_t max_reconnect_backoff_ms; /* 0: FS_RECONNECT_BACKOFF_MS */
+	/* TLS (not the emulator): the CA certificates (PEM file) the
+	 * endpoint's certificate must chain to; NULL: the system's */
+	const char *ca_file;
+	/*
+	 * The access token for every call (not the emulator): token()
+	 * writes one into buf (0), or says why not in err (-1); refused()
+	 * hears of a token the server answered UNAUTHENTICATED to, so the
+	 * next call gets a fresh one.  token NULL: gRPC's own Google
+	 * default credentials.
+	 */
+	int (*token)(void *arg, char *buf, size_t len, char *err,
+	    size_t errlen);
+	void (*refused)(void *arg, const char *token);
+	void *token_arg;
 };
 
 /* gRPC's channel reconnect back-off is capped at this by default. */
@@ -36,6 +50,10 @@ struct fs_status {
 
 struct fs_client {
 	void *channel;			/* grpc_channel * */
+	void (*refused)(void *arg, const char *token);
+	void *token_arg;
+	char last_token[2048];		/* the last one sent, for refused */
+	void *token_lock;		/* pthread_mutex_t *, guards it */
 	char *project;
 	char *database;
 	char *db_path;			/* projects/P/databases/D */

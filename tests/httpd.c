@@ -51,7 +51,13 @@ make_certs(const char *dir)
 int
 nginx_start(struct nginx *n, const char *token)
 {
-	char path[256], cmd[512];
+	return nginx_start_grpc(n, token, 0);
+}
+
+int
+nginx_start_grpc(struct nginx *n, const char *token, int grpc_port)
+{
+	char path[256], cmd[512], location[512];
 	FILE *f;
 
 	if (access("/usr/sbin/nginx", X_OK) != 0) {
@@ -67,6 +73,21 @@ nginx_start(struct nginx *n, const char *token)
 	if (run(cmd) != 0)
 		return -1;
 	n->port = free_port();
+	if (grpc_port)
+		/* a TLS front for the emulator: the token is checked here,
+		 * and the emulator gets its own admin token */
+		snprintf(location, sizeof(location),
+		    "      grpc_set_header Authorization \"Bearer owner\";\n"
+		    "      grpc_read_timeout %ds;\n"
+		    "      grpc_send_timeout 3600s;\n"
+		    "      grpc_pass grpc://127.0.0.1:%d;\n",
+		    n->grpc_read_timeout_s > 0 ? n->grpc_read_timeout_s : 3600,
+		    grpc_port);
+	else
+		snprintf(location, sizeof(location),
+		    "      dav_methods PUT;\n"
+		    "      create_full_put_path on;\n"
+		    "      dav_access user:rw group:r all:r;\n");
 	snprintf(n->endpoint, sizeof(n->endpoint), "https://127.0.0.1:%d",
 	    n->port);
 	snprintf(path, sizeof(path), "%s/nginx.conf", n->dir);
@@ -94,7 +115,7 @@ nginx_start(struct nginx *n, const char *token)
 	    "    default 0;\n"
 	    "  }\n"
 	    "  server {\n"
-	    "    listen 127.0.0.1:%3$d ssl;\n"
+	    "    listen 127.0.0.1:%3$d ssl%5$s;\n"
 	    "    ssl_certificate %1$s/server.crt;\n"
 	    "    ssl_certificate_key %1$s/server.key;\n"
 	    "    root %1$s/www;\n"
@@ -106,14 +127,13 @@ nginx_start(struct nginx *n, const char *token)
 	    "      if ($request_method = PUT) { set $noput \"${noput}y\"; }\n"
 	    "      if ($noput = xy) { return 503; }\n"
 	    "      if ($authorised = 0) { return 401; }\n"
-	    "      dav_methods PUT;\n"
-	    "      create_full_put_path on;\n"
-	    "      dav_access user:rw group:r all:r;\n"
+	    "%6$s"
 	    "    }\n"
 	    "  }\n"
 	    "}\n", n->dir, token, n->port,
 	    /* as root, workers would drop to www-data: keep them ours */
-	    geteuid() == 0 ? "user root root;\n" : "");
+	    geteuid() == 0 ? "user root root;\n" : "",
+	    grpc_port ? " http2" : "", location);
 	fclose(f);
 	n->pid = fork();
 	if (n->pid < 0)

@@ -20,6 +20,7 @@ struct nginx {
 	char dir[64];		/* config, certificates, logs, www/ */
 	char ca[128];		/* the test CA's certificate */
 	char endpoint[64];	/* https://127.0.0.1:PORT */
+	int grpc_read_timeout_s;	/* gRPC front: 0 is an hour */
 };
 
 /*
@@ -29,6 +30,13 @@ struct nginx {
  * with the reason on stderr (nginx or openssl missing).
  */
 int nginx_start(struct nginx *n, const char *token);
+/*
+ * The same server as a TLS gRPC front (HTTP/2) for the Firestore emulator
+ * at grpc_port: requests without "Bearer <token>" get 401 (gRPC reads
+ * UNAUTHENTICATED); the others go on with the emulator's admin token.
+ * Set n->grpc_read_timeout_s first to make it close quiet streams.
+ */
+int nginx_start_grpc(struct nginx *n, const char *token, int grpc_port);
 void nginx_stop(struct nginx *n);
 /* Lines of nginx's access log holding needle. */
 int nginx_log_count(const struct nginx *n, const char *needle);

@@ -1159,6 +1159,87 @@ START_TEST(gcs_faults_through_the_daemon)
 }
 END_TEST
 
+/* ---- production Firestore: TLS and tokens, through nginx ---- */
+
+/* firesyncd as in production: no --emulator, TLS to endpoint with ca,
+ * tokens from key; logging to logpath. */
+static pid_t
+start_production(struct ctx *t, const char *endpoint, const char *ca,
+    const char *key, const char *logpath)
+{
+	const char *args[] = { "--project", t->project, "--storage-root",
+	    t->root, "--log-level", "debug", "--workers", "2",
+	    "--firestore-endpoint", endpoint, "--firestore-ca-file", ca,
+	    "--credentials", key, "--idle-timeout", "20", NULL };
+
+	return daemon_spawn(FIRESYNCD, args, logpath);
+}
+
+/* Sessions go captured -> ready through a TLS front that checks the
+ * bearer token on every call; the wrong CA is a TLS error naming the
+ * endpoint; a token endpoint that is down at start is exit status 1 with
+ * a clear message. */
+START_TEST(production_path_tls_and_tokens)
+{
+	static const char *const tokens[] = { "good-token" };
+	struct nginx nx = { 0 };
+	struct tokend td;
+	char endpoint[64], log2[256], log3[256];
+	const char *key;
+	struct ctx t;
+	FsDocument *d;
+	int status;
+	pid_t p, q;
+
+	ctx_init(&t, "prod", em.host);
+	ck_assert_int_eq(nginx_start_grpc(&nx, "good-token", em.port), 0);
+	tokend_start(&td, tokens, 1);
+	key = test_key_file(nx.dir, td.url);
+	ck_assert_ptr_nonnull(key);
+	snprintf(endpoint, sizeof(endpoint), "127.0.0.1:%d", nx.port);
+	put_experience(&t, "exp_plain", false, "none");
+	p = start_production(&t, endpoint, nx.ca, key, t.log);
+	capture_photo(&t, "E", "S", "exp_plain", 1, 16, 16);
+	d = wait_final(&t, "E", "S", 60000);
+	ck_assert_str_eq(state_of(d), "ready");
+	doc_free(d);
+	ck_assert_int_ge(log_count(t.log, "firestore: 127.0.0.1:"), 1);
+	/* the claim and the finish went through the front (the Listen
+	 * stream is logged only when it ends) */
+	ck_assert_int_ge(nginx_log_wait(&nx, "Firestore/Commit 200", 2), 2);
+
+	/* the system's CA store does not know the test CA */
+	snprintf(log2, sizeof(log2), "%s/wrong-ca.log", t.root);
+	q = start_production(&t, endpoint, "/etc/ssl/certs/ca-certificates.crt",
+	    key, log2);
+	{
+		char want[128];
+
+		snprintf(want, sizeof(want), "firestore: TLS to %s failed",
+		    endpoint);
+		ck_assert_int_ge(log_count_reaches(log2, want, 1, 30000), 1);
+		ck_assert_int_ge(log_count(log2, "certificate verify failed"),
+		    1);
+	}
+	ck_assert_int_eq(daemon_stop(q, 15000), 0);
+
+	/* no token to be had at start: exit 1, saying why */
+	tokend_stop(&td);
+	snprintf(log3, sizeof(log3), "%s/no-token.log", t.root);
+	q = start_production(&t, endpoint, nx.ca, key, log3);
+	ck_assert_int_eq(waitpid(q, &status, 0), q);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	ck_assert_int_eq(log_count(log3, "cannot get an access token"), 1);
+
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(p, 15000), 0);
+	ck_assert_int_eq(log_count(t.log, "good-token"), 0);
+	ck_assert_int_eq(log_count(t.log, "bearer"), 0);
+	nginx_stop(&nx);
+	ctx_done(&t);
+}
+END_TEST
+
 START_TEST(interrupted_too_often_ends_in_error)
 {
 	static const char *const fast[] = { "--transform-timeout", "1",
@@ -1691,6 +1772,7 @@ integration_suite(void)
 	tcase_add_test(tc, sessions_at_the_size_limit_end_in_error);
 	tcase_add_test(tc, gcs_sessions_end_to_end);
 	tcase_add_test(tc, gcs_faults_through_the_daemon);
+	tcase_add_test(tc, production_path_tls_and_tokens);
 	tcase_add_test(tc, a_drain_timeout_leaves_the_session_to_recovery);
 	tcase_add_test(tc, event_scoping_serves_only_listed_events);
 	tcase_add_test(tc, a_silent_server_gets_the_stream_reopened);
