@@ -58,8 +58,11 @@ int
 nginx_start_grpc(struct nginx *n, const char *token, int grpc_port)
 {
 	char path[256], cmd[512], location[512];
+	bool regex = token[0] == '~';
 	FILE *f;
 
+	if (regex)
+		token++;	/* "~tok-": any token starting so */
 	if (access("/usr/sbin/nginx", X_OK) != 0) {
 		fprintf(stderr, "httpd: /usr/sbin/nginx is missing: "
 		    "apt-get install nginx\n");
@@ -111,7 +114,7 @@ nginx_start_grpc(struct nginx *n, const char *token, int grpc_port)
 	    "  uwsgi_temp_path %1$s/tmp;\n"
 	    "  scgi_temp_path %1$s/tmp;\n"
 	    "  map $http_authorization $authorised {\n"
-	    "    \"Bearer %2$s\" 1;\n"
+	    "    \"%7$sBearer %2$s\" 1;\n"
 	    "    default 0;\n"
 	    "  }\n"
 	    "  server {\n"
@@ -133,7 +136,7 @@ nginx_start_grpc(struct nginx *n, const char *token, int grpc_port)
 	    "}\n", n->dir, token, n->port,
 	    /* as root, workers would drop to www-data: keep them ours */
 	    geteuid() == 0 ? "user root root;\n" : "",
-	    grpc_port ? " http2" : "", location);
+	    grpc_port ? " http2" : "", location, regex ? "~^" : "");
 	fclose(f);
 	n->pid = fork();
 	if (n->pid < 0)
@@ -225,7 +228,7 @@ tokend_main(void *arg)
 
 	for (;;) {
 		int c = accept(t->fd, NULL, NULL);
-		char req[8192], body[256], resp[512];
+		char req[8192], body[256], resp[512], fresh[32];
 		const char *tok;
 		ssize_t got = 0, r;
 
@@ -245,11 +248,17 @@ tokend_main(void *arg)
 			    atol(cl + 15))
 				break;
 		}
-		tok = t->tokens[t->served < t->n_tokens ? t->served :
-		    t->n_tokens - 1];
+		if (t->n_tokens > 0) {
+			tok = t->tokens[t->served < t->n_tokens ? t->served :
+			    t->n_tokens - 1];
+		} else {
+			snprintf(fresh, sizeof(fresh), "tok-%d", t->served);
+			tok = fresh;
+		}
 		t->served++;
 		snprintf(body, sizeof(body), "{\"access_token\":\"%s\","
-		    "\"expires_in\":3600,\"token_type\":\"Bearer\"}", tok);
+		    "\"expires_in\":%d,\"token_type\":\"Bearer\"}", tok,
+		    t->expires_in > 0 ? t->expires_in : 3600);
 		snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nContent-Type: "
 		    "application/json\r\nContent-Length: %zu\r\nConnection: "
 		    "close\r\n\r\n%s", strlen(body), body);
@@ -267,7 +276,7 @@ tokend_start(struct tokend *t, const char *const *tokens, int n)
 
 	t->tokens = tokens;
 	t->n_tokens = n;
-	t->served = 0;
+	t->served = 0;	/* expires_in is the caller's */
 	t->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (t->fd < 0 || bind(t->fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
 	    listen(t->fd, 16) < 0 ||

@@ -24,7 +24,7 @@ struct nginx {
 };
 
 /*
- * Start nginx accepting token.  Objects live in dir/www/BUCKET/...; while
+ * Start nginx accepting token ("~prefix": any token starting so).  Objects live in dir/www/BUCKET/...; while
  * dir/www/.unavailable exists every request gets 503, and while
  * dir/www/.noput exists every PUT does.  Returns 0, or -1
  * with the reason on stderr (nginx or openssl missing).
@@ -48,12 +48,14 @@ struct tokend {
 	int fd, port;
 	pthread_t thread;
 	const char *const *tokens;	/* handed out in order; the last one
-					   repeats */
+					   repeats; none: tok-0, tok-1... */
 	int n_tokens, served;
+	int expires_in;			/* seconds; 0 is an hour */
 	char url[64];			/* http://127.0.0.1:PORT/token */
 };
 
-/* Serve tokens until tokend_stop. */
+/* Serve tokens until tokend_stop (set t->expires_in before, or not);
+ * it also answers as a metadata server (any GET). */
 void tokend_start(struct tokend *t, const char *const *tokens, int n);
 void tokend_stop(struct tokend *t);
 

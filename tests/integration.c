@@ -951,6 +951,7 @@ gcs_env_start_tokens(struct gcs_env *g, const char *const *tokens,
 	int n = 0;
 
 	ck_assert_int_eq(nginx_start(&g->nx, "good-token"), 0);
+	g->td.expires_in = 0;
 	tokend_start(&g->td, tokens, n_tokens);
 	g->key = test_key_file(g->nx.dir, g->td.url);
 	ck_assert_ptr_nonnull(g->key);
@@ -1183,7 +1184,7 @@ START_TEST(production_path_tls_and_tokens)
 {
 	static const char *const tokens[] = { "good-token" };
 	struct nginx nx = { 0 };
-	struct tokend td;
+	struct tokend td = { 0 };
 	char endpoint[64], log2[256], log3[256];
 	const char *key;
 	struct ctx t;
@@ -1235,6 +1236,57 @@ START_TEST(production_path_tls_and_tokens)
 	ck_assert_int_eq(daemon_stop(p, 15000), 0);
 	ck_assert_int_eq(log_count(t.log, "good-token"), 0);
 	ck_assert_int_eq(log_count(t.log, "bearer"), 0);
+	nginx_stop(&nx);
+	ctx_done(&t);
+}
+END_TEST
+
+/* The metadata server's short-lived tokens (found through
+ * GCE_METADATA_HOST) are refreshed while sessions flow, and a front that
+ * closes quiet streams gets them reopened; nothing is lost. */
+START_TEST(production_tokens_refresh_and_streams_reopen)
+{
+	struct nginx nx = { .grpc_read_timeout_s = 3 };
+	struct tokend td = { .expires_in = 4 };
+	char endpoint[64], meta[64];
+	const char *args[] = { "--project", NULL, "--storage-root", NULL,
+	    "--log-level", "debug", "--firestore-endpoint", endpoint,
+	    "--firestore-ca-file", NULL, "--idle-timeout", "20", NULL };
+	struct ctx t;
+	pid_t p;
+
+	ctx_init(&t, "prodrefresh", em.host);
+	ck_assert_int_eq(nginx_start_grpc(&nx, "~tok-", em.port), 0);
+	tokend_start(&td, NULL, 0);
+	snprintf(endpoint, sizeof(endpoint), "127.0.0.1:%d", nx.port);
+	snprintf(meta, sizeof(meta), "127.0.0.1:%d", td.port);
+	args[1] = t.project;
+	args[3] = t.root;
+	args[9] = nx.ca;
+	put_experience(&t, "exp_plain", false, "none");
+	setenv("GCE_METADATA_HOST", meta, 1);
+	p = daemon_spawn(FIRESYNCD, args, t.log);
+	unsetenv("GCE_METADATA_HOST");
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 2; i++) {
+			char ss[32];
+			FsDocument *d;
+
+			snprintf(ss, sizeof(ss), "r%d-%d", round, i);
+			capture_photo(&t, "E", ss, "exp_plain", 1, 16, 16);
+			d = wait_final(&t, "E", ss, 60000);
+			ck_assert_str_eq(state_of(d), "ready");
+			doc_free(d);
+		}
+		sleep(5);	/* past the token's life and the front's 3 s */
+	}
+	ck_assert_int_ge(log_count(t.log, "metadata server"), 1);
+	ck_assert_int_ge(td.served, 3);
+	ck_assert_int_ge(log_count(t.log, "listen: stream ended"), 1);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(p, 15000), 0);
+	ck_assert_int_eq(log_count(t.log, "tok-"), 0);
+	tokend_stop(&td);
 	nginx_stop(&nx);
 	ctx_done(&t);
 }
@@ -1773,6 +1825,7 @@ integration_suite(void)
 	tcase_add_test(tc, gcs_sessions_end_to_end);
 	tcase_add_test(tc, gcs_faults_through_the_daemon);
 	tcase_add_test(tc, production_path_tls_and_tokens);
+	tcase_add_test(tc, production_tokens_refresh_and_streams_reopen);
 	tcase_add_test(tc, a_drain_timeout_leaves_the_session_to_recovery);
 	tcase_add_test(tc, event_scoping_serves_only_listed_events);
 	tcase_add_test(tc, a_silent_server_gets_the_stream_reopened);
