@@ -195,10 +195,13 @@ start_pool(const struct options *opt, const char *worker_path)
 static int
 fs_token(void *arg, char *buf, size_t len, char *err, size_t errlen)
 {
-	char *t = token_get(arg, err, errlen);
+	char why[512], *t = token_get(arg, why, sizeof(why));
 
-	if (t == NULL)
+	if (t == NULL) {
+		/* the call fails UNAVAILABLE with this, and is retried */
+		snprintf(err, errlen, "cannot get an access token: %s", why);
 		return -1;
+	}
 	snprintf(buf, len, "%s", t);
 	memset(t, 0, strlen(t));
 	free(t);

@@ -234,6 +234,10 @@ tokend_main(void *arg)
 
 		if (c < 0)
 			return NULL;
+		if (atomic_load(&t->down)) {	/* as if it were not there */
+			close(c);
+			continue;
+		}
 		/* the whole request: headers, then Content-Length bytes */
 		while (got < (ssize_t)sizeof(req) - 1 &&
 		    (r = read(c, req + got, sizeof(req) - 1 - (size_t)got)) > 0) {
@@ -277,6 +281,7 @@ tokend_start(struct tokend *t, const char *const *tokens, int n)
 	t->tokens = tokens;
 	t->n_tokens = n;
 	t->served = 0;	/* expires_in is the caller's */
+	atomic_store(&t->down, false);
 	t->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (t->fd < 0 || bind(t->fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
 	    listen(t->fd, 16) < 0 ||

@@ -11,6 +11,7 @@
 #define FIRESYNC_HTTPD_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -51,6 +52,7 @@ struct tokend {
 					   repeats; none: tok-0, tok-1... */
 	int n_tokens, served;
 	int expires_in;			/* seconds; 0 is an hour */
+	atomic_bool down;		/* set: hang up on every request */
 	char url[64];			/* http://127.0.0.1:PORT/token */
 };
 

@@ -1251,7 +1251,8 @@ START_TEST(production_tokens_refresh_and_streams_reopen)
 	char endpoint[64], meta[64];
 	const char *args[] = { "--project", NULL, "--storage-root", NULL,
 	    "--log-level", "debug", "--firestore-endpoint", endpoint,
-	    "--firestore-ca-file", NULL, "--idle-timeout", "20", NULL };
+	    "--firestore-ca-file", NULL, "--idle-timeout", "20",
+	    "--transform-timeout", "5", "--recovery-margin", "2", NULL };
 	struct ctx t;
 	pid_t p;
 
@@ -1280,6 +1281,19 @@ START_TEST(production_tokens_refresh_and_streams_reopen)
 		}
 		sleep(5);	/* past the token's life and the front's 3 s */
 	}
+	/* the token endpoint goes away for a while: sessions captured
+	 * meanwhile wait, and end ready once it is back */
+	atomic_store(&td.down, true);
+	capture_photo(&t, "E", "outage", "exp_plain", 1, 16, 16);
+	sleep(6);
+	atomic_store(&td.down, false);
+	{
+		FsDocument *d = wait_final(&t, "E", "outage", 90000);
+
+		ck_assert_str_eq(state_of(d), "ready");
+		doc_free(d);
+	}
+	ck_assert_int_ge(log_count(t.log, "cannot get an access token"), 1);
 	ck_assert_int_ge(log_count(t.log, "metadata server"), 1);
 	ck_assert_int_ge(td.served, 3);
 	ck_assert_int_ge(log_count(t.log, "listen: stream ended"), 1);
