@@ -1182,7 +1182,8 @@ start_production(struct ctx *t, const char *endpoint, const char *ca,
  * a clear message. */
 START_TEST(production_path_tls_and_tokens)
 {
-	static const char *const tokens[] = { "good-token" };
+	/* the first token is refused: UNAUTHENTICATED, then a fresh one */
+	static const char *const tokens[] = { "stale-token", "good-token" };
 	struct nginx nx = { 0 };
 	struct tokend td = { 0 };
 	char endpoint[64], log2[256], log3[256];
@@ -1194,7 +1195,7 @@ START_TEST(production_path_tls_and_tokens)
 
 	ctx_init(&t, "prod", em.host);
 	ck_assert_int_eq(nginx_start_grpc(&nx, "good-token", em.port), 0);
-	tokend_start(&td, tokens, 1);
+	tokend_start(&td, tokens, 2);
 	key = test_key_file(nx.dir, td.url);
 	ck_assert_ptr_nonnull(key);
 	snprintf(endpoint, sizeof(endpoint), "127.0.0.1:%d", nx.port);
@@ -1208,6 +1209,9 @@ START_TEST(production_path_tls_and_tokens)
 	/* the claim and the finish went through the front (the Listen
 	 * stream is logged only when it ends) */
 	ck_assert_int_ge(nginx_log_wait(&nx, "Firestore/Commit 200", 2), 2);
+	ck_assert_int_ge(log_count(t.log, "Firestore refused the access "
+	    "token"), 1);
+	ck_assert_int_ge(td.served, 2);
 
 	/* the system's CA store does not know the test CA */
 	snprintf(log2, sizeof(log2), "%s/wrong-ca.log", t.root);
@@ -1235,6 +1239,7 @@ START_TEST(production_path_tls_and_tokens)
 	schema_ok(&t);
 	ck_assert_int_eq(daemon_stop(p, 15000), 0);
 	ck_assert_int_eq(log_count(t.log, "good-token"), 0);
+	ck_assert_int_eq(log_count(t.log, "stale-token"), 0);
 	ck_assert_int_eq(log_count(t.log, "bearer"), 0);
 	nginx_stop(&nx);
 	ctx_done(&t);
