@@ -532,9 +532,12 @@ stream_ended(struct fs_listen *l, struct backoff *bo)
 		    st.message);
 		return;
 	}
-	log_err("listen: stream failed: %s%s%s; check the project id, "
-	    "database and credentials; retrying slowly",
-	    fs_status_name(st.code), *st.message ? ": " : "", st.message);
+	log_err("listen: stream failed: %s%s%s; %s; retrying slowly",
+	    fs_status_name(st.code), *st.message ? ": " : "", st.message,
+	    st.code == GRPC_STATUS_PERMISSION_DENIED ? "the service account "
+	    "needs the Cloud Datastore User role (roles/datastore.user) in "
+	    "the project" : "check the project id, database and "
+	    "credentials");
 	bo->base_ms = bo->max_ms;
 }
 
