@@ -35,6 +35,20 @@ static int g_argc;
 static char **g_argv;
 static struct pool_options po;
 
+/* The pool's settings that come from the options, at start and on each
+ * reload (the worker path and count are fixed at start). */
+static void
+pool_settings(const struct options *o)
+{
+	po.plugin_dir = o->plugin_dir;
+	po.config_path = o->config_path;
+	po.timeout_ms = (int64_t)o->transform_timeout_s * 1000;
+	po.memory_mb = o->worker_memory_mb;
+	po.max_jobs = o->worker_max_jobs;
+	po.max_pixels = o->max_pixels;
+	po.log_level = o->log_level;
+}
+
 /* What a reload changes. */
 struct live {
 	struct options *opt;
@@ -108,13 +122,7 @@ reload(void *arg)
 	free(live->config_path);
 	live->config_path = fresh.config_path ? xstrdup(fresh.config_path) :
 	    NULL;
-	po.plugin_dir = live->plugin_dir;
-	po.config_path = live->config_path;
-	po.timeout_ms = (int64_t)live->transform_timeout_s * 1000;
-	po.memory_mb = live->worker_memory_mb;
-	po.max_jobs = live->worker_max_jobs;
-	po.max_pixels = live->max_pixels;
-	po.log_level = live->log_level;
+	pool_settings(live);
 	pool_reconfigure(pool, &po);
 	options_clear(&fresh);
 	log_notice("reload: done (log level %s; plugins reload on the next "
@@ -177,14 +185,8 @@ start_pool(const struct options *opt, const char *worker_path)
 	char err[512];
 
 	po.worker_path = worker_path;
-	po.plugin_dir = opt->plugin_dir;
-	po.config_path = opt->config_path;
 	po.workers = opt->workers;
-	po.timeout_ms = (int64_t)opt->transform_timeout_s * 1000;
-	po.memory_mb = opt->worker_memory_mb;
-	po.max_jobs = opt->worker_max_jobs;
-	po.max_pixels = opt->max_pixels;
-	po.log_level = opt->log_level;
+	pool_settings(opt);
 	pool = pool_new(&po, err, sizeof(err));
 	if (pool == NULL)
 		log_err("%s", err);

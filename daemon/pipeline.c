@@ -149,6 +149,16 @@ reread(struct run *r, struct session *now)
 	return rc == 0;
 }
 
+/* The session as read holds exactly our claim: transforming, with the
+ * attempt number and updatedAt this run wrote. */
+static bool
+holds_our_claim(const struct run *r, const struct session *now)
+{
+	return now->state == SESSION_TRANSFORMING &&
+	    now->transform_attempts == r->attempt &&
+	    now->updated_at == r->claim_ms && now->update_time != NULL;
+}
+
 /*
  * Did our claim land after all?  Then the session would otherwise sit in
  * "transforming" until recovery.  If the document holds exactly our claim,
@@ -162,9 +172,7 @@ claim_landed(struct run *r)
 
 	if (!reread(r, &now))
 		return NULL;
-	if (now.state == SESSION_TRANSFORMING &&
-	    now.updated_at == r->claim_ms &&
-	    now.transform_attempts == r->attempt)
+	if (holds_our_claim(r, &now))
 		version = ts_dup(now.update_time);
 	session_clear(&now);
 	return version;
@@ -299,9 +307,7 @@ still_ours(struct run *r, bool retried, const char *url, const char *message,
 		log_info("session=%s event=%s an earlier finish commit had "
 		    "landed after all", r->s->session_id, r->s->event_id);
 		*code = 0;
-	} else if (now.state == SESSION_TRANSFORMING &&
-	    now.transform_attempts == r->attempt &&
-	    now.updated_at == r->claim_ms && now.update_time != NULL) {
+	} else if (holds_our_claim(r, &now)) {
 		log_info("session=%s event=%s changed by someone else while "
 		    "transforming, but the claim is still ours; finishing "
 		    "against the new version", r->s->session_id,

@@ -44,6 +44,8 @@ struct store {
 struct store *store_local_open(const char *dir, const char *public_url_base,
     char *err, size_t errlen);
 void store_close(struct store *st);
+/* url without trailing '/' (malloc'd): the form of public_url_base. */
+char *store_url_base(const char *url);
 
 #define STORE_GCS_ENDPOINT "https://storage.googleapis.com"
 

@@ -388,17 +388,6 @@ static const struct store_ops gcs_ops = {
 	.close = gcs_close,
 };
 
-static char *
-trimmed(const char *s)
-{
-	char *t = xstrdup(s);
-	size_t n = strlen(t);
-
-	while (n > 0 && t[n - 1] == '/')
-		t[--n] = '\0';
-	return t;
-}
-
 struct store *
 store_gcs_open(const struct store_gcs_options *o, char *err, size_t errlen)
 {
@@ -417,7 +406,7 @@ store_gcs_open(const struct store_gcs_options *o, char *err, size_t errlen)
 		return NULL;
 	}
 	g = xcalloc(1, sizeof(*g));
-	g->endpoint = trimmed(o->endpoint ? o->endpoint :
+	g->endpoint = store_url_base(o->endpoint ? o->endpoint :
 	    STORE_GCS_ENDPOINT);
 	g->bucket = xstrdup(o->bucket);
 	g->ca_file = o->ca_file ? xstrdup(o->ca_file) : NULL;
@@ -442,7 +431,7 @@ store_gcs_open(const struct store_gcs_options *o, char *err, size_t errlen)
 	st->root = xasprintf("gs://%s", g->bucket);
 	st->object_url_base = xasprintf("%s/%s", g->endpoint, g->bucket);
 	st->public_url_base = o->public_url_base && *o->public_url_base ?
-	    trimmed(o->public_url_base) :
+	    store_url_base(o->public_url_base) :
 	    xasprintf("%s/%s", g->endpoint, g->bucket);
 	return st;
 }

@@ -213,7 +213,6 @@ store_local_open(const char *dir, const char *public_url_base, char *err,
 {
 	struct store *st;
 	char *abs;
-	size_t n;
 	int fd;
 
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
@@ -233,12 +232,26 @@ store_local_open(const char *dir, const char *public_url_base, char *err,
 	st->ops = &local_ops;
 	st->root_fd = fd;
 	st->root = abs;
-	st->public_url_base = public_url_base && *public_url_base ?
-	    xstrdup(public_url_base) : xasprintf("file://%s", abs);
-	n = strlen(st->public_url_base);
-	while (n > 0 && st->public_url_base[n - 1] == '/')
-		st->public_url_base[--n] = '\0';
+	if (public_url_base && *public_url_base) {
+		st->public_url_base = store_url_base(public_url_base);
+	} else {
+		char *file = xasprintf("file://%s", abs);
+
+		st->public_url_base = store_url_base(file);
+		free(file);
+	}
 	return st;
+}
+
+char *
+store_url_base(const char *url)
+{
+	char *t = xstrdup(url);
+	size_t n = strlen(t);
+
+	while (n > 0 && t[n - 1] == '/')
+		t[--n] = '\0';
+	return t;
 }
 
 void

@@ -151,16 +151,16 @@ put_input(struct ctx *t, const char *ev, const char *ss, int orientation,
 	return xasprintf("captures/%s/%s/input.jpg", ev, ss);
 }
 
-/* An AI experience with this prompt and referenceImageUrls (an array
+/* An experience with this model, prompt and referenceImageUrls (an array
  * Value, consumed; NULL for none). */
 static void
-put_experience_with(struct ctx *t, const char *id, const char *model,
-    const char *prompt, FsValue *refs)
+put_experience_full(struct ctx *t, const char *id, bool enabled,
+    const char *model, const char *prompt, FsValue *refs)
 {
 	FsValue *f = value_map(), *cfg = value_map();
 	char path[256];
 
-	value_map_put(cfg, "enabled", value_bool(true));
+	value_map_put(cfg, "enabled", value_bool(enabled));
 	value_map_put(cfg, "model", value_string(model));
 	value_map_put(cfg, "prompt", value_string(prompt));
 	value_map_put(cfg, "aspectRatio", value_string("1:1"));
@@ -171,22 +171,19 @@ put_experience_with(struct ctx *t, const char *id, const char *model,
 	ck_assert_int_eq(admin_set(t->c, path, f), 0);
 }
 
+/* An AI experience with this prompt and references. */
+static void
+put_experience_with(struct ctx *t, const char *id, const char *model,
+    const char *prompt, FsValue *refs)
+{
+	put_experience_full(t, id, true, model, prompt, refs);
+}
+
 static void
 put_experience(struct ctx *t, const char *id, bool enabled,
     const char *model)
 {
-	FsValue *f = value_map(), *cfg = value_map();
-	char path[256];
-
-	value_map_put(cfg, "enabled", value_bool(enabled));
-	value_map_put(cfg, "model", value_string(model));
-	value_map_put(cfg, "prompt", value_string("make it fun"));
-	value_map_put(cfg, "aspectRatio", value_string("1:1"));
-	value_map_put(cfg, "referenceImageUrls", value_array());
-	value_map_put(f, "name", value_string(id));
-	value_map_put(f, "aiPhotoConfig", cfg);
-	snprintf(path, sizeof(path), "experiences/%s", id);
-	ck_assert_int_eq(admin_set(t->c, path, f), 0);
+	put_experience_full(t, id, enabled, model, "make it fun", NULL);
 }
 
 static void
@@ -241,6 +238,25 @@ wait_final(struct ctx *t, const char *ev, const char *ss, int64_t ms)
 	ck_abort_msg("session %s/%s did not finish in %lld ms (state %s); "
 	    "see %s", ev, ss, (long long)ms, state_of(d), t->log);
 	return NULL;
+}
+
+/* Wait until the session is "transforming"; aborts after 30 s. */
+static void
+wait_transforming(struct ctx *t, const char *path)
+{
+	int64_t end = test_now_ms() + 30000;
+
+	for (;;) {
+		FsDocument *doc = admin_get(t->c, path);
+		bool yes = strcmp(state_of(doc), "transforming") == 0;
+
+		doc_free(doc);
+		if (yes)
+			return;
+		ck_assert_msg(test_now_ms() < end, "%s never transforming",
+		    path);
+		usleep(20000);
+	}
 }
 
 static void
@@ -711,8 +727,7 @@ START_TEST(a_drain_timeout_leaves_the_session_to_recovery)
 	const char *args[] = { "--plugin-dir", NULL, "--drain-timeout", "1",
 	    "--transform-timeout", "60", NULL };
 	struct ctx t;
-	FsDocument *doc = NULL;
-	int64_t end;
+	FsDocument *doc;
 	pid_t d;
 	char *in, *dir;
 	int status;
@@ -725,16 +740,7 @@ START_TEST(a_drain_timeout_leaves_the_session_to_recovery)
 	d = start_daemon(&t, NULL, args);
 	capture(&t, "E", "S", "exp", in);
 	free(in);
-	end = test_now_ms() + 30000;
-	for (;;) {
-		doc = admin_get(t.c, "events/E/sessions/S");
-		if (strcmp(state_of(doc), "transforming") == 0)
-			break;
-		ck_assert_msg(test_now_ms() < end, "never transforming");
-		doc_free(doc);
-		usleep(20000);
-	}
-	doc_free(doc);
+	wait_transforming(&t, "events/E/sessions/S");
 	kill(d, SIGTERM);
 	ck_assert_int_eq(waitpid(d, &status, 0), d);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
@@ -751,25 +757,6 @@ START_TEST(a_drain_timeout_leaves_the_session_to_recovery)
 	ctx_done(&t);
 }
 END_TEST
-
-/* Wait until the session is "transforming"; aborts after 30 s. */
-static void
-wait_transforming(struct ctx *t, const char *path)
-{
-	int64_t end = test_now_ms() + 30000;
-
-	for (;;) {
-		FsDocument *doc = admin_get(t->c, path);
-		bool yes = strcmp(state_of(doc), "transforming") == 0;
-
-		doc_free(doc);
-		if (yes)
-			return;
-		ck_assert_msg(test_now_ms() < end, "%s never transforming",
-		    path);
-		usleep(20000);
-	}
-}
 
 /* The web app updating a field of its own mid-transform does not cost the
  * guest the result: the claim is still ours, so the finish is made against

@@ -446,7 +446,7 @@ inject(struct soak *k, int64_t now, int64_t *next_fault,
 	}
 }
 
-/* Read session i; its state, or "" when it cannot be read. */
+/* Read session i; NULL when it cannot be read. */
 static FsDocument *
 read_session(struct soak *k, size_t i)
 {

@@ -110,18 +110,23 @@ reap(pid_t pid, int ms)
 	return status;
 }
 
-static void
+/* Close w's socket (a healthy worker exits on EOF), SIGKILL it first if
+ * kill_it, reap it and mark the slot empty.  Its wait status. */
+static int
 worker_stop(struct worker *w, bool kill_it)
 {
+	int status;
+
 	if (w->pid <= 0)
-		return;
+		return 0;
 	if (kill_it)
 		kill(w->pid, SIGKILL);
-	close(w->sock);		/* a healthy worker exits on EOF */
-	reap(w->pid, kill_it ? 1000 : 2000);
+	close(w->sock);
+	status = reap(w->pid, kill_it ? 1000 : 2000);
 	w->pid = 0;
 	w->sock = -1;
 	w->jobs = 0;
+	return status;
 }
 
 /* argv for a worker; strings are copied into bufs (settings may be
@@ -459,20 +464,16 @@ died(struct pool *p, struct worker *w, const struct pool_job *job,
     char *err, size_t errlen)
 {
 	char plugin[WIRE_NAME_LEN], who[96];
+	pid_t pid = w->pid;
+	int status = worker_stop(w, false);
 	bool abandoned;
-	int status;
 
-	close(w->sock);
-	w->sock = -1;
-	status = reap(w->pid, 2000);
 	pthread_mutex_lock(&p->lock);
 	abandoned = p->abandoned;
 	pthread_mutex_unlock(&p->lock);
 	if (abandoned) {
 		snprintf(err, errlen, "the daemon is shutting down");
-		log_info("worker %d: stopped at shutdown", (int)w->pid);
-		w->pid = 0;
-		w->jobs = 0;
+		log_info("worker %d: stopped at shutdown", (int)pid);
 		return;
 	}
 	if (job->ai && pool_plugin_for(p, job->model, plugin, sizeof(plugin)))
@@ -491,9 +492,7 @@ died(struct pool *p, struct worker *w, const struct pool_job *job,
 		snprintf(err, errlen, "%s exited unexpectedly (status %d)",
 		    who, WEXITSTATUS(status));
 	}
-	log_warn("worker %d: %s; starting a new one", (int)w->pid, err);
-	w->pid = 0;
-	w->jobs = 0;
+	log_warn("worker %d: %s; starting a new one", (int)pid, err);
 }
 
 /* The job's images in one sealed memfd; -1 with err on failure. */
@@ -530,16 +529,11 @@ gone_while_idle(const struct worker *w)
 /* Replace a worker that died between jobs, and say so: that death is
  * nobody's session's fault. */
 static void
-replace_idle(struct pool *p, struct worker *w)
+replace_idle(struct worker *w)
 {
 	pid_t pid = w->pid;
-	int status;
+	int status = worker_stop(w, false);
 
-	close(w->sock);
-	w->sock = -1;
-	status = reap(pid, 1000);
-	w->pid = 0;
-	w->jobs = 0;
 	if (WIFSIGNALED(status))
 		log_warn("worker %d died while idle (signal %d); starting a "
 		    "new one", (int)pid, WTERMSIG(status));
@@ -560,13 +554,13 @@ send_job(struct pool *p, struct worker *w, const struct pool_job *job,
 {
 	for (int tries = 0; tries < 2; tries++) {
 		if (w->pid > 0 && gone_while_idle(w))
-			replace_idle(p, w);
+			replace_idle(w);
 		if (w->pid <= 0 && worker_start(p, w, err, errlen) < 0)
 			return -EIO;
 		if (wire_send(w->sock, wj, sizeof(*wj), fd) == 0)
 			return 0;
 		if (tries == 0) {
-			replace_idle(p, w);
+			replace_idle(w);
 			continue;
 		}
 		died(p, w, job, err, errlen);
