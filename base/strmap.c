@@ -64,8 +64,8 @@ sip_seed(void)
 	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
 } while (0)
 
-static uint32_t
-hash(const char *key)
+uint32_t
+strmap_hash(const char *key)
 {
 	const unsigned char *p = (const unsigned char *)key;
 	size_t len = strlen(key), left;
@@ -142,7 +142,7 @@ find(const struct strmap *m, const char *key, uint32_t h)
 void *
 strmap_get(const struct strmap *m, const char *key)
 {
-	struct entry **pp = find(m, key, hash(key));
+	struct entry **pp = find(m, key, strmap_hash(key));
 
 	return *pp ? (*pp)->value : NULL;
 }
@@ -170,7 +170,7 @@ grow(struct strmap *m)
 void *
 strmap_put(struct strmap *m, const char *key, void *value)
 {
-	uint32_t h = hash(key);
+	uint32_t h = strmap_hash(key);
 	struct entry **pp = find(m, key, h), *e;
 	size_t klen;
 	void *old;
@@ -195,7 +195,7 @@ strmap_put(struct strmap *m, const char *key, void *value)
 void *
 strmap_del(struct strmap *m, const char *key)
 {
-	struct entry **pp = find(m, key, hash(key)), *e = *pp;
+	struct entry **pp = find(m, key, strmap_hash(key)), *e = *pp;
 	void *v;
 
 	if (e == NULL)

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct strmap;
 
@@ -21,6 +22,9 @@ void *strmap_put(struct strmap *m, const char *key, void *value);
 /* Remove key; returns its value or NULL. */
 void *strmap_del(struct strmap *m, const char *key);
 size_t strmap_count(const struct strmap *m);
+/* The maps' hash of key: SipHash under a key drawn once per process, so
+ * uniform, and different in every process. */
+uint32_t strmap_hash(const char *key);
 
 /* Iteration: *pos starts at 0; returns false at the end.  The map must
  * not change during an iteration (collect keys first to delete). */

@@ -18,6 +18,11 @@
 struct entry {
 	char version[VERSION_LEN];	/* dispatched at; "" none */
 	bool in_flight;			/* a task is queued or running */
+	bool polled;			/* dispatched from the recovery query,
+					   not from the captured view */
+	bool claiming;			/* its claim has been sent */
+	bool withdrawn;			/* it left the view before that */
+	bool noted;			/* seen captured, not yet dispatched */
 	/* the "transforming" version first seen, and when */
 	char seen_version[VERSION_LEN];
 	int64_t seen_ms;		/* monotonic */
@@ -63,10 +68,12 @@ entry_for(struct dispatch *d, const char *name)
 }
 
 static void
-take(struct dispatch *d, struct entry *e, const char *version)
+take(struct dispatch *d, struct entry *e, const char *version, bool polled)
 {
 	snprintf(e->version, sizeof(e->version), "%s", version);
 	e->in_flight = true;
+	e->polled = polled;
+	e->claiming = e->withdrawn = e->noted = false;
 	d->in_flight++;
 }
 
@@ -84,7 +91,7 @@ dispatch_consider(struct dispatch *d, const char *name, const char *version,
 		goto out;
 	if (state != SESSION_TRANSFORMING) {
 		/* captured (or a malformed state the pipeline reports) */
-		take(d, e, version);
+		take(d, e, version, false);
 		*attempt = 1;
 		v = DISPATCH_CLAIM;
 		goto out;
@@ -98,7 +105,7 @@ dispatch_consider(struct dispatch *d, const char *name, const char *version,
 	}
 	if (e->seen_age_ms + (now_ms - e->seen_ms) <= r->lease_ms)
 		goto out;
-	take(d, e, version);
+	take(d, e, version, true);
 	if (attempts < 0)
 		attempts = 0;
 	if (attempts >= r->max_attempts) {
@@ -130,10 +137,38 @@ dispatch_done(struct dispatch *d, const char *name, bool again)
 }
 
 void
+dispatch_note(struct dispatch *d, const char *name)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&d->lock);
+	e = entry_for(d, name);
+	if (!e->in_flight && e->version[0] == '\0')
+		e->noted = true;
+	pthread_mutex_unlock(&d->lock);
+}
+
+bool
+dispatch_start_claim(struct dispatch *d, const char *name)
+{
+	struct entry *e;
+	bool ok = true;
+
+	pthread_mutex_lock(&d->lock);
+	e = strmap_get(d->entries, name);
+	if (e != NULL && e->in_flight) {
+		ok = !e->withdrawn;
+		e->claiming = ok;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return ok;
+}
+
+size_t
 dispatch_prune(struct dispatch *d, bool (*in_view)(void *, const char *),
     void *arg)
 {
-	size_t pos = 0, n = 0, cap;
+	size_t pos = 0, n = 0, cap, taken = 0;
 	const char *name;
 	char **gone;
 	void *v;
@@ -142,10 +177,23 @@ dispatch_prune(struct dispatch *d, bool (*in_view)(void *, const char *),
 	cap = strmap_count(d->entries);
 	gone = xcalloc(cap ? cap : 1, sizeof(*gone));
 	while (strmap_next(d->entries, &pos, &name, &v)) {
-		const struct entry *e = v;
+		struct entry *e = v;
 
-		if (!e->in_flight && !in_view(arg, name))
-			gone[n++] = xstrdup(name);
+		if (e->in_flight) {
+			/* queued here, and gone from the captured view
+			 * before we sent a claim: someone else took it */
+			if (!e->polled && !e->claiming && !e->withdrawn &&
+			    !in_view(arg, name)) {
+				e->withdrawn = true;
+				taken++;
+			}
+			continue;
+		}
+		if (in_view(arg, name))
+			continue;
+		if (e->noted)	/* seen, left before we got to it */
+			taken++;
+		gone[n++] = xstrdup(name);
 	}
 	for (size_t i = 0; i < n; i++) {
 		free(strmap_del(d->entries, gone[i]));
@@ -153,6 +201,7 @@ dispatch_prune(struct dispatch *d, bool (*in_view)(void *, const char *),
 	}
 	pthread_mutex_unlock(&d->lock);
 	free(gone);
+	return taken;
 }
 
 size_t

@@ -9,8 +9,9 @@
  * one from one another daemon is working on.  Free of I/O and of clocks:
  * callers pass the times.
  *
- * The listen thread calls dispatch_consider and dispatch_prune; runners
- * call dispatch_done.  Thread-safe.
+ * The listen thread calls dispatch_consider, dispatch_note and
+ * dispatch_prune, and the recovery thread dispatch_consider; runners call
+ * dispatch_start_claim and dispatch_done.  Thread-safe.
  */
 #ifndef FIRESYNC_DISPATCH_H
 #define FIRESYNC_DISPATCH_H
@@ -58,9 +59,29 @@ enum dispatch_verdict dispatch_consider(struct dispatch *d, const char *name,
  */
 void dispatch_done(struct dispatch *d, const char *name, bool again);
 
-/* Forget every session not in flight for which in_view(arg, name) is
- * false: it left the snapshot (ready, error, deleted). */
-void dispatch_prune(struct dispatch *d,
+/*
+ * Session name is in view, captured, but not dispatched yet (its turn
+ * comes later): if it leaves the view before then, dispatch_prune counts
+ * it as taken by someone else.
+ */
+void dispatch_note(struct dispatch *d, const char *name);
+
+/*
+ * The task for name is about to send its claim.  False if the session
+ * has left the captured view since it was dispatched (another daemon
+ * claimed it, or the app changed it): the claim would only fail, so it
+ * is not sent.  Sessions dispatched from the recovery query are never
+ * in that view and always true.
+ */
+bool dispatch_start_claim(struct dispatch *d, const char *name);
+
+/*
+ * Sessions for which in_view(arg, name) is false have left the captured
+ * view (claimed, ready, error, deleted): forget those not in flight, and
+ * mark those queued but not yet claimed as withdrawn.  Returns how many
+ * of them someone else took: withdrawn now, or noted and never ours.
+ */
+size_t dispatch_prune(struct dispatch *d,
     bool (*in_view)(void *arg, const char *name), void *arg);
 
 /* Sessions with a task queued or running. */

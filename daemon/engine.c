@@ -27,6 +27,7 @@
 #include "notify.h"
 #include "pipeline.h"
 #include "session.h"
+#include "strmap.h"
 #include "value.h"
 #include "watch.h"
 
@@ -58,8 +59,26 @@ _Static_assert(OPTIONS_MAX_EVENTS + 1 <= WATCH_MAX_TARGETS,
 #define VERSION_LEN	48
 /* Session documents larger than this are cached slim (slim_session). */
 #define SLIM_OVER	(64 * 1024)
-/* Tasks queued per runner, beyond those running. */
-#define QUEUE_PER_RUNNER 1
+/* Tasks queued, in capture order, beyond those running; the rest of a
+ * backlog waits in the snapshot (slim, as a name and a version). */
+#define QUEUE_MAX	256
+/* While sessions wait for room in the queue or for their turn, the
+ * stream is polled this often instead of every TICK_MS. */
+#define BACKLOG_POLL_MS	10
+/* Claims sent ahead of free workers, per worker: the claim round trip
+ * overlaps the transform before it, yet a busy daemon does not take
+ * sessions an idle one could start at once. */
+#define CLAIMS_AHEAD	1
+/* Another daemon was seen taking sessions this recently: spread claims. */
+#define PEER_MEMORY_MS	(10 * 60 * 1000)
+/* The spread: this many claim round trips (a claim must have time to
+ * land and be seen by the others before the next daemon's turn). */
+#define SPREAD_RTTS	16
+#define SPREAD_MIN_MS	20
+#define SPREAD_MAX_MS	2000
+/* The recovery query: documents per page, and one page's deadline. */
+#define RECOVERY_PAGE	100
+#define RECOVERY_RPC_MS	30000
 /* After a drain timeout, how long runners get to notice they may not
  * write (their workers are killed; a Firestore call may still be out). */
 #define ABANDON_GRACE_MS 5000
@@ -72,20 +91,34 @@ struct engine {
 	struct pipeline pipeline;	/* the runners' context */
 	atomic_bool frozen;		/* shutdown gave up: no more writes */
 
-	pthread_mutex_t lock;		/* queue, listen, wrote_* */
+	pthread_mutex_t lock;		/* queue, listen, wrote_*, rtt */
 	pthread_cond_t cond;
-	struct task *head, *tail;
+	pthread_cond_t recovery_cond;	/* wakes the recovery thread */
+	struct task *head;		/* in order (task.order) */
 	size_t queued;			/* tasks waiting for a runner */
+	int claiming;			/* tasks holding a claim slot */
 	struct fs_listen *listen;	/* current stream, for cancel */
 	bool stopping;			/* runners: no more tasks */
+	double claim_rtt_ms;		/* moving average of claims' round
+					   trips; 0: none yet */
 
 	/* the listen thread's own */
 	struct watch watch;
 	struct dispatch *dispatch;	/* thread-safe */
 	bool ready_once;		/* every target current once */
+	struct strmap *experiences;	/* name -> struct doc_ref: the
+					   cached experiences tasks share */
+	int64_t snapshot_ms;		/* monotonic, of the last snapshot */
+	bool backlog;			/* sessions wait for queue room */
+	int64_t next_turn_ms;		/* monotonic: a session's spread
+					   turn comes; 0: none waits */
 
 	pthread_t *runners;
 	int n_runners;
+	pthread_t recovery;
+	bool recovery_started;
+	atomic_llong peer_ms;		/* monotonic: another daemon last
+					   seen taking a session; 0 never */
 
 	atomic_int running;		/* tasks in the pipeline now */
 	atomic_int reload;		/* SIGHUP seen, not yet handled */
@@ -93,6 +126,7 @@ struct engine {
 	void *reload_arg;
 	char status[160];		/* last STATUS= sent */
 	atomic_ulong processed, ready, errors;
+	atomic_ulong claims, claims_lost, taken, recovered;
 	volatile sig_atomic_t stop;
 
 	/* our newest landed write (commit time) and when it landed, under
@@ -102,6 +136,20 @@ struct engine {
 };
 
 /* ---- runners ---- */
+
+static int
+claim_limit(const struct engine *e)
+{
+	return e->opt->workers * (1 + CLAIMS_AHEAD);
+}
+
+static void
+saw_peer(struct engine *e)
+{
+	int64_t now = now_mono_ms();
+
+	atomic_store(&e->peer_ms, now > 0 ? now : 1);
+}
 
 static void
 count(struct engine *e, enum outcome out)
@@ -119,36 +167,84 @@ count(struct engine *e, enum outcome out)
 	case OUTCOME_UNRECORDED:
 		atomic_fetch_add(&e->processed, 1);
 		break;
+	case OUTCOME_CLAIM_LOST:
+		atomic_fetch_add(&e->claims_lost, 1);
+		saw_peer(e);
+		break;
+	case OUTCOME_WITHDRAWN:
+		atomic_fetch_add(&e->taken, 1);
+		saw_peer(e);
+		break;
 	default:
 		break;
 	}
+}
+
+/* t no longer needs a claim slot (the pipeline's hook, and after it). */
+static void
+release_slot(void *arg, struct task *t)
+{
+	struct engine *e = arg;
+
+	pthread_mutex_lock(&e->lock);
+	if (t->holds_slot) {
+		t->holds_slot = false;
+		e->claiming--;
+		pthread_cond_broadcast(&e->cond);
+	}
+	pthread_mutex_unlock(&e->lock);
+}
+
+/* The claim for t is about to be sent (the pipeline's hook). */
+static bool
+may_claim(void *arg, const struct task *t)
+{
+	struct engine *e = arg;
+
+	if (!dispatch_start_claim(e->dispatch, t->s.name))
+		return false;
+	atomic_fetch_add(&e->claims, 1);
+	return true;
+}
+
+/*
+ * Take the first task once a claim slot is free: at most claim_limit()
+ * tasks are between their claim and the end of their transform, while
+ * the other runners write finishes.  NULL when stopping.
+ */
+static struct task *
+next_task(struct engine *e)
+{
+	struct task *t;
+
+	pthread_mutex_lock(&e->lock);
+	while ((e->head == NULL || e->claiming >= claim_limit(e)) &&
+	    !e->stopping)
+		pthread_cond_wait(&e->cond, &e->lock);
+	if (e->stopping) {
+		pthread_mutex_unlock(&e->lock);
+		return NULL;
+	}
+	t = e->head;
+	e->head = t->next;
+	e->queued--;
+	e->claiming++;
+	t->holds_slot = true;
+	atomic_fetch_add(&e->running, 1);
+	pthread_mutex_unlock(&e->lock);
+	return t;
 }
 
 static void *
 runner_main(void *arg)
 {
 	struct engine *e = arg;
+	struct task *t;
 
-	for (;;) {
-		enum outcome out;
-		struct task *t;
+	while ((t = next_task(e)) != NULL) {
+		enum outcome out = pipeline_run(&e->pipeline, t);
 
-		pthread_mutex_lock(&e->lock);
-		while (e->head == NULL && !e->stopping)
-			pthread_cond_wait(&e->cond, &e->lock);
-		if (e->head == NULL) {
-			pthread_mutex_unlock(&e->lock);
-			return NULL;
-		}
-		t = e->head;
-		e->head = t->next;
-		if (e->head == NULL)
-			e->tail = NULL;
-		e->queued--;
-		atomic_fetch_add(&e->running, 1);
-		pthread_mutex_unlock(&e->lock);
-
-		out = pipeline_run(&e->pipeline, t);
+		release_slot(e, t);
 		count(e, out);
 		dispatch_done(e->dispatch, t->s.name, out == OUTCOME_RETRY);
 
@@ -158,11 +254,14 @@ runner_main(void *arg)
 		pthread_mutex_unlock(&e->lock);
 		task_free(t);
 	}
+	return NULL;
 }
 
-/* A write of ours landed (the pipeline's hook; runner threads). */
+/* A claim of ours landed (the pipeline's hook; runner threads): the
+ * stream must show the session leave, and the round trip sets the
+ * spread. */
 static void
-wrote(void *arg, const FsTimestamp *commit_time)
+claimed(void *arg, const FsTimestamp *commit_time, int64_t rtt_ms)
 {
 	struct engine *e = arg;
 
@@ -172,6 +271,8 @@ wrote(void *arg, const FsTimestamp *commit_time)
 		e->wrote_at.nanos = commit_time->nanos;
 		e->wrote_ms = now_mono_ms();
 	}
+	e->claim_rtt_ms = e->claim_rtt_ms == 0 ? (double)rtt_ms :
+	    0.9 * e->claim_rtt_ms + 0.1 * (double)rtt_ms;
 	pthread_mutex_unlock(&e->lock);
 }
 
@@ -227,13 +328,17 @@ slim_session(FsDocument *doc, void *arg)
 	return session_slim(doc, SLIM_OVER);
 }
 
-/* The experience t's session selected, from the Listen cache, or NULL. */
-static FsDocument *
+/*
+ * The experience t's session selected, from the Listen cache, or NULL (the
+ * pipeline reads it).  Tasks share one copy of each experience version.
+ */
+static struct doc_ref *
 cached_experience(struct engine *e, const struct task *t)
 {
 	const struct strmap *cache = watch_known(&e->watch,
 	    TARGET_EXPERIENCES);
 	const FsDocument *doc;
+	struct doc_ref *ref;
 	char *name;
 
 	if (t->decode_rc < 0 || cache == NULL)
@@ -241,13 +346,66 @@ cached_experience(struct engine *e, const struct task *t)
 	name = experience_doc_name(e->fs->docs_path,
 	    t->s.selected_experience_id);
 	doc = name ? strmap_get(cache, name) : NULL;
+	if (doc == NULL) {
+		free(name);
+		return NULL;
+	}
+	ref = strmap_get(e->experiences, name);
+	if (ref == NULL || doc_ref_doc(ref)->update_time == NULL ||
+	    doc->update_time == NULL ||
+	    ts_compare(doc_ref_doc(ref)->update_time, doc->update_time) != 0) {
+		FsDocument *copy = doc_dup(doc);
+
+		ref = copy ? doc_ref_new(copy) : NULL;
+		if (ref != NULL)
+			doc_ref_drop(strmap_put(e->experiences, name, ref));
+	}
 	free(name);
-	return doc ? doc_dup(doc) : NULL;
+	return ref ? doc_ref_hold(ref) : NULL;
 }
 
+/* Forget shared copies of experiences no longer in the cache. */
+static void
+prune_experiences(struct engine *e)
+{
+	const struct strmap *cache = watch_known(&e->watch,
+	    TARGET_EXPERIENCES);
+	size_t pos = 0, n = 0, cap = strmap_count(e->experiences);
+	char **gone = xcalloc(cap ? cap : 1, sizeof(*gone));
+	const char *name;
+	void *ref;
+
+	while (strmap_next(e->experiences, &pos, &name, &ref))
+		if (cache == NULL || strmap_get(cache, name) == NULL)
+			gone[n++] = xstrdup(name);
+	for (size_t i = 0; i < n; i++) {
+		doc_ref_drop(strmap_del(e->experiences, gone[i]));
+		free(gone[i]);
+	}
+	free(gone);
+}
+
+/* Queue t in order (ties: first come first). */
+static void
+enqueue_task(struct engine *e, struct task *t)
+{
+	struct task **pp;
+
+	pthread_mutex_lock(&e->lock);
+	for (pp = &e->head; *pp && (*pp)->order <= t->order; pp = &(*pp)->next)
+		;
+	t->next = *pp;
+	*pp = t;
+	e->queued++;
+	pthread_cond_signal(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+}
+
+/* A task for doc; from_view: dispatched from the Listen snapshot (on the
+ * listen thread, which may read the experience cache). */
 static void
 enqueue(struct engine *e, const FsDocument *doc, enum task_kind kind,
-    int64_t attempt)
+    int64_t attempt, int64_t order, bool from_view)
 {
 	struct task *t = xcalloc(1, sizeof(*t));
 
@@ -256,36 +414,29 @@ enqueue(struct engine *e, const FsDocument *doc, enum task_kind kind,
 	t->reread = session_is_slim(doc);
 	t->kind = kind;
 	t->attempt = attempt;
-	t->experience = cached_experience(e, t);
+	t->order = order;
+	t->experience = from_view ? cached_experience(e, t) : NULL;
 	t->enqueued_ms = now_mono_ms();
-	pthread_mutex_lock(&e->lock);
-	if (e->tail)
-		e->tail->next = t;
-	else
-		e->head = t;
-	e->tail = t;
-	e->queued++;
-	pthread_cond_signal(&e->cond);
-	pthread_mutex_unlock(&e->lock);
+	enqueue_task(e, t);
 }
 
-/* Room in the queue?  Only what the runners can take soon is queued;
- * the rest waits in the snapshot, as a name and a version. */
+/* Room for n more tasks in the queue? */
 static bool
-queue_has_room(struct engine *e)
+queue_has_room(struct engine *e, size_t n)
 {
 	bool room;
 
 	pthread_mutex_lock(&e->lock);
-	room = e->queued < (size_t)e->opt->workers * QUEUE_PER_RUNNER;
+	room = e->queued + n <= QUEUE_MAX;
 	pthread_mutex_unlock(&e->lock);
 	return room;
 }
 
-/* One session of the last snapshot: a task for it, if it needs one. */
+/* One session, from the snapshot or the recovery query: a task for it, if
+ * it needs one.  read_ms: when the server read it (its clock). */
 static void
 consider(struct engine *e, const char *name, const FsDocument *doc,
-    int64_t now, int64_t read_ms)
+    int64_t read_ms, int64_t order, bool from_view)
 {
 	static const enum task_kind kinds[] = {
 		[DISPATCH_CLAIM] = TASK_CLAIM,
@@ -309,38 +460,248 @@ consider(struct engine *e, const char *name, const FsDocument *doc,
 		attempts = 0;
 	ts_format(doc->update_time, version, sizeof(version));
 	v = dispatch_consider(e->dispatch, name, version, st,
-	    read_ms - ts_to_ms(doc->update_time), attempts, &rules, now,
-	    &attempt);
+	    read_ms - ts_to_ms(doc->update_time), attempts, &rules,
+	    now_mono_ms(), &attempt);
+	if (v == DISPATCH_RECLAIM || v == DISPATCH_GIVE_UP)
+		atomic_fetch_add(&e->recovered, 1);
 	if (v != DISPATCH_WAIT)
-		enqueue(e, doc, kinds[v], attempt);
+		enqueue(e, doc, kinds[v], attempt, order, from_view);
 }
 
 /*
- * Look at every session in the last snapshot: captured ones not yet run
- * at this version, and "transforming" ones that have been so for longer
- * than a transform may take.  Runs after each snapshot and on every tick,
- * so nothing waits for the next server message.
+ * How long after its capture this daemon waits before a session's turn,
+ * in ms.  Alone, none: sessions go in capture order.  With other daemons
+ * on the project (seen taking sessions lately), each session gets a delay
+ * from a hash of its name that is different in every daemon, across a
+ * spread of some claim round trips, plus as much again scaled by how busy
+ * this daemon is: the least busy daemon with the earliest turn claims it,
+ * and the others see it leave before their turn comes.
  */
-static void
-dispatch_all(struct engine *e)
+static int64_t
+turn_delay(struct engine *e, const char *name, int64_t now)
+{
+	int64_t peer = atomic_load(&e->peer_ms);
+	double spread, load;
+
+	if (peer == 0 || now - peer > PEER_MEMORY_MS)
+		return 0;
+	pthread_mutex_lock(&e->lock);
+	spread = SPREAD_RTTS * e->claim_rtt_ms;
+	load = (double)(e->claiming + (int)e->queued) / claim_limit(e);
+	pthread_mutex_unlock(&e->lock);
+	if (spread < SPREAD_MIN_MS)
+		spread = SPREAD_MIN_MS;
+	if (spread > SPREAD_MAX_MS)
+		spread = SPREAD_MAX_MS;
+	if (load > 1)
+		load = 1;
+	return (int64_t)(spread * ((double)strmap_hash(name) / 4294967296.0 +
+	    load));
+}
+
+struct candidate {
+	const char *name;
+	const FsDocument *doc;
+	int64_t order;			/* capture + turn delay, server ms */
+};
+
+static int
+by_order(const void *a, const void *b)
+{
+	const struct candidate *x = a, *y = b;
+
+	if (x->order != y->order)
+		return x->order < y->order ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* Every session in the captured view, in turn order, into *out. */
+static size_t
+candidates(struct engine *e, struct candidate **out, int64_t now)
 {
 	int32_t ids[OPTIONS_MAX_EVENTS];
 	int n = session_targets(e, ids);
-	int64_t now = now_mono_ms(), read_ms = ts_to_ms(e->watch.read_time);
+	struct candidate *c;
+	size_t total = 0, k = 0;
 
-	if (!e->ready_once)
-		return;
+	for (int i = 0; i < n; i++)
+		total += strmap_count(watch_known(&e->watch, ids[i]));
+	c = xcalloc(total ? total : 1, sizeof(*c));
 	for (int i = 0; i < n; i++) {
 		const struct strmap *known = watch_known(&e->watch, ids[i]);
 		size_t pos = 0;
 		const char *name;
 		void *doc;
 
-		while (known && strmap_next(known, &pos, &name, &doc) &&
-		    queue_has_room(e))
-			consider(e, name, doc, now, read_ms);
+		while (known && k < total &&
+		    strmap_next(known, &pos, &name, &doc)) {
+			c[k].name = name;
+			c[k].doc = doc;
+			c[k].order = ts_to_ms(c[k].doc->update_time) +
+			    turn_delay(e, name, now);
+			k++;
+		}
 	}
-	dispatch_prune(e->dispatch, in_view, e);
+	qsort(c, k, sizeof(*c), by_order);
+	*out = c;
+	return k;
+}
+
+/*
+ * Look at every captured session in the last snapshot, oldest turn first,
+ * and queue those whose turn has come, while the queue has room.  Runs
+ * after each snapshot, on every tick, and while sessions wait (for room
+ * or for their turn) every BACKLOG_POLL_MS.
+ */
+static void
+dispatch_all(struct engine *e)
+{
+	struct candidate *c;
+	int64_t now = now_mono_ms(), read_ms, taken;
+	size_t n;
+
+	if (!e->ready_once)
+		return;
+	/* the server's clock now, from the last snapshot's read time */
+	read_ms = ts_to_ms(e->watch.read_time) + (now - e->snapshot_ms);
+	n = candidates(e, &c, now);
+	e->backlog = false;
+	e->next_turn_ms = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (c[i].order > read_ms) {
+			int64_t at = now + (c[i].order - read_ms);
+
+			dispatch_note(e->dispatch, c[i].name);
+			if (e->next_turn_ms == 0 || at < e->next_turn_ms)
+				e->next_turn_ms = at;
+			continue;
+		}
+		if (!queue_has_room(e, 1)) {
+			e->backlog = true;
+			break;
+		}
+		consider(e, c[i].name, c[i].doc, ts_to_ms(e->watch.read_time),
+		    c[i].order, true);
+	}
+	free(c);
+	taken = (int64_t)dispatch_prune(e->dispatch, in_view, e);
+	if (taken > 0) {
+		atomic_fetch_add(&e->taken, (unsigned long)taken);
+		saw_peer(e);
+	}
+}
+
+/* Is it time for dispatch_all, between snapshots? */
+static bool
+dispatch_due(struct engine *e, int64_t last_ms)
+{
+	int64_t now = now_mono_ms();
+
+	if (now - last_ms >= TICK_MS)
+		return true;
+	if (e->next_turn_ms != 0 && now >= e->next_turn_ms)
+		return true;
+	return e->backlog && now - last_ms >= BACKLOG_POLL_MS &&
+	    queue_has_room(e, QUEUE_MAX / 2);
+}
+
+/* ---- interrupted-session recovery (its own thread) ---- */
+
+struct page {
+	struct engine *e;
+	int n;				/* documents in this page */
+	char *last;			/* the last one's name */
+};
+
+static void
+on_transforming(FsDocument *doc, const FsTimestamp *read_time, void *arg)
+{
+	struct page *pg = arg;
+
+	pg->n++;
+	free(pg->last);
+	pg->last = xstrdup(doc->name);
+	if (doc->update_time != NULL && queue_has_room(pg->e, 1))
+		consider(pg->e, doc->name, doc, ts_to_ms(read_time),
+		    ts_to_ms(doc->update_time), false);
+	doc_free(doc);
+}
+
+/* Page through the sessions "transforming" under parent (NULL: every
+ * event); those past their lease become tasks.  False on an error. */
+static bool
+recover_under(struct engine *e, const char *parent)
+{
+	static const char *const transforming[] = { "transforming" };
+	struct page pg = { .e = e };
+	bool ok = true;
+
+	do {
+		struct fs_query q = { .parent = parent, .collection =
+		    "sessions", .all_descendants = parent == NULL, .field =
+		    "state", .values = transforming, .n_values = 1, .limit =
+		    RECOVERY_PAGE, .start_after = pg.last };
+		struct fs_status st = { 0 };
+
+		pg.n = 0;
+		if (fs_run_query(e->fs, &q, RECOVERY_RPC_MS, on_transforming,
+		    &pg, &st) != 0) {
+			log_warn("recovery: the query for interrupted "
+			    "sessions failed: %s%s%s; trying again in about "
+			    "%d s", fs_status_name(st.code), *st.message ?
+			    ": " : "", st.message,
+			    e->opt->recovery_interval_s);
+			ok = false;
+			break;
+		}
+	} while (pg.n == RECOVERY_PAGE && !e->stop);
+	free(pg.last);
+	return ok;
+}
+
+static void
+recover(struct engine *e)
+{
+	if (e->opt->n_events == 0) {
+		recover_under(e, NULL);
+		return;
+	}
+	for (size_t i = 0; i < e->opt->n_events && !e->stop; i++) {
+		char *parent = xasprintf("events/%s", e->opt->events[i]);
+
+		recover_under(e, parent);
+		free(parent);
+	}
+}
+
+/* Every recovery interval, jittered by a quarter either way so daemons
+ * started together do not query together: look for interrupted work. */
+static void *
+recovery_main(void *arg)
+{
+	struct engine *e = arg;
+
+	for (;;) {
+		int64_t ms = (int64_t)((double)e->opt->recovery_interval_s *
+		    1000.0 * (0.75 + 0.5 * backoff_random()));
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += ms / 1000;
+		until.tv_nsec += (ms % 1000) * 1000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		pthread_mutex_lock(&e->lock);
+		while (!e->stop && pthread_cond_timedwait(&e->recovery_cond,
+		    &e->lock, &until) != ETIMEDOUT)
+			;
+		pthread_mutex_unlock(&e->lock);
+		if (e->stop)
+			return NULL;
+		recover(e);
+	}
 }
 
 /* ---- the main loop's chores ---- */
@@ -414,13 +775,14 @@ unseen_write(struct engine *e, int64_t opened_ms, int64_t limit_ms)
 static FsListenRequest *
 make_target(struct engine *e, int32_t id)
 {
-	/* sessions whose state is captured, or transforming (to recover
-	 * interrupted work); in every event (the collection group), or in
-	 * one configured event */
-	static const char *const states[] = { "captured", "transforming" };
+	/* sessions whose state is captured, in every event (the collection
+	 * group), or in one configured event; interrupted "transforming"
+	 * ones are found by the recovery query, so our own writes to a
+	 * session after its claim are not Listen traffic */
+	static const char *const states[] = { "captured" };
 	struct fs_query q = {
 		.collection = "sessions", .field = "state", .values = states,
-		.n_values = 2,
+		.n_values = 1,
 	};
 	char *parent = NULL;
 	FsListenRequest *r;
@@ -512,9 +874,11 @@ on_snapshot(struct engine *e)
 	if (!e->ready_once && watch_synced(&e->watch)) {
 		e->ready_once = true;
 		log_notice("listen: first snapshot current: %zu session(s) "
-		    "captured or transforming", count_sessions(e));
+		    "captured", count_sessions(e));
 		notify_send("READY=1");
 	}
+	e->snapshot_ms = now_mono_ms();
+	prune_experiences(e);
 	dispatch_all(e);
 }
 
@@ -559,7 +923,8 @@ run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
 		FsListenResponse *resp = NULL;
 		enum watch_event ev = WATCH_NONE;
 		char err[512];
-		int rc = fs_listen_next(l, TICK_MS, &resp);
+		int rc = fs_listen_next(l, e->backlog || e->next_turn_ms ?
+		    BACKLOG_POLL_MS : TICK_MS, &resp);
 
 		if (rc < 0)
 			break;
@@ -585,7 +950,7 @@ run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
 		}
 		if (stuck(e, &c))
 			break;
-		if (now_mono_ms() - last_tick >= TICK_MS) {
+		if (dispatch_due(e, last_tick)) {
 			dispatch_all(e);
 			last_tick = now_mono_ms();
 		}
@@ -615,9 +980,12 @@ engine_new(const struct options *o, struct fs_client *fs, struct store *st,
 	e->store = st;
 	e->pool = pool;
 	e->pipeline = (struct pipeline){ .opt = o, .fs = fs, .store = st,
-	    .pool = pool, .wrote = wrote, .arg = e, .frozen = &e->frozen };
+	    .pool = pool, .may_claim = may_claim, .claimed = claimed,
+	    .transformed = release_slot, .arg = e, .frozen = &e->frozen };
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_cond_init(&e->cond, NULL);
+	pthread_cond_init(&e->recovery_cond, NULL);
+	e->experiences = strmap_new();
 	google__protobuf__timestamp__init(&e->wrote_at);
 	e->dispatch = dispatch_new();
 	watch_init(&e->watch);
@@ -676,9 +1044,10 @@ drain(struct engine *e)
 	pthread_mutex_lock(&e->lock);
 	for (t = e->head; t; t = next) {
 		next = t->next;
+		dispatch_done(e->dispatch, t->s.name, false);
 		task_free(t);
 	}
-	e->head = e->tail = NULL;
+	e->head = NULL;
 	e->queued = 0;
 	e->stopping = true;
 	pthread_cond_broadcast(&e->cond);
@@ -706,17 +1075,21 @@ engine_run(struct engine *e)
 	struct backoff bo;
 
 	backoff_init(&bo, 1000, 60000, 1.5, 0.25);
-	e->runners = xcalloc((size_t)e->opt->workers, sizeof(*e->runners));
-	for (int i = 0; i < e->opt->workers; i++) {
+	e->runners = xcalloc((size_t)e->opt->firestore_concurrency,
+	    sizeof(*e->runners));
+	for (int i = 0; i < e->opt->firestore_concurrency; i++) {
 		if (pthread_create(&e->runners[i], NULL, runner_main, e) != 0)
 			fatal("cannot start a runner thread: out of resources");
 		e->n_runners++;
 	}
+	if (pthread_create(&e->recovery, NULL, recovery_main, e) != 0)
+		fatal("cannot start the recovery thread: out of resources");
+	e->recovery_started = true;
 	log_notice("firesyncd %s: project=%s database=%s%s%s workers=%d "
-	    "storage=%s", PACKAGE_VERSION, e->fs->project, e->fs->database,
-	    e->fs->emulator ? " emulator=" : "",
+	    "concurrency=%d storage=%s", PACKAGE_VERSION, e->fs->project,
+	    e->fs->database, e->fs->emulator ? " emulator=" : "",
 	    e->fs->emulator ? e->opt->emulator : "", e->opt->workers,
-	    e->store->root);
+	    e->opt->firestore_concurrency, e->store->root);
 
 	while (!e->stop) {
 		bool restart_now = false;
@@ -736,20 +1109,26 @@ engine_run(struct engine *e)
 	    atomic_load(&e->running));
 	notify_send("STOPPING=1");
 	update_status(e, "stopping");
+	pthread_join(e->recovery, NULL);
+	e->recovery_started = false;
 	drain(e);
-	log_notice("shutdown: done; processed=%lu ready=%lu error=%lu",
+	log_notice("shutdown: done; processed=%lu ready=%lu error=%lu "
+	    "claims=%lu claims_lost=%lu taken_by_others=%lu recovered=%lu",
 	    atomic_load(&e->processed), atomic_load(&e->ready),
-	    atomic_load(&e->errors));
+	    atomic_load(&e->errors), atomic_load(&e->claims),
+	    atomic_load(&e->claims_lost), atomic_load(&e->taken),
+	    atomic_load(&e->recovered));
 	return 0;
 }
 
 void
 engine_stop(struct engine *e)
 {
-	e->stop = 1;
 	pthread_mutex_lock(&e->lock);
+	e->stop = 1;
 	if (e->listen)
 		fs_listen_cancel(e->listen);
+	pthread_cond_broadcast(&e->recovery_cond);
 	pthread_mutex_unlock(&e->lock);
 }
 
@@ -773,7 +1152,9 @@ engine_free(struct engine *e)
 	free(e->runners);
 	dispatch_free(e->dispatch);
 	watch_clear(&e->watch);
+	strmap_free(e->experiences, doc_ref_drop);
 	pthread_mutex_destroy(&e->lock);
 	pthread_cond_destroy(&e->cond);
+	pthread_cond_destroy(&e->recovery_cond);
 	free(e);
 }

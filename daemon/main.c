@@ -101,16 +101,18 @@ reload(void *arg)
 	    CHANGED(credentials) || CHANGED(storage_root) ||
 	    CHANGED(public_url_base) || fresh.n_events != live->n_events ||
 	    fresh.workers != live->workers || fresh.keepalive_ms !=
-	    live->keepalive_ms)
-		log_warn("reload: Firestore, storage, events, workers and "
-		    "keepalive changes take effect after a restart "
-		    "(systemctl restart firesyncd)");
+	    live->keepalive_ms || fresh.firestore_concurrency !=
+	    live->firestore_concurrency)
+		log_warn("reload: Firestore, storage, events, workers, "
+		    "concurrency and keepalive changes take effect after a "
+		    "restart (systemctl restart firesyncd)");
 #undef CHANGED
 	live->log_level = log_level = fresh.log_level;
 	live->log_format = fresh.log_format;
 	log_set_json(fresh.log_format == LOG_FORMAT_JSON);
 	live->transform_timeout_s = fresh.transform_timeout_s;
 	live->recovery_margin_s = fresh.recovery_margin_s;
+	live->recovery_interval_s = fresh.recovery_interval_s;
 	live->max_attempts = fresh.max_attempts;
 	live->max_pixels = fresh.max_pixels;
 	live->max_input_bytes = fresh.max_input_bytes;

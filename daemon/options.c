@@ -79,6 +79,9 @@ static const struct setting settings[] = {
 	  "only these event ids, comma-separated (default: all events)" },
 	{ "keepalive", "firestore", "keepalive", K_MS, O(keepalive_ms), 0, 86400,
 	  "gRPC keepalive pings every SECS (default 0: off)" },
+	{ "firestore-concurrency", "firestore", "concurrency", K_INT,
+	  O(firestore_concurrency), 1, 256,
+	  "Firestore claims, reads and finishes in flight at once (default 16)" },
 	{ "idle-timeout", "firestore", "idle-timeout", K_MS, O(idle_timeout_ms),
 	  5, 86400, "reopen Listen after SECS without a message (default 120)" },
 	{ "storage-root", "storage", "root", K_STR, O(storage_root), 0, 0,
@@ -114,6 +117,9 @@ static const struct setting settings[] = {
 	{ "recovery-margin", "plugins", "recovery-margin", K_INT,
 	  O(recovery_margin_s), 0, 3600,
 	  "re-run sessions 'transforming' for timeout + SECS (default 15)" },
+	{ "recovery-interval", "plugins", "recovery-interval", K_INT,
+	  O(recovery_interval_s), 1, 3600,
+	  "look for interrupted sessions every SECS, jittered (default 15)" },
 	{ "max-attempts", "plugins", "max-attempts", K_INT, O(max_attempts), 1,
 	  100, "runs of one capture before giving up (default 3)" },
 	{ "max-megapixels", "plugins", "max-megapixels", K_MP, O(max_pixels), 1,
@@ -379,6 +385,8 @@ defaults(struct options *o)
 	o->workers = 4;
 	o->transform_timeout_s = 45;
 	o->recovery_margin_s = 15;
+	o->recovery_interval_s = 15;
+	o->firestore_concurrency = 16;
 	o->max_attempts = 3;
 	o->max_pixels = 50ull * 1000 * 1000;
 	o->max_input_bytes = 64u << 20;

@@ -50,6 +50,9 @@ struct options {
 	int max_attempts;	/* claims per capture before giving up */
 	uint64_t max_pixels;
 	size_t max_input_bytes;
+	int firestore_concurrency;	/* runner threads: Firestore calls in
+				   flight (fixed at start-up) */
+	int recovery_interval_s;	/* the interrupted-session query */
 	int64_t keepalive_ms;	/* 0: off */
 	int64_t idle_timeout_ms;/* no Listen message this long: reconnect */
 	int drain_timeout_s;	/* SIGTERM waits this long for sessions */

@@ -39,6 +39,7 @@ struct run {
 	FsTimestamp *version;	/* update_time our next write requires */
 	int64_t attempt;
 	int64_t claim_ms;	/* the updatedAt our claim wrote */
+	int64_t claim_sent;	/* monotonic ms the claim went out */
 	int64_t t0;		/* monotonic ms at start */
 	char model[WIRE_NAME_LEN];
 	char plugin[WIRE_NAME_LEN];	/* that made the result, or "-" */
@@ -78,28 +79,28 @@ frozen(const struct pipeline *p)
 }
 
 static void
-wrote(const struct pipeline *p, const FsTimestamp *commit_time)
+claimed(const struct run *r, const FsTimestamp *commit_time)
 {
-	if (p->wrote != NULL && commit_time != NULL)
-		p->wrote(p->arg, commit_time);
+	if (r->p->claimed != NULL && commit_time != NULL)
+		r->p->claimed(r->p->arg, commit_time,
+		    now_mono_ms() - r->claim_sent);
 }
 
-/*
- * Commit one write (consumed) and say when it landed.  Returns the gRPC
- * status code.
- */
+/* The task needs no worker any more (once). */
+static void
+transformed(const struct run *r)
+{
+	if (r->p->transformed != NULL)
+		r->p->transformed(r->p->arg, r->t);
+}
+
+/* Commit one write (consumed).  Returns the gRPC status code. */
 static int
 commit_one(const struct pipeline *p, FsWrite *w, struct fs_status *st)
 {
-	FsCommitResponse *resp = NULL;
-	int code = fs_commit(p->fs, &w, 1, RPC_TIMEOUT_MS, &resp, st);
+	int code = fs_commit(p->fs, &w, 1, RPC_TIMEOUT_MS, NULL, st);
 
 	google__firestore__v1__write__free_unpacked(w, NULL);
-	if (resp != NULL) {
-		wrote(p, resp->commit_time);
-		google__firestore__v1__commit_response__free_unpacked(resp,
-		    NULL);
-	}
 	return code;
 }
 
@@ -119,6 +120,7 @@ claim_start(struct run *r)
 	value_map_put(f, "updatedAt", value_int(r->claim_ms));
 	value_map_put(f, "transformAttempts", value_int(r->attempt));
 	w = make_write(r->s->name, r->version, f, mask, 3);
+	r->claim_sent = now_mono_ms();
 	k = fs_commit_start(r->p->fs, &w, 1, RPC_TIMEOUT_MS);
 	google__firestore__v1__write__free_unpacked(w, NULL);
 	return k;
@@ -243,7 +245,7 @@ claim_finish(struct run *r, struct fs_call *k, enum outcome *why)
 		log_info("session=%s event=%s claim commit: %s: %s, but it "
 		    "landed", s->session_id, s->event_id,
 		    fs_status_name(code), st.message);
-		wrote(r->p, landed);
+		claimed(r, landed);
 		doc_free(r->version);
 		r->version = landed;
 	} else if (code != 0 && fs_status_retryable(code)) {
@@ -268,7 +270,7 @@ claim_finish(struct run *r, struct fs_call *k, enum outcome *why)
 		*why = OUTCOME_REFUSED;
 		return false;
 	} else {
-		wrote(r->p, resp->commit_time);
+		claimed(r, resp->commit_time);
 		doc_free(r->version);
 		r->version = ts_dup(resp->n_write_results > 0 ?
 		    resp->write_results[0]->update_time : resp->commit_time);
@@ -471,7 +473,8 @@ resolve_experience(struct run *r, const char *name, struct experience *x,
 	int rc;
 
 	if (r->t->experience != NULL)
-		return experience_decode(r->t->experience, x, err, errlen);
+		return experience_decode(doc_ref_doc(r->t->experience), x,
+		    err, errlen);
 	rc = fs_get_document(r->p->fs, name, RPC_TIMEOUT_MS, &doc, &st);
 	if (rc == -EIO) {
 		snprintf(err, errlen, "%s: %.300s", fs_status_name(st.code),
@@ -749,6 +752,7 @@ publish(struct run *r, struct prepared *o)
 		return fail(r, "%s", o->reason);
 	rc = transform(r, &o->x, o->in, o->inlen, &png, &pnglen, why,
 	    sizeof(why));
+	transformed(r);
 	if (rc < 0)
 		return fail(r, "%s", why);
 	result_path = path_result(s->event_id, s->session_id);
@@ -773,10 +777,17 @@ publish(struct run *r, struct prepared *o)
 static enum outcome
 claim_and_run(struct run *r)
 {
-	struct fs_call *k = claim_start(r);
 	struct prepared o = { 0 };
 	enum outcome out;
+	struct fs_call *k;
 
+	if (r->p->may_claim != NULL && !r->p->may_claim(r->p->arg, r->t)) {
+		log_debug("session=%s event=%s taken by someone else before "
+		    "our turn; no claim sent", r->s->session_id,
+		    r->s->event_id);
+		return OUTCOME_WITHDRAWN;
+	}
+	k = claim_start(r);
 	prepare(r, &o);
 	if (claim_finish(r, k, &out)) {
 		if (r->s->warning)
@@ -806,7 +817,7 @@ read_whole(const struct pipeline *p, struct task *t)
 	int rc = fs_get_document(p->fs, t->s.name, RPC_TIMEOUT_MS, &doc, &st);
 
 	if (rc == -ENOENT)
-		return OUTCOME_CLAIM_LOST;
+		return OUTCOME_WITHDRAWN;
 	if (rc < 0) {
 		log_warn("session=%s event=%s could not be read: %s: %s; will "
 		    "retry", t->s.session_id, t->s.event_id,
@@ -815,7 +826,7 @@ read_whole(const struct pipeline *p, struct task *t)
 	}
 	if (ts_compare(doc->update_time, t->s.update_time) != 0) {
 		doc_free(doc);
-		return OUTCOME_CLAIM_LOST;
+		return OUTCOME_WITHDRAWN;
 	}
 	rc = session_decode(doc, &now, err, sizeof(err));
 	doc_free(doc);
@@ -865,6 +876,6 @@ task_free(struct task *t)
 	if (t == NULL)
 		return;
 	session_clear(&t->s);
-	doc_free(t->experience);
+	doc_ref_drop(t->experience);
 	free(t);
 }

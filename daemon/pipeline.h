@@ -26,15 +26,26 @@
 #include "pool.h"
 #include "session.h"
 #include "store.h"
+#include "value.h"
+
+struct task;
 
 struct pipeline {
 	const struct options *opt;
 	struct fs_client *fs;
 	struct store *store;
 	struct pool *pool;
-	/* A write of ours landed at commit_time (server clock): the Listen
-	 * stream must show it.  Called from runner threads. */
-	void (*wrote)(void *arg, const FsTimestamp *commit_time);
+	/* Hooks into the engine, called from runner threads with arg:
+	 * may_claim: the claim for t is about to be sent; false drops the
+	 *   task unsent (OUTCOME_WITHDRAWN).  NULL: always send.
+	 * claimed: a claim landed at commit_time (server clock) after
+	 *   rtt_ms; the Listen stream must show the session leave.
+	 * transformed: t no longer needs a worker (its transform is over,
+	 *   or it never gets one); called at most once per task. */
+	bool (*may_claim)(void *arg, const struct task *t);
+	void (*claimed)(void *arg, const FsTimestamp *commit_time,
+	    int64_t rtt_ms);
+	void (*transformed)(void *arg, struct task *t);
 	void *arg;
 	/* Set when a shutdown gave up waiting: write nothing more, so the
 	 * session stays "transforming" for the next daemon's recovery. */
@@ -56,16 +67,22 @@ struct task {
 	char decode_err[256];
 	enum task_kind kind;
 	int64_t attempt;	/* this run's number (GIVE_UP: runs made) */
-	FsDocument *experience;	/* from the Listen cache (owned), or NULL:
-				   the pipeline reads it */
+	struct doc_ref *experience; /* from the Listen cache (a reference
+				   held), or NULL: the pipeline reads it */
 	bool reread;		/* the cache held the session slim: the
 				   pipeline reads it whole first */
 	int64_t enqueued_ms;	/* monotonic */
+	int64_t order;		/* queue position: capture time (server ms)
+				   plus this daemon's spread delay */
+	bool holds_slot;	/* the engine's: counts against claims
+				   ahead of the workers */
 };
 
 enum outcome {
 	OUTCOME_IGNORED,	/* not a session of ours */
 	OUTCOME_CLAIM_LOST,	/* someone else changed it first */
+	OUTCOME_WITHDRAWN,	/* it left the captured view before our
+				   claim was sent: not sent */
 	OUTCOME_RETRY,		/* the claim failed without a verdict: try
 				   again at the same version */
 	OUTCOME_REFUSED,	/* Firestore refused our writes for good:

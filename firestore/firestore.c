@@ -140,7 +140,7 @@ struct fs_client *
 fs_client_new(const struct fs_options *o, char *err, size_t errlen)
 {
 	grpc_channel_credentials *creds;
-	grpc_arg args[3];
+	grpc_arg args[4];
 	grpc_channel_args cargs = { 0, args };
 	struct fs_client *c;
 
@@ -192,9 +192,16 @@ fs_client_new(const struct fs_options *o, char *err, size_t errlen)
 		fs_client_free(c);
 		return NULL;
 	}
+	c->listen_channel = grpc_channel_create(o->target, creds, &cargs);
+	/* the other calls on a connection of their own: a Listen stream
+	 * re-sending a big result set must not hold up a commit's answer
+	 * behind it on one HTTP/2 connection */
+	args[cargs.num_args].type = GRPC_ARG_INTEGER;
+	args[cargs.num_args].key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
+	args[cargs.num_args++].value.integer = 1;
 	c->channel = grpc_channel_create(o->target, creds, &cargs);
 	grpc_channel_credentials_release(creds);
-	if (c->channel == NULL) {
+	if (c->channel == NULL || c->listen_channel == NULL) {
 		snprintf(err, errlen, "cannot create a channel to %s",
 		    o->target);
 		fs_client_free(c);
@@ -210,6 +217,8 @@ fs_client_free(struct fs_client *c)
 		return;
 	if (c->channel)
 		grpc_channel_destroy(c->channel);
+	if (c->listen_channel)
+		grpc_channel_destroy(c->listen_channel);
 	free(c->project);
 	free(c->database);
 	free(c->db_path);
@@ -363,8 +372,8 @@ status_set(struct fs_status *st, int code, grpc_slice details)
 }
 
 /*
- * One request, zero or more responses: the shape of Commit and
- * BatchGetDocuments.  Each response is handed to on_msg; a NULL from
+ * One request, zero or more responses: the shape of Commit,
+ * BatchGetDocuments and RunQuery.  Each response is handed to on_msg; a NULL from
  * unpacking is a protocol error.  Returns the status code.
  */
 static int
@@ -637,6 +646,47 @@ fs_get_document(struct fs_client *c, const char *name, int64_t timeout_ms,
 	return 0;
 }
 
+struct query_run {
+	void (*on_doc)(FsDocument *, const FsTimestamp *, void *);
+	void *arg;
+};
+
+/* Hand each document on; a response without one (progress, or the
+ * last, with done) carries nothing to hand. */
+static int
+take_query(ProtobufCMessage *m, void *arg)
+{
+	Google__Firestore__V1__RunQueryResponse *r =
+	    (Google__Firestore__V1__RunQueryResponse *)m;
+	struct query_run *q = arg;
+
+	if (r->document != NULL && r->read_time != NULL) {
+		FsDocument *d = r->document;
+
+		r->document = NULL;
+		q->on_doc(d, r->read_time, q->arg);
+	}
+	protobuf_c_message_free_unpacked(m, NULL);
+	return 0;
+}
+
+int
+fs_run_query(struct fs_client *c, const struct fs_query *query,
+    int64_t timeout_ms, void (*on_doc)(FsDocument *, const FsTimestamp *,
+    void *), void *arg, struct fs_status *st)
+{
+	Google__Firestore__V1__RunQueryRequest *req =
+	    fs_query_request(c, query);
+	struct query_run q = { on_doc, arg };
+	int code = call_server_stream(c,
+	    "/google.firestore.v1.Firestore/RunQuery", &req->base,
+	    &google__firestore__v1__run_query_response__descriptor,
+	    timeout_ms, take_query, &q, st);
+
+	google__firestore__v1__run_query_request__free_unpacked(req, NULL);
+	return code;
+}
+
 /* ---- Listen ---- */
 
 enum { TAG_SEND = 1, TAG_MD, TAG_STATUS, TAG_RECV };
@@ -712,7 +762,7 @@ fs_listen_open(struct fs_client *c, const FsListenRequest *const *reqs,
 	l->queue = xcalloc(n, sizeof(*l->queue));
 	for (size_t i = 1; i < n; i++)
 		l->queue[l->n_queue++] = pack_message(&reqs[i]->base);
-	l->call = grpc_channel_create_call(c->channel, NULL,
+	l->call = grpc_channel_create_call(c->listen_channel, NULL,
 	    GRPC_PROPAGATE_DEFAULTS, l->cq,
 	    grpc_slice_from_static_string("/google.firestore.v1.Firestore/Listen"),
 	    NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);

@@ -1,6 +1,7 @@
 /*
  * firestore.h - a Firestore v1 client over gRPC C core: unary Commit,
- * BatchGetDocuments for single documents, and the Listen stream.
+ * BatchGetDocuments for single documents, RunQuery, and the Listen
+ * stream.
  *
  * One client (one channel) is shared by all threads; each call owns its
  * own completion queue.  Every call carries the routing header
@@ -49,7 +50,8 @@ struct fs_status {
 };
 
 struct fs_client {
-	void *channel;			/* grpc_channel * */
+	void *channel;			/* grpc_channel *: unary calls */
+	void *listen_channel;		/* grpc_channel *: Listen streams */
 	void (*refused)(void *arg, const char *token);
 	void *token_arg;
 	char last_token[2048];		/* the last one sent, for refused */
@@ -94,8 +96,8 @@ int fs_commit_finish(struct fs_call *k, FsCommitResponse **resp,
 int fs_get_document(struct fs_client *c, const char *name,
     int64_t timeout_ms, FsDocument **doc, struct fs_status *st);
 
-/* A query to listen to: documents of collection under parent, optionally
- * only those whose field holds one of values. */
+/* A query to listen to or run: documents of collection under parent,
+ * optionally only those whose field holds one of values. */
 struct fs_query {
 	const char *parent;		/* relative to .../documents; NULL or
 					   "" for the root */
@@ -104,6 +106,10 @@ struct fs_query {
 	const char *field;		/* NULL: no filter */
 	const char *const *values;	/* where field in values */
 	size_t n_values;
+	/* RunQuery paging: at most limit documents (0: no limit), ordered
+	 * by name, after the document start_after (full name) if not NULL */
+	int32_t limit;
+	const char *start_after;
 };
 
 /*
@@ -114,6 +120,26 @@ struct fs_query {
 FsListenRequest *fs_listen_target(const struct fs_client *c, int32_t id,
     const struct fs_query *query, const uint8_t *resume_token,
     size_t resume_len);
+
+/* The request adding one document (full name) as Listen target id: the
+ * way an app watches its own session.  Freed like fs_listen_target's. */
+FsListenRequest *fs_listen_document(const struct fs_client *c, int32_t id,
+    const char *name);
+
+/*
+ * Run query once (RunQuery).  Each document found is handed to on_doc
+ * with the query's read time (server clock); on_doc takes it (frees it
+ * with doc_free).  Returns the gRPC status code (0 = OK) and fills st.
+ */
+int fs_run_query(struct fs_client *c, const struct fs_query *query,
+    int64_t timeout_ms, void (*on_doc)(FsDocument *doc,
+    const FsTimestamp *read_time, void *arg), void *arg,
+    struct fs_status *st);
+
+/* The RunQuery request for query; caller frees with
+ * google__firestore__v1__run_query_request__free_unpacked(r, NULL). */
+Google__Firestore__V1__RunQueryRequest *fs_query_request(
+    const struct fs_client *c, const struct fs_query *query);
 
 /* The bidirectional Listen stream. */
 struct fs_listen;

@@ -154,6 +154,69 @@ START_TEST(a_removed_session_is_forgotten)
 }
 END_TEST
 
+static bool
+nothing_in_view(void *arg, const char *name)
+{
+	(void)arg;
+	(void)name;
+	return false;
+}
+
+START_TEST(a_session_taken_by_another_is_withdrawn_before_its_claim)
+{
+	struct dispatch *d = dispatch_new();
+
+	look(d, "s1", "10.0", SESSION_CAPTURED, 0, 0, 0, NULL);
+	look(d, "s2", "10.0", SESSION_CAPTURED, 0, 0, 0, NULL);
+	/* s2's claim goes out; then both leave the view: s1 was queued
+	 * here and someone else took it, s2 left because of our claim */
+	ck_assert(dispatch_start_claim(d, "s2"));
+	ck_assert_uint_eq(dispatch_prune(d, nothing_in_view, NULL), 1);
+	ck_assert(!dispatch_start_claim(d, "s1"));
+	/* counted once, however often the view is looked at */
+	ck_assert_uint_eq(dispatch_prune(d, nothing_in_view, NULL), 0);
+	dispatch_done(d, "s1", false);
+	dispatch_done(d, "s2", false);
+	ck_assert_uint_eq(dispatch_prune(d, nothing_in_view, NULL), 0);
+	ck_assert_uint_eq(dispatch_count(d), 0);
+	dispatch_free(d);
+}
+END_TEST
+
+START_TEST(recovered_sessions_are_never_withdrawn)
+{
+	struct dispatch *d = dispatch_new();
+
+	ck_assert_int_eq(look(d, "s1", "10.0", SESSION_TRANSFORMING, 70000, 1,
+	    0, NULL), DISPATCH_RECLAIM);
+	ck_assert_uint_eq(dispatch_prune(d, nothing_in_view, NULL), 0);
+	ck_assert(dispatch_start_claim(d, "s1"));
+	dispatch_free(d);
+}
+END_TEST
+
+START_TEST(a_noted_session_that_leaves_was_taken)
+{
+	struct dispatch *d = dispatch_new();
+
+	/* s1 waits for its turn and leaves; s2 is ours and leaves */
+	dispatch_note(d, "s1");
+	look(d, "s2", "10.0", SESSION_CAPTURED, 0, 0, 0, NULL);
+	dispatch_note(d, "s2");		/* in flight: not noted */
+	ck_assert(dispatch_start_claim(d, "s2"));
+	dispatch_done(d, "s2", false);
+	ck_assert_uint_eq(dispatch_prune(d, nothing_in_view, NULL), 1);
+	/* a noted session that comes to its turn is ours like any other */
+	dispatch_note(d, "s3");
+	ck_assert_int_eq(look(d, "s3", "10.0", SESSION_CAPTURED, 0, 0, 0,
+	    NULL), DISPATCH_CLAIM);
+	ck_assert(dispatch_start_claim(d, "s3"));
+	dispatch_done(d, "s3", false);
+	ck_assert_uint_eq(dispatch_prune(d, nothing_in_view, NULL), 0);
+	dispatch_free(d);
+}
+END_TEST
+
 Suite *
 dispatch_suite(void)
 {
@@ -165,6 +228,10 @@ dispatch_suite(void)
 	tcase_add_test(tc, stale_transforming_is_reclaimed_after_the_lease);
 	tcase_add_test(tc, attempts_are_bounded);
 	tcase_add_test(tc, a_removed_session_is_forgotten);
+	tcase_add_test(tc,
+	    a_session_taken_by_another_is_withdrawn_before_its_claim);
+	tcase_add_test(tc, recovered_sessions_are_never_withdrawn);
+	tcase_add_test(tc, a_noted_session_that_leaves_was_taken);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -17,6 +17,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,12 +26,13 @@
 #include <grpc/grpc.h>
 
 #include "alloc.h"
+#include "delayproxy.h"
 #include "emulator.h"
 #include "httpd.h"
 #include "engine.h"
 #include "log.h"
+#include "strmap.h"
 #include "testimg.h"
-#include "watch.h"
 
 #ifndef FIRESTORE_EMULATOR_PATH
 #define FIRESTORE_EMULATOR_PATH "/usr/lib/google-cloud-sdk/platform/" \
@@ -39,8 +41,6 @@
 
 struct bench {
 	struct fs_client *c;
-	struct fs_listen *l;
-	struct watch w;
 	char root[64];
 	const char *project;
 	int doc_kb;			/* padding per session document */
@@ -49,6 +49,11 @@ struct bench {
 };
 
 static int doc_kb;			/* --doc-kb */
+static int delay_ms;			/* --delay-ms: added per round trip */
+static int n_daemons = 1;		/* --daemons */
+static const char *concurrency;		/* --concurrency, or NULL */
+
+#define MAX_DAEMONS	8
 
 static long
 rss_kb(pid_t pid, const char *field)
@@ -133,50 +138,87 @@ cmp64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Listen on ready sessions, as the app does for its own session. */
-static void
-open_ready_listen(struct bench *b)
+/*
+ * Listen to each of names' documents, one target each, as each guest's
+ * tablet watches its own session; returns once every target is current.
+ * (A query for every ready session would make the emulator send the
+ * whole, growing result again after each change, and measure that.)  One
+ * stream for a whole run: the emulator mishandles streams cancelled while
+ * others are open, and can stop delivering changes to other listeners.
+ */
+static struct fs_listen *
+watch_sessions(struct bench *b, char **names, int n)
 {
-	watch_init(&b->w);
-	watch_add_target(&b->w, 1);
-	b->l = admin_listen_state(b->c, "ready");
+	FsListenRequest **reqs = xcalloc((size_t)n, sizeof(*reqs));
+	int64_t end = test_now_ms() + 60000;
+	struct fs_listen *l;
+	size_t current = 0;
+
+	for (int i = 0; i < n; i++)
+		reqs[i] = fs_listen_document(b->c, i + 1, names[i]);
+	l = fs_listen_open(b->c, (const FsListenRequest *const *)reqs,
+	    (size_t)n);
+	for (int i = 0; i < n; i++)
+		google__firestore__v1__listen_request__free_unpacked(reqs[i],
+		    NULL);
+	free(reqs);
+	while (current < (size_t)n && test_now_ms() < end) {
+		FsListenResponse *resp;
+		int rc = fs_listen_next(l, 100, &resp);
+
+		if (rc < 0)
+			fatal("bench: the Listen stream ended");
+		if (rc == 0)
+			continue;
+		if (resp->response_type_case == FSLR(TARGET_CHANGE) &&
+		    resp->target_change->target_change_type == FSTC(CURRENT))
+			current += resp->target_change->n_target_ids;
+		google__firestore__v1__listen_response__free_unpacked(resp,
+		    NULL);
+	}
+	if (current < (size_t)n)
+		fatal("bench: the session targets never became current");
+	return l;
 }
 
-/* Pump the Listen stream until every name in names is ready; records
- * the arrival time of each into done_ms. */
+/* Pump the stream until every name in names is ready; records the
+ * arrival time of each into done_ms. */
 static int
-wait_ready(struct bench *b, char **names, int n, int64_t *done_ms,
+wait_ready(struct fs_listen *l, char **names, int n, int64_t *done_ms,
     int64_t timeout_ms)
 {
 	int64_t end = test_now_ms() + timeout_ms;
+	struct strmap *idx = strmap_new();
 	int left = n;
 
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		done_ms[i] = 0;
+		strmap_put(idx, names[i], (void *)(intptr_t)(i + 1));
+	}
 	while (left > 0 && test_now_ms() < end) {
 		FsListenResponse *resp;
-		char err[256];
-		int rc = fs_listen_next(b->l, 100, &resp);
+		const FsDocument *doc;
+		const char *state;
+		intptr_t i;
+		int rc = fs_listen_next(l, 100, &resp);
 
 		if (rc < 0)
-			return -1;
+			break;
 		if (rc == 0)
 			continue;
-		if (watch_feed(&b->w, resp, err, sizeof(err)) ==
-		    WATCH_SNAPSHOT) {
-			const struct strmap *k = watch_known(&b->w, 1);
-			int64_t now = test_now_ms();
-
-			for (int i = 0; i < n; i++)
-				if (done_ms[i] == 0 &&
-				    strmap_get(k, names[i]) != NULL) {
-					done_ms[i] = now;
-					left--;
-				}
+		if (resp->response_type_case == FSLR(DOCUMENT_CHANGE) &&
+		    (doc = resp->document_change->document) != NULL &&
+		    (i = (intptr_t)strmap_get(idx, doc->name)) > 0 &&
+		    done_ms[i - 1] == 0 &&
+		    (state = doc_string(doc, "state")) != NULL &&
+		    strcmp(state, "ready") == 0) {
+			done_ms[i - 1] = test_now_ms();
+			left--;
 		}
 		google__firestore__v1__listen_response__free_unpacked(resp,
 		    NULL);
 	}
+	strmap_free(idx, NULL);
 	return left == 0 ? 0 : -ETIMEDOUT;
 }
 
@@ -224,6 +266,38 @@ put_input(struct bench *b, const char *ev, const char *ss,
 	testimg_write(path, jpg, len);
 }
 
+/* A session's document name. */
+static char *
+session_name(const struct bench *b, const char *ev, const char *ss)
+{
+	return xasprintf("%s/events/%s/sessions/%s", b->c->docs_path, ev, ss);
+}
+
+/* Commit one session's capture and wait on l for it to be ready; its
+ * latency in *lat_ms.  Fatal if it never is. */
+static void
+one_session(struct bench *b, struct fs_listen *l, const char *ev,
+    const char *ss, const uint8_t *jpg, size_t jlen, int64_t *lat_ms,
+    int64_t *done_ms, const char *log)
+{
+	struct fs_status st;
+	FsWrite *wr;
+	char *name;
+	int64_t t0;
+
+	put_input(b, ev, ss, jpg, jlen);
+	wr = capture_write(b, ev, ss);
+	name = xstrdup(wr->update->name);
+	t0 = test_now_ms();
+	if (fs_commit(b->c, &wr, 1, 15000, NULL, &st) != 0)
+		fatal("commit: %s", st.message);
+	google__firestore__v1__write__free_unpacked(wr, NULL);
+	if (wait_ready(l, &name, 1, done_ms, 30000) < 0)
+		fatal("session %s/%s never became ready; see %s", ev, ss, log);
+	*lat_ms = *done_ms - t0;
+	free(name);
+}
+
 struct subject {
 	const char *label;
 	const char *project;		/* its own, so runs never mix */
@@ -231,7 +305,145 @@ struct subject {
 	const char *script;		/* node reference script, or NULL */
 	const char *workers;
 	bool gcs;			/* Cloud Storage through nginx */
+	bool new_flags;			/* takes --firestore-concurrency */
 };
+
+/* What the daemons' logs say about claims and transform runs. */
+struct tally {
+	unsigned long claims, lost, taken;
+	bool have_claims;		/* the daemons report them */
+	int runs, sessions_run, run_twice;
+};
+
+/* Add up the daemons' shutdown lines and the passthrough plugin's
+ * "transform-run" lines (one per run of the model). */
+static void
+tally_logs(char logs[][128], int n, struct tally *t)
+{
+	struct strmap *runs = strmap_new();
+
+	memset(t, 0, sizeof(*t));
+	for (int i = 0; i < n; i++) {
+		FILE *f = fopen(logs[i], "r");
+		char line[1024];
+
+		while (f && fgets(line, sizeof(line), f)) {
+			unsigned long c, l, k;
+			char *p, id[64], ev[64], key[160];
+
+			if ((p = strstr(line, " claims=")) && sscanf(p,
+			    " claims=%lu claims_lost=%lu taken_by_others=%lu",
+			    &c, &l, &k) == 3) {
+				t->claims += c;
+				t->lost += l;
+				t->taken += k;
+				t->have_claims = true;
+			}
+			if ((p = strstr(line, "transform-run session=")) &&
+			    sscanf(p, "transform-run session=%63s event=%63s",
+			    id, ev) == 2) {
+				snprintf(key, sizeof(key), "%s/%s", ev, id);
+				strmap_put(runs, key, (void *)((intptr_t)
+				    strmap_get(runs, key) + 1));
+				t->runs++;
+			}
+		}
+		if (f)
+			fclose(f);
+	}
+	{
+		size_t pos = 0;
+		const char *k;
+		void *v;
+
+		while (strmap_next(runs, &pos, &k, &v)) {
+			t->sessions_run++;
+			if ((intptr_t)v > 1)
+				t->run_twice++;
+		}
+	}
+	strmap_free(runs, NULL);
+}
+
+/* Start the subject's daemons (n_daemons of firesyncd, one reference)
+ * against target (the emulator, or the delaying proxy). */
+static int
+spawn_all(const struct subject *sub, struct bench *b, const char *target,
+    const char *plugins, struct nginx *nx, struct tokend *td, pid_t *d,
+    char logs[][128])
+{
+	const char *level = getenv("BENCH_LOG_LEVEL");
+	int n = sub->script ? 1 : n_daemons;
+
+	if (level == NULL)
+		level = plugins ? "info" : "warning";
+	for (int i = 0; i < n; i++) {
+		const char *args[32];
+		int k = 0;
+
+		snprintf(logs[i], sizeof(logs[i]), "%s/daemon%d.log", b->root,
+		    i);
+		if (sub->script != NULL) {
+			args[k++] = "node";
+			args[k++] = sub->script;
+		}
+		args[k++] = "--emulator";
+		args[k++] = target;
+		args[k++] = "--project";
+		args[k++] = b->project;
+		if (sub->script != NULL) {
+			args[k++] = "--storage-root";
+			args[k++] = b->root;
+			args[k] = NULL;
+			d[i] = daemon_spawn(sub->exe, args, logs[i]);
+			continue;
+		}
+		if (sub->gcs) {
+			args[k++] = "--storage-backend";
+			args[k++] = "gcs";
+			args[k++] = "--bucket";
+			args[k++] = "b";
+			args[k++] = "--storage-endpoint";
+			args[k++] = nx->endpoint;
+			args[k++] = "--storage-ca-file";
+			args[k++] = nx->ca;
+			args[k++] = "--credentials";
+			args[k++] = test_key_file(nx->dir, td->url);
+		} else {
+			args[k++] = "--storage-root";
+			args[k++] = b->root;
+		}
+		if (plugins != NULL) {
+			args[k++] = "--plugin-dir";
+			args[k++] = plugins;
+		}
+		if (concurrency != NULL && sub->new_flags) {
+			args[k++] = "--firestore-concurrency";
+			args[k++] = concurrency;
+		}
+		args[k++] = "--workers";
+		args[k++] = sub->workers;
+		args[k++] = "--log-level";
+		args[k++] = level;
+		args[k] = NULL;
+		d[i] = daemon_spawn(sub->exe, args, logs[i]);
+	}
+	return n;
+}
+
+/* With several daemons, sessions go through the passthrough test model,
+ * which logs each run: a directory holding only it. */
+static char *
+passthrough_dir(const struct bench *b)
+{
+	char *dir = xasprintf("%s/plugins", b->root), cmd[600];
+
+	snprintf(cmd, sizeof(cmd), "mkdir -m 755 %s && cp %s/passthrough.so "
+	    "%s/ && chmod 755 %s/passthrough.so", dir, TEST_PLUGINS, dir, dir);
+	if (system(cmd) != 0)
+		fatal("bench: %s", cmd);
+	return dir;
+}
 
 /* Warm-up, serial and burst runs against one daemon; prints a report. */
 static void
@@ -243,12 +455,16 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 	uint8_t *jpg;
 	size_t jlen;
 	int64_t *t0, *t1, *lat;
-	char **names, logpath[128], bucket[128];
+	char **names, logs[MAX_DAEMONS][128], bucket[128], target[64];
+	char *plugins = NULL;
 	struct nginx nx = { 0 };
 	struct tokend td = { 0 };
+	struct delay_proxy *px = NULL;
+	struct fs_listen *l;
+	struct tally tl;
 	long idle_kb, cpu0, workers_kb;
-	int n_workers;
-	pid_t d;
+	int n_workers, nd;
+	pid_t d[MAX_DAEMONS];
 
 	b.project = sub->project;
 	b.doc_kb = doc_kb;
@@ -256,48 +472,62 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 	snprintf(b.root, sizeof(b.root), "/tmp/fsbench-XXXXXX");
 	if (mkdtemp(b.root) == NULL)
 		fatal("mkdtemp: %s", strerror(errno));
-	snprintf(logpath, sizeof(logpath), "%s/daemon.log", b.root);
 	b.c = admin_client(em->host, b.project);
+	if (n_daemons > 1 && sub->script == NULL)
+		plugins = passthrough_dir(&b);
 	{
 		FsValue *f = value_map(), *cfg = value_map();
 
-		value_map_put(cfg, "enabled", value_bool(false));
+		value_map_put(cfg, "enabled", value_bool(plugins != NULL));
+		if (plugins != NULL)
+			value_map_put(cfg, "model",
+			    value_string("test-passthrough"));
 		value_map_put(f, "aiPhotoConfig", cfg);
 		if (admin_set(b.c, "experiences/exp_bench", f) != 0)
 			fatal("cannot write the experience");
 	}
-	if (sub->script != NULL) {
-		const char *args[] = { "node", sub->script, "--emulator",
-		    em->host, "--project", b.project, "--storage-root", b.root,
-		    NULL };
+	snprintf(target, sizeof(target), "%s", em->host);
+	if (delay_ms > 0) {
+		int port = delay_proxy_start(&px, em->port, delay_ms);
 
-		d = daemon_spawn(sub->exe, args, logpath);
-	} else if (sub->gcs) {
+		if (port < 0)
+			fatal("bench: cannot start the delaying proxy");
+		snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+	}
+	if (sub->gcs) {
 		static const char *const tokens[] = { "bench-token" };
-		const char *level = getenv("BENCH_LOG_LEVEL");
-		const char *args[] = { "--emulator", em->host, "--project",
-		    b.project, "--storage-backend", "gcs", "--bucket", "b",
-		    "--storage-endpoint", nx.endpoint, "--storage-ca-file",
-		    nx.ca, "--credentials", NULL, "--workers", sub->workers,
-		    "--log-level", level ? level : "warning", NULL };
 
 		if (nginx_start(&nx, "bench-token") != 0)
 			fatal("bench: cannot start nginx");
 		tokend_start(&td, tokens, 1);
-		args[13] = test_key_file(nx.dir, td.url);
 		snprintf(bucket, sizeof(bucket), "%s/www/b", nx.dir);
 		b.objects = bucket;
-		d = daemon_spawn(sub->exe, args, logpath);
-	} else {
-		const char *level = getenv("BENCH_LOG_LEVEL");
-		const char *args[] = { "--emulator", em->host, "--project",
-		    b.project, "--storage-root", b.root, "--workers",
-		    sub->workers, "--log-level", level ? level : "warning",
-		    NULL };
-
-		d = daemon_spawn(sub->exe, args, logpath);
 	}
-	open_ready_listen(&b);
+	nd = spawn_all(sub, &b, target, plugins, &nx, &td, d, logs);
+	{
+		/* every session of the run: warm-up, serial, burst */
+		char **all = xcalloc((size_t)(5 + 2 * n), sizeof(*all));
+		int k = 0;
+
+		for (int i = 0; i < 5; i++) {
+			char ss[32];
+
+			snprintf(ss, sizeof(ss), "s%d", i);
+			all[k++] = session_name(&b, "warm", ss);
+		}
+		for (int i = 0; i < n; i++) {
+			char ev[16], ss[32];
+
+			snprintf(ss, sizeof(ss), "s%d", i);
+			all[k++] = session_name(&b, "serial", ss);
+			snprintf(ev, sizeof(ev), "burst%d", i % 3);
+			all[k++] = session_name(&b, ev, ss);
+		}
+		l = watch_sessions(&b, all, k);
+		for (int i = 0; i < k; i++)
+			free(all[i]);
+		free(all);
+	}
 	testimg_jpeg((uint32_t)w, (uint32_t)h, 1, &jpg, &jlen);
 	t0 = xcalloc((size_t)n, sizeof(*t0));
 	t1 = xcalloc((size_t)n, sizeof(*t1));
@@ -307,44 +537,29 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 	/* warm-up: a few sessions, then idle for two seconds */
 	for (int i = 0; i < 5; i++) {
 		char ss[32];
-		FsWrite *wr;
 
 		snprintf(ss, sizeof(ss), "s%d", i);
-		put_input(&b, "warm", ss, jpg, jlen);
-		wr = capture_write(&b, "warm", ss);
-		names[0] = xstrdup(wr->update->name);
-		if (fs_commit(b.c, &wr, 1, 15000, NULL, &st) != 0)
-			fatal("commit: %s", st.message);
-		google__firestore__v1__write__free_unpacked(wr, NULL);
-		if (wait_ready(&b, names, 1, t1, 30000) < 0)
-			fatal("warm-up session never became ready; see %s",
-			    logpath);
-		free(names[0]);
+		one_session(&b, l, "warm", ss, jpg, jlen, &lat[0], &t1[0],
+		    logs[0]);
 	}
 	sleep(2);
-	idle_kb = rss_kb(d, "VmRSS:");
-	workers_kb = children_rss_kb(d, &n_workers);
-	cpu0 = cpu_ms(d);
-	printf("== %s\n", sub->label);
+	idle_kb = rss_kb(d[0], "VmRSS:");
+	workers_kb = children_rss_kb(d[0], &n_workers);
+	cpu0 = cpu_ms(d[0]);
+	if (nd > 1 || delay_ms > 0)
+		printf("== %s (%d daemon(s), %d ms per round trip)\n",
+		    sub->label, nd, delay_ms);
+	else
+		printf("== %s\n", sub->label);
 
 	/* one at a time */
 	for (int i = 0; i < n; i++) {
 		char ss[32];
-		FsWrite *wr;
 
 		snprintf(ss, sizeof(ss), "s%d", i);
-		put_input(&b, "serial", ss, jpg, jlen);
-		wr = capture_write(&b, "serial", ss);
-		names[0] = xstrdup(wr->update->name);
-		t0[i] = test_now_ms();
-		if (fs_commit(b.c, &wr, 1, 15000, NULL, &st) != 0)
-			fatal("commit: %s", st.message);
-		google__firestore__v1__write__free_unpacked(wr, NULL);
-		if (wait_ready(&b, names, 1, &t1[i], 30000) < 0)
-			fatal("session %s never became ready; see %s", ss,
-			    logpath);
-		lat[i] = t1[i] - t0[i];
-		free(names[0]);
+		one_session(&b, l, "serial", ss, jpg, jlen, &lat[i], &t1[i],
+		    logs[0]);
+		t0[i] = t1[i] - lat[i];
 	}
 	report("serial", lat, n, t1[n - 1] - t0[0]);
 
@@ -379,8 +594,8 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 			google__firestore__v1__write__free_unpacked(ws[i],
 			    NULL);
 		free(ws);
-		if (wait_ready(&b, names, n, t1, 300000) < 0)
-			fatal("burst did not finish; see %s", logpath);
+		if (wait_ready(l, names, n, t1, 300000) < 0)
+			fatal("burst did not finish; see %s", logs[0]);
 		for (int i = 0; i < n; i++) {
 			lat[i] = t1[i] - start;
 			if (t1[i] > last)
@@ -390,21 +605,33 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 		report("burst", lat, n, last - start);
 	}
 	printf("RSS      idle %ld kB, peak %ld kB; CPU %ld ms for %d sessions\n",
-	    idle_kb, rss_kb(d, "VmHWM:"), cpu_ms(d) - cpu0, 2 * n);
+	    idle_kb, rss_kb(d[0], "VmHWM:"), cpu_ms(d[0]) - cpu0, 2 * n);
 	if (n_workers > 0)
 		printf("workers  %d process(es), %ld kB RSS in all when idle\n",
 		    n_workers, workers_kb);
 
-	fs_listen_close(b.l, NULL);
-	watch_clear(&b.w);
-	if (daemon_stop(d, 10000) != 0)
-		fprintf(stderr, "%s did not exit cleanly; see %s\n",
-		    sub->label, logpath);
+	fs_listen_close(l, NULL);
+	for (int i = 0; i < nd; i++)
+		if (daemon_stop(d[i], 10000) != 0)
+			fprintf(stderr, "%s did not exit cleanly; see %s\n",
+			    sub->label, logs[i]);
+	tally_logs(logs, nd, &tl);
+	if (tl.have_claims)
+		printf("claims   %lu sent for %d sessions (%.2f per session), "
+		    "%lu lost, %lu seen taken by another daemon first\n",
+		    tl.claims, 2 * n + 5, (double)tl.claims / (2 * n + 5),
+		    tl.lost, tl.taken);
+	if (plugins != NULL)
+		printf("runs     %d transform runs for %d sessions; %d "
+		    "session(s) run more than once\n", tl.runs,
+		    tl.sessions_run, tl.run_twice);
+	delay_proxy_stop(px);
 	if (sub->gcs) {
 		tokend_stop(&td);
 		nginx_stop(&nx);
 	}
 	fs_client_free(b.c);
+	free(plugins);
 	free(jpg);
 	free(t0);
 	free(t1);
@@ -425,12 +652,18 @@ main(int argc, char **argv)
 		{ "warmup", required_argument, NULL, 'W' },
 		{ "doc-kb", required_argument, NULL, 'k' },
 		{ "gcs", no_argument, NULL, 'g' },
+		{ "delay-ms", required_argument, NULL, 'D' },
+		{ "daemons", required_argument, NULL, 'N' },
+		{ "concurrency", required_argument, NULL, 'c' },
+		{ "baseline", required_argument, NULL, 'b' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct subject fsd = { "firesyncd", "firesyncd", "daemon/firesyncd",
-	    NULL, "4", false };
+	    NULL, "4", false, true };
 	struct subject node = { "node-reference", "node-reference",
-	    "/usr/bin/env", NULL, NULL, false };
+	    "/usr/bin/env", NULL, NULL, false, false };
+	struct subject base = { "baseline", "baseline", NULL, NULL, "4",
+	    false, false };
 	const char *empath = FIRESTORE_EMULATOR_PATH;
 	int n = 100, w = 640, h = 480, warmup = 300, c;
 	bool gcs = false;
@@ -450,15 +683,25 @@ main(int argc, char **argv)
 		case 'W': warmup = atoi(optarg); break;
 		case 'k': doc_kb = atoi(optarg); break;
 		case 'g': gcs = true; break;
+		case 'D': delay_ms = atoi(optarg); break;
+		case 'N': n_daemons = atoi(optarg); break;
+		case 'c': concurrency = optarg; break;
+		case 'b': base.exe = optarg; break;
 		default:
 			fprintf(stderr, "usage: firesync-bench [--sessions N] "
 			    "[--daemon PATH] [--size WxH] [--workers N] "
 			    "[--emulator-path PATH] [--warmup N] [--doc-kb N] "
-			    "[--gcs] "
+			    "[--gcs] [--delay-ms MS] [--daemons N] "
+			    "[--concurrency N] [--baseline PATH] "
 			    "[--node-reference tools/node-reference/daemon.mjs]\n");
 			return 2;
 		}
 	}
+	if (n_daemons < 1 || n_daemons > MAX_DAEMONS || delay_ms < 0 ||
+	    delay_ms > 10000)
+		fatal("--daemons must be 1..%d and --delay-ms 0..10000",
+		    MAX_DAEMONS);
+	base.workers = fsd.workers;
 	if (n < 1 || n > 500 || warmup < 1 || warmup > 500)
 		fatal("--sessions and --warmup must be 1..500");
 	log_init();
@@ -473,11 +716,18 @@ main(int argc, char **argv)
 	 * before and after it so neither side gets only the warmer emulator. */
 	{
 		struct subject warm = fsd;
+		int nd = n_daemons, dl = delay_ms;
 
 		warm.label = "emulator warm-up (not a measurement)";
 		warm.project = "warmup";
+		n_daemons = 1;
+		delay_ms = 0;
 		run_subject(&em, &warm, warmup, w, h);
+		n_daemons = nd;
+		delay_ms = dl;
 	}
+	if (base.exe != NULL)	/* another build, side by side */
+		run_subject(&em, &base, n, w, h);
 	run_subject(&em, &fsd, n, w, h);
 	if (gcs) {
 		/* the same, with Cloud Storage through nginx, then local
@@ -491,6 +741,11 @@ main(int argc, char **argv)
 		fsd.label = "firesyncd (again)";
 		fsd.project = "firesyncd-again";
 		run_subject(&em, &fsd, n, w, h);
+	}
+	if (base.exe != NULL) {
+		base.label = "baseline (again)";
+		base.project = "baseline-again";
+		run_subject(&em, &base, n, w, h);
 	}
 	if (node.script != NULL) {
 		run_subject(&em, &node, n, w, h);

@@ -109,6 +109,9 @@ tp_transform(void *state, const struct firesync_request *req,
 		usleep(10000);
 	return FIRESYNC_CANCELLED;
 #elif defined(TP_PASSTHROUGH)
+	/* one line per run: the bench counts runs per session from it */
+	host->log(FIRESYNC_LOG_INFO, "transform-run session=%s event=%s",
+	    req->session_id, req->event_id);
 	if (strcmp(req->model, "test-original") == 0) {
 		/* hand back the original encoded bytes */
 		res->data = host->alloc(req->original_len);
