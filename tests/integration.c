@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -659,6 +660,83 @@ plugin_dir(struct ctx *t)
 	ck_assert_int_eq(system(cmd), 0);
 	return dir;
 }
+
+/*
+ * Three daemons share a burst; one is killed with SIGKILL while it holds
+ * claims.  The other two finish everything: the killed daemon's sessions
+ * are found by the recovery query once their lease is over and run again,
+ * and no session is finished twice or run more often than its attempts.
+ */
+START_TEST(a_daemon_killed_while_others_run_loses_nothing)
+{
+	enum { N = 30 };
+	const char *extra[] = { "--plugin-dir", NULL, "--transform-timeout",
+	    "3", "--recovery-margin", "1", "--recovery-interval", "1",
+	    "--workers", "2", NULL };
+	char logs[3][200], ev[16], ss[32], needle[128], *dir;
+	int recovered = 0;
+	struct ctx t;
+	pid_t d[3];
+
+	ctx_init(&t, "killone", em.host);
+	dir = plugin_dir(&t);
+	extra[1] = dir;
+	put_experience_full(&t, "exp_slow", true, "test-passthrough",
+	    "sleep 300", NULL);
+	for (int i = 0; i < 3; i++) {
+		snprintf(logs[i], sizeof(logs[i]), "%s/daemon%d.log", t.root,
+		    i);
+		d[i] = start_daemon(&t, logs[i], extra);
+	}
+	usleep(1500000);	/* all listening */
+	for (int i = 0; i < N; i++) {
+		snprintf(ev, sizeof(ev), "ev%d", i % 3);
+		snprintf(ss, sizeof(ss), "s%02d", i);
+		capture_photo(&t, ev, ss, "exp_slow", 1, 16, 16);
+	}
+	/* kill the second daemon as soon as it holds a claim */
+	ck_assert(log_count_reaches(logs[1], "state=transforming", 1, 30000));
+	kill(d[1], SIGKILL);
+	waitpid(d[1], NULL, 0);
+	for (int i = 0; i < N; i++) {
+		FsDocument *doc;
+		int64_t attempts;
+		int runs = 0, finished = 0;
+
+		snprintf(ev, sizeof(ev), "ev%d", i % 3);
+		snprintf(ss, sizeof(ss), "s%02d", i);
+		doc = wait_final(&t, ev, ss, 90000);
+		ck_assert_str_eq(state_of(doc), "ready");
+		attempts = doc_get(doc, "transformAttempts")->integer_value;
+		doc_free(doc);
+		for (int k = 0; k < 3; k++) {
+			snprintf(needle, sizeof(needle),
+			    "transform-run session=%s event=%s", ss, ev);
+			runs += log_count(logs[k], needle);
+			snprintf(needle, sizeof(needle),
+			    "session=%s event=%s model=test-passthrough "
+			    "plugin=test-passthrough state=ready", ss, ev);
+			finished += log_count(logs[k], needle);
+		}
+		/* (the killed daemon may die between its finish landing
+		 * and its log line: then no line says so) */
+		ck_assert_msg(finished <= 1, "%s/%s finished %d times", ev, ss,
+		    finished);
+		ck_assert_msg(runs >= 1 && runs <= attempts, "%s/%s ran %d "
+		    "times in %" PRId64 " attempt(s)", ev, ss, runs, attempts);
+		recovered += attempts > 1;
+	}
+	/* the killed daemon held at least one claim it never finished */
+	ck_assert_int_ge(recovered, 1);
+	ck_assert_int_ge(log_count(logs[0], "its daemon was interrupted") +
+	    log_count(logs[2], "its daemon was interrupted"), recovered);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(d[0], 10000), 0);
+	ck_assert_int_eq(daemon_stop(d[2], 10000), 0);
+	free(dir);
+	ctx_done(&t);
+}
+END_TEST
 
 START_TEST(sigkill_mid_transform_is_recovered)
 {
@@ -1818,6 +1896,7 @@ integration_suite(void)
 	tcase_add_test(tc, retry_after_error_is_processed_again);
 	tcase_add_test(tc, backlog_captured_before_start_is_processed);
 	tcase_add_test(tc, two_daemons_share_a_burst_without_double_claims);
+	tcase_add_test(tc, a_daemon_killed_while_others_run_loses_nothing);
 	tcase_add_test(tc, emulator_restart_loses_nothing);
 	tcase_add_test(tc, sigkill_mid_transform_is_recovered);
 	tcase_add_test(tc, interrupted_too_often_ends_in_error);

@@ -109,9 +109,12 @@ tp_transform(void *state, const struct firesync_request *req,
 		usleep(10000);
 	return FIRESYNC_CANCELLED;
 #elif defined(TP_PASSTHROUGH)
-	/* one line per run: the bench counts runs per session from it */
+	/* one line per run: the bench and the tests count runs per session
+	 * from it; a prompt "sleep MS" makes the run take that long */
 	host->log(FIRESYNC_LOG_INFO, "transform-run session=%s event=%s",
 	    req->session_id, req->event_id);
+	if (req->prompt && strncmp(req->prompt, "sleep ", 6) == 0)
+		usleep((useconds_t)atoi(req->prompt + 6) * 1000);
 	if (strcmp(req->model, "test-original") == 0) {
 		/* hand back the original encoded bytes */
 		res->data = host->alloc(req->original_len);
