@@ -54,8 +54,8 @@ struct delay_proxy {
 	int n_fds;
 };
 
-static int
-connect_up(int port)
+int
+tcp_connect_loopback(int port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET,
 	    .sin_port = htons((uint16_t)port),
@@ -172,7 +172,7 @@ accept_main(void *arg)
 		down = accept4(px->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (down < 0)
 			continue;
-		up = connect_up(px->upstream_port);
+		up = tcp_connect_loopback(px->upstream_port);
 		pthread_mutex_lock(&px->lock);
 		if (up < 0 || px->n_fds + 2 > 2 * MAX_CONNS) {
 			pthread_mutex_unlock(&px->lock);

@@ -17,4 +17,7 @@ int delay_proxy_start(struct delay_proxy **px, int upstream_port,
 /* Close every connection and free the proxy; NULL is a no-op. */
 void delay_proxy_stop(struct delay_proxy *px);
 
+/* A TCP connection to 127.0.0.1:port (close-on-exec), or -1. */
+int tcp_connect_loopback(int port);
+
 #endif

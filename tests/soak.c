@@ -38,6 +38,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "delayproxy.h"
 #include "emulator.h"
 #include "log.h"
 #include "strmap.h"
@@ -64,21 +65,6 @@ static struct {
 	atomic_int delay_ms;		/* added before each forward */
 	atomic_bool stop;
 } px = { .lock = PTHREAD_MUTEX_INITIALIZER };
-
-static int
-connect_up(int port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-	    .sin_port = htons((uint16_t)port),
-	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		close(fd);
-		fd = -1;
-	}
-	return fd;
-}
 
 static void
 conn_close(struct conn *c)
@@ -143,7 +129,7 @@ proxy_main(void *arg)
 			    SOCK_CLOEXEC), up = -1;
 
 			if (down >= 0)
-				up = connect_up(px.upstream_port);
+				up = tcp_connect_loopback(px.upstream_port);
 			pthread_mutex_lock(&px.lock);
 			for (int i = 0; down >= 0 && i < MAX_CONNS; i++)
 				if (px.c[i].down < 0 && up >= 0) {
