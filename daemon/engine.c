@@ -78,7 +78,7 @@ _Static_assert(OPTIONS_MAX_EVENTS + 1 <= WATCH_MAX_TARGETS,
 #define SPREAD_MAX_MS	2000
 /* The recovery query: documents per page, and one page's deadline. */
 #define RECOVERY_PAGE	100
-#define RECOVERY_RPC_MS	30000
+#define RECOVERY_RPC_MS	10000
 /* After a drain timeout, how long runners get to notice they may not
  * write (their workers are killed; a Firestore call may still be out). */
 #define ABANDON_GRACE_MS 5000
@@ -116,7 +116,6 @@ struct engine {
 	pthread_t *runners;
 	int n_runners;
 	pthread_t recovery;
-	bool recovery_started;
 	atomic_llong peer_ms;		/* monotonic: another daemon last
 					   seen taking a session; 0 never */
 
@@ -392,6 +391,12 @@ enqueue_task(struct engine *e, struct task *t)
 	struct task **pp;
 
 	pthread_mutex_lock(&e->lock);
+	if (e->stopping) {	/* the recovery thread, during a drain */
+		pthread_mutex_unlock(&e->lock);
+		dispatch_done(e->dispatch, t->s.name, false);
+		task_free(t);
+		return;
+	}
 	for (pp = &e->head; *pp && (*pp)->order <= t->order; pp = &(*pp)->next)
 		;
 	t->next = *pp;
@@ -1084,7 +1089,6 @@ engine_run(struct engine *e)
 	}
 	if (pthread_create(&e->recovery, NULL, recovery_main, e) != 0)
 		fatal("cannot start the recovery thread: out of resources");
-	e->recovery_started = true;
 	log_notice("firesyncd %s: project=%s database=%s%s%s workers=%d "
 	    "concurrency=%d storage=%s", PACKAGE_VERSION, e->fs->project,
 	    e->fs->database, e->fs->emulator ? " emulator=" : "",
@@ -1109,9 +1113,10 @@ engine_run(struct engine *e)
 	    atomic_load(&e->running));
 	notify_send("STOPPING=1");
 	update_status(e, "stopping");
-	pthread_join(e->recovery, NULL);
-	e->recovery_started = false;
 	drain(e);
+	/* after the drain: a recovery query in flight ends by its deadline
+	 * at worst, and what it finds is dropped */
+	pthread_join(e->recovery, NULL);
 	log_notice("shutdown: done; processed=%lu ready=%lu error=%lu "
 	    "claims=%lu claims_lost=%lu taken_by_others=%lu recovered=%lu",
 	    atomic_load(&e->processed), atomic_load(&e->ready),

@@ -51,6 +51,8 @@ struct bench {
 static int doc_kb;			/* --doc-kb */
 static int delay_ms;			/* --delay-ms: added per round trip */
 static int n_daemons = 1;		/* --daemons */
+static bool count_runs;			/* --daemons given: run the
+					   passthrough model, count runs */
 static const char *concurrency;		/* --concurrency, or NULL */
 
 #define MAX_DAEMONS	8
@@ -473,7 +475,7 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 	if (mkdtemp(b.root) == NULL)
 		fatal("mkdtemp: %s", strerror(errno));
 	b.c = admin_client(em->host, b.project);
-	if (n_daemons > 1 && sub->script == NULL)
+	if (count_runs && sub->script == NULL)
 		plugins = passthrough_dir(&b);
 	{
 		FsValue *f = value_map(), *cfg = value_map();
@@ -546,7 +548,7 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 	idle_kb = rss_kb(d[0], "VmRSS:");
 	workers_kb = children_rss_kb(d[0], &n_workers);
 	cpu0 = cpu_ms(d[0]);
-	if (nd > 1 || delay_ms > 0)
+	if (count_runs || delay_ms > 0)
 		printf("== %s (%d daemon(s), %d ms per round trip)\n",
 		    sub->label, nd, delay_ms);
 	else
@@ -684,7 +686,10 @@ main(int argc, char **argv)
 		case 'k': doc_kb = atoi(optarg); break;
 		case 'g': gcs = true; break;
 		case 'D': delay_ms = atoi(optarg); break;
-		case 'N': n_daemons = atoi(optarg); break;
+		case 'N':
+			n_daemons = atoi(optarg);
+			count_runs = true;
+			break;
 		case 'c': concurrency = optarg; break;
 		case 'b': base.exe = optarg; break;
 		default:
@@ -717,14 +722,17 @@ main(int argc, char **argv)
 	{
 		struct subject warm = fsd;
 		int nd = n_daemons, dl = delay_ms;
+		bool cr = count_runs;
 
 		warm.label = "emulator warm-up (not a measurement)";
 		warm.project = "warmup";
 		n_daemons = 1;
+		count_runs = false;
 		delay_ms = 0;
 		run_subject(&em, &warm, warmup, w, h);
 		n_daemons = nd;
 		delay_ms = dl;
+		count_runs = cr;
 	}
 	if (base.exe != NULL)	/* another build, side by side */
 		run_subject(&em, &base, n, w, h);
