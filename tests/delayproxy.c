@@ -77,7 +77,8 @@ flush_due(struct pipe_dir *d, struct chunk **head, struct chunk **tail)
 
 	while (*head && (*head)->due <= now) {
 		struct chunk *c = *head;
-		ssize_t w = write(d->to, c->data + c->off, c->len - c->off);
+		ssize_t w = send(d->to, c->data + c->off, c->len - c->off,
+		    MSG_NOSIGNAL);
 
 		if (w <= 0)
 			return false;
