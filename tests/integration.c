@@ -1404,6 +1404,48 @@ START_TEST(interrupted_too_often_ends_in_error)
 }
 END_TEST
 
+/*
+ * More interrupted sessions than one page of the recovery query: every
+ * one is found (the query pages by name) and ends in error, once.
+ */
+START_TEST(recovery_pages_through_many_interrupted_sessions)
+{
+	enum { N = 230 };	/* three pages of 100 */
+	static const char *const fast[] = { "--transform-timeout", "1",
+	    "--recovery-margin", "0", "--max-attempts", "2",
+	    "--recovery-interval", "1", NULL };
+	char ev[16], ss[32], path[64];
+	struct ctx t;
+	pid_t d;
+
+	ctx_init(&t, "pages", em.host);
+	put_experience(&t, "exp_plain", false, "none");
+	/* as daemons that each claimed a session twice and died */
+	for (int i = 0; i < N; i++) {
+		FsValue *f;
+
+		snprintf(ev, sizeof(ev), "ev%d", i % 4);
+		snprintf(ss, sizeof(ss), "s%03d", i);
+		snprintf(path, sizeof(path), "events/%s/sessions/%s", ev, ss);
+		f = session_fields(ev, ss, "exp_plain", "captures/x/y/input.jpg",
+		    now_wall_ms());
+		value_map_put(f, "state", value_string("transforming"));
+		value_map_put(f, "transformAttempts", value_int(2));
+		ck_assert_int_eq(admin_set(t.c, path, f), 0);
+	}
+	d = start_daemon(&t, NULL, fast);
+	for (int i = 0; i < N; i++) {
+		snprintf(ev, sizeof(ev), "ev%d", i % 4);
+		snprintf(ss, sizeof(ss), "s%03d", i);
+		assert_error(&t, ev, ss, "transform interrupted");
+	}
+	ck_assert_int_eq(log_count(t.log, "its daemon was interrupted"), N);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	ctx_done(&t);
+}
+END_TEST
+
 START_TEST(experience_changes_apply_to_the_next_session)
 {
 	static const char *const limit[] = { "--max-megapixels", "1", NULL };
@@ -1900,6 +1942,7 @@ integration_suite(void)
 	tcase_add_test(tc, emulator_restart_loses_nothing);
 	tcase_add_test(tc, sigkill_mid_transform_is_recovered);
 	tcase_add_test(tc, interrupted_too_often_ends_in_error);
+	tcase_add_test(tc, recovery_pages_through_many_interrupted_sessions);
 	tcase_add_test(tc, experience_changes_apply_to_the_next_session);
 	tcase_add_test(tc, plugin_sessions_crash_and_hang_cost_only_themselves);
 	tcase_add_test(tc, cartoon_and_style_sessions_are_transformed);
