@@ -1,13 +1,16 @@
 /*
- * engine.h - the daemon's core: one Listen stream whose snapshots are
- * handed to dispatch (dispatch.h), which decides what becomes a task; a
- * queue of tasks that runner threads take through the pipeline
- * (pipeline.h); systemd notification and reloads on the main loop.
+ * engine.h - the daemon's core: one Listen stream on captured sessions
+ * whose snapshots are handed to dispatch (dispatch.h), which decides what
+ * becomes a task; a recovery thread whose periodic query finds
+ * interrupted sessions; a queue of tasks, in turn order, that runner
+ * threads take through the pipeline (pipeline.h) while claim slots bound
+ * how many sessions are claimed ahead of the workers; systemd
+ * notification and reloads on the main loop.
  *
  * The thread calling engine_run owns the Listen stream and its watch
  * state (the session targets and the experiences cache), so no other
- * thread reads it: the experience a session needs is copied into its task
- * at dispatch.
+ * thread reads it: a task gets a reference to a shared copy of the
+ * experience its session needs at dispatch.
  */
 #ifndef FIRESYNC_ENGINE_H
 #define FIRESYNC_ENGINE_H
