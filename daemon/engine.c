@@ -626,6 +626,9 @@ on_transforming(FsDocument *doc, const FsTimestamp *read_time, void *arg)
 	pg->n++;
 	free(pg->last);
 	pg->last = xstrdup(doc->name);
+	/* a big one is queued slim and read whole when its turn comes, as
+	 * from the snapshot */
+	doc = session_slim(doc, SLIM_OVER);
 	if (doc->update_time != NULL && queue_has_room(pg->e, 1))
 		consider(pg->e, doc->name, doc, ts_to_ms(read_time),
 		    ts_to_ms(doc->update_time), false);
