@@ -140,7 +140,7 @@ struct fs_client *
 fs_client_new(const struct fs_options *o, char *err, size_t errlen)
 {
 	grpc_channel_credentials *creds;
-	grpc_arg args[4];
+	grpc_arg args[3];
 	grpc_channel_args cargs = { 0, args };
 	struct fs_client *c;
 
@@ -192,16 +192,9 @@ fs_client_new(const struct fs_options *o, char *err, size_t errlen)
 		fs_client_free(c);
 		return NULL;
 	}
-	c->listen_channel = grpc_channel_create(o->target, creds, &cargs);
-	/* the other calls on a connection of their own: a Listen stream
-	 * re-sending a big result set must not hold up a commit's answer
-	 * behind it on one HTTP/2 connection */
-	args[cargs.num_args].type = GRPC_ARG_INTEGER;
-	args[cargs.num_args].key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
-	args[cargs.num_args++].value.integer = 1;
 	c->channel = grpc_channel_create(o->target, creds, &cargs);
 	grpc_channel_credentials_release(creds);
-	if (c->channel == NULL || c->listen_channel == NULL) {
+	if (c->channel == NULL) {
 		snprintf(err, errlen, "cannot create a channel to %s",
 		    o->target);
 		fs_client_free(c);
@@ -217,8 +210,6 @@ fs_client_free(struct fs_client *c)
 		return;
 	if (c->channel)
 		grpc_channel_destroy(c->channel);
-	if (c->listen_channel)
-		grpc_channel_destroy(c->listen_channel);
 	free(c->project);
 	free(c->database);
 	free(c->db_path);
@@ -373,8 +364,8 @@ status_set(struct fs_status *st, int code, grpc_slice details)
 
 /*
  * One request, zero or more responses: the shape of Commit,
- * BatchGetDocuments and RunQuery.  Each response is handed to on_msg; a NULL from
- * unpacking is a protocol error.  Returns the status code.
+ * BatchGetDocuments and RunQuery.  Each response is handed to on_msg; a
+ * NULL from unpacking is a protocol error.  Returns the status code.
  */
 static int
 call_server_stream(struct fs_client *c, const char *method,
@@ -762,7 +753,7 @@ fs_listen_open(struct fs_client *c, const FsListenRequest *const *reqs,
 	l->queue = xcalloc(n, sizeof(*l->queue));
 	for (size_t i = 1; i < n; i++)
 		l->queue[l->n_queue++] = pack_message(&reqs[i]->base);
-	l->call = grpc_channel_create_call(c->listen_channel, NULL,
+	l->call = grpc_channel_create_call(c->channel, NULL,
 	    GRPC_PROPAGATE_DEFAULTS, l->cq,
 	    grpc_slice_from_static_string("/google.firestore.v1.Firestore/Listen"),
 	    NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);

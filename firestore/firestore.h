@@ -50,8 +50,7 @@ struct fs_status {
 };
 
 struct fs_client {
-	void *channel;			/* grpc_channel *: unary calls */
-	void *listen_channel;		/* grpc_channel *: Listen streams */
+	void *channel;			/* grpc_channel * */
 	void (*refused)(void *arg, const char *token);
 	void *token_arg;
 	char last_token[2048];		/* the last one sent, for refused */
