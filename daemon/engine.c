@@ -136,6 +136,22 @@ struct engine {
 
 /* ---- runners ---- */
 
+/* CLOCK_REALTIME ms from now, for pthread_cond_timedwait. */
+static struct timespec
+realtime_in(int64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return ts;
+}
+
 static int
 claim_limit(const struct engine *e)
 {
@@ -170,10 +186,8 @@ count(struct engine *e, enum outcome out)
 		atomic_fetch_add(&e->claims_lost, 1);
 		saw_peer(e);
 		break;
-	case OUTCOME_WITHDRAWN:
-		atomic_fetch_add(&e->taken, 1);
-		saw_peer(e);
-		break;
+	/* OUTCOME_WITHDRAWN: dispatch_prune counted it when it saw the
+	 * session leave */
 	default:
 		break;
 	}
@@ -474,34 +488,47 @@ consider(struct engine *e, const char *name, const FsDocument *doc,
 }
 
 /*
- * How long after its capture this daemon waits before a session's turn,
- * in ms.  Alone, none: sessions go in capture order.  With other daemons
- * on the project (seen taking sessions lately), each session gets a delay
+ * How long after its capture this daemon waits before a session's turn.
+ * Alone, not at all: sessions go in capture order.  With other daemons on
+ * the project (seen taking sessions lately), each session gets a delay
  * from a hash of its name that is different in every daemon, across a
  * spread of some claim round trips, plus as much again scaled by how busy
  * this daemon is: the least busy daemon with the earliest turn claims it,
  * and the others see it leave before their turn comes.
  */
-static int64_t
-turn_delay(struct engine *e, const char *name, int64_t now)
+struct turns {
+	double spread_ms;		/* 0: alone, no delay */
+	double load;			/* 0..1 */
+};
+
+static struct turns
+turns_now(struct engine *e, int64_t now)
 {
 	int64_t peer = atomic_load(&e->peer_ms);
-	double spread, load;
+	struct turns t = { 0, 0 };
 
 	if (peer == 0 || now - peer > PEER_MEMORY_MS)
-		return 0;
+		return t;
 	pthread_mutex_lock(&e->lock);
-	spread = SPREAD_RTTS * e->claim_rtt_ms;
-	load = (double)(e->claiming + (int)e->queued) / claim_limit(e);
+	t.spread_ms = SPREAD_RTTS * e->claim_rtt_ms;
+	t.load = (double)(e->claiming + (int)e->queued) / claim_limit(e);
 	pthread_mutex_unlock(&e->lock);
-	if (spread < SPREAD_MIN_MS)
-		spread = SPREAD_MIN_MS;
-	if (spread > SPREAD_MAX_MS)
-		spread = SPREAD_MAX_MS;
-	if (load > 1)
-		load = 1;
-	return (int64_t)(spread * ((double)strmap_hash(name) / 4294967296.0 +
-	    load));
+	if (t.spread_ms < SPREAD_MIN_MS)
+		t.spread_ms = SPREAD_MIN_MS;
+	if (t.spread_ms > SPREAD_MAX_MS)
+		t.spread_ms = SPREAD_MAX_MS;
+	if (t.load > 1)
+		t.load = 1;
+	return t;
+}
+
+static int64_t
+turn_delay(const struct turns *t, const char *name)
+{
+	if (t->spread_ms == 0)
+		return 0;
+	return (int64_t)(t->spread_ms * ((double)strmap_hash(name) /
+	    4294967296.0 + t->load));
 }
 
 struct candidate {
@@ -526,6 +553,7 @@ candidates(struct engine *e, struct candidate **out, int64_t now)
 {
 	int32_t ids[OPTIONS_MAX_EVENTS];
 	int n = session_targets(e, ids);
+	const struct turns turns = turns_now(e, now);
 	struct candidate *c;
 	size_t total = 0, k = 0;
 
@@ -543,7 +571,7 @@ candidates(struct engine *e, struct candidate **out, int64_t now)
 			c[k].name = name;
 			c[k].doc = doc;
 			c[k].order = ts_to_ms(c[k].doc->update_time) +
-			    turn_delay(e, name, now);
+			    turn_delay(&turns, name);
 			k++;
 		}
 	}
@@ -636,13 +664,13 @@ on_transforming(FsDocument *doc, const FsTimestamp *read_time, void *arg)
 }
 
 /* Page through the sessions "transforming" under parent (NULL: every
- * event); those past their lease become tasks.  False on an error. */
-static bool
+ * event); those past their lease become tasks.  An error ends the pass
+ * (the next one tries again). */
+static void
 recover_under(struct engine *e, const char *parent)
 {
 	static const char *const transforming[] = { "transforming" };
 	struct page pg = { .e = e };
-	bool ok = true;
 
 	do {
 		struct fs_query q = { .parent = parent, .collection =
@@ -659,12 +687,10 @@ recover_under(struct engine *e, const char *parent)
 			    "%d s", fs_status_name(st.code), *st.message ?
 			    ": " : "", st.message,
 			    e->opt->recovery_interval_s);
-			ok = false;
 			break;
 		}
 	} while (pg.n == RECOVERY_PAGE && !e->stop);
 	free(pg.last);
-	return ok;
 }
 
 static void
@@ -690,17 +716,10 @@ recovery_main(void *arg)
 	struct engine *e = arg;
 
 	for (;;) {
-		int64_t ms = (int64_t)((double)e->opt->recovery_interval_s *
-		    1000.0 * (0.75 + 0.5 * backoff_random()));
-		struct timespec until;
+		struct timespec until = realtime_in((int64_t)((double)
+		    e->opt->recovery_interval_s * 1000.0 *
+		    (0.75 + 0.5 * backoff_random())));
 
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += ms / 1000;
-		until.tv_nsec += (ms % 1000) * 1000000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
 		pthread_mutex_lock(&e->lock);
 		while (!e->stop && pthread_cond_timedwait(&e->recovery_cond,
 		    &e->lock, &until) != ETIMEDOUT)
@@ -1023,14 +1042,8 @@ wait_runners(struct engine *e, int64_t end)
 {
 	pthread_mutex_lock(&e->lock);
 	while (atomic_load(&e->running) > 0 && now_mono_ms() < end) {
-		struct timespec ts;
+		struct timespec ts = realtime_in(100);
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
 		pthread_cond_timedwait(&e->cond, &e->lock, &ts);
 		notify_watchdog();
 	}
