@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "image.h"
 #include "log.h"
+#include "firesync/plugin.h"
 #include "pool.h"
 #include "testimg.h"
 
@@ -98,6 +99,7 @@ expect_line(const char *out, const char *a, const char *b)
 START_TEST(loader_refuses_with_reasons)
 {
 	const char *out;
+	char want[160];
 
 	make_plugin_dir();
 	out = list_plugins(dir);
@@ -105,10 +107,14 @@ START_TEST(loader_refuses_with_reasons)
 	    "models: test-good");
 	expect_line(out, "loaded", "models: test-passthrough test-original");
 	expect_line(out, "loaded", "test-segv");
-	expect_line(out, "refused", "abi_major.so: built for plugin ABI 99.0, "
-	    "this firesync speaks 1.0");
-	expect_line(out, "refused", "newer_minor.so: needs plugin ABI 1.1, "
-	    "newer than this firesync's 1.0");
+	snprintf(want, sizeof(want), "abi_major.so: built for plugin ABI "
+	    "99.%d, this firesync speaks 1.%d", FIRESYNC_PLUGIN_ABI_MINOR,
+	    FIRESYNC_PLUGIN_ABI_MINOR);
+	expect_line(out, "refused", want);
+	snprintf(want, sizeof(want), "newer_minor.so: needs plugin ABI 1.%d, "
+	    "newer than this firesync's 1.%d", FIRESYNC_PLUGIN_ABI_MINOR + 1,
+	    FIRESYNC_PLUGIN_ABI_MINOR);
+	expect_line(out, "refused", want);
 	expect_line(out, "refused", "small.so: its descriptor is 16 bytes");
 	expect_line(out, "refused", "nofield.so: required field 'transform' "
 	    "is missing");
@@ -265,6 +271,18 @@ START_TEST(encoded_result_and_passthrough)
 	image_free(&img);
 	ck_assert_int_eq(run(NULL, "", &img, err, sizeof(err)), 0);
 	ck_assert_uint_eq(img.width, 48);	/* AI off: upright photo */
+	image_free(&img);
+	/* a result not of the shape asked for (the original, uncropped) is
+	 * centre-cropped to it by the host: 48x64 at 1:1 and 16:9 */
+	ck_assert_int_eq(run("test-original", "1:1", &img, err, sizeof(err)),
+	    0);
+	ck_assert_msg(img.width == 48 && img.height == 48, "%ux%u", img.width,
+	    img.height);
+	image_free(&img);
+	ck_assert_int_eq(run("test-original", "16:9", &img, err,
+	    sizeof(err)), 0);
+	ck_assert_msg(img.width == 48 && img.height == 27, "%ux%u", img.width,
+	    img.height);
 	image_free(&img);
 }
 END_TEST

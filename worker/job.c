@@ -36,10 +36,29 @@ job_error(struct wire_result *r, int status, const char *plugin,
 	va_end(ap);
 }
 
-/* Check what a plugin returned and turn it into PNG bytes. */
+/* Centre-crop a plugin's result to the aspect ratio asked for, when it
+ * is not already that shape (a hosted model makes its own sizes). */
 static int
-take_result(uint64_t max_output, const char *name, struct firesync_result *res,
-    uint64_t max_pixels, uint8_t **png, size_t *pnglen, struct wire_result *r)
+crop_result(const char *name, const char *ratio, struct image *img,
+    struct wire_result *r)
+{
+	char err[256];
+
+	if (image_crop_aspect(img, ratio, err, sizeof(err)) < 0) {
+		job_error(r, WIRE_BAD_RESULT, name, "plugin %s returned an "
+		    "image that cannot be cropped to %s: %s", name, ratio,
+		    err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Check what a plugin returned, crop it to the aspect ratio and turn it
+ * into PNG bytes. */
+static int
+take_result(uint64_t max_output, const char *name, const char *ratio,
+    struct firesync_result *res, uint64_t max_pixels, uint8_t **png,
+    size_t *pnglen, struct wire_result *r)
 {
 	char err[512];
 
@@ -64,13 +83,18 @@ take_result(uint64_t max_output, const char *name, struct firesync_result *res,
 		img.width = res->width;
 		img.height = res->height;
 		img.channels = res->channels;
-		if (res->stride == row) {
+		if (res->stride == row && *ratio == '\0') {
 			img.pixels = res->pixels;
 		} else {
+			/* a copy of our own, which cropping may replace */
 			img.pixels = xmalloc((size_t)row * res->height);
 			for (uint32_t y = 0; y < res->height; y++)
 				memcpy(img.pixels + (size_t)y * row,
 				    res->pixels + (size_t)y * res->stride, row);
+			if (crop_result(name, ratio, &img, r) < 0) {
+				free(img.pixels);
+				return -1;
+			}
 		}
 		rc = image_encode_png(&img, png, pnglen, err, sizeof(err));
 		if (img.pixels != res->pixels)
@@ -87,6 +111,7 @@ take_result(uint64_t max_output, const char *name, struct firesync_result *res,
 	    (res->encoding == FIRESYNC_ENCODING_PNG ||
 	     res->encoding == FIRESYNC_ENCODING_JPEG)) {
 		struct image img;
+		uint32_t w, h;
 
 		/* decode to be sure it is what it says, within limits */
 		if (image_decode(res->data, res->data_len, max_pixels, &img,
@@ -95,7 +120,14 @@ take_result(uint64_t max_output, const char *name, struct firesync_result *res,
 			    "returned an image that does not decode", name);
 			return -1;
 		}
-		if (image_sniff(res->data, res->data_len) == IMAGE_PNG) {
+		w = img.width;
+		h = img.height;
+		if (crop_result(name, ratio, &img, r) < 0) {
+			image_free(&img);
+			return -1;
+		}
+		if (image_sniff(res->data, res->data_len) == IMAGE_PNG &&
+		    img.width == w && img.height == h) {
 			*png = xmalloc(res->data_len);
 			memcpy(*png, res->data, res->data_len);
 			*pnglen = res->data_len;
@@ -207,8 +239,8 @@ run_plugin(struct loaded_plugin *lp, uint64_t max_output,
 	plugin_host_end();
 	err[sizeof(err) - 1] = '\0';
 	if (rc == FIRESYNC_OK)
-		take_result(max_output, name, &res, job->max_pixels, png,
-		    pnglen, r);
+		take_result(max_output, name, job->aspect_ratio, &res,
+		    job->max_pixels, png, pnglen, r);
 	else if (rc == FIRESYNC_CANCELLED)
 		job_error(r, WIRE_CANCELLED, name, "plugin %s gave up at the "
 		    "deadline", name);

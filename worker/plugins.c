@@ -180,6 +180,24 @@ plugin_wants_network(const struct plugin_configs *cfgs)
 }
 
 size_t
+plugin_named_files(const struct plugin_configs *cfgs, const char **files,
+    size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < cfgs->n; i++)
+		for (size_t k = 0; k < cfgs->v[i].n && n < max; k++) {
+			const char *key = cfgs->v[i].keys[k];
+			size_t len = strlen(key);
+
+			if (len > 5 && strcmp(key + len - 5, "-file") == 0 &&
+			    cfgs->v[i].values[k][0] == '/')
+				files[n++] = cfgs->v[i].values[k];
+		}
+	return n;
+}
+
+size_t
 plugins_config_warnings(const struct plugin_set *set,
     const struct plugin_configs *cfgs, bool log, FILE *out)
 {
@@ -429,9 +447,9 @@ descriptor(struct load_ctx *lc, const char *path, void *dl)
 	return NULL;
 }
 
-/* Its name and models follow the rule and are not taken already. */
+/* Its name follows the rule and is not taken already. */
 static bool
-names_ok(struct load_ctx *lc, const char *path,
+name_ok(struct load_ctx *lc, const char *path,
     const struct firesync_plugin *d)
 {
 	const struct plugin_set *set = lc->set;
@@ -447,21 +465,36 @@ names_ok(struct load_ctx *lc, const char *path,
 			    "loaded from %s", d->name, set->v[i].path);
 			return false;
 		}
-	for (const char *const *m = d->models; *m; m++) {
+	return true;
+}
+
+/* Its models follow the rule and are not served already. */
+static bool
+models_ok(struct load_ctx *lc, const char *path, const char *const *models)
+{
+	const struct plugin_set *set = lc->set;
+
+	for (const char *const *m = models; *m; m++) {
 		if (!valid_name(*m)) {
 			refuse(lc, path, "model name '%.64s' is not "
 			    "[a-z0-9._-], under 64 characters", *m);
 			return false;
 		}
+		for (const char *const *o = models; o != m; o++)
+			if (strcmp(*o, *m) == 0) {
+				refuse(lc, path, "model '%s' is listed twice",
+				    *m);
+				return false;
+			}
 		for (size_t i = 0; i < set->n; i++) {
-			const struct firesync_plugin *o = set->v[i].desc;
+			const struct loaded_plugin *o = &set->v[i];
 
 			for (const char *const *om = o->models; *om; om++)
 				if (strcmp(*om, *m) == 0) {
 					refuse(lc, path, "model '%s' is "
 					    "already served by plugin '%s' "
-					    "(%s)", *m, o->name,
-					    set->v[i].path);
+					    "(%s)", *m, o->desc->name,
+					    o->path);
 					return false;
 				}
 		}
@@ -490,6 +523,38 @@ plugin_init(struct load_ctx *lc, struct loaded_plugin *lp)
 	return false;
 }
 
+/* A plugin that names its models from its configuration (ABI 1.1). */
+static bool
+has_configured_models(const struct firesync_plugin *d)
+{
+	return d->abi_minor >= 1 && d->configured_models != NULL;
+}
+
+/* The models lp serves, once it is initialised; false if refused. */
+static bool
+served_models(struct load_ctx *lc, struct loaded_plugin *lp)
+{
+	const struct firesync_plugin *d = lp->desc;
+	const char *const *m = NULL;
+
+	lp->models = d->models;
+	if (has_configured_models(d)) {
+		plugin_host_begin(d->name, 10000);
+		m = d->configured_models(lp->state);
+		plugin_host_end();
+		if (m != NULL && m[0] != NULL)
+			lp->models = m;
+	}
+	if (models_ok(lc, lp->path, lp->models))
+		return true;
+	if (d->fini) {
+		plugin_host_begin(d->name, 10000);
+		d->fini(lp->state);
+		plugin_host_end();
+	}
+	return false;
+}
+
 /* One line for --list-plugins. */
 static void
 report_loaded(FILE *report, const struct loaded_plugin *lp)
@@ -502,7 +567,7 @@ report_loaded(FILE *report, const struct loaded_plugin *lp)
 		    d->vendor && d->license ? ", " : "",
 		    d->license ? d->license : "");
 	fprintf(report, " models:");
-	for (const char *const *m = d->models; *m; m++)
+	for (const char *const *m = lp->models; *m; m++)
 		fprintf(report, " %s", *m);
 	fprintf(report, " [%s]\n", lp->path);
 }
@@ -524,7 +589,9 @@ load_one(struct load_ctx *lc, const char *path,
 		    "system, with its libraries installed?)", dlerror());
 		return;
 	}
-	if ((d = descriptor(lc, path, dl)) == NULL || !names_ok(lc, path, d))
+	/* models from the configuration are checked once init made them */
+	if ((d = descriptor(lc, path, dl)) == NULL || !name_ok(lc, path, d) ||
+	    (!has_configured_models(d) && !models_ok(lc, path, d->models)))
 		goto refused;
 	memset(&lp, 0, sizeof(lp));
 	lp.path = xstrdup(path);
@@ -534,7 +601,7 @@ load_one(struct load_ctx *lc, const char *path,
 	for (size_t i = 0; cfgs && i < cfgs->n; i++)
 		if (strcmp(cfgs->v[i].plugin, d->name) == 0)
 			lp.config = &cfgs->v[i];
-	if (!plugin_init(lc, &lp)) {
+	if (!plugin_init(lc, &lp) || !served_models(lc, &lp)) {
 		free(lp.path);
 		goto refused;
 	}
@@ -614,7 +681,7 @@ struct loaded_plugin *
 plugins_find(struct plugin_set *set, const char *model)
 {
 	for (size_t i = 0; i < set->n; i++)
-		for (const char *const *m = set->v[i].desc->models; *m; m++)
+		for (const char *const *m = set->v[i].models; *m; m++)
 			if (strcmp(*m, model) == 0)
 				return &set->v[i];
 	return NULL;

@@ -37,6 +37,8 @@ struct loaded_plugin {
 	char *path;
 	void *dl;
 	const struct firesync_plugin *desc;
+	const char *const *models;	/* served: desc->models or the
+					   plugin's configured_models() */
 	void *state;
 	const struct firesync_config *config;	/* never NULL */
 };
@@ -66,6 +68,10 @@ void plugins_load(struct plugin_set *set, const char *dir,
 /* The first plugin whose section says network = yes (the host reads that
  * key for the sandbox), or NULL. */
 const char *plugin_wants_network(const struct plugin_configs *cfgs);
+/* The values of the keys ending in "-file" (files plugins read: an API
+ * key, a CA), at most max, into files; returns how many. */
+size_t plugin_named_files(const struct plugin_configs *cfgs,
+    const char **files, size_t max);
 
 /*
  * The configuration's loose ends, one "FILE:LINE: ..." line each: a

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -80,6 +81,29 @@ allow_read(int ruleset, const char *path, uint64_t handled)
 	return rc;
 }
 
+/* A file a plugin's section names: readable if it is a regular file.
+ * One that cannot be opened is left out; the plugin that reads it says
+ * why at init, and the other plugins are not held up by it. */
+static int
+allow_file(int ruleset, const char *path, uint64_t handled)
+{
+	struct landlock_path_beneath_attr pb = { 0 };
+	struct stat sb;
+	int fd = open(path, O_PATH | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
+		pb.parent_fd = fd;
+		pb.allowed_access = LANDLOCK_ACCESS_FS_READ_FILE & handled;
+		if (syscall(SYS_landlock_add_rule, ruleset,
+		    LANDLOCK_RULE_PATH_BENEATH, &pb, 0) < 0)
+			rc = -errno;
+	}
+	close(fd);
+	return rc;
+}
+
 /* 0 in force, 1 not available here, -1 failed half-way. */
 static int
 landlock(const struct sandbox_options *o)
@@ -109,6 +133,8 @@ landlock(const struct sandbox_options *o)
 	for (size_t i = 0; rc == 0 && i < sizeof(readable) /
 	    sizeof(readable[0]); i++)
 		rc = allow_read(ruleset, readable[i], attr.handled_access_fs);
+	for (size_t i = 0; rc == 0 && i < o->n_files; i++)
+		rc = allow_file(ruleset, o->files[i], attr.handled_access_fs);
 	if (rc == 0 && syscall(SYS_landlock_restrict_self, ruleset, 0) < 0)
 		rc = -errno;
 	close(ruleset);
@@ -250,9 +276,11 @@ sandbox_enter(const struct sandbox_options *o)
 	if (sc < 0)
 		return -1;
 	if (o->announce)
-		log_info("sandbox: %s%s; network %s", ll == 0 ?
-		    "Landlock (read-only: plugin directory and system files)" :
-		    "no Landlock", sc == 0 ? ", seccomp allowlist" :
+		log_info("sandbox: %s%s%s; network %s", ll == 0 ?
+		    "Landlock (read-only: plugin directory, system files" :
+		    "no Landlock", ll != 0 ? "" : o->n_files ? " and the "
+		    "files plugin sections name)" : ")",
+		    sc == 0 ? ", seccomp allowlist" :
 		    ", no seccomp", o->network ? "allowed (a plugin's "
 		    "section says network = yes)" : "denied");
 	return ll == 0 && sc == 0 ? 0 : 1;

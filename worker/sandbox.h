@@ -7,7 +7,10 @@
  *     the plugin directory, the system's libraries and the few files
  *     libc and TLS read (/usr, /lib*, parts of /etc, /proc/self), and no
  *     write, create, remove or execute anywhere: the service account key,
- *     the storage root and other guests' results are out of reach;
+ *     the storage root and other guests' results are out of reach.
+ *     The files named by keys ending in -file in the [plugin.NAME]
+ *     sections (an API key, a private CA) are readable too, each file
+ *     alone, not its directory;
  *   - installs a seccomp filter (libseccomp) that allows the system calls
  *     a transform needs and answers every other one with EPERM: no
  *     execve, no ptrace, no signals to other processes, and no network
@@ -19,9 +22,13 @@
 #define FIRESYNC_SANDBOX_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct sandbox_options {
 	const char *plugin_dir;		/* readable */
+	const char *const *files;	/* also readable: the files plugin
+					   sections name (keys *-file) */
+	size_t n_files;
 	bool network;			/* TCP/UDP sockets allowed */
 	bool announce;			/* log what is and is not enforced */
 };

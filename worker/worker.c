@@ -81,9 +81,13 @@ static int
 enter_sandbox(const char *dir, const struct plugin_configs *cfgs,
     bool announce)
 {
+	const char *files[32];
 	struct sandbox_options so = { .plugin_dir = dir,
-	    .announce = announce };
+	    .announce = announce, .files = files };
 	const char *who = plugin_wants_network(cfgs);
+
+	so.n_files = plugin_named_files(cfgs, files,
+	    sizeof(files) / sizeof(files[0]));
 
 	so.network = who != NULL;
 	if (who && announce)
@@ -108,7 +112,7 @@ serve(struct worker *w, int sock)
 	wire_header_init(&hello->h, WIRE_HELLO, sizeof(*hello));
 	hello->n_refused = (uint32_t)w->plugins.n_refused;
 	for (size_t i = 0; i < w->plugins.n; i++)
-		for (const char *const *m = w->plugins.v[i].desc->models; *m;
+		for (const char *const *m = w->plugins.v[i].models; *m;
 		    m++) {
 			if (hello->n_models == WIRE_MAX_MODELS)
 				break;

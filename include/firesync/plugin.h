@@ -45,7 +45,7 @@ extern "C" {
 #endif
 
 #define FIRESYNC_PLUGIN_ABI_MAJOR 1
-#define FIRESYNC_PLUGIN_ABI_MINOR 0
+#define FIRESYNC_PLUGIN_ABI_MINOR 1
 
 /* The name of the one symbol a plugin exports. */
 #define FIRESYNC_PLUGIN_SYMBOL "firesync_plugin"
@@ -167,7 +167,8 @@ struct firesync_request {
 /*
  * What transform() hands back: either pixels or encoded bytes.  The host
  * zeroes it and sets struct_size before the call.  Memory must come from
- * host->alloc; the host frees it, also when transform() fails.
+ * host->alloc; the host frees it, also when transform() fails.  A result
+ * not of the request's aspect_ratio is centre-cropped to it by the host.
  */
 struct firesync_result {
 	uint32_t struct_size;		/* set by the host */
@@ -227,7 +228,18 @@ struct firesync_plugin {
 	/* Optional.  Release state; called once before the worker exits. */
 	void (*fini)(void *state);
 
-	void *reserved[8];		/* zero; room for growth */
+	/*
+	 * Optional, ABI 1.1 (set abi_minor to 1 or more to have it read).
+	 * Called once after init() succeeded, for a plugin whose models
+	 * come from its configuration (a hosted service's model names):
+	 * the models it serves, NULL-terminated, named by the same rules as
+	 * `models`, valid until fini().  They replace `models`; NULL or an
+	 * empty list keeps `models`.  The host checks them as it checks
+	 * `models` and refuses the plugin if one is invalid or taken.
+	 */
+	const char *const *(*configured_models)(void *state);
+
+	void *reserved[7];		/* zero; room for growth */
 };
 
 /* The smallest descriptor a host of this major version accepts. */
