@@ -48,6 +48,9 @@ make_certs(const char *dir)
 	return run(cmd);
 }
 
+static int nginx_start_front(struct nginx *n, const char *token,
+    int grpc_port, int http_port);
+
 int
 nginx_start(struct nginx *n, const char *token)
 {
@@ -57,8 +60,21 @@ nginx_start(struct nginx *n, const char *token)
 int
 nginx_start_grpc(struct nginx *n, const char *token, int grpc_port)
 {
+	return nginx_start_front(n, token, grpc_port, 0);
+}
+
+int
+nginx_start_proxy(struct nginx *n, int http_port)
+{
+	return nginx_start_front(n, NULL, 0, http_port);
+}
+
+static int
+nginx_start_front(struct nginx *n, const char *token, int grpc_port,
+    int http_port)
+{
 	char path[256], cmd[512], location[512];
-	bool regex = token[0] == '~';
+	bool regex = token && token[0] == '~';
 	FILE *f;
 
 	if (regex)
@@ -86,6 +102,13 @@ nginx_start_grpc(struct nginx *n, const char *token, int grpc_port)
 		    "      grpc_pass grpc://127.0.0.1:%d;\n",
 		    n->grpc_read_timeout_s > 0 ? n->grpc_read_timeout_s : 3600,
 		    grpc_port);
+	else if (http_port)
+		/* a TLS front for a plain HTTP test server, which checks
+		 * what it needs itself */
+		snprintf(location, sizeof(location),
+		    "      proxy_pass http://127.0.0.1:%d;\n"
+		    "      proxy_read_timeout 120s;\n"
+		    "      proxy_buffering off;\n", http_port);
 	else
 		snprintf(location, sizeof(location),
 		    "      dav_methods PUT;\n"
@@ -129,14 +152,15 @@ nginx_start_grpc(struct nginx *n, const char *token, int grpc_port)
 	    "      if (-f %1$s/www/.noput) { set $noput x; }\n"
 	    "      if ($request_method = PUT) { set $noput \"${noput}y\"; }\n"
 	    "      if ($noput = xy) { return 503; }\n"
-	    "      if ($authorised = 0) { return 401; }\n"
+	    "%8$s"
 	    "%6$s"
 	    "    }\n"
 	    "  }\n"
-	    "}\n", n->dir, token, n->port,
+	    "}\n", n->dir, token ? token : "-", n->port,
 	    /* as root, workers would drop to www-data: keep them ours */
 	    geteuid() == 0 ? "user root root;\n" : "",
-	    grpc_port ? " http2" : "", location, regex ? "~^" : "");
+	    grpc_port ? " http2" : "", location, regex ? "~^" : "",
+	    token ? "      if ($authorised = 0) { return 401; }\n" : "");
 	fclose(f);
 	n->pid = fork();
 	if (n->pid < 0)

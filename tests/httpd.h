@@ -38,6 +38,9 @@ int nginx_start(struct nginx *n, const char *token);
  * Set n->grpc_read_timeout_s first to make it close quiet streams.
  */
 int nginx_start_grpc(struct nginx *n, const char *token, int grpc_port);
+/* The same server as a TLS front for a plain HTTP server on loopback at
+ * http_port; no token is checked here. */
+int nginx_start_proxy(struct nginx *n, int http_port);
 void nginx_stop(struct nginx *n);
 /* Lines of nginx's access log holding needle. */
 int nginx_log_count(const struct nginx *n, const char *needle);

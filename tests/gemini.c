@@ -1,0 +1,467 @@
+/*
+ * gemini.c - a loopback stand-in for generateContent (gemini.h).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gemini.h"
+#include "image.h"
+
+#define BODY_MAX (40u << 20)
+
+static const char *const ratios[] = { "1:1", "2:3", "3:2", "3:4", "4:3",
+    "4:5", "5:4", "9:16", "16:9", "21:9" };
+
+/* How many requests each [429xN] prompt has had. */
+static struct { char *text; int n; } seen[64];
+static size_t n_seen;
+
+static int
+seen_count(const char *text)
+{
+	for (size_t i = 0; i < n_seen; i++)
+		if (strcmp(seen[i].text, text) == 0)
+			return ++seen[i].n;
+	if (n_seen < sizeof(seen) / sizeof(seen[0])) {
+		seen[n_seen].text = strdup(text);
+		seen[n_seen++].n = 1;
+	}
+	return 1;
+}
+
+static void
+send_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w <= 0)
+			return;
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+static void
+reply(int fd, int status, const char *type, const char *body)
+{
+	char head[256];
+
+	snprintf(head, sizeof(head), "HTTP/1.1 %d X\r\nContent-Type: %s\r\n"
+	    "Content-Length: %zu\r\nConnection: close\r\n\r\n", status, type,
+	    strlen(body));
+	send_all(fd, head, strlen(head));
+	send_all(fd, body, strlen(body));
+}
+
+/* A Google API error. */
+static void
+reply_error(int fd, int status, const char *code, const char *msg,
+    const char *reason)
+{
+	json_t *j = json_pack("{s:{s:i,s:s,s:s}}", "error", "code", status,
+	    "message", msg, "status", code);
+	char *body;
+
+	if (reason)
+		json_object_set_new(json_object_get(j, "error"), "details",
+		    json_pack("[{s:s,s:s}]", "@type",
+		    "type.googleapis.com/google.rpc.ErrorInfo", "reason",
+		    reason));
+	body = json_dumps(j, 0);
+	reply(fd, status, "application/json", body);
+	free(body);
+	json_decref(j);
+}
+
+static uint8_t *
+unbase64(const char *s, size_t len, size_t *out)
+{
+	uint8_t *b;
+	int n, pad = 0;
+
+	if (len == 0 || len % 4 != 0 || len > INT32_MAX)
+		return NULL;
+	b = malloc(len / 4 * 3 + 1);
+	n = EVP_DecodeBlock(b, (const unsigned char *)s, (int)len);
+	if (n < 0) {
+		free(b);
+		return NULL;
+	}
+	pad = (s[len - 1] == '=') + (s[len - 2] == '=');
+	*out = (size_t)n - (size_t)pad;
+	return b;
+}
+
+static char *
+base64(const uint8_t *p, size_t n)
+{
+	char *s = malloc(4 * ((n + 2) / 3) + 1);
+
+	EVP_EncodeBlock((unsigned char *)s, p, (int)n);
+	return s;
+}
+
+/* The photo inverted, cropped near ratio (3 pixels wider than exact). */
+static int
+answer_image(int fd, const struct image *photo, const char *ratio)
+{
+	struct image img = *photo;
+	uint8_t *png;
+	size_t len;
+	char err[256], *b64, *body;
+	json_t *j;
+
+	img.pixels = malloc((size_t)img.width * img.height * img.channels);
+	memcpy(img.pixels, photo->pixels, (size_t)img.width * img.height *
+	    img.channels);
+	if (ratio && image_crop_aspect(&img, ratio, err, sizeof(err)) == 0 &&
+	    img.width + 3 <= photo->width) {
+		/* widen the exact crop by 3 columns, as if the service had
+		 * its own idea of the size */
+		uint32_t w = img.width + 3, c = img.channels;
+		uint8_t *wide = malloc((size_t)w * img.height * c);
+
+		for (uint32_t y = 0; y < img.height; y++)
+			memcpy(wide + (size_t)y * w * c, photo->pixels +
+			    ((size_t)((photo->height - img.height) / 2 + y) *
+			    photo->width + (photo->width - w) / 2) * c,
+			    (size_t)w * c);
+		free(img.pixels);
+		img.pixels = wide;
+		img.width = w;
+	}
+	for (size_t i = 0; i < (size_t)img.width * img.height; i++)
+		for (uint32_t k = 0; k < 3; k++)
+			img.pixels[i * img.channels + k] ^= 0xFF;
+	if (image_encode_png(&img, &png, &len, err, sizeof(err)) < 0) {
+		free(img.pixels);
+		return -1;
+	}
+	free(img.pixels);
+	b64 = base64(png, len);
+	free(png);
+	j = json_pack("{s:[{s:{s:[{s:s},{s:{s:s,s:s}}],s:s},s:s,s:i}],"
+	    "s:{s:i}}", "candidates", "content", "parts", "text",
+	    "Here is your portrait.", "inlineData", "mimeType", "image/png",
+	    "data", b64, "role", "model", "finishReason", "STOP", "index", 0,
+	    "usageMetadata", "totalTokenCount", 1290);
+	free(b64);
+	body = json_dumps(j, JSON_COMPACT);
+	reply(fd, 200, "application/json", body);
+	free(body);
+	json_decref(j);
+	return 0;
+}
+
+static void
+answer_huge(int fd)
+{
+	static const char start[] = "{\"candidates\":[{\"content\":{\"parts\":"
+	    "[{\"inlineData\":{\"mimeType\":\"image/png\",\"data\":\"";
+	static const char end[] = "\"}}]}}]}";
+	size_t chunk = 1u << 20, n = 48;
+	char head[256], *a = malloc(chunk);
+
+	memset(a, 'A', chunk);
+	snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Type: "
+	    "application/json\r\nContent-Length: %zu\r\nConnection: close"
+	    "\r\n\r\n", strlen(start) + n * chunk + strlen(end));
+	send_all(fd, head, strlen(head));
+	send_all(fd, start, strlen(start));
+	for (size_t i = 0; i < n; i++)
+		send_all(fd, a, chunk);
+	send_all(fd, end, strlen(end));
+	free(a);
+}
+
+static bool
+accepted_ratio(const char *r)
+{
+	for (size_t i = 0; i < sizeof(ratios) / sizeof(ratios[0]); i++)
+		if (strcmp(ratios[i], r) == 0)
+			return true;
+	return false;
+}
+
+/* Check the body's structure and answer; line gets the log's words. */
+static void
+answer(int fd, const char *model, const char *body, size_t len, FILE *log)
+{
+	json_t *j = json_loadb(body, len, 0, NULL), *parts, *part, *gc, *mod;
+	const char *text, *ratio = NULL, *why = NULL;
+	struct image photo = { 0 };
+	size_t i;
+	int n;
+
+	parts = json_object_get(json_array_get(json_object_get(j, "contents"),
+	    0), "parts");
+	gc = json_object_get(j, "generationConfig");
+	mod = json_object_get(gc, "responseModalities");
+	text = json_string_value(json_object_get(json_array_get(parts, 0),
+	    "text"));
+	if (j == NULL)
+		why = "body is not JSON";
+	else if (json_array_size(json_object_get(j, "contents")) != 1)
+		why = "contents: one content expected";
+	else if (text == NULL || *text == '\0')
+		why = "parts[0]: a text part expected";
+	else if (json_array_size(parts) < 2)
+		why = "no image part";
+	else if (json_array_size(mod) != 1 ||
+	    json_string_value(json_array_get(mod, 0)) == NULL ||
+	    strcmp(json_string_value(json_array_get(mod, 0)), "IMAGE") != 0)
+		why = "generationConfig.responseModalities: [\"IMAGE\"] "
+		    "expected";
+	ratio = json_string_value(json_object_get(json_object_get(gc,
+	    "imageConfig"), "aspectRatio"));
+	if (why == NULL && ratio && !accepted_ratio(ratio))
+		why = "imageConfig.aspectRatio: not a supported ratio";
+	fprintf(log, " model=%s images=%zu aspect=%s", model,
+	    why ? 0 : json_array_size(parts) - 1, ratio ? ratio : "-");
+	json_array_foreach(parts, i, part) {
+		json_t *inl = json_object_get(part, "inlineData");
+		const char *data = json_string_value(json_object_get(inl,
+		    "data"));
+		const char *mime = json_string_value(json_object_get(inl,
+		    "mimeType"));
+		struct image img;
+		char err[256];
+		uint8_t *bytes;
+		size_t blen;
+
+		if (i == 0 || why)
+			continue;
+		if (data == NULL || mime == NULL ||
+		    strcmp(mime, "image/jpeg") != 0) {
+			why = "inlineData: image/jpeg data expected";
+			break;
+		}
+		bytes = unbase64(data, json_string_length(json_object_get(inl,
+		    "data")), &blen);
+		if (bytes == NULL || image_sniff(bytes, blen) != IMAGE_JPEG ||
+		    image_decode(bytes, blen, 50000000, &img, err,
+		    sizeof(err)) < 0) {
+			free(bytes);
+			why = "inlineData: not a JPEG that decodes";
+			break;
+		}
+		fprintf(log, " %s=%ux%u%s", i == 1 ? "photo" : "ref",
+		    img.width, img.height, i == 1 && memmem(bytes, blen,
+		    "Exif", 4) ? "+exif" : "");
+		free(bytes);
+		if (i == 1)
+			photo = img;
+		else
+			image_free(&img);
+	}
+	fputs(" text=[", log);
+	for (const char *t = text; t && *t && t - text < 200; t++)
+		if (*t == '\n')
+			fputs("\\n", log);	/* one request, one line */
+		else
+			fputc(*t, log);
+	fputs("]", log);
+	if (why) {
+		fprintf(log, " -> 400 (%s)\n", why);
+		reply_error(fd, 400, "INVALID_ARGUMENT", why, NULL);
+	} else if (strstr(text, "[safety]")) {
+		fprintf(log, " -> blocked\n");
+		reply(fd, 200, "application/json", "{\"promptFeedback\":"
+		    "{\"blockReason\":\"SAFETY\"}}");
+	} else if (strstr(text, "[image-safety]")) {
+		fprintf(log, " -> image-safety\n");
+		reply(fd, 200, "application/json", "{\"candidates\":[{"
+		    "\"finishReason\":\"IMAGE_SAFETY\",\"index\":0}]}");
+	} else if (strstr(text, "[text]")) {
+		fprintf(log, " -> text\n");
+		reply(fd, 200, "application/json", "{\"candidates\":[{"
+		    "\"content\":{\"parts\":[{\"text\":\"I would rather "
+		    "describe it.\"}],\"role\":\"model\"},\"finishReason\":"
+		    "\"STOP\"}]}");
+	} else if (strstr(text, "[429x") && (n = seen_count(text)) <=
+	    atoi(strstr(text, "[429x") + 5)) {
+		fprintf(log, " -> 429 (%d)\n", n);
+		reply_error(fd, 429, "RESOURCE_EXHAUSTED", "Resource has been "
+		    "exhausted (e.g. check quota).", NULL);
+	} else if (strstr(text, "[500]")) {
+		fprintf(log, " -> 500\n");
+		reply_error(fd, 500, "INTERNAL", "An internal error has "
+		    "occurred.", NULL);
+	} else if (strstr(text, "[notjson]")) {
+		fprintf(log, " -> html\n");
+		reply(fd, 200, "text/html", "<html><body>Bad gateway</body>"
+		    "</html>");
+	} else if (strstr(text, "[huge]")) {
+		fprintf(log, " -> huge\n");
+		answer_huge(fd);
+	} else if (strstr(text, "[webp]")) {
+		fprintf(log, " -> webp\n");
+		reply(fd, 200, "application/json", "{\"candidates\":[{"
+		    "\"content\":{\"parts\":[{\"inlineData\":{\"mimeType\":"
+		    "\"image/webp\",\"data\":\"UklGRg==\"}}]},"
+		    "\"finishReason\":\"STOP\"}]}");
+	} else {
+		fprintf(log, " -> image\n");
+		answer_image(fd, &photo, ratio);
+	}
+	image_free(&photo);
+	json_decref(j);
+}
+
+static void
+serve(int fd, const char *key, FILE *log)
+{
+	char head[65536], *end, *p, model[128] = "";
+	size_t got = 0, clen = 0, have;
+	char *body;
+	ssize_t r;
+	bool key_ok = false;
+
+	while (got < sizeof(head) - 1 &&
+	    (r = read(fd, head + got, sizeof(head) - 1 - got)) > 0) {
+		got += (size_t)r;
+		head[got] = '\0';
+		if (strstr(head, "\r\n\r\n"))
+			break;
+	}
+	head[got] = '\0';
+	if ((end = strstr(head, "\r\n\r\n")) == NULL)
+		return;
+	*end = '\0';
+	if ((p = strcasestr(head, "\r\ncontent-length:")) != NULL)
+		clen = strtoul(p + 17, NULL, 10);
+	if ((p = strcasestr(head, "\r\nx-goog-api-key:")) != NULL) {
+		char *v = p + 17, *e;
+
+		while (*v == ' ')
+			v++;
+		e = strstr(v, "\r\n");
+		key_ok = (e ? (size_t)(e - v) : strlen(v)) == strlen(key) &&
+		    strncmp(v, key, strlen(key)) == 0;
+	}
+	if (clen > BODY_MAX) {
+		reply_error(fd, 413, "INVALID_ARGUMENT", "Request payload size "
+		    "exceeds the limit", NULL);
+		return;
+	}
+	body = malloc(clen + 1);
+	have = got - (size_t)(end + 4 - head);
+	if (have > clen)
+		have = clen;
+	memcpy(body, end + 4, have);
+	while (have < clen && (r = read(fd, body + have, clen - have)) > 0)
+		have += (size_t)r;
+	body[have] = '\0';
+	sscanf(head, "POST /v1beta/models/%127[a-z0-9._-]:generateContent ",
+	    model);
+	fprintf(log, "%.*s key=%s bytes=%zu", (int)strcspn(head, "\r"), head,
+	    key_ok ? "ok" : "bad", clen);
+	if (*model == '\0' || strstr(head, ":generateContent HTTP/") ==
+	    NULL) {
+		fprintf(log, " -> 404\n");
+		reply_error(fd, 404, "NOT_FOUND", "Not found", NULL);
+	} else if (!key_ok) {
+		fprintf(log, " -> 400 (key)\n");
+		reply_error(fd, 400, "INVALID_ARGUMENT", "API key not valid. "
+		    "Please pass a valid API key.", "API_KEY_INVALID");
+	} else if (strcmp(model, "no-such-model") == 0) {
+		fprintf(log, " -> 404\n");
+		reply_error(fd, 404, "NOT_FOUND", "models/no-such-model is not "
+		    "found for API version v1beta", NULL);
+	} else {
+		answer(fd, model, body, have, log);
+	}
+	free(body);
+}
+
+int
+gemini_start(struct gemini *g, const char *key)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	memset(g, 0, sizeof(*g));
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    listen(fd, 64) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+		fprintf(stderr, "gemini: listen: %s\n", strerror(errno));
+		return -1;
+	}
+	g->port = ntohs(a.sin_port);
+	if (nginx_start_proxy(&g->nx, g->port) < 0) {
+		close(fd);
+		return -1;
+	}
+	snprintf(g->log, sizeof(g->log), "%s/requests.log", g->nx.dir);
+	g->pid = fork();
+	if (g->pid < 0) {
+		close(fd);
+		nginx_stop(&g->nx);
+		return -1;
+	}
+	if (g->pid == 0) {
+		/* not the test runner's handlers (Check's SIGTERM handler
+		 * would take the whole process group with it) */
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGALRM, SIG_DFL);
+		signal(SIGPIPE, SIG_IGN);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		for (;;) {
+			int c = accept(fd, NULL, NULL);
+			FILE *log;
+
+			if (c < 0)
+				continue;
+			log = fopen(g->log, "a");
+			if (log == NULL)
+				_exit(1);
+			serve(c, key, log);
+			fclose(log);
+			close(c);
+		}
+	}
+	close(fd);
+	return 0;
+}
+
+void
+gemini_stop(struct gemini *g)
+{
+	if (g->pid > 0) {
+		kill(g->pid, SIGTERM);
+		waitpid(g->pid, NULL, 0);
+		g->pid = 0;
+	}
+	nginx_stop(&g->nx);
+}
+
+int
+gemini_count(const struct gemini *g, const char *needle)
+{
+	char line[4096];
+	FILE *f = fopen(g->log, "r");
+	int c = 0;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, needle))
+			c++;
+	if (f)
+		fclose(f);
+	return c;
+}

@@ -1,0 +1,45 @@
+/*
+ * gemini.h - a loopback stand-in for the Gemini API's generateContent, for
+ * tests of the genai plugin: Debian's nginx with TLS (a test CA made at
+ * test time) in front of a small HTTP server in a child process that
+ * follows the published request and response shapes.
+ *
+ * The server checks the x-goog-api-key header and the request's
+ * structure (a text part, then JPEG inlineData parts that decode, the
+ * IMAGE response modality, an accepted aspect ratio) and answers 400 like
+ * the service when something is off.  Otherwise it answers with the
+ * photo, cropped near the aspect ratio asked for (a few pixels off, as
+ * the service's own sizes are) and inverted, as a PNG: a test can tell
+ * the result came from its request.  Markers in the prompt choose other
+ * answers:
+ *   [safety]        promptFeedback.blockReason SAFETY, no candidates
+ *   [image-safety]  a candidate with finishReason IMAGE_SAFETY, no image
+ *   [text]          a candidate with only a text part
+ *   [429xN]         429 for the first N requests with this prompt
+ *   [500]           500, always
+ *   [notjson]       200 with an HTML page
+ *   [huge]          200 with 48 MB of JSON
+ *   [webp]          an image/webp part
+ * Each request is logged as one line (see gemini_count).
+ */
+#ifndef FIRESYNC_GEMINI_H
+#define FIRESYNC_GEMINI_H
+
+#include <sys/types.h>
+
+#include "httpd.h"
+
+struct gemini {
+	struct nginx nx;	/* the TLS front: nx.endpoint, nx.ca */
+	pid_t pid;		/* the server behind it */
+	int port;
+	char log[128];		/* one line per request */
+};
+
+/* Start both, accepting key.  0, or -1 with the reason on stderr. */
+int gemini_start(struct gemini *g, const char *key);
+void gemini_stop(struct gemini *g);
+/* Requests logged so far whose line holds needle, e.g. "images=3". */
+int gemini_count(const struct gemini *g, const char *needle);
+
+#endif
