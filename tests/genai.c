@@ -35,6 +35,8 @@ struct setup {
 	const char *key;	/* the key file's content */
 	mode_t key_mode;
 	bool no_key_file;
+	bool no_key_line;	/* no api-key-file at all */
+	bool no_network;
 	const char *models;
 	int retries;		/* max-retries; 0 is 3 */
 	const char *extra;	/* more lines */
@@ -81,11 +83,14 @@ prepare(const struct setup *s, char *cfg, size_t cfglen)
 	if (!s->no_key_file)
 		write_file(path, s->key ? s->key : KEY "\n",
 		    s->key_mode ? s->key_mode : 0600);
-	snprintf(text, sizeof(text), "[plugin.genai]\nnetwork = yes\n"
-	    "endpoint = %s/\n%s%s%sapi-key-file = %s\n"
-	    "models = %s\nmax-retries = %d\n%s", gm.nx.endpoint,
+	snprintf(text, sizeof(text), "[plugin.genai]\n%s"
+	    "endpoint = %s/\n%s%s%s%s%s%s"
+	    "models = %s\nmax-retries = %d\n%s", s->no_network ? "" :
+	    "network = yes\n", gm.nx.endpoint,
 	    s->ca && !*s->ca ? "" : "ca-file = ", s->ca && !*s->ca ? "" :
-	    s->ca ? s->ca : gm.nx.ca, s->ca && !*s->ca ? "" : "\n", path,
+	    s->ca ? s->ca : gm.nx.ca, s->ca && !*s->ca ? "" : "\n",
+	    s->no_key_line ? "" : "api-key-file = ", s->no_key_line ? "" :
+	    path, s->no_key_line ? "" : "\n",
 	    s->models ? s->models : MODEL ", gemini-3-pro-image-preview, "
 	    "no-such-model", s->retries ? s->retries : 3,
 	    s->extra ? s->extra : "");
@@ -459,12 +464,17 @@ START_TEST(init_refuses_a_bad_setup)
 {
 	struct setup ok = { 0 }, missing = { .no_key_file = true },
 	    open_key = { .key_mode = 0644 }, empty = { .key = "\n" },
-	    twice = { .models = "a, b, a" };
+	    twice = { .models = "a, b, a" }, unset = { .no_key_line = true },
+	    offline = { .no_network = true };
 
 	expect_listed(&ok, "loaded   genai " PACKAGE_VERSION " (firesync, "
 	    "MIT) models: " MODEL " gemini-3-pro-image-preview no-such-model");
 	expect_listed(&missing, "genai.so: init failed: api-key-file ");
 	expect_listed(&missing, "gemini.key: No such file or directory");
+	expect_listed(&unset, "genai.so: init failed: not configured, so its "
+	    "models are not served: name a chmod-600 file");
+	expect_listed(&offline, "genai.so: init failed: the worker sandbox has "
+	    "no network for it: add network = yes");
 	expect_listed(&open_key, "gemini.key is readable by others: chmod "
 	    "600");
 	expect_listed(&empty, "gemini.key: empty");

@@ -32,6 +32,7 @@
 #include "alloc.h"
 #include "emulator.h"
 #include "engine.h"
+#include "gemini.h"
 #include "image.h"
 #include "log.h"
 #include "httpd.h"
@@ -1682,6 +1683,100 @@ START_TEST(cartoon_and_style_sessions_are_transformed)
 }
 END_TEST
 
+/*
+ * An experience naming a Gemini model, end to end: the daemon's worker
+ * calls the loopback stand-in for the API over TLS (the test CA in
+ * ca-file, the key in api-key-file, both read inside the sandbox), and
+ * the answer becomes the guest's result; a refusal becomes an error the
+ * app can show.
+ */
+START_TEST(genai_sessions_end_to_end)
+{
+	struct gemini gm;
+	struct ctx t;
+	const char *args[6];
+	char cmd[1024], path[512], url[512], *dir, *in;
+	struct image img;
+	FsDocument *doc;
+	FsValue *refs;
+	uint8_t *jpg;
+	size_t len;
+	const uint8_t *px;
+	FILE *f;
+	pid_t d;
+
+	ck_assert_int_eq(gemini_start(&gm, "AIzaIntegration"), 0);
+	ctx_init(&t, "genai", em.host);
+	dir = xasprintf("%s/plugins", t.root);
+	snprintf(cmd, sizeof(cmd), "mkdir -m 755 %s && cp %s/genai/.libs/"
+	    "genai.so %s/ && chmod 755 %s/*.so && printf 'AIzaIntegration\\n'"
+	    " > %s/gemini.key && chmod 600 %s/gemini.key", dir, BUNDLED, dir,
+	    dir, t.root, t.root);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(path, sizeof(path), "%s/firesyncd.conf", t.root);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "[plugin.genai]\nnetwork = yes\nendpoint = %s\n"
+	    "ca-file = %s\napi-key-file = %s/gemini.key\n"
+	    "models = gemini-2.5-flash-image\n", gm.nx.endpoint, gm.nx.ca,
+	    t.root);
+	fclose(f);
+	args[0] = "--plugin-dir";
+	args[1] = dir;
+	args[2] = "-c";
+	args[3] = path;
+	args[4] = NULL;
+	d = start_daemon(&t, NULL, args);
+	refs = value_array();
+	value_array_add(refs, value_string("references/beach.jpg"));
+	put_experience_with(&t, "exp_gen", "gemini-2.5-flash-image",
+	    "us on this beach", refs);
+	put_experience_with(&t, "exp_block", "gemini-2.5-flash-image",
+	    "[safety] something", NULL);
+	testimg_jpeg(120, 90, 1, &jpg, &len);
+	snprintf(path, sizeof(path), "%s/references/beach.jpg", t.root);
+	testimg_write(path, jpg, len);
+	free(jpg);
+	in = put_input(&t, "E", "s_gen", 1, 64, 48);
+	capture(&t, "E", "s_gen", "exp_gen", in);
+	free(in);
+	in = put_input(&t, "E", "s_block", 1, 64, 48);
+	capture(&t, "E", "s_block", "exp_block", in);
+	free(in);
+
+	doc = wait_final(&t, "E", "s_gen", 30000);
+	ck_assert_msg(strcmp(state_of(doc), "ready") == 0, "s_gen: %s",
+	    doc_string(doc, "error"));
+	snprintf(url, sizeof(url), "%s", doc_string(doc, "resultImagePath"));
+	doc_free(doc);
+	load_result(url, &img);
+	/* 1:1 exactly, and the photo inverted: the service's answer */
+	ck_assert_uint_eq(img.width, 48);
+	ck_assert_uint_eq(img.height, 48);
+	px = img.pixels + (4 * img.width + 4) * img.channels;
+	ck_assert_msg(px[0] < 90 && px[1] > 160 && px[2] > 160,
+	    "not the service's image: %d,%d,%d", px[0], px[1], px[2]);
+	image_free(&img);
+	ck_assert_int_eq(gemini_count(&gm, "images=2 aspect=1:1 photo=48x48 "
+	    "ref=120x90 text=[us on this beach] -> image"), 1);
+
+	doc = wait_final(&t, "E", "s_block", 30000);
+	ck_assert_str_eq(state_of(doc), "error");
+	ck_assert_str_eq(doc_string(doc, "error"), "AI transform failed: the "
+	    "model refused the photo (SAFETY)");
+	doc_free(doc);
+	ck_assert_int_eq(log_count_reaches(t.log, "plugin=genai state=ready",
+	    1, 5000), 1);
+	ck_assert_int_ge(log_count_reaches(t.log, "the service blocked the "
+	    "request (SAFETY)", 1, 5000), 1);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	gemini_stop(&gm);
+	free(dir);
+	ctx_done(&t);
+}
+END_TEST
+
 /* ---- systemd notification protocol ---- */
 
 static int
@@ -1949,6 +2044,7 @@ integration_suite(void)
 	tcase_add_test(tc, experience_changes_apply_to_the_next_session);
 	tcase_add_test(tc, plugin_sessions_crash_and_hang_cost_only_themselves);
 	tcase_add_test(tc, cartoon_and_style_sessions_are_transformed);
+	tcase_add_test(tc, genai_sessions_end_to_end);
 	tcase_add_test(tc, service_notify_reload_and_drain);
 	tcase_add_test(tc, multibyte_text_is_cut_cleanly);
 	tcase_add_test(tc, an_unrelated_write_mid_transform_keeps_the_result);

@@ -196,12 +196,6 @@ read_key(struct genai *g, const char *path, char *err, size_t errlen)
 	size_t len;
 	int fd;
 
-	if (path == NULL) {
-		snprintf(err, errlen, "api-key-file is not set: put the Gemini "
-		    "API key in a file (chmod 600) and name it in "
-		    "[plugin.genai] api-key-file");
-		return -1;
-	}
 	if (path[0] != '/') {
 		snprintf(err, errlen, "api-key-file %.200s: give an absolute "
 		    "path", path);
@@ -328,6 +322,12 @@ genai_init(const struct firesync_host *host,
 	if (g->ca_file && access(g->ca_file, R_OK) != 0) {
 		snprintf(err, errlen, "ca-file %.200s: %s", g->ca_file,
 		    strerror(errno));
+		goto fail;
+	}
+	if (key_file == NULL) {
+		snprintf(err, errlen, "not configured, so its models are not "
+		    "served: name a chmod-600 file holding a Gemini API key "
+		    "in [plugin.genai] api-key-file, with network = yes");
 		goto fail;
 	}
 	if (network == NULL || (strcmp(network, "yes") != 0 &&
