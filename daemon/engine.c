@@ -24,6 +24,7 @@
 #include "dispatch.h"
 #include "engine.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "pipeline.h"
 #include "session.h"
@@ -126,6 +127,10 @@ struct engine {
 	char status[160];		/* last STATUS= sent */
 	atomic_ulong processed, ready, errors;
 	atomic_ulong claims, claims_lost, taken, recovered;
+	/* the Listen stream, for the metrics */
+	atomic_bool listen_up;		/* open and every target current */
+	atomic_llong listen_msg_ms;	/* monotonic, last message; 0 never */
+	atomic_ulong reconnects;	/* streams reopened after the first */
 	volatile sig_atomic_t stop;
 
 	/* our newest landed write (commit time) and when it landed, under
@@ -905,6 +910,7 @@ on_snapshot(struct engine *e)
 		notify_send("READY=1");
 	}
 	e->snapshot_ms = now_mono_ms();
+	atomic_store(&e->listen_up, watch_synced(&e->watch));
 	prune_experiences(e);
 	dispatch_all(e);
 }
@@ -957,6 +963,7 @@ run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
 			break;
 		if (rc > 0) {
 			c.last_msg = now_mono_ms();
+			atomic_store(&e->listen_msg_ms, c.last_msg);
 			if (!c.progress)
 				backoff_reset(bo);
 			c.progress = true;
@@ -986,12 +993,48 @@ run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
 	pthread_mutex_lock(&e->lock);
 	e->listen = NULL;
 	pthread_mutex_unlock(&e->lock);
+	atomic_store(&e->listen_up, false);
 	if (e->stop || *restart_now) {
 		fs_listen_close(l, &(struct fs_status){ 0 });
 		return c.progress;
 	}
 	stream_ended(l, bo);
 	return c.progress;
+}
+
+/* ---- metrics ---- */
+
+/* What a scrape reads of the engine and the pool (metrics.h). */
+static void
+metrics_source(void *arg, struct metrics_source *out)
+{
+	struct engine *e = arg;
+	int busy, workers, plugins;
+
+	pool_stats(e->pool, &busy, &workers, &plugins);
+	pthread_mutex_lock(&e->lock);
+	out->queued = e->queued;
+	pthread_mutex_unlock(&e->lock);
+	out->in_flight = atomic_load(&e->running);
+	out->workers_busy = busy;
+	out->workers = workers;
+	out->plugins_loaded = plugins;
+	out->listen_up = atomic_load(&e->listen_up);
+	out->listen_last_message_ms = atomic_load(&e->listen_msg_ms);
+	out->listen_reconnects = atomic_load(&e->reconnects);
+	out->claims = atomic_load(&e->claims);
+	out->claims_lost = atomic_load(&e->claims_lost);
+	out->taken_by_others = atomic_load(&e->taken);
+	out->recovered = atomic_load(&e->recovered);
+}
+
+void
+engine_metrics_attach(struct engine *e, bool on)
+{
+	if (on)
+		metrics_set_source(metrics_source, e);
+	else
+		metrics_set_source(NULL, NULL);
 }
 
 /* ---- life cycle ---- */
@@ -1111,9 +1154,11 @@ engine_run(struct engine *e)
 	    e->fs->emulator ? e->opt->emulator : "", e->opt->workers,
 	    e->opt->firestore_concurrency, e->store->root);
 
-	while (!e->stop) {
+	for (bool first = true; !e->stop; first = false) {
 		bool restart_now = false;
 
+		if (!first)
+			atomic_fetch_add(&e->reconnects, 1);
 		run_stream(e, &bo, &restart_now);
 		if (e->stop)
 			break;

@@ -43,5 +43,8 @@ void engine_request_reload(struct engine *e);
 bool engine_idle(const struct engine *e);
 /* Free an idle engine. */
 void engine_free(struct engine *e);
+/* Let the metrics read this engine's gauges and counters (on), or stop
+ * (off: before engine_free, once nothing can scrape). */
+void engine_metrics_attach(struct engine *e, bool on);
 
 #endif

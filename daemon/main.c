@@ -24,6 +24,8 @@
 #include "engine.h"
 #include "firestore.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "notify.h"
 #include "options.h"
 #include "pool.h"
@@ -360,15 +362,29 @@ serve(struct options *opt, struct fs_client *fs, struct store *st,
 {
 	struct live live = { opt, pool };
 	struct engine *e = engine_new(opt, fs, st, pool);
+	struct metrics_server *ms = NULL;
 	pthread_t sigthread;
+	char err[512];
 	int rc;
 
 	engine_on_reload(e, reload, &live);
+	metrics_init(PACKAGE_VERSION);
+	engine_metrics_attach(e, true);
+	if (opt->metrics_listen && (ms = metrics_server_start(
+	    opt->metrics_listen, err, sizeof(err))) == NULL) {
+		log_err("%s; fix [metrics] listen (--metrics-listen)", err);
+		engine_metrics_attach(e, false);
+		engine_free(e);
+		return 1;
+	}
 	if (pthread_create(&sigthread, NULL, signal_main, e) != 0)
 		fatal("cannot start the signal thread");
 	rc = engine_run(e);
 	pthread_kill(sigthread, SIGUSR1);
 	pthread_join(sigthread, NULL);
+	/* no scrape may read the engine once it is freed */
+	metrics_server_stop(ms);
+	engine_metrics_attach(e, false);
 	if (!engine_idle(e)) {
 		/* a runner is stuck in a call: freeing what it uses would be
 		 * a use-after-free; its session is left to recovery */

@@ -133,6 +133,9 @@ static const struct setting settings[] = {
 	{ "drain-timeout", "plugins", "drain-timeout", K_INT,
 	  O(drain_timeout_s), 0, 3600,
 	  "on SIGTERM, wait SECS for running sessions (default 30)" },
+	{ "metrics-listen", "metrics", "listen", K_STR, O(metrics_listen), 0,
+	  0, "serve Prometheus metrics on HOST:PORT or a socket path "
+	  "(default: off)" },
 	{ "log-level", "log", "level", K_LEVEL, O(log_level), 0, 0,
 	  "error, warning, notice, info or debug (default info)" },
 	{ "log-format", "log", "format", K_FORMAT, O(log_format), 0, 0,
@@ -617,5 +620,6 @@ options_clear(struct options *o)
 	free(o->storage_endpoint);
 	free(o->storage_ca_file);
 	free(o->plugin_dir);
+	free(o->metrics_listen);
 	memset(o, 0, sizeof(*o));
 }

@@ -43,6 +43,7 @@ struct options {
 	char *public_url_base;	/* NULL: file:// URLs of the storage root,
 				   or endpoint/bucket */
 	char *plugin_dir;
+	char *metrics_listen;	/* HOST:PORT or a socket path; NULL: off */
 	int workers;
 	int transform_timeout_s;
 	int recovery_margin_s;	/* "transforming" older than timeout+margin

@@ -17,6 +17,7 @@
 #include "backoff.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "paths.h"
 #include "pipeline.h"
 #include "text.h"
@@ -43,6 +44,9 @@ struct run {
 	int64_t t0;		/* monotonic ms at start */
 	char model[WIRE_NAME_LEN];
 	char plugin[WIRE_NAME_LEN];	/* that made the result, or "-" */
+	enum metrics_reason reason;	/* of an error finish, for metrics */
+	int64_t captured_ms;		/* the captured version's update time
+					   (Firestore's clock); 0: unknown */
 };
 
 /* A Write updating only the fields in mask, preconditioned on version. */
@@ -94,12 +98,23 @@ transformed(const struct run *r)
 		r->p->transformed(r->p->arg, r->t);
 }
 
-/* Commit one write (consumed).  Returns the gRPC status code. */
+/* Commit one write (consumed).  Returns the gRPC status code; on OK,
+ * *commit_ms (if not NULL) gets the commit time, Firestore's clock. */
 static int
-commit_one(const struct pipeline *p, FsWrite *w, struct fs_status *st)
+commit_one(const struct pipeline *p, FsWrite *w, struct fs_status *st,
+    int64_t *commit_ms)
 {
-	int code = fs_commit(p->fs, &w, 1, RPC_TIMEOUT_MS, NULL, st);
+	FsCommitResponse *resp = NULL;
+	int64_t t0 = now_mono_ms();
+	int code = fs_commit(p->fs, &w, 1, RPC_TIMEOUT_MS, &resp, st);
 
+	metrics_commit((double)(now_mono_ms() - t0) / 1000.0);
+	if (code == 0 && commit_ms != NULL && resp != NULL &&
+	    resp->commit_time != NULL)
+		*commit_ms = ts_to_ms(resp->commit_time);
+	if (resp != NULL)
+		google__firestore__v1__commit_response__free_unpacked(resp,
+		    NULL);
 	google__firestore__v1__write__free_unpacked(w, NULL);
 	return code;
 }
@@ -208,7 +223,7 @@ finish_minimal(struct run *r)
 			value_map_put(f, "error", value_string(TOO_LARGE_ERROR));
 		/* step 0 leaves transformAttempts as it is */
 		code = commit_one(r->p, make_write(s->name, r->version, f,
-		    mask, step == 0 ? 4 : 5), &st);
+		    mask, step == 0 ? 4 : 5), &st, NULL);
 	}
 	if (code != 0) {
 		log_err("session=%s event=%s cannot be updated at all: %s: %s; "
@@ -220,6 +235,7 @@ finish_minimal(struct run *r)
 	log_warn("session=%s event=%s model=%s state=error error=\"%s\" (the "
 	    "document is at Firestore's size limit; only the smallest update "
 	    "fitted)", s->session_id, s->event_id, r->model, TOO_LARGE_ERROR);
+	metrics_session_error(r->model, r->reason);
 	return OUTCOME_ERROR;
 }
 
@@ -233,6 +249,8 @@ claim_finish(struct run *r, struct fs_call *k, enum outcome *why)
 	FsTimestamp *landed;
 	struct fs_status st;
 	int code = fs_commit_finish(k, &resp, &st);
+
+	metrics_commit((double)(now_mono_ms() - r->claim_sent) / 1000.0);
 
 	if (code == GRPC_STATUS_FAILED_PRECONDITION ||
 	    code == GRPC_STATUS_NOT_FOUND) {
@@ -329,7 +347,7 @@ still_ours(struct run *r, bool retried, const char *url, const char *message,
  */
 static int
 finish_commit(struct run *r, const char *url, const char *message,
-    struct fs_status *st)
+    struct fs_status *st, int64_t *commit_ms)
 {
 	static const char *const mask[] = { "state", "updatedAt",
 	    "resultImagePath", "error" };
@@ -359,7 +377,7 @@ finish_commit(struct run *r, const char *url, const char *message,
 		/* both are valid UTF-8 without control characters (finish
 		 * cleaned them): Firestore refuses anything else */
 		code = commit_one(r->p, make_write(r->s->name, r->version, f,
-		    mask, 4), st);
+		    mask, 4), st, commit_ms);
 		if (code == GRPC_STATUS_FAILED_PRECONDITION && refreshes <
 		    REFRESHES && still_ours(r, i > 0, url, message, &code)) {
 			refreshes++;
@@ -390,6 +408,7 @@ finish(struct run *r, const char *url_raw, const char *message_raw)
 	struct fs_status st = { 0 };
 	int64_t ms = now_mono_ms() - r->t0;
 	char message[ERROR_MAX + 1], url[URL_MAX + 1];
+	int64_t commit_ms = 0;
 	int code;
 
 	/* every string we write, cleaned once, here: cut at a character
@@ -399,7 +418,7 @@ finish(struct run *r, const char *url_raw, const char *message_raw)
 	if (url_raw)
 		text_clean(url_raw, URL_MAX, url, sizeof(url));
 	code = finish_commit(r, url_raw ? url : NULL,
-	    message_raw ? message : NULL, &st);
+	    message_raw ? message : NULL, &st, &commit_ms);
 
 	log_debug("session=%s event=%s finish commit took %" PRId64 " ms",
 	    s->session_id, s->event_id, now_mono_ms() - r->t0 - ms);
@@ -434,8 +453,12 @@ finish(struct run *r, const char *url_raw, const char *message_raw)
 		log_info("session=%s event=%s model=%s plugin=%s state=ready "
 		    "ms=%" PRId64, s->session_id, s->event_id, r->model,
 		    r->plugin, ms);
+		metrics_session_ready(r->model, r->captured_ms > 0 &&
+		    commit_ms >= r->captured_ms ? (double)(commit_ms -
+		    r->captured_ms) / 1000.0 : -1.0);
 		return OUTCOME_READY;
 	}
+	metrics_session_error(r->model, r->reason);
 	log_warn("session=%s event=%s model=%s state=error ms=%" PRId64
 	    " error=\"%s\"", s->session_id, s->event_id, r->model, ms,
 	    message);
@@ -588,6 +611,20 @@ read_references(struct run *r, const struct experience *x, uint8_t **refs,
  * Produce the result PNG from the input bytes, in a worker process.
  * 0, or -errno with the reason for the guest in why.
  */
+/* The metrics' reason for a failed pool_transform. */
+static enum metrics_reason
+reason_of_transform(int rc)
+{
+	switch (rc) {
+	case -ENOENT: return REASON_NO_PLUGIN;
+	case -E2BIG: return REASON_IMAGE_TOO_LARGE;
+	case -ETIMEDOUT: return REASON_TIMEOUT;
+	case -EINVAL: return REASON_BAD_IMAGE;
+	case -ECHILD: return REASON_CRASH;
+	default: return REASON_WORKER;
+	}
+}
+
 static int
 transform(struct run *r, const struct experience *x, const uint8_t *in,
     size_t inlen, uint8_t **png, size_t *pnglen, char *why, size_t whylen)
@@ -607,15 +644,28 @@ transform(struct run *r, const struct experience *x, const uint8_t *in,
 	char plugin[WIRE_NAME_LEN];
 	int rc;
 
+	int64_t t0;
+
 	job.n_refs = read_references(r, x, refs, ref_lens);
 	job.refs = (const uint8_t *const *)refs;
 	job.ref_lens = ref_lens;
+	t0 = now_mono_ms();
 	rc = pool_transform(r->p->pool, &job, png, pnglen, plugin,
 	    sizeof(plugin), why, whylen);
+	metrics_transform(r->model, (double)(now_mono_ms() - t0) / 1000.0);
 	for (size_t i = 0; i < job.n_refs; i++)
 		free(refs[i]);
 	if (*plugin)
 		snprintf(r->plugin, sizeof(r->plugin), "%s", plugin);
+	else if (!x->ai_enabled || !pool_plugin_for(r->p->pool, x->model,
+	    plugin, sizeof(plugin)))
+		snprintf(plugin, sizeof(plugin), "%s", x->ai_enabled ? "-" :
+		    "none");
+	r->reason = reason_of_transform(rc);
+	if (rc == -ECHILD)
+		metrics_worker_crash(plugin);
+	else if (rc == -ETIMEDOUT)
+		metrics_worker_timeout(plugin);
 	return rc;
 }
 
@@ -629,19 +679,22 @@ struct prepared {
 	uint8_t *in;		/* the capture's bytes */
 	size_t inlen;
 	bool failed;
+	enum metrics_reason why;
 	char reason[400];
 	int log_prio;
 	char log[512];
 };
 
 static bool
-failed(struct prepared *o, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+failed(struct prepared *o, enum metrics_reason why, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static bool
-failed(struct prepared *o, const char *fmt, ...)
+failed(struct prepared *o, enum metrics_reason why, const char *fmt, ...)
 {
 	va_list ap;
+
+	o->why = why;
 
 	va_start(ap, fmt);
 	vsnprintf(o->reason, sizeof(o->reason), fmt, ap);
@@ -659,22 +712,25 @@ prepare_experience(struct run *r, struct prepared *o)
 	int rc;
 
 	if (id == NULL || *id == '\0')
-		return failed(o, "no experience selected "
+		return failed(o, REASON_NO_EXPERIENCE, "no experience selected "
 		    "(data.selected_experience_id is missing)");
 	name = experience_doc_name(r->p->fs->docs_path, id);
 	if (name == NULL)
-		return failed(o, "experience id '%.100s' is not a valid "
+		return failed(o, REASON_NO_EXPERIENCE, "experience id '%.100s' "
+		    "is not a valid "
 		    "document id", id);
 	rc = resolve_experience(r, name, &o->x, why, sizeof(why));
 	free(name);
 	if (rc == -ENOENT)
-		return failed(o, "experience '%.100s' not found", id);
+		return failed(o, REASON_NO_EXPERIENCE, "experience '%.100s' "
+		    "not found", id);
 	if (rc == -EIO)
-		return failed(o, "could not read the experience (%.300s); "
+		return failed(o, REASON_EXPERIENCE_READ, "could not read the "
+		    "experience (%.300s); "
 		    "please retry", why);
 	if (rc < 0) {
 		experience_clear(&o->x);
-		return failed(o, "%s", why);
+		return failed(o, REASON_NO_EXPERIENCE, "%s", why);
 	}
 	snprintf(r->model, sizeof(r->model), "%s",
 	    o->x.ai_enabled ? o->x.model : "none");
@@ -691,27 +747,30 @@ prepare_input(struct run *r, struct prepared *o)
 	int rc;
 
 	if (s->input_image_path == NULL || *s->input_image_path == '\0')
-		return failed(o, "input image not found (inputImagePath is "
+		return failed(o, REASON_NO_INPUT, "input image not found "
+		    "(inputImagePath is "
 		    "missing)");
 	if (path_check_input(s->input_image_path, s->event_id, s->session_id,
 	    why, sizeof(why)) < 0) {
 		o->log_prio = LOG_WARNING;
 		snprintf(o->log, sizeof(o->log), "refused inputImagePath "
 		    "'%.200s'", s->input_image_path);
-		return failed(o, "%s", why);
+		return failed(o, REASON_INPUT_REFUSED, "%s", why);
 	}
 	rc = store_get(p->store, s->input_image_path, p->opt->max_input_bytes,
 	    &o->in, &o->inlen, why, sizeof(why));
 	if (rc == -ENOENT)
-		return failed(o, "input image not found");
+		return failed(o, REASON_NO_INPUT, "input image not found");
 	if (rc == -EFBIG)
-		return failed(o, "input image is too large (over %zu MB)",
+		return failed(o, REASON_INPUT_TOO_LARGE, "input image is too "
+		    "large (over %zu MB)",
 		    p->opt->max_input_bytes >> 20);
 	if (rc < 0) {
 		o->log_prio = LOG_ERR;
 		snprintf(o->log, sizeof(o->log), "storage read failed: %.400s",
 		    why);
-		return failed(o, "could not read the input image");
+		return failed(o, REASON_STORAGE_READ, "could not read the input "
+		    "image");
 	}
 	return true;
 }
@@ -726,7 +785,8 @@ static void
 prepare(struct run *r, struct prepared *o)
 {
 	if (r->t->decode_rc < 0) {
-		failed(o, "session document is invalid: %s",
+		failed(o, REASON_INVALID_SESSION, "session document is invalid: "
+		    "%s",
 		    r->t->decode_err);
 		return;
 	}
@@ -748,8 +808,10 @@ publish(struct run *r, struct prepared *o)
 	if (o->log_prio != 0)
 		log_at(o->log_prio, "session=%s event=%s %s", s->session_id,
 		    s->event_id, o->log);
-	if (o->failed)
+	if (o->failed) {
+		r->reason = o->why;
 		return fail(r, "%s", o->reason);
+	}
 	rc = transform(r, &o->x, o->in, o->inlen, &png, &pnglen, why,
 	    sizeof(why));
 	transformed(r);
@@ -764,6 +826,7 @@ publish(struct run *r, struct prepared *o)
 		log_err("session=%s event=%s storage write failed: %s; check "
 		    "the storage root's permissions and free space",
 		    s->session_id, s->event_id, why);
+		r->reason = REASON_STORAGE_WRITE;
 		return fail(r, "could not store the result");
 	}
 	log_debug("session=%s event=%s result stored at %" PRId64 " ms",
@@ -862,10 +925,14 @@ pipeline_run(const struct pipeline *p, struct task *t)
 		    o->transform_timeout_s + o->recovery_margin_s,
 		    t->kind == TASK_GIVE_UP ? "giving up" :
 		    "running it again");
-	if (t->kind == TASK_GIVE_UP)	/* finish straight from transforming */
+	if (t->kind == TASK_CLAIM)
+		r.captured_ms = ts_to_ms(t->s.update_time);
+	if (t->kind == TASK_GIVE_UP) {	/* finish straight from transforming */
+		r.reason = REASON_INTERRUPTED;
 		out = fail(&r, "transform interrupted");
-	else
+	} else {
 		out = claim_and_run(&r);
+	}
 	doc_free(r.version);
 	return out;
 }

@@ -7,7 +7,7 @@ pkgs=(build-essential autoconf automake libtool pkg-config
       libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
       libssl-dev libjpeg-dev libjpeg-turbo-progs libpng-dev zlib1g-dev
       libinih-dev libcurl4-openssl-dev libjansson-dev libseccomp-dev check
-      systemd nginx openssl)
+      libmicrohttpd-dev systemd nginx openssl python3-prometheus-client)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 

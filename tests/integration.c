@@ -26,10 +26,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <grpc/grpc.h>
 #include <png.h>
 
 #include "alloc.h"
+#include "delayproxy.h"
 #include "emulator.h"
 #include "engine.h"
 #include "gemini.h"
@@ -1777,6 +1779,301 @@ START_TEST(genai_sessions_end_to_end)
 }
 END_TEST
 
+/* ---- metrics ---- */
+
+static size_t
+scrape_body(char *data, size_t size, size_t n, void *arg)
+{
+	struct { char *p; size_t len; } *b = arg;
+
+	b->p = xrealloc(b->p, b->len + size * n + 1);
+	memcpy(b->p + b->len, data, size * n);
+	b->len += size * n;
+	b->p[b->len] = '\0';
+	return size * n;
+}
+
+/* GET url; the body (malloc'd), or NULL if it did not answer 200. */
+static char *
+scrape(const char *url)
+{
+	struct { char *p; size_t len; } b = { NULL, 0 };
+	CURL *c = curl_easy_init();
+	long status = 0;
+
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, scrape_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+	if (curl_easy_perform(c) != CURLE_OK ||
+	    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK ||
+	    status != 200) {
+		free(b.p);
+		b.p = NULL;
+	}
+	curl_easy_cleanup(c);
+	return b.p;
+}
+
+/* The metrics text has this exact line. */
+static void
+assert_metric(const char *text, const char *line)
+{
+	char *want = xasprintf("\n%s\n", line);
+
+	ck_assert_msg(strstr(text, want) != NULL, "no line '%s' in:\n%s", line,
+	    text);
+	free(want);
+}
+
+/* Valid exposition, as the Python prometheus_client parser reads it. */
+static void
+assert_exposition(const struct ctx *t, const char *text)
+{
+	char path[512], cmd[1024];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/metrics.txt", t->root);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	/* Debian's python, which python3-prometheus-client installs into */
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s < %s", METRICS_CHECK,
+	    path);
+	ck_assert_msg(system(cmd) == 0, "%s is not valid exposition (is "
+	    "python3-prometheus-client installed?)", path);
+}
+
+/*
+ * The metrics move by exactly what happened: N ready, M error with their
+ * reasons, in flight back to 0, histograms counting each session; the
+ * text parses as exposition; a scraper that never finishes its request
+ * holds up neither sessions nor other scrapers.
+ */
+START_TEST(metrics_count_what_happened)
+{
+	struct ctx t;
+	const char *args[4];
+	char listen[64], url[96], *text, *in;
+	struct sockaddr_in a = { .sin_family = AF_INET,
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int port = free_port(), slow;
+	pid_t d;
+
+	ctx_init(&t, "metrics", em.host);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+	args[0] = "--metrics-listen";
+	args[1] = listen;
+	args[2] = NULL;
+	d = start_daemon(&t, NULL, args);
+	put_experience(&t, "exp_plain", false, "none");
+	for (int i = 0; i < 3; i++) {
+		char ss[16];
+
+		snprintf(ss, sizeof(ss), "s_ok%d", i);
+		in = put_input(&t, "E", ss, 1, 64, 48);
+		capture(&t, "E", ss, "exp_plain", in);
+		free(in);
+	}
+	in = put_input(&t, "E", "s_noexp", 1, 64, 48);
+	capture(&t, "E", "s_noexp", "exp_missing", in);
+	free(in);
+	capture(&t, "E", "s_noinput", "exp_plain",
+	    "captures/E/s_noinput/input.jpg");
+	for (int i = 0; i < 3; i++) {
+		char ss[16];
+		FsDocument *doc;
+
+		snprintf(ss, sizeof(ss), "s_ok%d", i);
+		doc = wait_final(&t, "E", ss, 20000);
+		ck_assert_str_eq(state_of(doc), "ready");
+		doc_free(doc);
+	}
+	doc_free(wait_final(&t, "E", "s_noexp", 20000));
+	doc_free(wait_final(&t, "E", "s_noinput", 20000));
+	/* a finish is counted just after its commit returns */
+	for (int i = 0; i < 100; i++) {
+		text = scrape(url);
+		ck_assert_ptr_nonnull(text);
+		if (strstr(text, "\nfiresync_sessions_in_flight 0\n") &&
+		    strstr(text, "{outcome=\"error\",model=\"unknown\"} 1\n"))
+			break;
+		free(text);
+		text = NULL;
+		sleep_ms(50);
+	}
+	ck_assert_ptr_nonnull(text);
+	assert_metric(text, "firesync_build_info{version=\"" PACKAGE_VERSION
+	    "\"} 1");
+	assert_metric(text, "firesync_sessions_finished_total{outcome=\"ready\","
+	    "model=\"none\"} 3");
+	assert_metric(text, "firesync_sessions_finished_total{outcome=\"error\","
+	    "model=\"none\"} 1");
+	assert_metric(text, "firesync_sessions_finished_total{outcome=\"error\","
+	    "model=\"unknown\"} 1");
+	assert_metric(text, "firesync_session_errors_total{reason="
+	    "\"no_experience\"} 1");
+	assert_metric(text, "firesync_session_errors_total{reason="
+	    "\"no_input\"} 1");
+	assert_metric(text, "firesync_session_errors_total{reason="
+	    "\"timeout\"} 0");
+	assert_metric(text, "firesync_capture_to_ready_seconds_count 3");
+	assert_metric(text, "firesync_transform_duration_seconds_count{model="
+	    "\"none\"} 3");
+	assert_metric(text, "firesync_sessions_in_flight 0");
+	assert_metric(text, "firesync_sessions_queued 0");
+	assert_metric(text, "firesync_listen_up 1");
+	assert_metric(text, "firesync_claims_total 5");
+	assert_metric(text, "firesync_claims_lost_total 0");
+	assert_metric(text, "firesync_recent_sessions{outcome=\"ready\"} 3");
+	assert_metric(text, "firesync_recent_sessions{outcome=\"error\"} 2");
+	assert_metric(text, "firesync_workers{state=\"busy\"} 0");
+	ck_assert_ptr_nonnull(strstr(text, "\nfiresync_workers{state=\"idle\"} "));
+	ck_assert_ptr_nonnull(strstr(text, "\nprocess_resident_memory_bytes "));
+	ck_assert_ptr_nonnull(strstr(text, "\nprocess_open_fds "));
+	/* 3 ready + 2 error finishes + 5 claims */
+	assert_metric(text, "firesync_firestore_commit_duration_seconds_count "
+	    "10");
+	assert_exposition(&t, text);
+	free(text);
+
+	/* only GET /metrics */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+	ck_assert_ptr_null(scrape(url));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+
+	/* a scraper that sends half a request and waits: sessions and other
+	 * scrapes go on */
+	a.sin_port = htons((uint16_t)port);
+	slow = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_eq(connect(slow, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_gt(write(slow, "GET /metrics HTTP/1.1\r\nHost: x\r\n",
+	    32), 0);
+	in = put_input(&t, "E", "s_late", 1, 64, 48);
+	capture(&t, "E", "s_late", "exp_plain", in);
+	free(in);
+	{
+		FsDocument *doc = wait_final(&t, "E", "s_late", 20000);
+
+		ck_assert_str_eq(state_of(doc), "ready");
+		doc_free(doc);
+	}
+	for (int i = 0; i < 100; i++) {
+		text = scrape(url);
+		ck_assert_ptr_nonnull(text);
+		if (strstr(text, "model=\"none\"} 4\n"))
+			break;
+		free(text);
+		text = NULL;
+		sleep_ms(50);
+	}
+	ck_assert_ptr_nonnull(text);
+	assert_metric(text, "firesync_sessions_finished_total{outcome=\"ready\","
+	    "model=\"none\"} 4");
+	free(text);
+	close(slow);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	/* stopped: nothing answers */
+	ck_assert_ptr_null(scrape(url));
+	ctx_done(&t);
+}
+END_TEST
+
+/* firesyncctl with args; its exit status, its output in out. */
+static int
+firesyncctl(const char *args, char *out, size_t len)
+{
+	char cmd[1024];
+	FILE *f;
+	size_t n;
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "%s %s 2>&1", FIRESYNCCTL, args);
+	f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	n = fread(out, 1, len - 1, f);
+	out[n] = '\0';
+	rc = pclose(f);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/*
+ * firesyncctl status in each state, through the metrics unix socket
+ * named in the configuration file: running (0), the Listen stream down
+ * because Firestore went away (1), the daemon stopped (2).
+ */
+START_TEST(firesyncctl_status_in_each_state)
+{
+	struct delay_proxy *px = NULL;
+	struct ctx t;
+	const char *args[4];
+	char host[64], conf[512], sock[512], cmd[1200], out[4096];
+	FsDocument *doc;
+	FILE *f;
+	int port = delay_proxy_start(&px, em.port, 0), rc = -1;
+	pid_t d;
+	char *in;
+
+	ck_assert_int_gt(port, 0);
+	snprintf(host, sizeof(host), "127.0.0.1:%d", port);
+	ctx_init(&t, "ctl", host);
+	snprintf(sock, sizeof(sock), "%s/metrics.sock", t.root);
+	snprintf(conf, sizeof(conf), "%s/firesyncd.conf", t.root);
+	f = fopen(conf, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "[metrics]\nlisten = %s\n", sock);
+	fclose(f);
+	args[0] = "-c";
+	args[1] = conf;
+	args[2] = NULL;
+	d = start_daemon(&t, NULL, args);
+	put_experience(&t, "exp_plain", false, "none");
+	in = put_input(&t, "E", "s1", 1, 64, 48);
+	capture(&t, "E", "s1", "exp_plain", in);
+	free(in);
+	doc = wait_final(&t, "E", "s1", 20000);
+	ck_assert_str_eq(state_of(doc), "ready");
+	doc_free(doc);
+	schema_ok(&t);
+
+	snprintf(cmd, sizeof(cmd), "-c %s status", conf);
+	for (int i = 0; i < 100; i++) {
+		rc = firesyncctl(cmd, out, sizeof(out));
+		if (rc == 0 && strstr(out, "last hour:  1 ready"))
+			break;
+		sleep_ms(50);
+	}
+	ck_assert_msg(rc == 0, "running: exit %d:\n%s", rc, out);
+	ck_assert_msg(strstr(out, "firesyncd " PACKAGE_VERSION ", up ") &&
+	    strstr(out, "\nstream:     up, last message ") &&
+	    strstr(out, "\nsessions:   0 in flight, 0 queued; workers 0 busy "
+	    "of 2;") && strstr(out, "\nlast hour:  1 ready, 0 error; capture "
+	    "to ready p50 ") && strstr(out, "\nfailing:    none\n"),
+	    "running:\n%s", out);
+
+	/* Firestore goes away: the stream is down within the reconnects */
+	delay_proxy_stop(px);
+	snprintf(cmd, sizeof(cmd), "--socket %s status", sock);
+	for (int i = 0; i < 300; i++) {
+		rc = firesyncctl(cmd, out, sizeof(out));
+		if (rc != 0)
+			break;
+		sleep_ms(100);
+	}
+	ck_assert_msg(rc == 1 && strstr(out, "\nstream:     DOWN ("),
+	    "stream down: exit %d:\n%s", rc, out);
+
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	rc = firesyncctl(cmd, out, sizeof(out));
+	ck_assert_msg(rc == 2 && strstr(out, "firesyncctl: cannot reach "
+	    "firesyncd at "), "stopped: exit %d:\n%s", rc, out);
+	ctx_done(&t);
+}
+END_TEST
+
 /* ---- systemd notification protocol ---- */
 
 static int
@@ -2045,6 +2342,8 @@ integration_suite(void)
 	tcase_add_test(tc, plugin_sessions_crash_and_hang_cost_only_themselves);
 	tcase_add_test(tc, cartoon_and_style_sessions_are_transformed);
 	tcase_add_test(tc, genai_sessions_end_to_end);
+	tcase_add_test(tc, metrics_count_what_happened);
+	tcase_add_test(tc, firesyncctl_status_in_each_state);
 	tcase_add_test(tc, service_notify_reload_and_drain);
 	tcase_add_test(tc, multibyte_text_is_cut_cleanly);
 	tcase_add_test(tc, an_unrelated_write_mid_transform_keeps_the_result);

@@ -21,11 +21,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <grpc/grpc.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "delayproxy.h"
 #include "emulator.h"
 #include "httpd.h"
@@ -46,6 +51,7 @@ struct bench {
 	int doc_kb;			/* padding per session document */
 	const char *objects;		/* where captures go: the storage
 					   root, or nginx's bucket directory */
+	int metrics_port;		/* --scrape-ms: the daemon's */
 };
 
 static int doc_kb;			/* --doc-kb */
@@ -54,6 +60,8 @@ static int n_daemons = 1;		/* --daemons */
 static bool count_runs;			/* --daemons given: run the
 					   passthrough model, count runs */
 static const char *concurrency;		/* --concurrency, or NULL */
+static int scrape_ms;			/* --scrape-ms: runs with and
+					   without a metrics scraper */
 
 #define MAX_DAEMONS	8
 
@@ -308,6 +316,8 @@ struct subject {
 	const char *workers;
 	bool gcs;			/* Cloud Storage through nginx */
 	bool new_flags;			/* takes --firestore-concurrency */
+	bool scrape;			/* its metrics scraped every
+					   scrape_ms during the runs */
 };
 
 /* What the daemons' logs say about claims and transform runs. */
@@ -423,6 +433,17 @@ spawn_all(const struct subject *sub, struct bench *b, const char *target,
 			args[k++] = "--firestore-concurrency";
 			args[k++] = concurrency;
 		}
+		if (scrape_ms > 0 && i == 0) {
+			/* the endpoint on in both runs; only the scraping
+			 * differs */
+			static char listen[32];
+
+			b->metrics_port = free_port();
+			snprintf(listen, sizeof(listen), "127.0.0.1:%d",
+			    b->metrics_port);
+			args[k++] = "--metrics-listen";
+			args[k++] = listen;
+		}
 		args[k++] = "--workers";
 		args[k++] = sub->workers;
 		args[k++] = "--log-level";
@@ -447,6 +468,54 @@ passthrough_dir(const struct bench *b)
 	return dir;
 }
 
+/* A Prometheus server's part: GET /metrics every scrape_ms. */
+struct scraper {
+	pthread_t thread;
+	int port;
+	atomic_bool stop;
+	int n, failed;
+	int64_t total_us;
+};
+
+static size_t
+discard(char *data, size_t size, size_t n, void *arg)
+{
+	(void)data, (void)arg;
+	return size * n;
+}
+
+static void *
+scraper_main(void *arg)
+{
+	struct scraper *sc = arg;
+	CURL *c = curl_easy_init();
+	char url[64];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", sc->port);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+	while (!atomic_load(&sc->stop)) {
+		struct timespec a, z;
+		long status = 0;
+
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		if (curl_easy_perform(c) != CURLE_OK ||
+		    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) !=
+		    CURLE_OK || status != 200)
+			sc->failed++;
+		clock_gettime(CLOCK_MONOTONIC, &z);
+		sc->total_us += (z.tv_sec - a.tv_sec) * 1000000 +
+		    (z.tv_nsec - a.tv_nsec) / 1000;
+		sc->n++;
+		for (int i = 0; i < scrape_ms / 10 && !atomic_load(&sc->stop);
+		    i++)
+			sleep_ms(10);
+	}
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
 /* Warm-up, serial and burst runs against one daemon; prints a report. */
 static void
 run_subject(struct emulator *em, const struct subject *sub, int n, int w,
@@ -467,6 +536,7 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 	long idle_kb, cpu0, workers_kb;
 	int n_workers, nd;
 	pid_t d[MAX_DAEMONS];
+	struct scraper sc = { 0 };
 
 	b.project = sub->project;
 	b.doc_kb = doc_kb;
@@ -506,6 +576,12 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 		b.objects = bucket;
 	}
 	nd = spawn_all(sub, &b, target, plugins, &nx, &td, d, logs);
+	if (sub->scrape) {
+		sc.port = b.metrics_port;
+		atomic_store(&sc.stop, false);
+		if (pthread_create(&sc.thread, NULL, scraper_main, &sc) != 0)
+			fatal("bench: cannot start the scraper");
+	}
 	{
 		/* every session of the run: warm-up, serial, burst */
 		char **all = xcalloc((size_t)(5 + 2 * n), sizeof(*all));
@@ -612,6 +688,13 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 		printf("workers  %d process(es), %ld kB RSS in all when idle\n",
 		    n_workers, workers_kb);
 
+	if (sub->scrape) {
+		atomic_store(&sc.stop, true);
+		pthread_join(sc.thread, NULL);
+		printf("scrapes  %d of /metrics, one every %d ms, %d failed; "
+		    "%.1f ms each on average\n", sc.n, scrape_ms, sc.failed,
+		    sc.n ? (double)sc.total_us / sc.n / 1000.0 : 0.0);
+	}
 	fs_listen_close(l, NULL);
 	for (int i = 0; i < nd; i++)
 		if (daemon_stop(d[i], 10000) != 0)
@@ -658,14 +741,15 @@ main(int argc, char **argv)
 		{ "daemons", required_argument, NULL, 'N' },
 		{ "concurrency", required_argument, NULL, 'c' },
 		{ "baseline", required_argument, NULL, 'b' },
+		{ "scrape-ms", required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct subject fsd = { "firesyncd", "firesyncd", "daemon/firesyncd",
-	    NULL, "4", false, true };
+	    NULL, "4", false, true, false };
 	struct subject node = { "node-reference", "node-reference",
-	    "/usr/bin/env", NULL, NULL, false, false };
+	    "/usr/bin/env", NULL, NULL, false, false, false };
 	struct subject base = { "baseline", "baseline", NULL, NULL, "4",
-	    false, false };
+	    false, false, false };
 	const char *empath = FIRESTORE_EMULATOR_PATH;
 	int n = 100, w = 640, h = 480, warmup = 300, c;
 	bool gcs = false;
@@ -692,12 +776,13 @@ main(int argc, char **argv)
 			break;
 		case 'c': concurrency = optarg; break;
 		case 'b': base.exe = optarg; break;
+		case 'S': scrape_ms = atoi(optarg); break;
 		default:
 			fprintf(stderr, "usage: firesync-bench [--sessions N] "
 			    "[--daemon PATH] [--size WxH] [--workers N] "
 			    "[--emulator-path PATH] [--warmup N] [--doc-kb N] "
 			    "[--gcs] [--delay-ms MS] [--daemons N] "
-			    "[--concurrency N] [--baseline PATH] "
+			    "[--concurrency N] [--baseline PATH] [--scrape-ms MS] "
 			    "[--node-reference tools/node-reference/daemon.mjs]\n");
 			return 2;
 		}
@@ -736,6 +821,25 @@ main(int argc, char **argv)
 	}
 	if (base.exe != NULL)	/* another build, side by side */
 		run_subject(&em, &base, n, w, h);
+	if (scrape_ms > 0) {
+		/* unscraped and scraped, alternating, twice */
+		for (int round = 0; round < 2; round++) {
+			struct subject plain = fsd, scraped = fsd;
+
+			plain.label = round ? "firesyncd, not scraped (again)" :
+			    "firesyncd, not scraped";
+			plain.project = round ? "plain-again" : "plain";
+			scraped.label = round ? "firesyncd, /metrics scraped "
+			    "(again)" : "firesyncd, /metrics scraped";
+			scraped.project = round ? "scraped-again" : "scraped";
+			scraped.scrape = true;
+			run_subject(&em, &plain, n, w, h);
+			run_subject(&em, &scraped, n, w, h);
+		}
+		grpc_shutdown();
+		emulator_stop(&em);
+		return 0;
+	}
 	run_subject(&em, &fsd, n, w, h);
 	if (gcs) {
 		/* the same, with Cloud Storage through nginx, then local

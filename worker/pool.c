@@ -387,6 +387,25 @@ pool_plugin_for(struct pool *p, const char *model, char *plugin,
 	return found;
 }
 
+void
+pool_stats(struct pool *p, int *busy, int *workers, int *plugins)
+{
+	pthread_mutex_lock(&p->lock);
+	*busy = 0;
+	for (int i = 0; i < p->n; i++)
+		*busy += p->w[i].busy;
+	*workers = p->n;
+	*plugins = 0;
+	for (uint32_t i = 0; i < p->n_models; i++) {
+		bool seen = false;
+
+		for (uint32_t k = 0; k < i && !seen; k++)
+			seen = strcmp(p->plugins[k], p->plugins[i]) == 0;
+		*plugins += !seen;
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
 static struct worker *
 acquire(struct pool *p)
 {

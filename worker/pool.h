@@ -87,6 +87,10 @@ bool pool_plugin_for(struct pool *p, const char *model, char *plugin,
  */
 char *pool_find_worker(void);
 
+/* Workers busy with a job, workers in all, and plugins the workers
+ * loaded (from the first hello), for the metrics. */
+void pool_stats(struct pool *p, int *busy, int *workers, int *plugins);
+
 /*
  * Run the worker in a reporting mode: "--list" (what loads and why others
  * do not, on stdout) or "--check-config" (the [plugin.NAME] settings no
