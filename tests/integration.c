@@ -290,7 +290,8 @@ schema_ok(struct ctx *t)
 	    t->project);
 	rc = system(cmd);
 	ck_assert_msg(rc == 0, "session documents fail the zod schema "
-	    "(is tests/schema installed? npm ci --prefix tests/schema)");
+	    "(make check installs the checker into tests/schema of the build "
+	    "tree with npm)");
 }
 
 /* Count lines of a log containing needle. */
@@ -1485,11 +1486,15 @@ START_TEST(experience_changes_apply_to_the_next_session)
 }
 END_TEST
 
+static char *scrape(const char *url);
+static void assert_metric(const char *text, const char *line);
+
 START_TEST(plugin_sessions_crash_and_hang_cost_only_themselves)
 {
 	struct ctx t;
-	const char *args[8];
-	char *dir, want[512];
+	const char *args[10];
+	char *dir, want[512], listen[64], url[96], *text = NULL;
+	int port = free_port();
 	FsDocument *doc;
 	struct image img;
 	const uint8_t *px;
@@ -1504,7 +1509,11 @@ START_TEST(plugin_sessions_crash_and_hang_cost_only_themselves)
 	args[3] = "3";
 	args[4] = "--workers";
 	args[5] = "3";
-	args[6] = NULL;
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	snprintf(url, sizeof(url), "http://%s/metrics", listen);
+	args[6] = "--metrics-listen";
+	args[7] = listen;
+	args[8] = NULL;
 	d = start_daemon(&t, NULL, args);
 	put_experience(&t, "exp_good", true, "test-good");
 	put_experience(&t, "exp_segv", true, "test-segv");
@@ -1553,6 +1562,30 @@ START_TEST(plugin_sessions_crash_and_hang_cost_only_themselves)
 	ck_assert(alive(d));
 	ck_assert_int_eq(log_count_reaches(t.log,
 	    "plugin=test-good state=ready", 3, 5000), 3);
+	/* the metrics name the crash and the hang, by plugin and reason */
+	for (int i = 0; i < 100; i++) {
+		free(text);
+		text = scrape(url);
+		ck_assert_ptr_nonnull(text);
+		if (strstr(text, "\nfiresync_sessions_in_flight 0\n"))
+			break;
+		sleep_ms(50);
+	}
+	assert_metric(text, "firesync_worker_crashes_total{plugin="
+	    "\"test-segv\"} 1");
+	assert_metric(text, "firesync_worker_timeouts_total{plugin="
+	    "\"test-hang\"} 1");
+	assert_metric(text, "firesync_session_errors_total{reason=\"crash\"} 1");
+	assert_metric(text, "firesync_session_errors_total{reason="
+	    "\"timeout\"} 1");
+	assert_metric(text, "firesync_sessions_finished_total{outcome=\"ready\","
+	    "model=\"test-good\"} 3");
+	assert_metric(text, "firesync_sessions_finished_total{outcome=\"error\","
+	    "model=\"test-hang\"} 1");
+	assert_metric(text, "firesync_transform_duration_seconds_count{model="
+	    "\"test-good\"} 3");
+	assert_metric(text, "firesync_recent_errors{model=\"test-segv\"} 1");
+	free(text);
 	schema_ok(&t);
 	ck_assert_int_eq(daemon_stop(d, 10000), 0);
 	free(dir);
