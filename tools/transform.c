@@ -103,7 +103,7 @@ usage(void)
 	    "           [--aspect-ratio W:H] [--reference FILE]... "
 	    "[--timeout SECS]\n"
 	    "           [--max-megapixels N] [--config FILE] [--repeat N] "
-	    "[--in-process]\n"
+	    "[--in-process] [--version]\n"
 	    "           IN OUT\n");
 }
 
@@ -123,6 +123,7 @@ main(int argc, char **argv)
 		{ "in-process", no_argument, NULL, 'i' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir = PLUGINDIR, *config = NULL;
@@ -141,6 +142,9 @@ main(int argc, char **argv)
 	log_level = LOG_WARNING;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'V':
+			printf("firesync-transform %s\n", PACKAGE_VERSION);
+			return 0;
 		case 'p': dir = optarg; break;
 		case 'm': job.model = optarg; job.ai = true; break;
 		case 'P': job.prompt = optarg; break;

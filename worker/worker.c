@@ -182,6 +182,7 @@ main(int argc, char **argv)
 		{ "announce", no_argument, NULL, 'a' },
 		{ "list", no_argument, NULL, 'L' },
 		{ "check-config", no_argument, NULL, 'C' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir = NULL, *config = NULL;
@@ -207,6 +208,9 @@ main(int argc, char **argv)
 		case 'a': announce = true; break;
 		case 'L': list = true; break;
 		case 'C': check = true; break;
+		case 'V':
+			printf("firesync-worker %s\n", PACKAGE_VERSION);
+			return 0;
 		default:
 			fprintf(stderr, "firesync-worker is started by "
 			    "firesyncd and firesync-transform\n");
