@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and integration tests (against the official
 # Firestore emulator), in a normal -Werror build and again under
-# AddressSanitizer + UndefinedBehaviorSanitizer; then a short run of each
-# libFuzzer target.
+# AddressSanitizer + UndefinedBehaviorSanitizer; then a short soak, a short
+# run of each libFuzzer target, make distcheck and the Debian packages.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -61,6 +61,27 @@ build/plain/tests/soak --seconds 60 --rate 3 || status=1
 if grep -q '^FUZZ_CC = .' build/plain/Makefile; then
   echo "=== fuzz (10 s a target) ==="
   make -s -C build/plain fuzz FUZZ_SECONDS=10 || { echo "fuzz: FAILED"; status=1; }
+fi
+
+# The release route: the tarball builds and passes the whole suite from a
+# read-only source tree, and the Debian packages build from it, pass
+# lintian, install, work and purge (as root).
+echo "=== make distcheck ==="
+if make -C build/plain distcheck >build/plain/distcheck.out 2>&1; then
+  grep -A2 'archives ready for distribution' build/plain/distcheck.out
+else
+  grep -E '^(# (TOTAL|PASS|FAIL|ERROR)|FAIL|ERROR):' build/plain/distcheck.out || true
+  tail -60 build/plain/distcheck.out
+  echo "distcheck: FAILED"
+  status=1
+fi
+if [ "$(id -u)" = 0 ]; then
+  echo "=== Debian packages ==="
+  make -s -C build/plain package-check >build/plain/package.out 2>&1 &&
+    grep -E '^(== |package: )' build/plain/package.out ||
+    { tail -60 build/plain/package.out; echo "package-check: FAILED"; status=1; }
+else
+  echo "=== Debian packages: skipped (make package-check installs them: run as root) ==="
 fi
 
 for log in "${failed[@]}"; do
