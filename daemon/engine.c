@@ -39,7 +39,13 @@ _Static_assert(OPTIONS_MAX_EVENTS + 1 <= WATCH_MAX_TARGETS,
     "every event's target and the experiences target fit the watch");
 
 #define TICK_MS		500
-#define FIRST_RESPONSE_MS 30000
+/*
+ * A new stream that has not answered at all in this long is reopened.
+ * Firestore acknowledges a Listen's targets within a second or two; the
+ * emulator, seen under load just after it started, can leave a first
+ * stream unanswered while it serves every other call.
+ */
+#define FIRST_RESPONSE_MS 10000
 /*
  * A stream that has answered but still has targets that are not CURRENT,
  * and has said nothing for this long, is stuck: seen with the emulator,
