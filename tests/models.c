@@ -197,6 +197,105 @@ START_TEST(cartoon_flattens_regions_and_draws_edges)
 }
 END_TEST
 
+/*
+ * A cartoon face drawn at any size: a light background, a skin-coloured
+ * disk, two eyes and a thin smile, in proportion to the height, so the
+ * same scene can be made at 0.25 MP and 4 MP.  The eyes and the smile are
+ * only a little darker than the skin, as lips are in a photo: smoothing
+ * that flattens skin flattens them too, unless the lines keep them.
+ */
+static uint8_t *
+face(uint32_t w, uint32_t h, size_t *len)
+{
+	uint8_t *px = malloc((size_t)w * h * 3), *png;
+	float cx = (float)w / 2, cy = (float)h / 2, r = 0.35f * (float)h;
+	float line = (float)h / 120.0f;		/* the smile's thickness */
+
+	for (uint32_t y = 0; y < h; y++)
+		for (uint32_t x = 0; x < w; x++) {
+			uint8_t *p = px + ((size_t)y * w + x) * 3;
+			float dx = (float)x - cx, dy = (float)y - cy;
+			float d = sqrtf(dx * dx + dy * dy);
+			/* the smile: an arc of radius r/2 under the centre */
+			float da = fabsf(sqrtf(dx * dx + (dy + 0.05f * h) *
+			    (dy + 0.05f * h)) - 0.5f * r);
+			float ex = fabsf(dx) - 0.35f * r, ey = dy + 0.3f * r;
+			const uint8_t *c;
+			static const uint8_t bg[3] = { 200, 205, 215 },
+			    skin[3] = { 230, 180, 150 }, dark[3] = { 175, 125, 115 };
+
+			if (d > r)
+				c = bg;
+			else if ((da < line && dy > 0.2f * r) ||
+			    ex * ex + ey * ey < (0.06f * r) * (0.06f * r))
+				c = dark;
+			else
+				c = skin;
+			memcpy(p, c, 3);
+		}
+	png = png_of(px, w, h, len);
+	free(px);
+	return png;
+}
+
+/* The smallest luma in a square of half-size rad around (x, y). */
+static float
+min_luma(const struct image *im, uint32_t x, uint32_t y, uint32_t rad)
+{
+	float m = 255;
+
+	for (uint32_t j = y - rad; j <= y + rad; j++)
+		for (uint32_t i = x - rad; i <= x + rad; i++)
+			if (luma_at(im, i, j) < m)
+				m = luma_at(im, i, j);
+	return m;
+}
+
+START_TEST(cartoon_keeps_the_smile_at_every_scale)
+{
+	static const uint32_t sizes[] = { 400, 1600 };
+	struct image out[2];
+	double diff = 0;
+
+	for (int k = 0; k < 2; k++) {
+		uint32_t h = sizes[k], w = h * 4 / 3;
+		size_t len;
+		uint8_t *in = face(w, h, &len);
+		char err[512];
+		float r = 0.35f * (float)h;
+
+		ck_assert_int_eq(run("cartoon", "", "", in, len, NULL, 0, &out[k],
+		    err, sizeof(err)), 0);
+		free(in);
+		/* the smile's lowest point is a dark line, and an eye is
+		 * outlined */
+		ck_assert_msg(min_luma(&out[k], w / 2, (uint32_t)((float)h / 2 -
+		    0.05f * (float)h + 0.5f * r), h / 100) < 80,
+		    "%ux%u: the smile is gone", w, h);
+		ck_assert_msg(min_luma(&out[k], (uint32_t)((float)w / 2 - 0.35f *
+		    r), (uint32_t)((float)h / 2 - 0.3f * r), h / 30) < 80,
+		    "%ux%u: an eye has no outline", w, h);
+	}
+	/* the same look at both sizes: the big one, shrunk 4x, is close to
+	 * the small one */
+	for (uint32_t y = 0; y < out[0].height; y++)
+		for (uint32_t x = 0; x < out[0].width; x++) {
+			float big = 0;
+
+			for (uint32_t j = 0; j < 4; j++)
+				for (uint32_t i = 0; i < 4; i++)
+					big += luma_at(&out[1], 4 * x + i,
+					    4 * y + j);
+			diff += fabs(big / 16 - luma_at(&out[0], x, y));
+		}
+	diff /= (double)out[0].width * out[0].height;
+	ck_assert_msg(diff < 10, "400 px and 1600 px differ by %.1f levels of "
+	    "luma on average", diff);
+	image_free(&out[0]);
+	image_free(&out[1]);
+}
+END_TEST
+
 START_TEST(cartoon_prompt_and_aspect)
 {
 	size_t len;
@@ -465,6 +564,7 @@ main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, cartoon_flattens_regions_and_draws_edges);
 	tcase_add_test(tc, cartoon_prompt_and_aspect);
+	tcase_add_test(tc, cartoon_keeps_the_smile_at_every_scale);
 	tcase_add_test(tc, style_transfers_reference_colours);
 	tcase_add_test(tc, style_presets);
 	tcase_add_test(tc, awkward_inputs_give_results_or_clean_errors);
