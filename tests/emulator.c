@@ -326,3 +326,19 @@ daemon_stop(pid_t pid, int ms)
 	waitpid(pid, &status, 0);
 	return -1;
 }
+
+int
+log_count(const char *path, const char *needle)
+{
+	char line[8192];
+	FILE *f = fopen(path, "r");
+	int n = 0;
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, needle))
+			n++;
+	fclose(f);
+	return n;
+}

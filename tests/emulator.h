@@ -68,6 +68,9 @@ pid_t daemon_spawn(const char *exe, const char *const *args,
 /* SIGTERM and wait up to ms; returns the exit status or -1. */
 int daemon_stop(pid_t pid, int ms);
 
+/* Lines of the file at path holding needle; 0 if it cannot be read. */
+int log_count(const char *path, const char *needle);
+
 /* Monotonic milliseconds, for test deadlines. */
 #define test_now_ms() now_mono_ms()
 

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "emulator.h"
 #include "gemini.h"
 #include "image.h"
 
@@ -454,14 +455,5 @@ gemini_stop(struct gemini *g)
 int
 gemini_count(const struct gemini *g, const char *needle)
 {
-	char line[4096];
-	FILE *f = fopen(g->log, "r");
-	int c = 0;
-
-	while (f && fgets(line, sizeof(line), f))
-		if (strstr(line, needle))
-			c++;
-	if (f)
-		fclose(f);
-	return c;
+	return log_count(g->log, needle);
 }

@@ -231,18 +231,10 @@ nginx_log_wait(const struct nginx *n, const char *needle, int want)
 int
 nginx_log_count(const struct nginx *n, const char *needle)
 {
-	char path[128], line[2048];
-	FILE *f;
-	int c = 0;
+	char path[128];
 
 	snprintf(path, sizeof(path), "%s/access.log", n->dir);
-	f = fopen(path, "r");
-	while (f && fgets(line, sizeof(line), f))
-		if (strstr(line, needle))
-			c++;
-	if (f)
-		fclose(f);
-	return c;
+	return log_count(path, needle);
 }
 
 static void *

@@ -294,22 +294,6 @@ schema_ok(struct ctx *t)
 	    "tree with npm)");
 }
 
-/* Count lines of a log containing needle. */
-static int
-log_count(const char *path, const char *needle)
-{
-	char line[8192];
-	FILE *f = fopen(path, "r");
-	int n = 0;
-
-	if (f == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (strstr(line, needle))
-			n++;
-	fclose(f);
-	return n;
-}
 
 /*
  * The count of lines with needle once it reaches want, or what it is after
