@@ -15,8 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <jpeglib.h>
-
 #include "gemini.h"
 #include "image.h"
 #include "log.h"
@@ -313,42 +311,6 @@ START_TEST(the_photo_is_sent_upright)
 }
 END_TEST
 
-/* A w x h JPEG of noise at quality 98: megabytes that do not compress. */
-static uint8_t *
-noise_jpeg(uint32_t w, uint32_t h, size_t *len)
-{
-	struct jpeg_compress_struct c;
-	struct jpeg_error_mgr jerr;
-	unsigned char *buf = NULL, *row = malloc((size_t)w * 3);
-	unsigned long n = 0;
-	uint32_t x = 2463534242u;
-
-	c.err = jpeg_std_error(&jerr);
-	jpeg_create_compress(&c);
-	jpeg_mem_dest(&c, &buf, &n);
-	c.image_width = w;
-	c.image_height = h;
-	c.input_components = 3;
-	c.in_color_space = JCS_RGB;
-	jpeg_set_defaults(&c);
-	jpeg_set_quality(&c, 98, TRUE);
-	jpeg_start_compress(&c, TRUE);
-	for (uint32_t y = 0; y < h; y++) {
-		for (size_t i = 0; i < (size_t)w * 3; i++) {
-			x ^= x << 13;
-			x ^= x >> 17;
-			x ^= x << 5;
-			row[i] = (unsigned char)x;
-		}
-		jpeg_write_scanlines(&c, &row, 1);
-	}
-	jpeg_finish_compress(&c);
-	jpeg_destroy_compress(&c);
-	free(row);
-	*len = n;
-	return buf;
-}
-
 START_TEST(a_photo_too_big_to_send_is_sent_smaller)
 {
 	struct setup s = { 0 };
@@ -359,7 +321,7 @@ START_TEST(a_photo_too_big_to_send_is_sent_smaller)
 
 	/* 12 MP of noise: over the 7 MB the plugin sends of a photo, so it
 	 * is re-encoded, at most 3072 px on its longest side: halved */
-	jpg = noise_jpeg(4000, 3000, &len);
+	testimg_noise_jpeg(4000, 3000, &jpg, &len);
 	ck_assert_uint_gt(len, 7u << 20);
 	start(&s);
 	ck_assert_msg(run_with(MODEL, "big [noise]", "", jpg, len, 0, &img,

@@ -28,9 +28,12 @@ pixel(uint32_t x, uint32_t y, uint32_t w, uint32_t h, uint8_t rgb[3])
 	}
 }
 
-void
-testimg_jpeg(uint32_t w, uint32_t h, int orientation, uint8_t **out,
-    size_t *len)
+/* Encode w x h rows, each filled by fill(row, y), as a JPEG at quality,
+ * with an EXIF orientation if it is 1-8. */
+static void
+encode_jpeg(uint32_t w, uint32_t h, int quality, int orientation,
+    void (*fill)(uint8_t *row, uint32_t y, uint32_t w, uint32_t h,
+    void *arg), void *arg, uint8_t **out, size_t *len)
 {
 	struct jpeg_compress_struct c;
 	struct jpeg_error_mgr jerr;
@@ -46,7 +49,7 @@ testimg_jpeg(uint32_t w, uint32_t h, int orientation, uint8_t **out,
 	c.input_components = 3;
 	c.in_color_space = JCS_RGB;
 	jpeg_set_defaults(&c);
-	jpeg_set_quality(&c, 90, TRUE);
+	jpeg_set_quality(&c, quality, TRUE);
 	jpeg_start_compress(&c, TRUE);
 	if (orientation >= 1 && orientation <= 8) {
 		/* Exif\0\0, little-endian TIFF, IFD0 with one entry 0x0112 */
@@ -64,8 +67,7 @@ testimg_jpeg(uint32_t w, uint32_t h, int orientation, uint8_t **out,
 	while (c.next_scanline < h) {
 		JSAMPROW rp = row;
 
-		for (uint32_t x = 0; x < w; x++)
-			pixel(x, c.next_scanline, w, h, row + x * 3);
+		fill(row, c.next_scanline, w, h, arg);
 		jpeg_write_scanlines(&c, &rp, 1);
 	}
 	jpeg_finish_compress(&c);
@@ -75,6 +77,43 @@ testimg_jpeg(uint32_t w, uint32_t h, int orientation, uint8_t **out,
 	memcpy(*out, buf, n);
 	*len = n;
 	free(buf);
+}
+
+static void
+fill_picture(uint8_t *row, uint32_t y, uint32_t w, uint32_t h, void *arg)
+{
+	(void)arg;
+	for (uint32_t x = 0; x < w; x++)
+		pixel(x, y, w, h, row + x * 3);
+}
+
+void
+testimg_jpeg(uint32_t w, uint32_t h, int orientation, uint8_t **out,
+    size_t *len)
+{
+	encode_jpeg(w, h, 90, orientation, fill_picture, NULL, out, len);
+}
+
+static void
+fill_noise(uint8_t *row, uint32_t y, uint32_t w, uint32_t h, void *arg)
+{
+	uint32_t *x = arg;
+
+	(void)y, (void)h;
+	for (size_t i = 0; i < (size_t)w * 3; i++) {
+		*x ^= *x << 13;
+		*x ^= *x >> 17;
+		*x ^= *x << 5;
+		row[i] = (uint8_t)*x;
+	}
+}
+
+void
+testimg_noise_jpeg(uint32_t w, uint32_t h, uint8_t **out, size_t *len)
+{
+	uint32_t state = 2463534242u;	/* xorshift32 */
+
+	encode_jpeg(w, h, 98, 0, fill_noise, &state, out, len);
 }
 
 void

@@ -15,6 +15,8 @@
  */
 void testimg_jpeg(uint32_t w, uint32_t h, int orientation, uint8_t **out,
     size_t *len);
+/* w x h of noise at JPEG quality 98: megabytes that do not compress. */
+void testimg_noise_jpeg(uint32_t w, uint32_t h, uint8_t **out, size_t *len);
 /* Same picture as a PNG (channels 3 or 4, bit depth 8 or 16). */
 void testimg_png(uint32_t w, uint32_t h, int channels, int depth,
     uint8_t **out, size_t *len);
