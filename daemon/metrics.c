@@ -100,21 +100,6 @@ metrics_set_source(void (*fn)(void *, struct metrics_source *), void *arg)
 	pthread_mutex_unlock(&m.lock);
 }
 
-void
-metrics_reset(void)
-{
-	pthread_mutex_lock(&m.lock);
-	memset(&m.models, 0, offsetof(__typeof__(m), source) -
-	    offsetof(__typeof__(m), models));
-	pthread_mutex_unlock(&m.lock);
-}
-
-const char *
-metrics_reason_name(enum metrics_reason r)
-{
-	return r < REASON_N ? reason_names[r] : "unknown";
-}
-
 /* The index of name in t (added if there is room), METRICS_MAX_NAMES for
  * "other"; under the lock. */
 static size_t

@@ -71,10 +71,4 @@ void metrics_worker_timeout(const char *plugin);
 /* The Prometheus text exposition (format 0.0.4); malloc'd. */
 char *metrics_render(size_t *len);
 
-/* The label value of a reason. */
-const char *metrics_reason_name(enum metrics_reason r);
-
-/* Reset everything (tests). */
-void metrics_reset(void);
-
 #endif
