@@ -696,13 +696,13 @@ build_request(const struct genai *g, const struct firesync_request *req,
 			goto oom;
 		refs_b64 += 4 * ((refs[i].len + 2) / 3) + 64;
 	}
-	budget = REQUEST_MAX - 4096 - strlen(quoted) - refs_b64;
 	if (refs_b64 + strlen(quoted) + 4096 >= REQUEST_MAX) {
 		snprintf(err, errlen, "the prompt and reference images are "
 		    "too large for the AI service");
 		goto out;
 	}
-	budget = budget / 4 * 3;
+	/* what the photo's JPEG may take, before base64's 4/3 */
+	budget = (REQUEST_MAX - 4096 - strlen(quoted) - refs_b64) / 4 * 3;
 	if (photo_jpeg(req, budget < PHOTO_MAX ? budget : PHOTO_MAX, &photo,
 	    &photo_len, &sum->original) < 0) {
 		snprintf(err, errlen, "the photo cannot be prepared for the "
@@ -1145,11 +1145,10 @@ genai_transform(void *state, const struct firesync_request *req,
 		} else if (status == 200) {
 			rc = take_reply(g, req, &c.reply, res, err, errlen);
 			goto out;
-		} else if (!retryable(status)) {
-			status_error(g, req, status, &c.reply, err, errlen);
-			goto out;
 		} else {
 			status_error(g, req, status, &c.reply, err, errlen);
+			if (!retryable(status))
+				goto out;
 		}
 		if (attempt >= g->max_retries)
 			break;
