@@ -1470,7 +1470,8 @@ START_TEST(experience_changes_apply_to_the_next_session)
 }
 END_TEST
 
-static char *scrape(const char *url);
+static char *scrape_until(const char *url, const char *needle,
+    const char *also);
 static void assert_metric(const char *text, const char *line);
 
 START_TEST(plugin_sessions_crash_and_hang_cost_only_themselves)
@@ -1547,14 +1548,7 @@ START_TEST(plugin_sessions_crash_and_hang_cost_only_themselves)
 	ck_assert_int_eq(log_count_reaches(t.log,
 	    "plugin=test-good state=ready", 3, 5000), 3);
 	/* the metrics name the crash and the hang, by plugin and reason */
-	for (int i = 0; i < 100; i++) {
-		free(text);
-		text = scrape(url);
-		ck_assert_ptr_nonnull(text);
-		if (strstr(text, "\nfiresync_sessions_in_flight 0\n"))
-			break;
-		sleep_ms(50);
-	}
+	text = scrape_until(url, "\nfiresync_sessions_in_flight 0\n", NULL);
 	assert_metric(text, "firesync_worker_crashes_total{plugin="
 	    "\"test-segv\"} 1");
 	assert_metric(text, "firesync_worker_timeouts_total{plugin="
@@ -1832,6 +1826,27 @@ scrape(const char *url)
 	return b.p;
 }
 
+/*
+ * Scrape url until the text holds needle (and also, unless NULL), for 5 s
+ * at most: counters move just after the commits they count.  The last
+ * text, for the exact checks that follow.
+ */
+static char *
+scrape_until(const char *url, const char *needle, const char *also)
+{
+	char *text = NULL;
+
+	for (int i = 0; i < 100; i++) {
+		free(text);
+		text = scrape(url);
+		ck_assert_msg(text != NULL, "%s did not answer 200", url);
+		if (strstr(text, needle) && (also == NULL || strstr(text, also)))
+			break;
+		sleep_ms(50);
+	}
+	return text;
+}
+
 /* The metrics text has this exact line. */
 static void
 assert_metric(const char *text, const char *line)
@@ -1911,17 +1926,8 @@ START_TEST(metrics_count_what_happened)
 	doc_free(wait_final(&t, "E", "s_noexp", 20000));
 	doc_free(wait_final(&t, "E", "s_noinput", 20000));
 	/* a finish is counted just after its commit returns */
-	for (int i = 0; i < 100; i++) {
-		text = scrape(url);
-		ck_assert_ptr_nonnull(text);
-		if (strstr(text, "\nfiresync_sessions_in_flight 0\n") &&
-		    strstr(text, "{outcome=\"error\",model=\"unknown\"} 1\n"))
-			break;
-		free(text);
-		text = NULL;
-		sleep_ms(50);
-	}
-	ck_assert_ptr_nonnull(text);
+	text = scrape_until(url, "\nfiresync_sessions_in_flight 0\n",
+	    "{outcome=\"error\",model=\"unknown\"} 1\n");
 	assert_metric(text, "firesync_build_info{version=\"" PACKAGE_VERSION
 	    "\"} 1");
 	assert_metric(text, "firesync_sessions_finished_total{outcome=\"ready\","
@@ -1977,16 +1983,7 @@ START_TEST(metrics_count_what_happened)
 		ck_assert_str_eq(state_of(doc), "ready");
 		doc_free(doc);
 	}
-	for (int i = 0; i < 100; i++) {
-		text = scrape(url);
-		ck_assert_ptr_nonnull(text);
-		if (strstr(text, "model=\"none\"} 4\n"))
-			break;
-		free(text);
-		text = NULL;
-		sleep_ms(50);
-	}
-	ck_assert_ptr_nonnull(text);
+	text = scrape_until(url, "model=\"none\"} 4\n", NULL);
 	assert_metric(text, "firesync_sessions_finished_total{outcome=\"ready\","
 	    "model=\"none\"} 4");
 	free(text);
