@@ -657,15 +657,19 @@ transform(struct run *r, const struct experience *x, const uint8_t *in,
 		free(refs[i]);
 	if (*plugin)
 		snprintf(r->plugin, sizeof(r->plugin), "%s", plugin);
-	else if (!x->ai_enabled || !pool_plugin_for(r->p->pool, x->model,
-	    plugin, sizeof(plugin)))
-		snprintf(plugin, sizeof(plugin), "%s", x->ai_enabled ? "-" :
-		    "none");
 	r->reason = reason_of_transform(rc);
-	if (rc == -ECHILD)
-		metrics_worker_crash(plugin);
-	else if (rc == -ETIMEDOUT)
-		metrics_worker_timeout(plugin);
+	if (rc == -ECHILD || rc == -ETIMEDOUT) {
+		/* a worker that died or was killed named no plugin: the one
+		 * serving the model, for the metrics */
+		if (!x->ai_enabled || !pool_plugin_for(r->p->pool, x->model,
+		    plugin, sizeof(plugin)))
+			snprintf(plugin, sizeof(plugin), "%s", x->ai_enabled ?
+			    "-" : "none");
+		if (rc == -ECHILD)
+			metrics_worker_crash(plugin);
+		else
+			metrics_worker_timeout(plugin);
+	}
 	return rc;
 }
 
