@@ -136,183 +136,124 @@ from_prompt(struct params p, const char *prompt)
 	return p;
 }
 
-#define XDOG_K	1.6f	/* the wide Gaussian's sigma, relative */
+#define WORK_SHORT 960	/* the flat colours' working short side */
 #define XDOG_T	0.12f	/* edge-threshold units per luma level of DoG */
 
-/* A true separable Gaussian, for the small sigmas where box passes are
- * too coarse to tell two sigmas apart. */
+/*
+ * Skin, smoothed at a large scale among skin alone: a normalised
+ * convolution (what is not skin neither blurs in nor is blurred) through
+ * the edge-preserving filter guided by g, so the smoothing stops at the
+ * hairline and the jaw.  A face's shading then crosses the tone steps in
+ * long smooth curves, and cheeks fall into one to three clean tones
+ * instead of blotches.  Eyes, lips and brows are drawn by the outlines,
+ * which come from the photo.  f is in YCbCr.  0, 1 if cancelled, or -1.
+ */
 static int
-gauss_exact(float *p, int w, int h, float sigma)
+smooth_skin(struct fimg *f, const struct firesync_image *g, float sigma,
+    int (*cancel)(void))
 {
-	int r = (int)ceilf(3.0f * sigma), len = w > h ? w : h;
-	float k[64], sum = 0, *line = malloc((size_t)(len + 2 * r) *
-	    sizeof(*line));
+	size_t n = (size_t)f->w * f->h;
+	struct fimg sum, wt;
+	float total = 0;
+	int rc;
 
-	if (line == NULL || r > 31) {
-		free(line);
+	if (fimg_alloc(&sum, f->w, f->h) < 0)
+		return -1;
+	if (fimg_alloc(&wt, f->w, f->h) < 0) {
+		fimg_free(&sum);
 		return -1;
 	}
-	for (int i = -r; i <= r; i++)
-		sum += k[i + r] = expf(-(float)(i * i) / (2 * sigma * sigma));
-	for (int i = 0; i <= 2 * r; i++)
-		k[i] /= sum;
-	for (int pass = 0; pass < 2; pass++) {
-		int outer = pass ? w : h, inner = pass ? h : w;
-		size_t step = pass ? (size_t)w : 1, stride = pass ? 1 : (size_t)w;
+	for (size_t i = 0; i < n; i++) {
+		float m = skin_weight_ycc(f->p + 3 * i);
 
-		for (int o = 0; o < outer; o++) {
-			float *row = p + (size_t)o * stride;
-
-			for (int i = -r; i < inner + r; i++) {
-				int c = i < 0 ? 0 : i >= inner ? inner - 1 : i;
-
-				line[i + r] = row[(size_t)c * step];
-			}
-			for (int i = 0; i < inner; i++) {
-				float a = 0;
-
-				for (int t = 0; t <= 2 * r; t++)
-					a += k[t] * line[i + t];
-				row[(size_t)i * step] = a;
-			}
+		for (int c = 0; c < 3; c++) {
+			sum.p[3 * i + c] = f->p[3 * i + c] * m;
+			wt.p[3 * i + c] = m;
 		}
+		total += m;
 	}
-	free(line);
-	return 0;
-}
+	rc = 0;
+	if (total >= 1.0f) {
+		rc = dt_filter(&sum, g, sigma, 0.08f, 2, 0, cancel);
+		if (rc == 0)
+			rc = dt_filter(&wt, g, sigma, 0.08f, 2, 0, cancel);
+	}
+	if (rc == 0 && total >= 1.0f)
+		for (size_t i = 0; i < n; i++) {
+			float m = skin_weight_ycc(f->p + 3 * i), b = wt.p[3 * i];
 
-/* Blur a plane like a Gaussian of sigma: exactly while sigma is small,
- * by three box passes (time independent of sigma) once it is not. */
-static int
-gauss3(float *p, int w, int h, float sigma)
-{
-	int r = (int)floorf((sqrtf(4.0f * sigma * sigma + 1.0f) - 1.0f) *
-	    0.5f + 0.5f);
-
-	if (sigma < 2.5f)
-		return gauss_exact(p, w, h, sigma);
-	for (int k = 0; k < 3; k++)
-		if (box_blur_plane(p, w, h, r) < 0)
-			return -1;
-	return 0;
+			if (m > 0 && b > 1e-3f)
+				for (int c = 0; c < 3; c++)
+					f->p[3 * i + c] += m * (sum.p[3 * i + c] /
+					    b - f->p[3 * i + c]);
+		}
+	fimg_free(&sum);
+	fimg_free(&wt);
+	return rc;
 }
 
 /*
- * Difference of Gaussians of luma, in place: G(sigma) - G(k sigma), at a
- * sigma that follows the image's size, so a line is as thick relative to
- * the face at 0.5 MP as at 12 MP.  Negative on the dark side of an edge
- * and along thin dark features (eyes, lips, the line of a smile).
+ * The flat colours, painted at the working resolution (short side at most
+ * WORK_SHORT) into wk (allocated here): flat regions lose nothing by it,
+ * and the smoothing and the tones are the same at 0.5 MP as at 12 MP.
+ * Returns 0, 1 if cancelled, -1 when out of memory.
  */
 static int
-xdog(float *lum, int w, int h, float sigma)
+flatten(const struct firesync_image *im, struct fimg *wk,
+    const struct params *p, int (*cancel)(void))
 {
-	size_t n = (size_t)w * h;
-	float *wide = malloc(n * sizeof(*wide));
+	struct firesync_image guide;
+	int ww, wh, shortside, rc;
+	float step, phi, qlut[QLUT];
+	size_t n;
 
-	if (wide == NULL)
+	work_size((int)im->width, (int)im->height, WORK_SHORT, &ww, &wh);
+	if (fimg_from_image_scaled(wk, im, ww, wh) < 0)
 		return -1;
-	if (sigma < 0.7f)
-		sigma = 0.7f;
-	memcpy(wide, lum, n * sizeof(*wide));
-	if (gauss3(lum, w, h, sigma) < 0 ||
-	    gauss3(wide, w, h, sigma * XDOG_K) < 0) {
-		free(wide);
+	if (image8_of(wk, &guide) < 0) {
+		fimg_free(wk);
 		return -1;
 	}
-	for (size_t i = 0; i < n; i++)
-		lum[i] -= wide[i];
-	free(wide);
-	return 0;
-}
-
-/* Union-find over pixel indices, with path halving. */
-static uint32_t
-uf_find(uint32_t *parent, uint32_t i)
-{
-	while (parent[i] != i) {
-		parent[i] = parent[parent[i]];
-		i = parent[i];
+	shortside = ww < wh ? ww : wh;
+	rc = dt_filter(wk, &guide, p->smoothing * (float)shortside, p->range,
+	    3, shortside / 400 + 1, cancel);
+	free((void *)guide.pixels);
+	if (rc == 0 && image8_of(wk, &guide) < 0)
+		rc = -1;
+	if (rc != 0) {
+		fimg_free(wk);
+		return rc;
 	}
-	return i;
-}
+	rgb_to_ycc(wk);
+	rc = smooth_skin(wk, &guide, (float)shortside / 25.0f, cancel);
+	free((void *)guide.pixels);
+	if (rc != 0) {
+		fimg_free(wk);
+		return rc;
+	}
+	/* soft luma quantisation, through a table: the step function
+	 * depends on luma alone (quarter-level resolution) */
+	step = 255.0f / (float)(p->levels - 1);
+	phi = 3.0f / step;
+	for (int k = 0; k < QLUT; k++) {
+		float y = (float)k * 255.0f / (QLUT - 1), q = roundf(y / step) * step;
 
-/*
- * Line alpha from the DoG: dark where it is negative enough; then every
- * 8-connected piece of line smaller than min_area pixels is dropped.
- * What noise, skin pores and grain leave are specks; outlines, eyes and
- * the line of a smile are long.  Returns the alpha plane (malloc'd) in
- * place of dog, or NULL when out of memory.
- */
-static float *
-line_alpha(float *dog, int w, int h, const struct params *p, int min_area)
-{
-	size_t n = (size_t)w * h;
-	uint32_t *parent = malloc(n * sizeof(*parent)), *area, hist[1024];
-	float ramp = p->edge_threshold * XDOG_T, t = ramp, noise;
-	size_t seen = 0, bin = 0;
-
-	if (parent == NULL)
-		return NULL;
-	/* the noise of the photo, as the median absolute DoG (most pixels
-	 * are not on an edge): lines start well above it, so grain and
-	 * sensor noise draw nothing */
-	memset(hist, 0, sizeof(hist));
+		qlut[k] = q + 0.5f * step * tanhf(phi * (y - q) * 0.5f);
+	}
+	n = (size_t)ww * wh;
 	for (size_t i = 0; i < n; i++) {
-		int b = (int)(fabsf(dog[i]) * 16.0f);
+		float y = clampf(wk->p[3 * i], 0, 255) * ((QLUT - 1) / 255.0f);
+		int k = (int)y;
+		float t = y - (float)k;
 
-		hist[b < 1023 ? b : 1023]++;
-	}
-	while (bin < 1023 && (seen += hist[bin]) < n / 2)
-		bin++;
-	noise = 1.4826f * ((float)bin + 0.5f) / 16.0f;
-	if (t < 3.0f * noise)
-		t = 3.0f * noise;
-	for (size_t i = 0; i < n; i++) {
-		float a = clampf((-dog[i] - t) / ramp, 0, 1) *
-		    p->line_strength;
-
-		dog[i] = a;
-		parent[i] = (uint32_t)i;
-	}
-	for (int y = 0; y < h; y++)
-		for (int x = 0; x < w; x++) {
-			size_t i = (size_t)y * w + x;
-			static const int dx[4] = { -1, -1, 0, 1 };
-
-			if (dog[i] <= 0)
-				continue;
-			for (int k = 0; k < 4; k++) {
-				int nx = x + dx[k], ny = k == 0 ? y : y - 1;
-				size_t j;
-				uint32_t a, b;
-
-				if (nx < 0 || nx >= w || ny < 0)
-					continue;
-				j = (size_t)ny * w + nx;
-				if (dog[j] <= 0)
-					continue;
-				a = uf_find(parent, (uint32_t)i);
-				b = uf_find(parent, (uint32_t)j);
-				if (a != b)
-					parent[a < b ? b : a] = a < b ? a : b;
-			}
+		if (k >= QLUT - 1) {
+			k = QLUT - 2;
+			t = 1;
 		}
-	/* sizes at the roots, reusing nothing: a second array */
-	area = calloc(n, sizeof(*area));
-	if (area == NULL) {
-		free(parent);
-		return NULL;
+		wk->p[3 * i] = qlut[k] + t * (qlut[k + 1] - qlut[k]);
 	}
-	for (size_t i = 0; i < n; i++)
-		if (dog[i] > 0)
-			area[uf_find(parent, (uint32_t)i)]++;
-	for (size_t i = 0; i < n; i++)
-		if (dog[i] > 0 && area[uf_find(parent, (uint32_t)i)] <
-		    (uint32_t)min_area)
-			dog[i] = 0;
-	free(area);
-	free(parent);
-	return dog;
+	ycc_to_rgb(wk);
+	return 0;
 }
 
 static int
@@ -322,80 +263,37 @@ cartoon_transform(void *state, const struct firesync_request *req,
 	struct cartoon *s = state;
 	struct params p = from_prompt(s->base, req->prompt);
 	const struct firesync_image *im = &req->image;
-	int w = (int)im->width, h = (int)im->height, shortside;
-	size_t n = (size_t)w * h;
-	float *raw = NULL, step, phi, qlut[QLUT];
+	int w = (int)im->width, h = (int)im->height, shortside = w < h ? w : h;
+	float *ink;
 	int rc;
-	struct fimg f;
+	struct fimg wk;
 
-	if (fimg_from_image(&f, im) < 0) {
+	/* the outlines come from the photo's own luma at full size, before
+	 * smoothing flattens the features that matter (eyes, the smile);
+	 * DoG lines, specks dropped (a speck is smaller than a line a sixth
+	 * of the image across would be, so the size follows the image's) */
+	ink = luma_image(im);
+	if (ink == NULL || dog_plane(ink, w, h, (float)shortside / 600.0f) < 0 ||
+	    dog_lines(ink, w, h, p.edge_threshold * XDOG_T, p.line_strength,
+	    (int)(12.0f * (float)shortside * (float)shortside /
+	    (512.0f * 512.0f)) + 6) < 0) {
+		free(ink);
 		snprintf(err, errlen, "out of memory");
 		return FIRESYNC_ERROR;
 	}
-	shortside = w < h ? w : h;
-	/* the outlines come from the photo's own luma, before smoothing
-	 * flattens the features that matter (eyes, the smile) */
-	raw = luma_plane(&f);
-	if (raw == NULL || xdog(raw, w, h, (float)shortside / 600.0f) < 0) {
-		free(raw);
-		fimg_free(&f);
-		snprintf(err, errlen, "out of memory");
-		return FIRESYNC_ERROR;
-	}
-	rc = dt_filter(&f, im, p.smoothing * (float)shortside, p.range, 3,
-	    shortside / 400 + 1, s->host->cancelled);
+	rc = flatten(im, &wk, &p, s->host->cancelled);
 	if (rc != 0) {
-		fimg_free(&f);
+		free(ink);
 		if (rc > 0)
 			return FIRESYNC_CANCELLED;
 		snprintf(err, errlen, "out of memory");
 		return FIRESYNC_ERROR;
 	}
-
-	/* soft luma quantisation in YCbCr, through a table: the step
-	 * function depends on luma alone (quarter-level resolution) */
-	rgb_to_ycc(&f);
-	step = 255.0f / (float)(p.levels - 1);
-	phi = 3.0f / step;
-	for (int k = 0; k < QLUT; k++) {
-		float y = (float)k * 255.0f / (QLUT - 1), q = roundf(y / step) * step;
-
-		qlut[k] = q + 0.5f * step * tanhf(phi * (y - q) * 0.5f);
-	}
-	for (size_t i = 0; i < n; i++) {
-		float y = clampf(f.p[3 * i], 0, 255) * ((QLUT - 1) / 255.0f);
-		int k = (int)y;
-		float t = y - (float)k;
-
-		if (k >= QLUT - 1) {
-			k = QLUT - 2;
-			t = 1;
-		}
-		f.p[3 * i] = qlut[k] + t * (qlut[k + 1] - qlut[k]);
-	}
-	ycc_to_rgb(&f);
-
-	/* DoG lines, specks dropped, composited towards a dark ink; a
-	 * speck is smaller than a line a sixth of the image across would
-	 * be, so the size follows the image's */
-	if (line_alpha(raw, w, h, &p, (int)(12.0f * (float)shortside *
-	    (float)shortside / (512.0f * 512.0f)) + 6) == NULL) {
-		free(raw);
-		fimg_free(&f);
-		snprintf(err, errlen, "out of memory");
-		return FIRESYNC_ERROR;
-	}
-	for (size_t i = 0; i < n; i++) {
-		float a = raw[i];
-
-		if (a > 0)
-			for (int c = 0; c < 3; c++)
-				f.p[3 * i + c] = f.p[3 * i + c] * (1 - a) +
-				    20.0f * a;
-	}
-	free(raw);
-	rc = fimg_to_result(&f, im, s->host, res);
-	fimg_free(&f);
+	/* the flat colours brought to the photo's size, the lines inked
+	 * over them on the way */
+	rc = fimg_to_result_scaled(&wk, ink, im, s->host, res);
+	free(ink);
+	fimg_free(&wk);
 	if (rc < 0) {
 		snprintf(err, errlen, "out of memory");
 		return FIRESYNC_ERROR;

@@ -74,6 +74,34 @@ fimg_to_result(const struct fimg *f, const struct firesync_image *src,
 	return 0;
 }
 
+int
+grey_to_result(const float *lum, const struct firesync_image *src,
+    const struct firesync_host *host, struct firesync_result *res)
+{
+	uint32_t c = src->channels == 4 ? 4 : 3;
+
+	res->width = src->width;
+	res->height = src->height;
+	res->channels = c;
+	res->stride = src->width * c;
+	res->pixels = host->alloc((size_t)res->stride * src->height);
+	if (res->pixels == NULL)
+		return -1;
+	for (uint32_t y = 0; y < src->height; y++) {
+		const float *s = lum + (size_t)y * src->width;
+		uint8_t *d = res->pixels + (size_t)y * res->stride;
+		const uint8_t *a = src->pixels + (size_t)y * src->stride;
+
+		for (uint32_t x = 0; x < src->width; x++, d += c) {
+			d[0] = d[1] = d[2] = (uint8_t)(clampf(s[x], 0, 255) +
+			    0.5f);
+			if (c == 4)
+				d[3] = a[(size_t)x * 4 + 3];
+		}
+	}
+	return 0;
+}
+
 /* ---- domain transform ---- */
 
 /* The guide, box-blurred by r, as packed 8-bit RGB (malloc'd). */
@@ -252,18 +280,55 @@ box_line(float *p, size_t step, int n, int r, float *tmp)
 int
 box_blur_plane(float *p, int w, int h, int r)
 {
-	float *tmp;
+	size_t rowb = (size_t)w * sizeof(float);
+	float *tmp, *ring, *sum, inv = 1.0f / (float)(2 * r + 1);
+	int slots = r + 1;
 
 	if (r <= 0)
 		return 0;
-	tmp = malloc((size_t)(w > h ? w : h) * sizeof(float));
-	if (tmp == NULL)
+	tmp = malloc((size_t)w * sizeof(float));
+	ring = malloc(rowb * slots);
+	sum = malloc(rowb);
+	if (tmp == NULL || ring == NULL || sum == NULL) {
+		free(tmp);
+		free(ring);
+		free(sum);
 		return -1;
+	}
 	for (int y = 0; y < h; y++)
 		box_line(p + (size_t)y * w, 1, w, r, tmp);
-	for (int x = 0; x < w; x++)
-		box_line(p + x, (size_t)w, h, r, tmp);
+	/*
+	 * Vertically a whole row at a time, so memory is read in order and
+	 * the inner loops vectorise.  In place: before row y is written its
+	 * original goes to a ring of the last r + 1 rows, which is all the
+	 * window still needs of what lies above it.
+	 */
+	memset(sum, 0, rowb);
+	for (int i = -r; i <= r; i++) {
+		const float *row = p + (size_t)(i < 0 ? 0 : i >= h ? h - 1 : i) * w;
+
+		for (int x = 0; x < w; x++)
+			sum[x] += row[x];
+	}
+	for (int y = 0; y < h; y++) {
+		int add = y + r + 1 >= h ? h - 1 : y + r + 1;
+		int sub = y - r < 0 ? 0 : y - r;
+		float *o = p + (size_t)y * w, *saved = ring + (size_t)(y % slots) * w;
+		const float *a, *b;
+
+		memcpy(saved, o, rowb);
+		a = add <= y ? ring + (size_t)(add % slots) * w : p + (size_t)add * w;
+		b = ring + (size_t)(sub % slots) * w;
+		for (int x = 0; x < w; x++) {
+			float v = sum[x];
+
+			sum[x] += a[x] - b[x];
+			o[x] = v * inv;
+		}
+	}
 	free(tmp);
+	free(ring);
+	free(sum);
 	return 0;
 }
 
@@ -452,6 +517,23 @@ lab_stats(const struct firesync_image *im, int max_samples, float mean[3],
 		mean[c] = (float)m;
 		std[c] = (float)sqrt(v > 1e-6 ? v : 1e-6);
 	}
+}
+
+/*
+ * How much a YCbCr pixel (chroma centred on 0) looks like skin, 0..1: the
+ * classic Cb 77..127, Cr 133..173 box with soft sides, over a wide range
+ * of luma, so every complexion and most lighting fall inside.
+ */
+float
+skin_weight_ycc(const float *ycc)
+{
+	float cb = ycc[1], cr = ycc[2], y = ycc[0];
+	float a = clampf((cb + 51.0f) / 8.0f, 0, 1) *
+	    clampf((-1.0f - cb) / 8.0f, 0, 1);
+	float b = clampf((cr - 5.0f) / 6.0f, 0, 1) *
+	    clampf((45.0f - cr) / 6.0f, 0, 1);
+
+	return a * b * clampf((y - 35.0f) / 20.0f, 0, 1);
 }
 
 /* ---- Kuwahara ---- */

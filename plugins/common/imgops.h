@@ -30,6 +30,9 @@ int fimg_from_image(struct fimg *f, const struct firesync_image *im);
  */
 int fimg_to_result(const struct fimg *f, const struct firesync_image *src,
     const struct firesync_host *host, struct firesync_result *res);
+/* The same from a grey plane (src's size): R = G = B. */
+int grey_to_result(const float *lum, const struct firesync_image *src,
+    const struct firesync_host *host, struct firesync_result *res);
 
 /*
  * Edge-preserving smoothing: the domain transform recursive filter
@@ -48,9 +51,18 @@ int box_blur_plane(float *p, int w, int h, int r);
 /* Luma (Rec. 601) plane of f, newly malloc'd; NULL on failure. */
 float *luma_plane(const struct fimg *f);
 
+/* Luma (Rec. 601) plane of an 8-bit image, newly malloc'd; NULL on
+ * failure. */
+float *luma_image(const struct firesync_image *im);
+
 /* RGB <-> YCbCr (full range, Rec. 601), in place on f. */
 void rgb_to_ycc(struct fimg *f);
 void ycc_to_rgb(struct fimg *f);
+
+/* How much a YCbCr pixel (chroma centred on 0, as rgb_to_ycc leaves it)
+ * looks like skin, 0..1: Cb 77..127, Cr 133..173 with soft sides, over
+ * a wide range of luma, so every complexion and most lighting count. */
+float skin_weight_ycc(const float *ycc);
 
 /* CIE L*a*b* (D65) of one sRGB pixel, and back (clamped). */
 void srgb_to_lab(const float rgb[3], float lab[3]);
@@ -82,6 +94,75 @@ int kuwahara(struct fimg *f, int r);
 
 /* A deterministic hash noise in [-1, 1] for paper texture. */
 float noise2(int x, int y);
+
+/* ---- resample.c: sizes, blur at any scale, noise ---- */
+
+/*
+ * Resize ch-channel interleaved floats (ch 1..4) from w0 x h0 to w x h:
+ * area averaging along an axis that shrinks, linear interpolation along
+ * one that grows.  dst must not overlap src.  0 or -1.
+ */
+int resample(const float *src, int w0, int h0, int ch, float *dst, int w,
+    int h);
+/* The photo (8-bit, 3 or 4 channels) resized straight to a w x h float
+ * image (allocated here), a row at a time.  0 or -1. */
+int fimg_from_image_scaled(struct fimg *f, const struct firesync_image *im,
+    int w, int h);
+/*
+ * f resized to src's size straight into a host-allocated result with
+ * src's channel count (alpha from src), a row at a time.  ink (may be
+ * NULL) is an alpha plane of src's size: each pixel is taken that far
+ * toward INK_LEVEL on the way.  0 or -1.
+ */
+#define INK_LEVEL	20.0f
+int fimg_to_result_scaled(const struct fimg *f, const float *ink,
+    const struct firesync_image *src, const struct firesync_host *host,
+    struct firesync_result *res);
+/* dst (allocated here; free with fimg_free) = src resized to w x h. */
+int fimg_resized(const struct fimg *src, int w, int h, struct fimg *dst);
+/* The size to paint a w x h photo at: as is while its short side is at
+ * most max_short, else scaled down to that short side. */
+void work_size(int w, int h, int max_short, int *ww, int *wh);
+
+/* Gaussian blur of a plane in place: exact below sigma 2.5, three box
+ * passes (time independent of sigma) above.  0 or -1. */
+int gauss_plane(float *p, int w, int h, float sigma);
+/* The same on each channel of f. */
+int fimg_gauss(struct fimg *f, float sigma);
+
+/*
+ * Smooth value noise: noise_add adds amp * noise in [-amp, amp] with
+ * features about cell pixels across to a plane; fbm_plane returns a new
+ * plane (malloc'd) of `octaves` octaves from cell down, each half the
+ * size and amplitude of the last (range about [-2, 2]), none finer than
+ * two pixels.  Deterministic for a seed.
+ */
+int noise_add(float *p, int w, int h, float cell, float amp, uint32_t seed);
+float *fbm_plane(int w, int h, float cell, int octaves, uint32_t seed);
+
+/* An 8-bit RGB image of f, for a guide; free((void *)im->pixels). */
+int image8_of(const struct fimg *f, struct firesync_image *im);
+
+/* ---- lines.c: ink lines ---- */
+
+/*
+ * Difference of Gaussians of a luma plane, in place: G(sigma) -
+ * G(1.6 sigma), negative on the dark side of an edge and along thin dark
+ * features (eyes, lips, the line of a smile).  0 or -1.
+ */
+int dog_plane(float *lum, int w, int h, float sigma);
+/*
+ * The DoG plane, in place, becomes line alpha 0..strength: a line starts
+ * where the DoG is below -max(ramp, 3 x the photo's noise) and is full
+ * ramp further down; 8-connected pieces of line smaller than min_area
+ * pixels are dropped (grain and pores leave specks; outlines are long).
+ * 0 or -1.
+ */
+int dog_lines(float *dog, int w, int h, float ramp, float strength,
+    int min_area);
+/* Zero every 8-connected piece of alpha > 0 smaller than min_area
+ * pixels, in place.  0 or -1. */
+int drop_specks(float *alpha, int w, int h, int min_area);
 
 static inline float
 clampf(float v, float lo, float hi)
