@@ -27,7 +27,7 @@
 #include <strings.h>
 
 #include "firesync/plugin.h"
-#include "imgops.h"
+#include "style.h"
 
 enum preset { OIL, WATERCOLOR, PENCIL };
 
@@ -177,111 +177,64 @@ colour_transfer(struct fimg *f, const struct firesync_request *req,
 	return 0;
 }
 
+/* Pencil: the luma at full size (through the colour transfer when there
+ * are references), drawn on, and written out grey. */
 static int
-oil(struct fimg *f, int shortside, float brush)
+style_pencil(struct style *s, const struct firesync_request *req,
+    struct firesync_result *res)
 {
-	int r = (int)(brush * (float)shortside + 0.5f);
-	size_t n = (size_t)f->w * f->h;
+	const struct firesync_image *im = &req->image;
+	int w = (int)im->width, h = (int)im->height, rc = 0;
+	float *lum;
 
-	if (kuwahara(f, r < 2 ? 2 : r) < 0)
-		return -1;
-	rgb_to_ycc(f);
-	for (size_t i = 0; i < n; i++) {
-		f->p[3 * i] = (f->p[3 * i] - 128.0f) * 1.08f + 128.0f;
-		f->p[3 * i + 1] *= 1.2f;
-		f->p[3 * i + 2] *= 1.2f;
+	if (req->n_references > 0 && s->transfer > 0) {
+		struct fimg f;
+
+		if (fimg_from_image(&f, im) < 0)
+			return -1;
+		rc = colour_transfer(&f, req, s->transfer);
+		lum = rc == 0 ? luma_plane(&f) : NULL;
+		fimg_free(&f);
+	} else {
+		lum = luma_image(im);
 	}
-	ycc_to_rgb(f);
-	return 0;
-}
-
-static int
-watercolor(struct fimg *f, const struct firesync_image *g, int shortside,
-    int (*cancel)(void))
-{
-	int w = f->w, h = f->h, rc;
-	float *lum, step = 255.0f / 11.0f;
-
-	rc = dt_filter(f, g, 0.03f * (float)shortside, 0.3f, 2,
-	    shortside / 400 + 1, cancel);
-	if (rc != 0)
-		return rc;
-	lum = luma_plane(f);
-	if (lum == NULL || box_blur_plane(lum, w, h, shortside / 500 + 1) < 0) {
-		free(lum);
-		return -1;
-	}
-	rgb_to_ycc(f);
-	for (size_t i = 0; i < (size_t)w * h; i++) {
-		float y = f->p[3 * i], q = roundf(y / step) * step;
-
-		/* soft colour steps, washed lighter and a little less
-		 * saturated, as pigment on wet paper */
-		y = q + 0.5f * step * tanhf((y - q) / step * 2.0f);
-		f->p[3 * i] = 255.0f - (255.0f - y) * 0.82f;
-		f->p[3 * i + 1] *= 0.9f;
-		f->p[3 * i + 2] *= 0.9f;
-	}
-	ycc_to_rgb(f);
-	for (int y = 0; y < h; y++) {
-		const float *up = lum + (size_t)(y ? y - 1 : y) * w;
-		const float *dn = lum + (size_t)(y + 1 < h ? y + 1 : y) * w;
-		const float *mid = lum + (size_t)y * w;
-		float *o = f->p + (size_t)y * w * 3;
-
-		for (int x = 0; x < w; x++) {
-			int l = x ? x - 1 : x, r = x + 1 < w ? x + 1 : x;
-			float gx = mid[r] - mid[l], gy = dn[x] - up[x];
-			float pool = clampf(sqrtf(gx * gx + gy * gy) / 40.0f, 0,
-			    1) * 0.22f;
-			float grain = 1.0f + 0.035f * noise2(x >> 1, y >> 1);
-
-			for (int c = 0; c < 3; c++)
-				o[3 * x + c] = o[3 * x + c] * (1 - pool) * grain;
-		}
-	}
-	free(lum);
-	return 0;
-}
-
-static int
-pencil(struct fimg *f, int shortside)
-{
-	int w = f->w, h = f->h, r = shortside / 120 + 2;
-	size_t n = (size_t)w * h;
-	float *lum = luma_plane(f), *neg;
-
 	if (lum == NULL)
 		return -1;
-	neg = malloc(n * sizeof(float));
-	if (neg == NULL) {
-		free(lum);
-		return -1;
-	}
-	for (size_t i = 0; i < n; i++)
-		neg[i] = 255.0f - lum[i];
-	/* three box passes approximate a Gaussian */
-	for (int k = 0; k < 3; k++)
-		if (box_blur_plane(neg, w, h, r) < 0) {
-			free(lum);
-			free(neg);
-			return -1;
-		}
-	for (int y = 0; y < h; y++)
-		for (int x = 0; x < w; x++) {
-			size_t i = (size_t)y * w + x;
-			float v = lum[i] * 255.0f / (256.0f - neg[i]);
-
-			/* graphite is never quite black; paper has grain */
-			v = clampf(v, 0, 255);
-			v = 255.0f * powf(v / 255.0f, 1.6f);
-			v = v * (1.0f + 0.03f * noise2(x, y));
-			f->p[3 * i] = f->p[3 * i + 1] = f->p[3 * i + 2] =
-			    clampf(v, 18, 250);
-		}
+	if (s->host->cancelled())
+		rc = 1;
+	if (rc == 0)
+		rc = pencil_draw(lum, w, h, s->host->cancelled);
+	if (rc == 0 && grey_to_result(lum, im, s->host, res) < 0)
+		rc = -1;
 	free(lum);
-	free(neg);
-	return 0;
+	return rc;
+}
+
+/* Oil and watercolour paint at their working resolution, straight from
+ * and back to the photo's size. */
+static int
+style_paint(struct style *s, enum preset preset,
+    const struct firesync_request *req, struct firesync_result *res)
+{
+	const struct firesync_image *im = &req->image;
+	int w, h, rc = 0;
+	struct fimg f;
+
+	work_size((int)im->width, (int)im->height, preset == OIL ?
+	    OIL_WORK_SHORT : WATERCOLOR_WORK_SHORT, &w, &h);
+	if (fimg_from_image_scaled(&f, im, w, h) < 0)
+		return -1;
+	if (req->n_references > 0 && s->transfer > 0)
+		rc = colour_transfer(&f, req, s->transfer);
+	if (rc == 0 && s->host->cancelled())
+		rc = 1;
+	if (rc == 0)
+		rc = preset == OIL ? oil_paint(&f, s->brush, s->host->cancelled) :
+		    watercolor_paint(&f, s->host->cancelled);
+	if (rc == 0 && fimg_to_result_scaled(&f, NULL, im, s->host, res) < 0)
+		rc = -1;
+	fimg_free(&f);
+	return rc;
 }
 
 static int
@@ -289,36 +242,15 @@ style_transform(void *state, const struct firesync_request *req,
     struct firesync_result *res, char *err, size_t errlen)
 {
 	struct style *s = state;
-	const struct firesync_image *im = &req->image;
 	enum preset preset = preset_of(s, req->prompt);
-	int shortside = (int)(im->width < im->height ? im->width : im->height);
-	struct fimg f;
-	int rc = 0;
+	int rc;
 
-	if (fimg_from_image(&f, im) < 0) {
-		snprintf(err, errlen, "out of memory");
+	if (req->image.channels < 3) {
+		snprintf(err, errlen, "expected an RGB image");
 		return FIRESYNC_ERROR;
 	}
-	if (req->n_references > 0 && s->transfer > 0)
-		rc = colour_transfer(&f, req, s->transfer);
-	if (rc == 0 && s->host->cancelled())
-		rc = 1;
-	if (rc == 0) {
-		switch (preset) {
-		case OIL:
-			rc = oil(&f, shortside, s->brush);
-			break;
-		case WATERCOLOR:
-			rc = watercolor(&f, im, shortside, s->host->cancelled);
-			break;
-		case PENCIL:
-			rc = pencil(&f, shortside);
-			break;
-		}
-	}
-	if (rc == 0 && fimg_to_result(&f, im, s->host, res) < 0)
-		rc = -1;
-	fimg_free(&f);
+	rc = preset == PENCIL ? style_pencil(s, req, res) :
+	    style_paint(s, preset, req, res);
 	if (rc > 0)
 		return FIRESYNC_CANCELLED;
 	if (rc < 0) {
