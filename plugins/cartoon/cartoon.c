@@ -140,59 +140,6 @@ from_prompt(struct params p, const char *prompt)
 #define XDOG_T	0.12f	/* edge-threshold units per luma level of DoG */
 
 /*
- * Skin, smoothed at a large scale among skin alone: a normalised
- * convolution (what is not skin neither blurs in nor is blurred) through
- * the edge-preserving filter guided by g, so the smoothing stops at the
- * hairline and the jaw.  A face's shading then crosses the tone steps in
- * long smooth curves, and cheeks fall into one to three clean tones
- * instead of blotches.  Eyes, lips and brows are drawn by the outlines,
- * which come from the photo.  f is in YCbCr.  0, 1 if cancelled, or -1.
- */
-static int
-smooth_skin(struct fimg *f, const struct firesync_image *g, float sigma,
-    int (*cancel)(void))
-{
-	size_t n = (size_t)f->w * f->h;
-	struct fimg sum, wt;
-	float total = 0;
-	int rc;
-
-	if (fimg_alloc(&sum, f->w, f->h) < 0)
-		return -1;
-	if (fimg_alloc(&wt, f->w, f->h) < 0) {
-		fimg_free(&sum);
-		return -1;
-	}
-	for (size_t i = 0; i < n; i++) {
-		float m = skin_weight_ycc(f->p + 3 * i);
-
-		for (int c = 0; c < 3; c++) {
-			sum.p[3 * i + c] = f->p[3 * i + c] * m;
-			wt.p[3 * i + c] = m;
-		}
-		total += m;
-	}
-	rc = 0;
-	if (total >= 1.0f) {
-		rc = dt_filter(&sum, g, sigma, 0.08f, 2, 0, cancel);
-		if (rc == 0)
-			rc = dt_filter(&wt, g, sigma, 0.08f, 2, 0, cancel);
-	}
-	if (rc == 0 && total >= 1.0f)
-		for (size_t i = 0; i < n; i++) {
-			float m = skin_weight_ycc(f->p + 3 * i), b = wt.p[3 * i];
-
-			if (m > 0 && b > 1e-3f)
-				for (int c = 0; c < 3; c++)
-					f->p[3 * i + c] += m * (sum.p[3 * i + c] /
-					    b - f->p[3 * i + c]);
-		}
-	fimg_free(&sum);
-	fimg_free(&wt);
-	return rc;
-}
-
-/*
  * The flat colours, painted at the working resolution (short side at most
  * WORK_SHORT) into wk (allocated here): flat regions lose nothing by it,
  * and the smoothing and the tones are the same at 0.5 MP as at 12 MP.
@@ -225,7 +172,7 @@ flatten(const struct firesync_image *im, struct fimg *wk,
 		return rc;
 	}
 	rgb_to_ycc(wk);
-	rc = smooth_skin(wk, &guide, (float)shortside / 25.0f, cancel);
+	rc = skin_smooth(wk, &guide, (float)shortside / 25.0f, cancel);
 	free((void *)guide.pixels);
 	if (rc != 0) {
 		fimg_free(wk);

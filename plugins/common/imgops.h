@@ -63,6 +63,13 @@ void ycc_to_rgb(struct fimg *f);
  * looks like skin, 0..1: Cb 77..127, Cr 133..173 with soft sides, over
  * a wide range of luma, so every complexion and most lighting count. */
 float skin_weight_ycc(const float *ycc);
+/*
+ * Skin smoothed at scale sigma among skin alone (a normalised convolution
+ * through dt_filter guided by the 8-bit g), so a face's shading crosses
+ * tone steps in long smooth curves.  f is YCbCr.  0, 1 if cancelled, -1.
+ */
+int skin_smooth(struct fimg *f, const struct firesync_image *g, float sigma,
+    int (*cancel)(void));
 
 /* CIE L*a*b* (D65) of one sRGB pixel, and back (clamped). */
 void srgb_to_lab(const float rgb[3], float lab[3]);

@@ -33,7 +33,7 @@
 #define MAX_LEN		10	/* control points of a stroke, at most */
 #define MIN_LEN		3
 #define TILE		96	/* pixels: see paint_layer */
-#define THRESHOLD	34.0f
+#define THRESHOLD	34.0f	/* RGB distance (L2; 1.5 x in L1) */
 /* luma^2 per pixel^2: a structure tensor weaker than this is flat */
 #define FLAT_PULL	0.5f	/* mean RGB distance that asks for a stroke */
 
@@ -369,7 +369,10 @@ paint_layer(struct canvas *cv, const float *ref, const float *dir,
 			for (int y = ya; y < yb; y++)
 				for (int x = xa; x < xb; x++) {
 					size_t i = (size_t)y * w + x;
-					float d = dist3(cv->px + 4 * i, ref + 3 * i);
+					/* L1: no square root for every pixel */
+					const float *c = cv->px + 4 * i, *f = ref + 3 * i;
+					float d = fabsf(c[0] - f[0]) + fabsf(c[1] -
+					    f[1]) + fabsf(c[2] - f[2]);
 
 					sum += d;
 					if (skin)
@@ -383,7 +386,7 @@ paint_layer(struct canvas *cv, const float *ref, const float *dir,
 			sum /= (float)((xb - xa) * (yb - ya));
 			sk /= (float)((xb - xa) * (yb - ya));
 			if (sk < skin_min || (threshold > 0 &&
-			    sum <= threshold * (1.0f - 0.65f * sk)))
+			    sum <= 1.5f * threshold * (1.0f - 0.65f * sk)))
 				continue;
 			trace(&st[count], cv, ref, dir, (float)bx, (float)by, r,
 			    threshold <= 0);

@@ -93,13 +93,24 @@ abstract(struct fimg *wk, int s, int (*cancel)(void))
 	rc = dt_filter(wk, &guide, 0.04f * (float)s, 0.25f, 3, s / 250 + 1,
 	    cancel);
 	free((void *)guide.pixels);
+	if (rc == 0 && image8_of(wk, &guide) < 0)
+		rc = -1;
 	if (rc != 0)
 		return rc;
 	rgb_to_ycc(wk);
+	/* a face in one or two clean washes, not mottled */
+	rc = skin_smooth(wk, &guide, (float)s / 25.0f, cancel);
+	free((void *)guide.pixels);
+	if (rc != 0)
+		return rc;
 	for (size_t i = 0; i < n; i++) {
 		float y = wk->p[3 * i], q = roundf(y / step) * step;
 
-		wk->p[3 * i] = q + 0.5f * step * tanhf((y - q) / step * 2.5f);
+		/* pigment is lighter and purer than the photo's colour */
+		y = q + 0.5f * step * tanhf((y - q) / step * 2.5f);
+		wk->p[3 * i] = 255.0f * powf(clampf(y, 0, 255) / 255.0f, 0.8f);
+		wk->p[3 * i + 1] *= 1.2f;
+		wk->p[3 * i + 2] *= 1.2f;
 	}
 	ycc_to_rgb(wk);
 	return 0;
@@ -145,12 +156,16 @@ lay_on_paper(struct fimg *wk, const float *ink, int s)
 			 * and they are still unwritten going backwards */
 			edge[i] = sqrtf(gx * gx + gy * gy);
 		}
+	/* the pooled pigment spreads a little into the wash */
+	if (gauss_plane(edge, w, h, (float)s / 600.0f + 0.5f) < 0)
+		goto out;
 	for (int y = 0; y < h; y++)
 		for (int x = 0; x < w; x++) {
 			size_t i = (size_t)y * w + x;
 			float *p = wk->p + 3 * i;
 			float pigment = 1.0f - lum[i] / 255.0f;
-			float e = clampf(edge[i] * (float)s / 2600.0f, 0, 1);
+			float e = clampf((edge[i] * (float)s / 1024.0f - 1.0f) / 3.0f,
+			    0, 1);
 			float d = 1.0f + 0.14f * turb[i] +
 			    (0.03f + 0.2f * pigment) * grain[i] +
 			    0.9f * e + 0.05f * paper[i];
@@ -193,8 +208,8 @@ watercolor_paint(struct fimg *wk, int (*cancel)(void))
 
 	/* the drawing: the photo's own lines, before abstraction */
 	ink = luma_plane(wk);
-	if (ink == NULL || dog_plane(ink, ww, wh, (float)s / 700.0f) < 0 ||
-	    dog_lines(ink, ww, wh, 3.0f, 0.8f, s * s / 8000 + 4) < 0) {
+	if (ink == NULL || dog_plane(ink, ww, wh, (float)s / 600.0f) < 0 ||
+	    dog_lines(ink, ww, wh, 3.0f, 0.8f, s * s / 6000 + 6) < 0) {
 		free(ink);
 		return -1;
 	}
