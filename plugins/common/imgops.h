@@ -131,6 +131,21 @@ int fimg_resized(const struct fimg *src, int w, int h, struct fimg *dst);
  * most max_short, else scaled down to that short side. */
 void work_size(int w, int h, int max_short, int *ww, int *wh);
 
+/*
+ * Rows of a smooth low-resolution plane (lw x lh) at full size (w x h),
+ * linearly interpolated, one row at a time: for maps that vary slowly
+ * (a tone, a local mean, a blur) nothing of the photo's size is needed.
+ */
+struct upsampler {
+	int lw, lh, w, h;
+	int *x0;
+	float *fx, *tmp;
+};
+int upsampler_init(struct upsampler *u, int lw, int lh, int w, int h);
+/* Row y of the full-size plane into row (w floats). */
+void upsampler_row(struct upsampler *u, const float *low, int y, float *row);
+void upsampler_free(struct upsampler *u);
+
 /* Gaussian blur of a plane in place: exact below sigma 2.5, three box
  * passes (time independent of sigma) above.  0 or -1. */
 int gauss_plane(float *p, int w, int h, float sigma);

@@ -40,7 +40,7 @@ dog_plane(float *lum, int w, int h, float sigma)
 	return 0;
 }
 
-/* Union-find over pixel indices, with path halving. */
+/* Union-find over run indices, with path halving. */
 static uint32_t
 uf_find(uint32_t *parent, uint32_t i)
 {
@@ -51,55 +51,98 @@ uf_find(uint32_t *parent, uint32_t i)
 	return i;
 }
 
+/* A horizontal run of line pixels [x0, x1) in one row. */
+struct run {
+	int x0, x1;
+};
+
+/*
+ * Pieces are found over runs, not pixels: lines are sparse, so the
+ * memory and time follow the lines drawn, not the picture's size.  Runs
+ * of two rows in a row are 8-connected when their x ranges, one widened
+ * by a pixel each side, overlap.
+ */
 int
 drop_specks(float *alpha, int w, int h, int min_area)
 {
-	size_t n = (size_t)w * h;
-	uint32_t *parent = malloc(n * sizeof(*parent)), *area;
+	struct run *run = NULL;
+	uint32_t *parent = NULL, *area = NULL, *row_start;
+	size_t n = 0, cap = 0;
+	int rc = -1;
 
-	if (parent == NULL)
+	row_start = malloc(((size_t)h + 1) * sizeof(*row_start));
+	if (row_start == NULL)
 		return -1;
-	for (size_t i = 0; i < n; i++)
-		parent[i] = (uint32_t)i;
-	for (int y = 0; y < h; y++)
-		for (int x = 0; x < w; x++) {
-			size_t i = (size_t)y * w + x;
-			static const int dx[4] = { -1, -1, 0, 1 };
+	for (int y = 0; y < h; y++) {
+		const float *a = alpha + (size_t)y * w;
 
-			if (alpha[i] <= 0)
+		row_start[y] = (uint32_t)n;
+		for (int x = 0; x < w; ) {
+			int x0;
+
+			if (a[x] <= 0) {
+				x++;
 				continue;
-			for (int k = 0; k < 4; k++) {
-				int nx = x + dx[k], ny = k == 0 ? y : y - 1;
-				size_t j;
-				uint32_t a, b;
+			}
+			for (x0 = x; x < w && a[x] > 0; x++)
+				;
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 4096;
+				struct run *r = realloc(run, nc * sizeof(*r));
+				uint32_t *p = realloc(parent, nc * sizeof(*p));
 
-				if (nx < 0 || nx >= w || ny < 0)
-					continue;
-				j = (size_t)ny * w + nx;
-				if (alpha[j] <= 0)
-					continue;
-				a = uf_find(parent, (uint32_t)i);
-				b = uf_find(parent, (uint32_t)j);
-				if (a != b)
-					parent[a < b ? b : a] = a < b ? a : b;
+				if (r != NULL)
+					run = r;
+				if (p != NULL)
+					parent = p;
+				if (r == NULL || p == NULL || nc > UINT32_MAX)
+					goto out;
+				cap = nc;
+			}
+			run[n].x0 = x0;
+			run[n].x1 = x;
+			parent[n] = (uint32_t)n;
+			n++;
+		}
+	}
+	row_start[h] = (uint32_t)n;
+	/* join each run to the runs it touches in the row above: both
+	 * lists are sorted by x, so one merge-like walk per row */
+	for (int y = 1; y < h; y++) {
+		uint32_t i = row_start[y], j = row_start[y - 1];
+
+		for (; i < row_start[y + 1]; i++) {
+			while (j < row_start[y] && run[j].x1 < run[i].x0)
+				j++;	/* ends left of x0 - 1: cannot touch */
+			for (uint32_t k = j; k < row_start[y] &&
+			    run[k].x0 <= run[i].x1; k++) {
+				uint32_t ra = uf_find(parent, i);
+				uint32_t rb = uf_find(parent, k);
+
+				if (ra != rb)
+					parent[ra < rb ? rb : ra] = ra < rb ? ra : rb;
 			}
 		}
-	/* sizes at the roots, in a second array */
-	area = calloc(n, sizeof(*area));
-	if (area == NULL) {
-		free(parent);
-		return -1;
 	}
+	area = calloc(n ? n : 1, sizeof(*area));
+	if (area == NULL)
+		goto out;
 	for (size_t i = 0; i < n; i++)
-		if (alpha[i] > 0)
-			area[uf_find(parent, (uint32_t)i)]++;
-	for (size_t i = 0; i < n; i++)
-		if (alpha[i] > 0 && area[uf_find(parent, (uint32_t)i)] <
-		    (uint32_t)min_area)
-			alpha[i] = 0;
-	free(area);
+		area[uf_find(parent, (uint32_t)i)] +=
+		    (uint32_t)(run[i].x1 - run[i].x0);
+	for (int y = 0; y < h; y++)
+		for (uint32_t i = row_start[y]; i < row_start[y + 1]; i++)
+			if (area[uf_find(parent, i)] < (uint32_t)min_area)
+				memset(alpha + (size_t)y * w + run[i].x0, 0,
+				    (size_t)(run[i].x1 - run[i].x0) *
+				    sizeof(*alpha));
+	rc = 0;
+out:
+	free(run);
 	free(parent);
-	return 0;
+	free(area);
+	free(row_start);
+	return rc;
 }
 
 /*

@@ -309,6 +309,62 @@ luma_image(const struct firesync_image *im)
 	return l;
 }
 
+int
+upsampler_init(struct upsampler *u, int lw, int lh, int w, int h)
+{
+	u->lw = lw;
+	u->lh = lh;
+	u->w = w;
+	u->h = h;
+	u->x0 = malloc((size_t)w * sizeof(*u->x0));
+	u->fx = malloc((size_t)w * sizeof(*u->fx));
+	u->tmp = malloc((size_t)lw * sizeof(*u->tmp));
+	if (u->x0 == NULL || u->fx == NULL || u->tmp == NULL) {
+		upsampler_free(u);
+		return -1;
+	}
+	for (int x = 0; x < w; x++) {
+		float sx = ((float)x + 0.5f) * (float)lw / (float)w - 0.5f;
+
+		sx = clampf(sx, 0, (float)(lw - 1));
+		u->x0[x] = (int)sx < lw - 1 ? (int)sx : lw - 1;
+		u->fx[x] = sx - (float)u->x0[x];
+	}
+	return 0;
+}
+
+void
+upsampler_row(struct upsampler *u, const float *low, int y, float *row)
+{
+	float sy = ((float)y + 0.5f) * (float)u->lh / (float)u->h - 0.5f, fy;
+	int y0;
+	const float *a, *b;
+
+	sy = clampf(sy, 0, (float)(u->lh - 1));
+	y0 = (int)sy < u->lh - 1 ? (int)sy : u->lh - 1;
+	fy = sy - (float)y0;
+	a = low + (size_t)y0 * u->lw;
+	b = y0 + 1 < u->lh ? a + u->lw : a;
+	for (int x = 0; x < u->lw; x++)
+		u->tmp[x] = a[x] + fy * (b[x] - a[x]);
+	for (int x = 0; x < u->w; x++) {
+		int i = u->x0[x];
+		float v = u->tmp[i];
+
+		row[x] = i + 1 < u->lw ? v + u->fx[x] * (u->tmp[i + 1] - v) : v;
+	}
+}
+
+void
+upsampler_free(struct upsampler *u)
+{
+	free(u->x0);
+	free(u->fx);
+	free(u->tmp);
+	u->x0 = NULL;
+	u->fx = u->tmp = NULL;
+}
+
 void
 work_size(int w, int h, int max_short, int *ww, int *wh)
 {

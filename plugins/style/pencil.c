@@ -11,7 +11,7 @@
  *    areas are not amplified more than light ones;
  *  - lines start above the drawing's own noise, both over the picture
  *    (three times the median darkness, most of a drawing being paper)
- *    and around each pixel (1.5 times the darkness nearby, which a noisy
+ *    and around each pixel (1.6 times the darkness nearby, which a noisy
  *    flat area raises and a thin line hardly does), and specks are dropped, so
  *    flat areas stay paper;
  *  - dark areas get a soft graphite tone, as a shaded drawing has, rather
@@ -25,6 +25,7 @@
 #include "style.h"
 
 #define DODGE_FLOOR	24.0f
+#define WORK_SHORT	1024	/* the slowly varying maps' short side */
 
 /* The median of a plane of values in 0..255 (quarter-level bins). */
 static float
@@ -48,71 +49,117 @@ median255(const float *p, size_t n)
 	return ((float)b + 0.5f) / 4.0f;
 }
 
+/* The plane p (w x h) resized to ww x wh and blurred by sigma; NULL when
+ * out of memory. */
+static float *
+low_blur(const float *p, int w, int h, int ww, int wh, float sigma)
+{
+	float *l = malloc((size_t)ww * wh * sizeof(*l));
+
+	if (l == NULL)
+		return NULL;
+	if (resample(p, w, h, 1, l, ww, wh) < 0 ||
+	    gauss_plane(l, ww, wh, sigma) < 0) {
+		free(l);
+		return NULL;
+	}
+	return l;
+}
+
+/*
+ * Only the luma and the lines are kept at full size; the slowly varying
+ * maps (the dodge's blur, the tone, the darkness nearby, the paper) are
+ * made at a working resolution (short side at most WORK_SHORT) and read
+ * back a row at a time.  In place on lum: luma, then darkness, then the
+ * drawing.
+ */
 int
 pencil_draw(float *lum, int w, int h, int (*cancel)(void))
 {
-	int s = w < h ? w : h;
+	int s = w < h ? w : h, ww, wh, sw;
 	size_t n = (size_t)w * h;
-	float *blur = NULL, *tone = NULL, *grain = NULL;
-	float t;
+	float *blur = NULL, *tone = NULL, *near = NULL, *grain = NULL;
+	float *r1 = NULL, *r2 = NULL, t;
+	struct upsampler up = { 0 };
 	int rc = -1;
 
-	if (gauss_plane(lum, w, h, fmaxf(0.8f, (float)s / 1400.0f)) < 0)
+	work_size(w, h, WORK_SHORT, &ww, &wh);
+	sw = ww < wh ? ww : wh;
+	if (gauss_plane(lum, w, h, fmaxf(0.8f, (float)s / 1400.0f)) < 0 ||
+	    upsampler_init(&up, ww, wh, w, h) < 0)
 		goto out;
-	blur = malloc(n * sizeof(*blur));
-	tone = malloc(n * sizeof(*tone));
-	grain = malloc(n * sizeof(*grain));
-	if (blur == NULL || tone == NULL || grain == NULL)
-		goto out;
-	memcpy(blur, lum, n * sizeof(*blur));
-	memcpy(tone, lum, n * sizeof(*tone));
-	if (gauss_plane(blur, w, h, (float)s / 120.0f + 1.0f) < 0 ||
-	    gauss_plane(tone, w, h, (float)s / 100.0f + 1.0f) < 0)
+	blur = low_blur(lum, w, h, ww, wh, (float)sw / 120.0f + 1.0f);
+	tone = low_blur(lum, w, h, ww, wh, (float)sw / 100.0f + 1.0f);
+	grain = calloc((size_t)ww * wh, sizeof(*grain));
+	r1 = malloc((size_t)w * sizeof(*r1));
+	r2 = malloc((size_t)w * sizeof(*r2));
+	if (blur == NULL || tone == NULL || grain == NULL || r1 == NULL ||
+	    r2 == NULL || noise_add(grain, ww, wh, (float)sw / 500.0f + 1.0f,
+	    1.0f, 5) < 0)
 		goto out;
 	if (cancel && cancel()) {
 		rc = 1;
 		goto out;
 	}
 	/* the dodge, as darkness 0 (paper) .. 255 */
-	for (size_t i = 0; i < n; i++)
-		blur[i] = 255.0f - clampf(255.0f * (lum[i] + DODGE_FLOOR) /
-		    (blur[i] + DODGE_FLOOR), 0, 255);
+	for (int y = 0; y < h; y++) {
+		float *l = lum + (size_t)y * w;
+
+		upsampler_row(&up, blur, y, r1);
+		for (int x = 0; x < w; x++)
+			l[x] = 255.0f - clampf(255.0f * (l[x] + DODGE_FLOOR) /
+			    (r1[x] + DODGE_FLOOR), 0, 255);
+	}
 	/* what counts as a line: well above the drawing's noise, both over
 	 * the whole picture (most of it is paper) and around each pixel
-	 * (a noisy flat area darkens its own surroundings, a line does
-	 * not); grain is the background's own darkness */
-	t = 3.0f * median255(blur, n);
-	memcpy(grain, blur, n * sizeof(*grain));
-	if (gauss_plane(grain, w, h, (float)s / 80.0f + 1.0f) < 0)
+	 * (a noisy flat area darkens its own surroundings, a thin line
+	 * hardly does) */
+	t = 3.0f * median255(lum, n);
+	near = low_blur(lum, w, h, ww, wh, (float)sw / 80.0f + 1.0f);
+	if (near == NULL)
 		goto out;
-	for (size_t i = 0; i < n; i++) {
-		float ti = fmaxf(t, 1.2f * grain[i]), d = blur[i];
+	for (int y = 0; y < h; y++) {
+		float *l = lum + (size_t)y * w;
 
-		/* a soft knee: darkness well above the noise is kept, what
-		 * is near it fades, so light strokes (wrinkles, strands of
-		 * hair) stay faint rather than vanish */
-		d = d > 0 ? 1.3f * d * d / (d + ti + 1e-3f) : 0;
-		blur[i] = d > 3.0f ? fminf(d, 255.0f) : 0;
+		upsampler_row(&up, near, y, r1);
+		for (int x = 0; x < w; x++) {
+			float ti = fmaxf(t, 1.6f * r1[x]), d = l[x];
+
+			/* a soft knee: darkness well above the noise is
+			 * kept, what is near it fades, so light strokes
+			 * (wrinkles, strands of hair) stay faint rather than
+			 * vanish */
+			d = d > 0 ? 1.3f * d * d / (d + ti + 1e-3f) : 0;
+			l[x] = d > 3.0f ? fminf(d, 255.0f) : 0;
+		}
 	}
-	if (drop_specks(blur, w, h, s * s / 30000 + 4) < 0)
+	if (drop_specks(lum, w, h, s * s / 15000 + 4) < 0)
 		goto out;
-	memset(grain, 0, n * sizeof(*grain));
-	if (noise_add(grain, w, h, (float)s / 500.0f + 1.0f, 1.0f, 5) < 0)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		/* graphite shading in the dark parts, up to a mid grey */
-		float shade = 1.0f - 0.35f * clampf((130.0f - tone[i]) / 130.0f,
-		    0, 1);
-		float v = 255.0f - blur[i];
+	for (int y = 0; y < h; y++) {
+		float *l = lum + (size_t)y * w;
 
-		v = 255.0f * powf(v / 255.0f, 1.6f) * shade;
-		v *= 1.0f + 0.025f * grain[i];
-		lum[i] = clampf(v, 18, 250);
+		upsampler_row(&up, tone, y, r1);
+		upsampler_row(&up, grain, y, r2);
+		for (int x = 0; x < w; x++) {
+			/* graphite shading in the dark parts, up to a mid
+			 * grey, on paper with a grain */
+			float shade = 1.0f - 0.35f * clampf((130.0f - r1[x]) /
+			    130.0f, 0, 1);
+			float v = 255.0f - l[x];
+
+			v = 255.0f * powf(v / 255.0f, 1.6f) * shade;
+			v *= 1.0f + 0.025f * r2[x];
+			l[x] = clampf(v, 18, 250);
+		}
 	}
 	rc = 0;
 out:
+	upsampler_free(&up);
 	free(blur);
 	free(tone);
+	free(near);
 	free(grain);
+	free(r1);
+	free(r2);
 	return rc;
 }
