@@ -73,25 +73,25 @@ labels() {
 	convert "$tmp"/label-[0-6].png +append "$tmp/labels.png"
 }
 
-# the astronaut at 512 px and at 2048 px (booth size); her face at 100%
-convert "$astronaut" -filter Lanczos -resize 2048x2048 "$tmp/a2048.png"
-looks a512 "$astronaut"
-looks a2048 "$tmp/a2048.png"
-row a512 260x260
-row a2048 260x260
-row a2048 260x260 560x560+740+140
-labels 260
-convert "$tmp/labels.png" "$tmp/row-a512.png" "$tmp/row-a2048.png" \
-    "$tmp/row-a2048-crop.png" -append -colorspace sRGB -type TrueColor -quality 88 "$out/looks-astronaut.jpg"
+# sheet NAME SMALL BIG TILE CROP: the rows of SMALL and BIG (the same photo
+# at booth size) and of BIG's face (CROP), tiles of TILE, as
+# $out/looks-NAME.jpg
+sheet() {
+	looks "$1-small" "$2"
+	looks "$1-big" "$3"
+	row "$1-small" "$4"
+	row "$1-big" "$4"
+	row "$1-big" "$4" "$5"
+	labels "${4%x*}"
+	convert "$tmp/labels.png" "$tmp/row-$1-small.png" \
+	    "$tmp/row-$1-big.png" "$tmp/row-$1-big-crop.png" -append \
+	    -colorspace sRGB -type TrueColor -quality 88 "$out/looks-$1.jpg"
+}
 
-# Grace Hopper at 512 x 600 and three times that; her face at 100%
+# the astronaut at 512 px and at 2048 px (booth size); Grace Hopper at
+# 512 x 600 and three times that; their faces at 100%
+convert "$astronaut" -filter Lanczos -resize 2048x2048 "$tmp/a2048.png"
+sheet astronaut "$astronaut" "$tmp/a2048.png" 260x260 560x560+740+140
 convert "$hopper" -filter Lanczos -resize 300% -quality 95 "$tmp/h3x.jpg"
-looks h1x "$hopper"
-looks h3x "$tmp/h3x.jpg"
-row h1x 222x260
-row h3x 222x260
-row h3x 222x260 600x700+470+380
-labels 222
-convert "$tmp/labels.png" "$tmp/row-h1x.png" "$tmp/row-h3x.png" \
-    "$tmp/row-h3x-crop.png" -append -colorspace sRGB -type TrueColor -quality 88 "$out/looks-hopper.jpg"
+sheet hopper "$hopper" "$tmp/h3x.jpg" 222x260 600x700+470+380
 echo "looks-sheet.sh: wrote $out/looks-astronaut.jpg $out/looks-hopper.jpg"

@@ -69,45 +69,30 @@ END_TEST
 START_TEST(cartoon_keeps_the_smile_at_every_scale)
 {
 	static const uint32_t sizes[] = { 400, 1600 };
-	struct image out[2];
-	double diff = 0;
 
+	/* that both sizes give the same look is checked with the other
+	 * looks in looks.c */
 	for (int k = 0; k < 2; k++) {
 		uint32_t h = sizes[k], w = h * 4 / 3;
 		size_t len;
 		uint8_t *in = face(w, h, &len);
+		struct image out;
 		char err[512];
 		float r = 0.35f * (float)h;
 
-		ck_assert_int_eq(run("cartoon", "", "", in, len, NULL, 0, &out[k],
+		ck_assert_int_eq(run("cartoon", "", "", in, len, NULL, 0, &out,
 		    err, sizeof(err)), 0);
 		free(in);
 		/* the smile's lowest point is a dark line, and an eye is
 		 * outlined */
-		ck_assert_msg(min_luma(&out[k], w / 2, (uint32_t)((float)h / 2 -
+		ck_assert_msg(min_luma(&out, w / 2, (uint32_t)((float)h / 2 -
 		    0.05f * (float)h + 0.5f * r), h / 100) < 80,
 		    "%ux%u: the smile is gone", w, h);
-		ck_assert_msg(min_luma(&out[k], (uint32_t)((float)w / 2 - 0.35f *
+		ck_assert_msg(min_luma(&out, (uint32_t)((float)w / 2 - 0.35f *
 		    r), (uint32_t)((float)h / 2 - 0.3f * r), h / 30) < 80,
 		    "%ux%u: an eye has no outline", w, h);
+		image_free(&out);
 	}
-	/* the same look at both sizes: the big one, shrunk 4x, is close to
-	 * the small one */
-	for (uint32_t y = 0; y < out[0].height; y++)
-		for (uint32_t x = 0; x < out[0].width; x++) {
-			float big = 0;
-
-			for (uint32_t j = 0; j < 4; j++)
-				for (uint32_t i = 0; i < 4; i++)
-					big += luma_at(&out[1], 4 * x + i,
-					    4 * y + j);
-			diff += fabs(big / 16 - luma_at(&out[0], x, y));
-		}
-	diff /= (double)out[0].width * out[0].height;
-	ck_assert_msg(diff < 10, "400 px and 1600 px differ by %.1f levels of "
-	    "luma on average", diff);
-	image_free(&out[0]);
-	image_free(&out[1]);
 }
 END_TEST
 
