@@ -16,7 +16,7 @@
 
 /* Oil: curved brush strokes coarse to fine; brush is the finest
  * stroke's radius as a fraction of the short side. */
-#define OIL_WORK_SHORT		900
+#define OIL_WORK_SHORT		800
 int oil_paint(struct fimg *f, float brush, int (*cancel)(void));
 
 /* Watercolour: washes on paper, with wobbled and bled borders, darkened
