@@ -21,7 +21,7 @@ int oil_paint(struct fimg *f, float brush, int (*cancel)(void));
 
 /* Watercolour: washes on paper, with wobbled and bled borders, darkened
  * wet edges, pigment granulation and paper texture. */
-#define WATERCOLOR_WORK_SHORT	900
+#define WATERCOLOR_WORK_SHORT	800
 int watercolor_paint(struct fimg *f, int (*cancel)(void));
 
 /* Pencil: graphite lines from a colour dodge, on clean paper; draws on
