@@ -16,7 +16,6 @@
 #include <string.h>
 
 #include "image.h"
-#include "log.h"
 #include "modelkit.h"
 #include "testimg.h"
 

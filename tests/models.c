@@ -17,7 +17,6 @@
 #include <png.h>
 
 #include "image.h"
-#include "log.h"
 #include "modelkit.h"
 #include "testimg.h"
 

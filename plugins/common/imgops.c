@@ -260,19 +260,18 @@ cancelled:
 /* ---- blur, luma, colour ---- */
 
 static void
-box_line(float *p, size_t step, int n, int r, float *tmp)
+box_line(float *p, int n, int r, float *tmp)
 {
 	float sum = 0, inv = 1.0f / (float)(2 * r + 1);
 
-	for (int i = 0; i < n; i++)
-		tmp[i] = p[(size_t)i * step];
+	memcpy(tmp, p, (size_t)n * sizeof(*tmp));
 	/* clamp-to-edge window sums */
 	for (int i = -r; i <= r; i++)
 		sum += tmp[i < 0 ? 0 : i >= n ? n - 1 : i];
 	for (int i = 0; i < n; i++) {
 		int add = i + r + 1, sub = i - r;
 
-		p[(size_t)i * step] = sum * inv;
+		p[i] = sum * inv;
 		sum += tmp[add >= n ? n - 1 : add] - tmp[sub < 0 ? 0 : sub];
 	}
 }
@@ -296,7 +295,7 @@ box_blur_plane(float *p, int w, int h, int r)
 		return -1;
 	}
 	for (int y = 0; y < h; y++)
-		box_line(p + (size_t)y * w, 1, w, r, tmp);
+		box_line(p + (size_t)y * w, w, r, tmp);
 	/*
 	 * Vertically a whole row at a time, so memory is read in order and
 	 * the inner loops vectorise.  In place: before row y is written its
@@ -346,17 +345,34 @@ luma_plane(const struct fimg *f)
 	return l;
 }
 
+float
+median_abs(const float *p, size_t n, float top)
+{
+	uint32_t hist[MEDIAN_BINS];
+	float scale = (float)MEDIAN_BINS / top;
+	size_t seen = 0;
+	int bin = 0;
+
+	memset(hist, 0, sizeof(hist));
+	for (size_t i = 0; i < n; i++) {
+		int b = (int)(fabsf(p[i]) * scale);
+
+		hist[b < MEDIAN_BINS - 1 ? b : MEDIAN_BINS - 1]++;
+	}
+	while (bin < MEDIAN_BINS - 1 && (seen += hist[bin]) < n / 2)
+		bin++;
+	return ((float)bin + 0.5f) / scale;
+}
+
 void
 rgb_to_ycc(struct fimg *f)
 {
 	size_t n = (size_t)f->w * f->h;
 
 	for (size_t i = 0; i < n; i++) {
-		float *p = f->p + 3 * i, r = p[0], g = p[1], b = p[2];
+		float *p = f->p + 3 * i, rgb[3] = { p[0], p[1], p[2] };
 
-		p[0] = 0.299f * r + 0.587f * g + 0.114f * b;
-		p[1] = -0.168736f * r - 0.331264f * g + 0.5f * b;
-		p[2] = 0.5f * r - 0.418688f * g - 0.081312f * b;
+		ycc_of(rgb, p);
 	}
 }
 
@@ -587,104 +603,4 @@ skin_smooth(struct fimg *f, const struct firesync_image *g, float sigma,
 	fimg_free(&sum);
 	fimg_free(&wt);
 	return rc;
-}
-
-/* ---- Kuwahara ---- */
-
-int
-kuwahara(struct fimg *f, int r)
-{
-	int w = f->w, h = f->h, W = w + 1;
-	size_t n = (size_t)W * (h + 1);
-	/* summed-area tables: colour sums (double keeps 8 MP exact enough),
-	 * luma and luma squared */
-	double *sc = calloc(n * 3, sizeof(double));
-	double *sl = calloc(n, sizeof(double)), *sl2 = calloc(n, sizeof(double));
-	float *out = malloc((size_t)w * h * 3 * sizeof(float));
-
-	if (sc == NULL || sl == NULL || sl2 == NULL || out == NULL || r < 1) {
-		free(sc);
-		free(sl);
-		free(sl2);
-		free(out);
-		return -1;
-	}
-	for (int y = 0; y < h; y++) {
-		double rc[3] = { 0, 0, 0 }, rl = 0, rl2 = 0;
-		const float *p = f->p + (size_t)y * w * 3;
-
-		for (int x = 0; x < w; x++, p += 3) {
-			size_t i = (size_t)(y + 1) * W + (x + 1);
-			size_t u = (size_t)y * W + (x + 1);
-			double l = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
-
-			for (int c = 0; c < 3; c++) {
-				rc[c] += p[c];
-				sc[3 * i + c] = sc[3 * u + c] + rc[c];
-			}
-			rl += l;
-			rl2 += l * l;
-			sl[i] = sl[u] + rl;
-			sl2[i] = sl2[u] + rl2;
-		}
-	}
-	for (int y = 0; y < h; y++) {
-		for (int x = 0; x < w; x++) {
-			double best = 1e300;
-			int bx0 = 0, by0 = 0, bx1 = 0, by1 = 0;
-
-			for (int q = 0; q < 4; q++) {
-				int x0 = (q & 1) ? x : x - r, x1 = (q & 1) ? x + r : x;
-				int y0 = (q & 2) ? y : y - r, y1 = (q & 2) ? y + r : y;
-				double cnt, m, var;
-
-				if (x0 < 0) x0 = 0;
-				if (y0 < 0) y0 = 0;
-				if (x1 >= w) x1 = w - 1;
-				if (y1 >= h) y1 = h - 1;
-				cnt = (double)(x1 - x0 + 1) * (y1 - y0 + 1);
-#define SAT(t, xx, yy) ((t)[(size_t)(yy) * W + (xx)])
-				m = (SAT(sl, x1 + 1, y1 + 1) - SAT(sl, x0, y1 + 1) -
-				    SAT(sl, x1 + 1, y0) + SAT(sl, x0, y0)) / cnt;
-				var = (SAT(sl2, x1 + 1, y1 + 1) -
-				    SAT(sl2, x0, y1 + 1) - SAT(sl2, x1 + 1, y0) +
-				    SAT(sl2, x0, y0)) / cnt - m * m;
-#undef SAT
-				if (var < best) {
-					best = var;
-					bx0 = x0; by0 = y0; bx1 = x1; by1 = y1;
-				}
-			}
-			{
-				double cnt = (double)(bx1 - bx0 + 1) *
-				    (by1 - by0 + 1);
-				size_t a = (size_t)(by1 + 1) * W + (bx1 + 1);
-				size_t b = (size_t)(by1 + 1) * W + bx0;
-				size_t c_ = (size_t)by0 * W + (bx1 + 1);
-				size_t d = (size_t)by0 * W + bx0;
-				float *o = out + ((size_t)y * w + x) * 3;
-
-				for (int c = 0; c < 3; c++)
-					o[c] = (float)((sc[3 * a + c] -
-					    sc[3 * b + c] - sc[3 * c_ + c] +
-					    sc[3 * d + c]) / cnt);
-			}
-		}
-	}
-	free(sc);
-	free(sl);
-	free(sl2);
-	free(f->p);
-	f->p = out;
-	return 0;
-}
-
-float
-noise2(int x, int y)
-{
-	uint32_t h = (uint32_t)x * 374761393u + (uint32_t)y * 668265263u;
-
-	h = (h ^ (h >> 13)) * 1274126177u;
-	h ^= h >> 16;
-	return (float)(h & 0xffff) / 32767.5f - 1.0f;
 }

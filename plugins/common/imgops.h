@@ -55,7 +55,20 @@ float *luma_plane(const struct fimg *f);
  * failure. */
 float *luma_image(const struct firesync_image *im);
 
-/* RGB <-> YCbCr (full range, Rec. 601), in place on f. */
+/* The median of |p| over n values, taken in MEDIAN_BINS bins over
+ * [0, top) (values beyond count as the top bin). */
+#define MEDIAN_BINS	1024
+float median_abs(const float *p, size_t n, float top);
+
+/* RGB <-> YCbCr (full range, Rec. 601), in place on f; ycc_of for one
+ * pixel (chroma centred on 0). */
+static inline void
+ycc_of(const float rgb[3], float ycc[3])
+{
+	ycc[0] = 0.299f * rgb[0] + 0.587f * rgb[1] + 0.114f * rgb[2];
+	ycc[1] = -0.168736f * rgb[0] - 0.331264f * rgb[1] + 0.5f * rgb[2];
+	ycc[2] = 0.5f * rgb[0] - 0.418688f * rgb[1] - 0.081312f * rgb[2];
+}
 void rgb_to_ycc(struct fimg *f);
 void ycc_to_rgb(struct fimg *f);
 
@@ -91,16 +104,6 @@ void lut3d_apply(const struct lut3d *l, struct fimg *f);
  * sampled on a grid of about max_samples pixels. */
 void lab_stats(const struct firesync_image *im, int max_samples,
     float mean[3], float std[3]);
-
-/*
- * Kuwahara filter of radius r (>= 1): each pixel takes the mean colour of
- * the least-varying of its four (r+1)x(r+1) quadrants, variance measured
- * on luma.  Summed-area tables make it O(1) per pixel.  0 or -1.
- */
-int kuwahara(struct fimg *f, int r);
-
-/* A deterministic hash noise in [-1, 1] for paper texture. */
-float noise2(int x, int y);
 
 /* ---- resample.c: sizes, blur at any scale, noise ---- */
 

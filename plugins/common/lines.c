@@ -155,22 +155,11 @@ int
 dog_lines(float *dog, int w, int h, float ramp, float strength, int min_area)
 {
 	size_t n = (size_t)w * h;
-	uint32_t hist[1024];
-	float t = ramp, noise;
-	size_t seen = 0, bin = 0;
-
 	/* the noise of the photo, as the median absolute DoG (most pixels
-	 * are not on an edge): lines start well above it, so grain and
-	 * sensor noise draw nothing */
-	memset(hist, 0, sizeof(hist));
-	for (size_t i = 0; i < n; i++) {
-		int b = (int)(fabsf(dog[i]) * 16.0f);
+	 * are not on an edge; sixteenth-level bins): lines start well above
+	 * it, so grain and sensor noise draw nothing */
+	float t = ramp, noise = 1.4826f * median_abs(dog, n, 64.0f);
 
-		hist[b < 1023 ? b : 1023]++;
-	}
-	while (bin < 1023 && (seen += hist[bin]) < n / 2)
-		bin++;
-	noise = 1.4826f * ((float)bin + 0.5f) / 16.0f;
 	if (t < 3.0f * noise)
 		t = 3.0f * noise;
 	for (size_t i = 0; i < n; i++)

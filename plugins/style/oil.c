@@ -442,13 +442,9 @@ skin_plane(const struct fimg *f)
 	if (m == NULL)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
-		const float *p = f->p + 3 * i;
-		float ycc[3] = {
-			0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2],
-			-0.168736f * p[0] - 0.331264f * p[1] + 0.5f * p[2],
-			0.5f * p[0] - 0.418688f * p[1] - 0.081312f * p[2],
-		};
+		float ycc[3];
 
+		ycc_of(f->p + 3 * i, ycc);
 		m[i] = skin_weight_ycc(ycc);
 	}
 	return m;

@@ -27,28 +27,6 @@
 #define DODGE_FLOOR	24.0f
 #define WORK_SHORT	1024	/* the slowly varying maps' short side */
 
-/* The median of a plane of values in 0..255 (quarter-level bins). */
-static float
-median255(const float *p, size_t n)
-{
-	static const int bins = 1024;
-	uint32_t *hist = calloc(bins, sizeof(*hist));
-	size_t seen = 0;
-	int b = 0;
-
-	if (hist == NULL)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		int k = (int)(clampf(p[i], 0, 255) * 4.0f);
-
-		hist[k < bins ? k : bins - 1]++;
-	}
-	while (b < bins - 1 && (seen += hist[b]) < n / 2)
-		b++;
-	free(hist);
-	return ((float)b + 0.5f) / 4.0f;
-}
-
 /* The plane p (w x h) resized to ww x wh and blurred by sigma; NULL when
  * out of memory. */
 static float *
@@ -114,7 +92,7 @@ pencil_draw(float *lum, int w, int h, int (*cancel)(void))
 	 * the whole picture (most of it is paper) and around each pixel
 	 * (a noisy flat area darkens its own surroundings, a thin line
 	 * hardly does) */
-	t = 3.0f * median255(lum, n);
+	t = 3.0f * median_abs(lum, n, 256.0f);	/* quarter levels */
 	near = low_blur(lum, w, h, ww, wh, (float)sw / 80.0f + 1.0f);
 	if (near == NULL)
 		goto out;

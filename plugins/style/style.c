@@ -5,18 +5,19 @@
  * files in our storage) the photo takes on their colours: the mean and
  * spread of L*, a*, b* are moved to the references' (Reinhard et al. 2001,
  * in CIELAB), through a 33^3 colour lookup table so per-pixel work stays
- * cheap.  Then a brush look from the prompt:
+ * cheap.  Then the medium the prompt names, each in a file of its own:
  *
- *   "oil painting" (default)  Kuwahara filter: flat strokes, crisp edges,
- *                             a little more saturation
- *   "watercolor"              edge-preserving wash, soft colour steps,
- *                             pigment pooling at edges, paper grain
- *   "pencil sketch"           graphite: colour-dodge of the luma over its
- *                             blurred negative, on paper grain
+ *   "oil painting" (default)  curved brush strokes of three sizes along
+ *                             the image's structure (oil.c)
+ *   "watercolor"              washes on textured paper, wet edges,
+ *                             granulation, a faint drawing (watercolor.c)
+ *   "pencil sketch"           graphite lines from a colour dodge of the
+ *                             luma, on clean paper (pencil.c)
  *
  * [plugin.style] keys: default-preset (oil|watercolor|pencil), transfer
  * (0..1, how far colours move to the references; default 0.85), brush
- * (stroke size as a fraction of the short side; default 0.0035).
+ * (the oil's finest stroke radius as a fraction of the short side;
+ * default 0.0035).
  */
 #include <ctype.h>
 #include <math.h>
