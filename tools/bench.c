@@ -117,16 +117,17 @@ children_rss_kb(pid_t pid, int *count)
 	return total;
 }
 
-/* user+system CPU time of pid, in ms */
+/* user+system CPU time of the process whose /proc/PID/stat is at path,
+ * in ms, and its process group in *pgrp; -1 if it cannot be read */
 static long
-cpu_ms(pid_t pid)
+stat_cpu_ms(const char *path, int *pgrp)
 {
-	char path[64], buf[1024], *p;
+	char buf[1024], *p;
 	unsigned long ut, st;
 	FILE *f;
 	size_t n;
+	int g;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	f = fopen(path, "r");
 	if (f == NULL)
 		return -1;
@@ -134,10 +135,56 @@ cpu_ms(pid_t pid)
 	fclose(f);
 	buf[n] = '\0';
 	p = strrchr(buf, ')');
-	if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u "
-	    "%*u %*u %lu %lu", &ut, &st) != 2)
+	if (p == NULL || sscanf(p + 2, "%*c %*d %d %*d %*d %*d %*u %*u %*u "
+	    "%*u %*u %lu %lu", &g, &ut, &st) != 3)
 		return -1;
+	if (pgrp != NULL)
+		*pgrp = g;
 	return (long)((ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
+}
+
+/* user+system CPU time of pid, in ms */
+static long
+cpu_ms(pid_t pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	return stat_cpu_ms(path, NULL);
+}
+
+/* user+system CPU time of every live process in group pgid, in ms: the
+ * emulator is a launcher script and its JVM */
+static long
+group_cpu_ms(pid_t pgid)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	long total = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		char path[300];
+		long ms;
+		int g;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		ms = stat_cpu_ms(path, &g);
+		if (ms >= 0 && g == (int)pgid)
+			total += ms;
+	}
+	closedir(d);
+	return total;
+}
+
+/* this process's own user+system CPU time, in ms (the app's side) */
+static long
+self_cpu_ms(void)
+{
+	return cpu_ms(getpid());
 }
 
 static int
@@ -288,7 +335,7 @@ session_name(const struct bench *b, const char *ev, const char *ss)
 static void
 one_session(struct bench *b, struct fs_listen *l, const char *ev,
     const char *ss, const uint8_t *jpg, size_t jlen, int64_t *lat_ms,
-    int64_t *done_ms, const char *log)
+    int64_t *done_ms, int64_t *commit_ms, const char *log)
 {
 	struct fs_status st;
 	FsWrite *wr;
@@ -301,6 +348,7 @@ one_session(struct bench *b, struct fs_listen *l, const char *ev,
 	t0 = test_now_ms();
 	if (fs_commit(b->c, &wr, 1, 15000, NULL, &st) != 0)
 		fatal("commit: %s", st.message);
+	*commit_ms = test_now_ms() - t0;
 	google__firestore__v1__write__free_unpacked(wr, NULL);
 	if (wait_ready(l, &name, 1, done_ms, 30000) < 0)
 		fatal("session %s/%s never became ready; see %s", ev, ss, log);
@@ -530,7 +578,7 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 	struct fs_status st;
 	uint8_t *jpg;
 	size_t jlen;
-	int64_t *t0, *t1, *lat;
+	int64_t *t0, *t1, *lat, *commit;
 	char **names, logs[MAX_DAEMONS][128], bucket[128], target[64];
 	char *plugins = NULL;
 	struct nginx nx = { 0 };
@@ -615,6 +663,7 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 	t0 = xcalloc((size_t)n, sizeof(*t0));
 	t1 = xcalloc((size_t)n, sizeof(*t1));
 	lat = xcalloc((size_t)n, sizeof(*lat));
+	commit = xcalloc((size_t)n, sizeof(*commit));
 	names = xcalloc((size_t)n, sizeof(*names));
 
 	/* warm-up: a few sessions, then idle for two seconds */
@@ -623,7 +672,7 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 
 		snprintf(ss, sizeof(ss), "s%d", i);
 		one_session(&b, l, "warm", ss, jpg, jlen, &lat[0], &t1[0],
-		    logs[0]);
+		    &commit[0], logs[0]);
 	}
 	sleep(2);
 	idle_kb = rss_kb(d[0], "VmRSS:");
@@ -641,15 +690,22 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 
 		snprintf(ss, sizeof(ss), "s%d", i);
 		one_session(&b, l, "serial", ss, jpg, jlen, &lat[i], &t1[i],
-		    logs[0]);
+		    &commit[i], logs[0]);
 		t0[i] = t1[i] - lat[i];
 	}
 	report("serial", lat, n, t1[n - 1] - t0[0]);
+	/* the unit of the floor under serial latency: a session is three
+	 * commits in a row (the app's capture, the claim, the finish) and
+	 * two Listen deliveries (to the daemon, back to the app) */
+	qsort(commit, (size_t)n, sizeof(*commit), cmp64);
+	printf("floor    the app's own capture commit: p50=%" PRId64 " ms; "
+	    "a session is 3 commits in a row\n", commit[n / 2]);
 
 	/* one burst */
 	{
 		FsWrite **ws = xcalloc((size_t)n, sizeof(*ws));
 		int64_t start, last = 0;
+		long em0, own0, self0, d0 = 0, d1 = 0;
 
 		for (int i = 0; i < n; i++) {
 			char ev[16], ss[32];
@@ -660,6 +716,11 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 			ws[i] = capture_write(&b, ev, ss);
 			names[i] = xstrdup(ws[i]->update->name);
 		}
+		em0 = group_cpu_ms(em->pid);
+		self0 = self_cpu_ms();
+		for (int i = 0; i < nd; i++)
+			d0 += cpu_ms(d[i]);
+		own0 = d0;
 		start = test_now_ms();
 		/* one commit, or as few as gRPC's 4 MiB message limit
 		 * allows for big documents */
@@ -686,6 +747,25 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 			free(names[i]);
 		}
 		report("burst", lat, n, last - start);
+		for (int i = 0; i < nd; i++)
+			d1 += cpu_ms(d[i]);
+		/* where the machine's CPU went while the burst ran: when
+		 * the three add up to every core, the burst is CPU-bound
+		 * and the emulator's share sets the ceiling */
+		{
+			long em1 = group_cpu_ms(em->pid), self1 = self_cpu_ms();
+			long cores = sysconf(_SC_NPROCESSORS_ONLN);
+			int64_t span = test_now_ms() - start;
+
+			printf("CPU      in the burst (%" PRId64 " ms, %ld "
+			    "cores): emulator %ld ms (%.1f ms per session), "
+			    "daemon %ld ms, app %ld ms; %.0f%% of the "
+			    "machine\n", span, cores, em1 - em0,
+			    (double)(em1 - em0) / n, d1 - own0,
+			    self1 - self0, span > 0 && cores > 0 ?
+			    100.0 * (double)(em1 - em0 + d1 - own0 + self1 -
+			    self0) / ((double)span * (double)cores) : 0.0);
+		}
 	}
 	printf("RSS      idle %ld kB, peak %ld kB; CPU %ld ms for %d sessions\n",
 	    idle_kb, rss_kb(d[0], "VmHWM:"), cpu_ms(d[0]) - cpu0, 2 * n);
@@ -726,6 +806,7 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 	free(t0);
 	free(t1);
 	free(lat);
+	free(commit);
 	free(names);
 }
 
