@@ -118,15 +118,16 @@ children_rss_kb(pid_t pid, int *count)
 }
 
 /* user+system CPU time of the process whose /proc/PID/stat is at path,
- * in ms, and its process group in *pgrp; -1 if it cannot be read */
+ * in ms, and its parent and process group in *ppid and *pgrp; -1 if it
+ * cannot be read */
 static long
-stat_cpu_ms(const char *path, int *pgrp)
+stat_cpu_ms(const char *path, int *ppid, int *pgrp)
 {
 	char buf[1024], *p;
 	unsigned long ut, st;
 	FILE *f;
 	size_t n;
-	int g;
+	int pp, g;
 
 	f = fopen(path, "r");
 	if (f == NULL)
@@ -135,9 +136,11 @@ stat_cpu_ms(const char *path, int *pgrp)
 	fclose(f);
 	buf[n] = '\0';
 	p = strrchr(buf, ')');
-	if (p == NULL || sscanf(p + 2, "%*c %*d %d %*d %*d %*d %*u %*u %*u "
-	    "%*u %*u %lu %lu", &g, &ut, &st) != 3)
+	if (p == NULL || sscanf(p + 2, "%*c %d %d %*d %*d %*d %*u %*u %*u "
+	    "%*u %*u %lu %lu", &pp, &g, &ut, &st) != 4)
 		return -1;
+	if (ppid != NULL)
+		*ppid = pp;
 	if (pgrp != NULL)
 		*pgrp = g;
 	return (long)((ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
@@ -150,13 +153,14 @@ cpu_ms(pid_t pid)
 	char path[64];
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	return stat_cpu_ms(path, NULL);
+	return stat_cpu_ms(path, NULL, NULL);
 }
 
-/* user+system CPU time of every live process in group pgid, in ms: the
- * emulator is a launcher script and its JVM */
+/* user+system CPU time, in ms, of every live process in group pgid (the
+ * emulator: a launcher script and its JVM) or, pgid 0, of pid and its
+ * children (a daemon and its worker processes) */
 static long
-group_cpu_ms(pid_t pgid)
+procs_cpu_ms(pid_t pgid, pid_t pid)
 {
 	DIR *d = opendir("/proc");
 	struct dirent *de;
@@ -167,13 +171,14 @@ group_cpu_ms(pid_t pgid)
 	while ((de = readdir(d)) != NULL) {
 		char path[300];
 		long ms;
-		int g;
+		int pp, g;
 
 		if (de->d_name[0] < '1' || de->d_name[0] > '9')
 			continue;
 		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
-		ms = stat_cpu_ms(path, &g);
-		if (ms >= 0 && g == (int)pgid)
+		ms = stat_cpu_ms(path, &pp, &g);
+		if (ms >= 0 && (pgid != 0 ? g == (int)pgid :
+		    pp == (int)pid || atoi(de->d_name) == (int)pid))
 			total += ms;
 	}
 	closedir(d);
@@ -716,10 +721,10 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 			ws[i] = capture_write(&b, ev, ss);
 			names[i] = xstrdup(ws[i]->update->name);
 		}
-		em0 = group_cpu_ms(em->pid);
+		em0 = procs_cpu_ms(em->pid, 0);
 		self0 = self_cpu_ms();
 		for (int i = 0; i < nd; i++)
-			d0 += cpu_ms(d[i]);
+			d0 += procs_cpu_ms(0, d[i]);
 		own0 = d0;
 		start = test_now_ms();
 		/* one commit, or as few as gRPC's 4 MiB message limit
@@ -748,18 +753,18 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 		}
 		report("burst", lat, n, last - start);
 		for (int i = 0; i < nd; i++)
-			d1 += cpu_ms(d[i]);
+			d1 += procs_cpu_ms(0, d[i]);
 		/* where the machine's CPU went while the burst ran: when
 		 * the three add up to every core, the burst is CPU-bound
 		 * and the emulator's share sets the ceiling */
 		{
-			long em1 = group_cpu_ms(em->pid), self1 = self_cpu_ms();
+			long em1 = procs_cpu_ms(em->pid, 0), self1 = self_cpu_ms();
 			long cores = sysconf(_SC_NPROCESSORS_ONLN);
 			int64_t span = test_now_ms() - start;
 
 			printf("CPU      in the burst (%" PRId64 " ms, %ld "
 			    "cores): emulator %ld ms (%.1f ms per session), "
-			    "daemon %ld ms, app %ld ms; %.0f%% of the "
+			    "daemon and workers %ld ms, app %ld ms; %.0f%% of the "
 			    "machine\n", span, cores, em1 - em0,
 			    (double)(em1 - em0) / n, d1 - own0,
 			    self1 - self0, span > 0 && cores > 0 ?
