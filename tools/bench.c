@@ -83,40 +83,6 @@ rss_kb(pid_t pid, const char *field)
 	return kb;
 }
 
-/* Number and total VmRSS (kB) of pid's child processes (its workers). */
-static long
-children_rss_kb(pid_t pid, int *count)
-{
-	char path[300], buf[512];
-	long total = 0;
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-
-	*count = 0;
-	if (d == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL) {
-		FILE *f;
-		char *p;
-		int ppid = 0;
-
-		if (de->d_name[0] < '1' || de->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
-		f = fopen(path, "r");
-		if (f == NULL)
-			continue;
-		if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
-		    sscanf(p + 2, "%*c %d", &ppid) == 1 && ppid == pid) {
-			total += rss_kb((pid_t)atoi(de->d_name), "VmRSS:");
-			(*count)++;
-		}
-		fclose(f);
-	}
-	closedir(d);
-	return total;
-}
-
 /* user+system CPU time of the process whose /proc/PID/stat is at path,
  * in ms, and its parent and process group in *ppid and *pgrp; -1 if it
  * cannot be read */
@@ -144,6 +110,33 @@ stat_cpu_ms(const char *path, int *ppid, int *pgrp)
 	if (pgrp != NULL)
 		*pgrp = g;
 	return (long)((ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
+}
+
+/* Number and total VmRSS (kB) of pid's child processes (its workers). */
+static long
+children_rss_kb(pid_t pid, int *count)
+{
+	char path[300];
+	long total = 0;
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+
+	*count = 0;
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		int ppid;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		if (stat_cpu_ms(path, &ppid, NULL) >= 0 && ppid == pid) {
+			total += rss_kb((pid_t)atoi(de->d_name), "VmRSS:");
+			(*count)++;
+		}
+	}
+	closedir(d);
+	return total;
 }
 
 /* user+system CPU time of pid, in ms */
@@ -183,13 +176,6 @@ procs_cpu_ms(pid_t pgid, pid_t pid)
 	}
 	closedir(d);
 	return total;
-}
-
-/* this process's own user+system CPU time, in ms (the app's side) */
-static long
-self_cpu_ms(void)
-{
-	return cpu_ms(getpid());
 }
 
 static int
@@ -710,7 +696,7 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 	{
 		FsWrite **ws = xcalloc((size_t)n, sizeof(*ws));
 		int64_t start, last = 0;
-		long em0, own0, self0, d0 = 0, d1 = 0;
+		long em0, self0, d0 = 0, d1 = 0;
 
 		for (int i = 0; i < n; i++) {
 			char ev[16], ss[32];
@@ -722,10 +708,9 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 			names[i] = xstrdup(ws[i]->update->name);
 		}
 		em0 = procs_cpu_ms(em->pid, 0);
-		self0 = self_cpu_ms();
+		self0 = cpu_ms(getpid());	/* the app's side */
 		for (int i = 0; i < nd; i++)
 			d0 += procs_cpu_ms(0, d[i]);
-		own0 = d0;
 		start = test_now_ms();
 		/* one commit, or as few as gRPC's 4 MiB message limit
 		 * allows for big documents */
@@ -758,18 +743,18 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 		 * the three add up to every core, the burst is CPU-bound
 		 * and the emulator's share sets the ceiling */
 		{
-			long em1 = procs_cpu_ms(em->pid, 0), self1 = self_cpu_ms();
+			long emu = procs_cpu_ms(em->pid, 0) - em0;
+			long self = cpu_ms(getpid()) - self0, own = d1 - d0;
 			long cores = sysconf(_SC_NPROCESSORS_ONLN);
 			int64_t span = test_now_ms() - start;
 
 			printf("CPU      in the burst (%" PRId64 " ms, %ld "
 			    "cores): emulator %ld ms (%.1f ms per session), "
-			    "daemon and workers %ld ms, app %ld ms; %.0f%% of the "
-			    "machine\n", span, cores, em1 - em0,
-			    (double)(em1 - em0) / n, d1 - own0,
-			    self1 - self0, span > 0 && cores > 0 ?
-			    100.0 * (double)(em1 - em0 + d1 - own0 + self1 -
-			    self0) / ((double)span * (double)cores) : 0.0);
+			    "daemon and workers %ld ms, app %ld ms; %.0f%% of "
+			    "the machine\n", span, cores, emu, (double)emu / n,
+			    own, self, span > 0 && cores > 0 ? 100.0 *
+			    (double)(emu + own + self) / ((double)span *
+			    (double)cores) : 0.0);
 		}
 	}
 	printf("RSS      idle %ld kB, peak %ld kB; CPU %ld ms for %d sessions\n",
