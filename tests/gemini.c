@@ -432,6 +432,10 @@ gemini_start(struct gemini *g, const char *key)
 			log = fopen(g->log, "a");
 			if (log == NULL)
 				_exit(1);
+			/* each request's line is on disk before its answer
+			 * goes out (it ends with the outcome): a test that
+			 * got the answer finds the line */
+			setvbuf(log, NULL, _IOLBF, 0);
 			serve(c, key, log);
 			fclose(log);
 			close(c);
