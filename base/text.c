@@ -3,7 +3,9 @@
  */
 #include "config.h"
 
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "text.h"
@@ -103,4 +105,65 @@ text_is_clean(const char *in)
 		s += n;
 	}
 	return 1;
+}
+
+/* Where to cut s (n bytes) so that no character is split: n, or less
+ * when the bytes before n end inside a multi-byte character. */
+static size_t
+boundary(const char *s, size_t n)
+{
+	size_t k = n;
+
+	/* back over continuation bytes to the lead byte of the last one */
+	while (k > 0 && n - k < 3 && ((unsigned char)s[k - 1] & 0xC0) == 0x80)
+		k--;
+	if (k > 0 && (unsigned char)s[k - 1] >= 0xC0) {
+		unsigned char c = (unsigned char)s[k - 1];
+		size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+
+		if (n - (k - 1) < need)
+			return k - 1;	/* a lead byte without all its tail */
+	}
+	return n;
+}
+
+const char *
+text_name(const char *in, size_t max_bytes, char *out, size_t outlen)
+{
+	size_t n = strlen(in);
+
+	if (max_bytes >= outlen)
+		max_bytes = outlen - 1;
+	if (n <= max_bytes) {
+		memcpy(out, in, n + 1);
+		return out;
+	}
+	n = max_bytes > 3 ? boundary(in, max_bytes - 3) : 0;
+	memcpy(out, in, n);
+	if (max_bytes > 3)
+		memcpy(out + n, "\xE2\x80\xA6", 4);	/* "…" and the NUL */
+	else
+		out[n] = '\0';
+	return out;
+}
+
+char *
+text_vformat(char *buf, size_t len, const char *fmt, va_list ap)
+{
+	int n = vsnprintf(buf, len, fmt, ap);
+
+	if (n >= 0 && (size_t)n >= len && len > 0)
+		buf[boundary(buf, len - 1)] = '\0';
+	return buf;
+}
+
+char *
+text_format(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	text_vformat(buf, len, fmt, ap);
+	va_end(ap);
+	return buf;
 }

@@ -29,7 +29,9 @@ enum metrics_reason {
 	REASON_STORAGE_READ,
 	REASON_STORAGE_WRITE,
 	REASON_NO_PLUGIN,		/* no plugin serves the model */
-	REASON_BAD_IMAGE,		/* the photo or result is unusable */
+	REASON_BAD_IMAGE,		/* the photo or a reference is unusable */
+	REASON_PLUGIN_ERROR,		/* the plugin said it failed */
+	REASON_BAD_RESULT,		/* the plugin's result is unusable */
 	REASON_IMAGE_TOO_LARGE,
 	REASON_TIMEOUT,			/* the transform's deadline */
 	REASON_CRASH,			/* the worker died */

@@ -476,9 +476,9 @@ fail(struct run *r, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
+	text_vformat(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	snprintf(msg, sizeof(msg), "AI transform failed: %s", reason);
+	text_format(msg, sizeof(msg), "AI transform failed: %s", reason);
 	return finish(r, NULL, msg);
 }
 
@@ -607,27 +607,27 @@ read_references(struct run *r, const struct experience *x, uint8_t **refs,
 	return n;
 }
 
-/*
- * Produce the result PNG from the input bytes, in a worker process.
- * 0, or -errno with the reason for the guest in why.
- */
-/* The metrics' reason for a failed pool_transform. */
+/* The metrics' reason for a transform that failed with st. */
 static enum metrics_reason
-reason_of_transform(int rc)
+reason_of(enum pool_status st)
 {
-	switch (rc) {
-	case -ENOENT: return REASON_NO_PLUGIN;
-	case -E2BIG: return REASON_IMAGE_TOO_LARGE;
-	case -ETIMEDOUT: return REASON_TIMEOUT;
-	case -EINVAL: return REASON_BAD_IMAGE;
-	case -ECHILD: return REASON_CRASH;
+	switch (st) {
+	case POOL_NO_PLUGIN: return REASON_NO_PLUGIN;
+	case POOL_BAD_INPUT: return REASON_BAD_IMAGE;
+	case POOL_TOO_LARGE: return REASON_IMAGE_TOO_LARGE;
+	case POOL_PLUGIN_ERROR: return REASON_PLUGIN_ERROR;
+	case POOL_BAD_RESULT: return REASON_BAD_RESULT;
+	case POOL_TIMEOUT: return REASON_TIMEOUT;
+	case POOL_CRASH: return REASON_CRASH;
 	default: return REASON_WORKER;
 	}
 }
 
-static int
+/* Produce the result PNG from the input bytes in a worker process, into
+ * out (pool.h); its status. */
+static enum pool_status
 transform(struct run *r, const struct experience *x, const uint8_t *in,
-    size_t inlen, uint8_t **png, size_t *pnglen, char *why, size_t whylen)
+    size_t inlen, struct pool_result *out)
 {
 	uint8_t *refs[WIRE_MAX_REFS];
 	size_t ref_lens[WIRE_MAX_REFS];
@@ -641,36 +641,26 @@ transform(struct run *r, const struct experience *x, const uint8_t *in,
 		.input = in,
 		.input_len = inlen,
 	};
-	char plugin[WIRE_NAME_LEN];
-	int rc;
-
+	const char *plugin;
 	int64_t t0;
 
 	job.n_refs = read_references(r, x, refs, ref_lens);
 	job.refs = (const uint8_t *const *)refs;
 	job.ref_lens = ref_lens;
 	t0 = now_mono_ms();
-	rc = pool_transform(r->p->pool, &job, png, pnglen, plugin,
-	    sizeof(plugin), why, whylen);
+	pool_transform(r->p->pool, &job, out);
 	metrics_transform(r->model, (double)(now_mono_ms() - t0) / 1000.0);
 	for (size_t i = 0; i < job.n_refs; i++)
 		free(refs[i]);
-	if (*plugin)
-		snprintf(r->plugin, sizeof(r->plugin), "%s", plugin);
-	r->reason = reason_of_transform(rc);
-	if (rc == -ECHILD || rc == -ETIMEDOUT) {
-		/* a worker that died or was killed named no plugin: the one
-		 * serving the model, for the metrics */
-		if (!x->ai_enabled || !pool_plugin_for(r->p->pool, x->model,
-		    plugin, sizeof(plugin)))
-			snprintf(plugin, sizeof(plugin), "%s", x->ai_enabled ?
-			    "-" : "none");
-		if (rc == -ECHILD)
-			metrics_worker_crash(plugin);
-		else
-			metrics_worker_timeout(plugin);
-	}
-	return rc;
+	plugin = *out->plugin ? out->plugin : x->ai_enabled ? "-" : "none";
+	if (*out->plugin)
+		snprintf(r->plugin, sizeof(r->plugin), "%s", out->plugin);
+	r->reason = reason_of(out->status);
+	if (out->status == POOL_CRASH)
+		metrics_worker_crash(plugin);
+	else if (out->status == POOL_TIMEOUT)
+		metrics_worker_timeout(plugin);
+	return out->status;
 }
 
 /*
@@ -701,7 +691,7 @@ failed(struct prepared *o, enum metrics_reason why, const char *fmt, ...)
 	o->why = why;
 
 	va_start(ap, fmt);
-	vsnprintf(o->reason, sizeof(o->reason), fmt, ap);
+	text_vformat(o->reason, sizeof(o->reason), fmt, ap);
 	va_end(ap);
 	o->failed = true;
 	return false;
@@ -712,22 +702,23 @@ static bool
 prepare_experience(struct run *r, struct prepared *o)
 {
 	const char *id = r->s->selected_experience_id;
-	char why[512], *name;
+	char why[512], shown[104], *name;
 	int rc;
 
 	if (id == NULL || *id == '\0')
 		return failed(o, REASON_NO_EXPERIENCE, "no experience selected "
 		    "(data.selected_experience_id is missing)");
+	/* the id as the guest's message shows it: cut between characters */
+	text_name(id, 100, shown, sizeof(shown));
 	name = experience_doc_name(r->p->fs->docs_path, id);
 	if (name == NULL)
-		return failed(o, REASON_NO_EXPERIENCE, "experience id '%.100s' "
-		    "is not a valid "
-		    "document id", id);
+		return failed(o, REASON_NO_EXPERIENCE, "experience id '%s' is "
+		    "not a valid document id", shown);
 	rc = resolve_experience(r, name, &o->x, why, sizeof(why));
 	free(name);
 	if (rc == -ENOENT)
-		return failed(o, REASON_NO_EXPERIENCE, "experience '%.100s' "
-		    "not found", id);
+		return failed(o, REASON_NO_EXPERIENCE, "experience '%s' not "
+		    "found", shown);
 	if (rc == -EIO)
 		return failed(o, REASON_EXPERIENCE_READ, "could not read the "
 		    "experience (%.300s); "
@@ -803,9 +794,8 @@ static enum outcome
 publish(struct run *r, struct prepared *o)
 {
 	struct session *s = r->s;
+	struct pool_result res;
 	char why[512], *result_path, *url = NULL;
-	uint8_t *png = NULL;
-	size_t pnglen = 0;
 	enum outcome out;
 	int rc;
 
@@ -816,16 +806,15 @@ publish(struct run *r, struct prepared *o)
 		r->reason = o->why;
 		return fail(r, "%s", o->reason);
 	}
-	rc = transform(r, &o->x, o->in, o->inlen, &png, &pnglen, why,
-	    sizeof(why));
+	transform(r, &o->x, o->in, o->inlen, &res);
 	transformed(r);
-	if (rc < 0)
-		return fail(r, "%s", why);
+	if (res.status != POOL_OK)
+		return fail(r, "%s", res.message);
 	result_path = path_result(s->event_id, s->session_id);
-	rc = store_put(r->p->store, result_path, png, pnglen, "image/png",
-	    &url, why, sizeof(why));
+	rc = store_put(r->p->store, result_path, res.png, res.png_len,
+	    "image/png", &url, why, sizeof(why));
 	free(result_path);
-	free(png);
+	free(res.png);
 	if (rc < 0) {
 		log_err("session=%s event=%s storage write failed: %s; check "
 		    "the storage root's permissions and free space",

@@ -14,6 +14,7 @@
 #include "alloc.h"
 #include "log.h"
 #include "session.h"
+#include "text.h"
 #include "value.h"
 
 static const char *const state_names[] = {
@@ -178,8 +179,10 @@ decode_step_input(const char *key, const FsValue *v, struct step_input *in,
 		if (strcmp(t->string_value, step_type_names[i]) == 0)
 			type = i;
 	if (type == 0) {
-		snprintf(err, errlen, "data.%s has unknown type '%.40s'", key,
-		    t->string_value);
+		char name[44];
+
+		text_format(err, errlen, "data.%s has unknown type '%s'", key,
+		    text_name(t->string_value, 40, name, sizeof(name)));
 		return -EINVAL;
 	}
 	in->type = type;
@@ -368,8 +371,10 @@ session_decode(const FsDocument *doc, struct session *s, char *err,
 	}
 	s->state = session_state_parse(v->string_value);
 	if (s->state == SESSION_UNKNOWN) {
-		snprintf(err, errlen, "field 'state' has unknown value '%.40s'",
-		    v->string_value);
+		char name[44];
+
+		text_format(err, errlen, "field 'state' has unknown value '%s'",
+		    text_name(v->string_value, 40, name, sizeof(name)));
 		return -EINVAL;
 	}
 	if (get_string(doc_get(doc, "inputImagePath"), "inputImagePath",
@@ -437,24 +442,25 @@ experience_decode(const FsDocument *doc, struct experience *e, char *err,
 {
 	const char *slash;
 	const FsValue *cfg, *v;
-	char e2[256];
+	char e2[256], id[104];
 
 	memset(e, 0, sizeof(*e));
 	slash = doc->name ? strrchr(doc->name, '/') : NULL;
 	e->id = xstrdup(slash ? slash + 1 : "");
+	text_name(e->id, 100, id, sizeof(id));
 	cfg = doc_get(doc, "aiPhotoConfig");
 	/* No aiPhotoConfig: the experience has no AI step. */
 	if (cfg == NULL || cfg->value_type_case == FSV(NULL_VALUE))
 		return 0;
 	if (cfg->value_type_case != FSV(MAP_VALUE)) {
-		snprintf(err, errlen, "experience '%.100s': aiPhotoConfig must "
-		    "be a map, not %s", e->id, value_kind_name(cfg));
+		text_format(err, errlen, "experience '%s': aiPhotoConfig must "
+		    "be a map, not %s", id, value_kind_name(cfg));
 		return -EINVAL;
 	}
 	v = value_map_get(cfg, "enabled");
 	if (v != NULL && v->value_type_case != FSV(BOOLEAN_VALUE)) {
-		snprintf(err, errlen, "experience '%.100s': "
-		    "aiPhotoConfig.enabled must be a boolean", e->id);
+		text_format(err, errlen, "experience '%s': "
+		    "aiPhotoConfig.enabled must be a boolean", id);
 		return -EINVAL;
 	}
 	e->ai_enabled = v != NULL && v->boolean_value;
@@ -465,7 +471,7 @@ experience_decode(const FsDocument *doc, struct experience *e, char *err,
 	    get_string(value_map_get(cfg, "aspectRatio"),
 	    "aiPhotoConfig.aspectRatio", 32, &e->aspect_ratio, e2,
 	    sizeof(e2)) < 0) {
-		snprintf(err, errlen, "experience '%.100s': %s", e->id, e2);
+		text_format(err, errlen, "experience '%s': %s", id, e2);
 		return -EINVAL;
 	}
 	v = value_map_get(cfg, "referenceImageUrls");
@@ -478,20 +484,20 @@ experience_decode(const FsDocument *doc, struct experience *e, char *err,
 			    "aiPhotoConfig.referenceImageUrls[]",
 			    SESSION_MAX_PATH, &e->reference_urls[i], e2,
 			    sizeof(e2)) < 0) {
-				snprintf(err, errlen, "experience '%.100s': %s",
-				    e->id, e2);
+				text_format(err, errlen, "experience '%s': %s",
+				    id, e2);
 				return -EINVAL;
 			}
 			e->n_reference_urls++;
 		}
 	} else if (v != NULL && v->value_type_case != FSV(NULL_VALUE)) {
-		snprintf(err, errlen, "experience '%.100s': "
-		    "aiPhotoConfig.referenceImageUrls must be an array", e->id);
+		text_format(err, errlen, "experience '%s': "
+		    "aiPhotoConfig.referenceImageUrls must be an array", id);
 		return -EINVAL;
 	}
 	if (e->ai_enabled && (e->model == NULL || *e->model == '\0')) {
-		snprintf(err, errlen, "experience '%.100s' enables AI but "
-		    "names no aiPhotoConfig.model", e->id);
+		text_format(err, errlen, "experience '%s' enables AI but "
+		    "names no aiPhotoConfig.model", id);
 		return -EINVAL;
 	}
 	return 0;

@@ -456,11 +456,12 @@ END_TEST
  * valid UTF-8. */
 START_TEST(multibyte_text_is_cut_cleanly)
 {
-	char id[128], *in;
+	char id[128], model[128], *in;
 	const char *err;
 	struct ctx t;
 	FsDocument *d;
 	pid_t p;
+	size_t n = 0;
 
 	ctx_init(&t, "utf8", em.host);
 	memset(id, 'a', 99);
@@ -474,6 +475,38 @@ START_TEST(multibyte_text_is_cut_cleanly)
 	err = doc_string(d, "error");
 	ck_assert_ptr_nonnull(strstr(err, "not found"));
 	ck_assert_msg(text_is_clean(err), "not clean UTF-8: %s", err);
+	doc_free(d);
+
+	/* an id and a model name of two-byte characters only, both longer
+	 * than a message shows: cut between characters, marked with "…",
+	 * never a half character turned into U+FFFD */
+	id[n++] = 'x';
+	for (int i = 0; i < 60; i++) {
+		id[n++] = '\xC3';
+		id[n++] = '\xA9';
+	}
+	id[n] = '\0';
+	in = put_input(&t, "E", "S2", 1, 16, 16);
+	capture(&t, "E", "S2", id, in);
+	free(in);
+	d = wait_final(&t, "E", "S2", 20000);
+	err = doc_string(d, "error");
+	ck_assert_msg(strstr(err, "experience 'x\xC3\xA9\xC3\xA9") != NULL &&
+	    strstr(err, "\xC3\xA9\xE2\x80\xA6' not found") != NULL, "%s", err);
+	ck_assert_ptr_null(strstr(err, "\xEF\xBF\xBD"));
+	doc_free(d);
+	for (n = 0; n < 70; n += 2)
+		memcpy(model + n, "\xC3\xA9", 2);
+	model[n] = '\0';
+	put_experience(&t, "exp_longmodel", true, model);
+	in = put_input(&t, "E", "S3", 1, 16, 16);
+	capture(&t, "E", "S3", "exp_longmodel", in);
+	free(in);
+	d = wait_final(&t, "E", "S3", 20000);
+	err = doc_string(d, "error");
+	ck_assert_msg(strstr(err, "no plugin for model '\xC3\xA9\xC3\xA9") !=
+	    NULL && strstr(err, "\xC3\xA9\xE2\x80\xA6'") != NULL, "%s", err);
+	ck_assert_ptr_null(strstr(err, "\xEF\xBF\xBD"));
 	doc_free(d);
 	schema_ok(&t);
 	ck_assert_int_eq(daemon_stop(p, 10000), 0);
@@ -1503,6 +1536,8 @@ START_TEST(plugin_sessions_crash_and_hang_cost_only_themselves)
 	put_experience(&t, "exp_good", true, "test-good");
 	put_experience(&t, "exp_segv", true, "test-segv");
 	put_experience(&t, "exp_hang", true, "test-hang");
+	put_experience(&t, "exp_sad", true, "test-error");
+	put_experience(&t, "exp_garbage", true, "test-garbage");
 
 	/* a hang and a crash first, then guests who must not wait for them */
 	capture_photo(&t, "E", "hang", "exp_hang", 1, 64, 48);
@@ -1537,6 +1572,13 @@ START_TEST(plugin_sessions_crash_and_hang_cost_only_themselves)
 	assert_error(&t, "E", "segv", "plugin test-segv crashed (signal "
 	    CRASH_SIGNAL ")");
 	assert_error(&t, "E", "hang", "timeout after 3s");
+	/* a plugin's own error and an unusable result are the plugin's,
+	 * not a bad photo */
+	capture_photo(&t, "E", "sad", "exp_sad", 1, 64, 48);
+	capture_photo(&t, "E", "garbage", "exp_garbage", 1, 64, 48);
+	assert_error(&t, "E", "sad", "the model is sad");
+	assert_error(&t, "E", "garbage", "plugin test-garbage returned an "
+	    "invalid image");
 	/* the good ones did not queue behind the hang: they were done
 	 * before its deadline ended it */
 	doc = admin_get(t.c, "events/E/sessions/hang");
@@ -1556,6 +1598,12 @@ START_TEST(plugin_sessions_crash_and_hang_cost_only_themselves)
 	assert_metric(text, "firesync_session_errors_total{reason=\"crash\"} 1");
 	assert_metric(text, "firesync_session_errors_total{reason="
 	    "\"timeout\"} 1");
+	assert_metric(text, "firesync_session_errors_total{reason="
+	    "\"plugin_error\"} 1");
+	assert_metric(text, "firesync_session_errors_total{reason="
+	    "\"bad_result\"} 1");
+	assert_metric(text, "firesync_session_errors_total{reason="
+	    "\"bad_image\"} 0");
 	assert_metric(text, "firesync_sessions_finished_total{outcome=\"ready\","
 	    "model=\"test-good\"} 3");
 	assert_metric(text, "firesync_sessions_finished_total{outcome=\"error\","

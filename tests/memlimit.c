@@ -24,7 +24,7 @@
 
 START_TEST(unbounded_allocation_hits_the_limit)
 {
-	char dir[] = "/tmp/fsmem-XXXXXX", cmd[512], err[512], plugin[64];
+	char dir[] = "/tmp/fsmem-XXXXXX", cmd[512], err[512];
 	struct pool_options o = {
 		.plugin_dir = dir, .workers = 1, .timeout_ms = 20000,
 		.memory_mb = 512, .max_jobs = 10, .max_pixels = 50000000,
@@ -33,10 +33,10 @@ START_TEST(unbounded_allocation_hits_the_limit)
 	struct pool_job job = { .ai = true, .model = "test-hog",
 	    .prompt = "", .aspect_ratio = "", .session_id = "s",
 	    .event_id = "e" };
-	uint8_t *jpg, *png = NULL;
-	size_t jpglen, pnglen;
+	struct pool_result res;
+	uint8_t *jpg;
+	size_t jpglen;
 	struct pool *pool;
-	int rc;
 
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(cmd, sizeof(cmd), "cp %s/hog.so %s/good.so %s/ && chmod 755 "
@@ -49,15 +49,15 @@ START_TEST(unbounded_allocation_hits_the_limit)
 	job.input = jpg;
 	job.input_len = jpglen;
 
-	rc = pool_transform(pool, &job, &png, &pnglen, plugin, sizeof(plugin),
-	    err, sizeof(err));
-	ck_assert_msg(rc == -ECHILD, "rc %d: %s", rc, err);
-	ck_assert_ptr_nonnull(strstr(err, "plugin test-hog crashed (signal"));
+	ck_assert_msg(pool_transform(pool, &job, &res) == POOL_CRASH, "%s: %s",
+	    pool_status_name(res.status), res.message);
+	ck_assert_ptr_nonnull(strstr(res.message, "plugin test-hog crashed "
+	    "(signal"));
+	ck_assert_str_eq(res.plugin, "test-hog");
 	/* and the next session is served by a fresh worker */
 	job.model = "test-good";
-	ck_assert_int_eq(pool_transform(pool, &job, &png, &pnglen, plugin,
-	    sizeof(plugin), err, sizeof(err)), 0);
-	free(png);
+	ck_assert_int_eq(pool_transform(pool, &job, &res), POOL_OK);
+	free(res.png);
 	free(jpg);
 	pool_free(pool);
 	free((char *)o.worker_path);

@@ -62,7 +62,7 @@ png_of(const uint8_t *px, uint32_t w, uint32_t h, size_t *len)
 	return out;
 }
 
-int
+enum pool_status
 run(const char *model, const char *prompt, const char *aspect,
     const uint8_t *in, size_t inlen, const uint8_t *ref, size_t reflen,
     struct image *out, char *err, size_t errlen)
@@ -75,21 +75,17 @@ run(const char *model, const char *prompt, const char *aspect,
 		.input = in, .input_len = inlen,
 		.refs = refs, .ref_lens = ref_lens, .n_refs = ref ? 1 : 0,
 	};
-	uint8_t *png = NULL;
-	size_t len = 0;
-	char plugin[64];
-	int rc;
+	struct pool_result res;
 
-	rc = pool_transform(pool, &job, &png, &len, plugin, sizeof(plugin),
-	    err, errlen);
-	if (rc == 0) {
+	if (pool_transform(pool, &job, &res) == POOL_OK) {
 		char derr[128];
 
-		ck_assert_int_eq(image_decode(png, len, 100000000, out, derr,
-		    sizeof(derr)), 0);
-		free(png);
+		ck_assert_int_eq(image_decode(res.png, res.png_len, 100000000,
+		    out, derr, sizeof(derr)), 0);
+		free(res.png);
 	}
-	return rc;
+	snprintf(err, errlen, "%s", res.message);
+	return res.status;
 }
 
 float

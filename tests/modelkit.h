@@ -12,6 +12,7 @@
 #include <check.h>
 
 #include "image.h"
+#include "pool.h"
 
 /* Run the tests of tc (the fixture below added here) as suite name;
  * main's exit status. */
@@ -23,8 +24,9 @@ void teardown(void);
 
 /* Encode pixels (w x h RGB) as PNG bytes (malloc'd). */
 uint8_t *png_of(const uint8_t *px, uint32_t w, uint32_t h, size_t *len);
-/* Run a model; 0 and the decoded result in out, or the pool's error. */
-int run(const char *model, const char *prompt, const char *aspect,
+/* Run a model; POOL_OK and the decoded result in out, or the pool's
+ * status with its message in err. */
+enum pool_status run(const char *model, const char *prompt, const char *aspect,
     const uint8_t *in, size_t inlen, const uint8_t *ref, size_t reflen,
     struct image *out, char *err, size_t errlen);
 

@@ -204,7 +204,7 @@ START_TEST(awkward_inputs_give_results_or_clean_errors)
 		image_free(&out);
 		/* truncated: a clean error */
 		ck_assert_int_eq(run(model, "", "", b, len / 2, NULL, 0, &out,
-		    err, sizeof(err)), -EINVAL);
+		    err, sizeof(err)), POOL_BAD_INPUT);
 		ck_assert_ptr_nonnull(strstr(err, "not a valid JPEG/PNG"));
 		free(b);
 
@@ -230,13 +230,13 @@ START_TEST(awkward_inputs_give_results_or_clean_errors)
 		/* zero-sized: corrupt the IHDR width; libpng refuses it */
 		b[16] = b[17] = b[18] = b[19] = 0;
 		ck_assert_int_eq(run(model, "", "", b, len, NULL, 0, &out, err,
-		    sizeof(err)), -EINVAL);
+		    sizeof(err)), POOL_BAD_INPUT);
 		free(b);
 
 		/* over the pool's 4 MP limit */
 		b = jpeg_in(2100, 2000, JCS_RGB, 3, &len);
 		ck_assert_int_eq(run(model, "", "", b, len, NULL, 0, &out, err,
-		    sizeof(err)), -E2BIG);
+		    sizeof(err)), POOL_TOO_LARGE);
 		ck_assert_ptr_nonnull(strstr(err, "too large (2100x2000"));
 		free(b);
 	}

@@ -203,19 +203,17 @@ run(const char *model, const char *aspect, struct image *out, char *err,
 		.aspect_ratio = aspect, .session_id = "s", .event_id = "e",
 		.input = jpg, .input_len = jpglen,
 	};
-	uint8_t *png = NULL;
-	size_t len = 0;
-	char plugin[64], derr[256];
-	int rc = pool_transform(pool, &job, &png, &len, plugin,
-	    sizeof(plugin), err, errlen);
+	struct pool_result res;
+	char derr[256];
 
-	if (rc == 0) {
-		ck_assert_int_eq(image_sniff(png, len), IMAGE_PNG);
-		ck_assert_int_eq(image_decode(png, len, 100000000, out, derr,
-		    sizeof(derr)), 0);
-		free(png);
+	if (pool_transform(pool, &job, &res) == POOL_OK) {
+		ck_assert_int_eq(image_sniff(res.png, res.png_len), IMAGE_PNG);
+		ck_assert_int_eq(image_decode(res.png, res.png_len, 100000000,
+		    out, derr, sizeof(derr)), 0);
+		free(res.png);
 	}
-	return rc;
+	snprintf(err, errlen, "%s", res.message);
+	return res.status;
 }
 
 START_TEST(good_plugin_inverts)
@@ -253,7 +251,7 @@ START_TEST(aspect_ratio_is_exact)
 		image_free(&img);
 	}
 	ck_assert_int_eq(run("test-passthrough", "wide", &img, err,
-	    sizeof(err)), -EINVAL);
+	    sizeof(err)), POOL_BAD_INPUT);
 	ck_assert_ptr_nonnull(strstr(err, "aspect ratio 'wide' is not W:H"));
 }
 END_TEST
@@ -293,24 +291,25 @@ START_TEST(failures_are_named_and_the_pool_recovers)
 	char err[512];
 
 	ck_assert_int_eq(run("test-segv", "", &img, err, sizeof(err)),
-	    -ECHILD);
+	    POOL_CRASH);
 	ck_assert_str_eq(err, "plugin test-segv crashed (signal " CRASH_SIGNAL ")");
 	ck_assert_int_eq(run("test-hang", "", &img, err, sizeof(err)),
-	    -ETIMEDOUT);
+	    POOL_TIMEOUT);
 	ck_assert_str_eq(err, "timeout after 1.5s");
 	ck_assert_int_eq(run("test-slow", "", &img, err, sizeof(err)),
-	    -ETIMEDOUT);
+	    POOL_TIMEOUT);
 	ck_assert_str_eq(err, "timeout after 1.5s (the model gave up at the "
 	    "deadline)");
+	/* a plugin's own error is a plugin error, not a bad image */
 	ck_assert_int_eq(run("test-error", "", &img, err, sizeof(err)),
-	    -EINVAL);
+	    POOL_PLUGIN_ERROR);
 	ck_assert_str_eq(err, "the model is sad");
 	ck_assert_int_eq(run("test-garbage", "", &img, err, sizeof(err)),
-	    -EINVAL);
+	    POOL_BAD_RESULT);
 	ck_assert_ptr_nonnull(strstr(err, "plugin test-garbage returned an "
 	    "invalid image (100000x100000"));
 	ck_assert_int_eq(run("no-such-model", "", &img, err, sizeof(err)),
-	    -ENOENT);
+	    POOL_NO_PLUGIN);
 	ck_assert_str_eq(err, "no plugin for model 'no-such-model'");
 	/* and after all that, and past max_jobs recycling, work goes on */
 	for (int i = 0; i < 7; i++) {
@@ -358,7 +357,7 @@ START_TEST(a_hang_does_not_hold_up_others)
 	}
 	goods_done = now_mono_ms();
 	pthread_join(t, NULL);
-	ck_assert_int_eq(hang.rc, -ETIMEDOUT);
+	ck_assert_int_eq(hang.rc, POOL_TIMEOUT);
 	/* the good jobs ran on the other worker, not after the hang */
 	ck_assert_int_lt(goods_done, hang.done_ms);
 }
@@ -391,14 +390,14 @@ START_TEST(forged_results_are_refused_and_closed)
 	int before, after;
 
 	ck_assert_int_eq(run("hostile-unsealed", "", &img, err, sizeof(err)),
-	    -EIO);
+	    POOL_WORKER);
 	ck_assert_str_eq(err, "the transform worker misbehaved");
 	ck_assert_int_eq(run("hostile-twofds", "", &img, err, sizeof(err)),
-	    -EIO);
+	    POOL_WORKER);
 	before = open_fds();
 	for (int i = 0; i < 10; i++) {
 		ck_assert_int_eq(run("hostile-twofds", "", &img, err,
-		    sizeof(err)), -EIO);
+		    sizeof(err)), POOL_WORKER);
 		ck_assert_str_eq(err, "the transform worker misbehaved");
 	}
 	after = open_fds();
@@ -417,9 +416,8 @@ START_TEST(a_worker_dead_while_idle_is_not_blamed)
 	struct pool_job job = { .ai = true, .model = "hostile-die-idle",
 	    .aspect_ratio = "", .session_id = "s", .event_id = "e",
 	    .input = jpg, .input_len = jpglen };
-	char statpath[64], err[512], plugin[64];
-	uint8_t *png = NULL;
-	size_t len;
+	char statpath[64], err[512];
+	struct pool_result res;
 	int pid = 0;
 	FILE *f;
 
@@ -435,18 +433,17 @@ START_TEST(a_worker_dead_while_idle_is_not_blamed)
 		ck_assert_ptr_nonnull(pool);
 	}
 	job.prompt = "";
-	ck_assert_int_eq(pool_transform(pool, &job, &png, &len, plugin,
-	    sizeof(plugin), err, sizeof(err)), 0);
+	ck_assert_int_eq(pool_transform(pool, &job, &res), POOL_OK);
 	{
 		struct image img;
 
-		ck_assert_int_eq(image_decode(png, len, 100000000, &img, err,
-		    sizeof(err)), 0);
+		ck_assert_int_eq(image_decode(res.png, res.png_len, 100000000,
+		    &img, err, sizeof(err)), 0);
 		pid = img.pixels[0] << 16 | img.pixels[1] << 8 |
 		    img.pixels[2];
 		image_free(&img);
 	}
-	free(png);
+	free(res.png);
 	ck_assert_int_gt(pid, 1);
 	/* wait until the worker is dead (a zombie: the pool reaps it) */
 	snprintf(statpath, sizeof(statpath), "/proc/%d/stat", pid);
@@ -465,9 +462,9 @@ START_TEST(a_worker_dead_while_idle_is_not_blamed)
 		usleep(10000);
 	}
 	job.model = "test-good";
-	ck_assert_msg(pool_transform(pool, &job, &png, &len, plugin,
-	    sizeof(plugin), err, sizeof(err)) == 0, "blamed: %s", err);
-	free(png);
+	ck_assert_msg(pool_transform(pool, &job, &res) == POOL_OK,
+	    "blamed: %s", res.message);
+	free(res.png);
 }
 END_TEST
 
@@ -476,7 +473,7 @@ static void
 escape_report(bool network, char *out, size_t outlen)
 {
 	char keydir[] = "/tmp/fskey-XXXXXX", store[] = "/tmp/fsstore-XXXXXX";
-	char conf[160], prompt[256], key[128], evil[128], plugin[64];
+	char conf[160], prompt[256], key[128], evil[128];
 	struct pool_options o = {
 		.worker_path = worker, .plugin_dir = dir, .workers = 1,
 		.timeout_ms = 5000, .memory_mb = 512, .max_jobs = 10,
@@ -485,8 +482,7 @@ escape_report(bool network, char *out, size_t outlen)
 	struct pool_job job = { .ai = true, .model = "probe-escape",
 	    .aspect_ratio = "", .session_id = "s", .event_id = "e",
 	    .input = jpg, .input_len = jpglen };
-	uint8_t *png = NULL;
-	size_t len;
+	struct pool_result res;
 	FILE *f;
 
 	ck_assert_ptr_nonnull(mkdtemp(keydir));
@@ -510,8 +506,8 @@ escape_report(bool network, char *out, size_t outlen)
 	ck_assert_msg(pool != NULL, "pool_new: %s", out);
 	snprintf(prompt, sizeof(prompt), "%s %s", key, evil);
 	job.prompt = prompt;
-	ck_assert_int_eq(pool_transform(pool, &job, &png, &len, plugin,
-	    sizeof(plugin), out, outlen), -EINVAL);
+	ck_assert_int_eq(pool_transform(pool, &job, &res), POOL_PLUGIN_ERROR);
+	snprintf(out, outlen, "%s", res.message);
 	ck_assert_msg(access(evil, F_OK) != 0, "the plugin wrote %s", evil);
 	snprintf(prompt, sizeof(prompt), "rm -rf %s %s", keydir, store);
 	(void)!system(prompt);
@@ -553,7 +549,7 @@ crash_loop(void *arg)
 	for (int i = 0; i < c->n; i++) {
 		int rc = run("test-segv", "", &img, err, sizeof(err));
 
-		if (rc != -ECHILD ||
+		if (rc != POOL_CRASH ||
 		    strstr(err, "plugin test-segv crashed") == NULL)
 			c->rc_bad++;
 		if (rc == 0)

@@ -58,6 +58,53 @@ START_TEST(control_characters_become_spaces)
 }
 END_TEST
 
+START_TEST(names_are_cut_between_characters)
+{
+	char out[64], name[256];
+	size_t n = 0;
+
+	/* short names pass whole */
+	ck_assert_str_eq(text_name("caf\xC3\xA9", 10, out, sizeof(out)),
+	    "caf\xC3\xA9");
+	/* "a" then 40 é (81 bytes) cut to 20: "a" + 8 é + "…", 20 bytes */
+	name[n++] = 'a';
+	for (int i = 0; i < 40; i++) {
+		name[n++] = '\xC3';
+		name[n++] = '\xA9';
+	}
+	name[n] = '\0';
+	text_name(name, 20, out, sizeof(out));
+	ck_assert_uint_le(strlen(out), 20);
+	ck_assert(text_is_clean(out));
+	ck_assert_ptr_null(strstr(out, "\xEF\xBF\xBD"));
+	ck_assert_str_eq(out + strlen(out) - 3, "\xE2\x80\xA6");
+	ck_assert_int_eq(strncmp(out, name, strlen(out) - 3), 0);
+	/* 4-byte characters: never a piece of one */
+	for (size_t cut = 4; cut < 20; cut++) {
+		text_name("\xF0\x9F\x98\x80\xF0\x9F\x98\x80\xF0\x9F\x98\x80"
+		    "\xF0\x9F\x98\x80\xF0\x9F\x98\x80", cut, out, sizeof(out));
+		ck_assert_msg(text_is_clean(out), "cut %zu", cut);
+		ck_assert_uint_le(strlen(out), cut);
+	}
+}
+END_TEST
+
+START_TEST(formatting_never_splits_a_character)
+{
+	char out[16];
+
+	/* 7 é (14 bytes) and a prefix: vsnprintf would keep half of one */
+	for (size_t len = 1; len <= sizeof(out); len++) {
+		text_format(out, len, "x%s", "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"
+		    "\xC3\xA9\xC3\xA9\xC3\xA9");
+		ck_assert_msg(text_is_clean(out), "len %zu: %s", len, out);
+		ck_assert_uint_ge(strlen(out) + 2, len - 1);
+	}
+	ck_assert_str_eq(text_format(out, sizeof(out), "%d-%s", 7, "ok"),
+	    "7-ok");
+}
+END_TEST
+
 Suite *
 text_suite(void)
 {
@@ -67,6 +114,8 @@ text_suite(void)
 	tcase_add_test(tc, cuts_at_a_character_boundary);
 	tcase_add_test(tc, invalid_bytes_are_replaced);
 	tcase_add_test(tc, control_characters_become_spaces);
+	tcase_add_test(tc, names_are_cut_between_characters);
+	tcase_add_test(tc, formatting_never_splits_a_character);
 	suite_add_tcase(s, tc);
 	return s;
 }

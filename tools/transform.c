@@ -267,11 +267,18 @@ main(int argc, char **argv)
 		}
 		for (long i = 0; i < repeat && rc == 0; i++) {
 			int64_t t = mono_us();
+			struct pool_result res;
 
 			free(png);
 			png = NULL;
-			rc = pool_transform(pool, &job, &png, &pnglen, plugin,
-			    sizeof(plugin), err, sizeof(err));
+			if (pool_transform(pool, &job, &res) == POOL_OK) {
+				png = res.png;
+				pnglen = res.png_len;
+			} else {
+				snprintf(err, sizeof(err), "%s", res.message);
+				rc = -EIO;
+			}
+			snprintf(plugin, sizeof(plugin), "%s", res.plugin);
 			times[i] = mono_us() - t;
 		}
 		pool_free(pool);

@@ -20,6 +20,7 @@
 #include "image.h"
 #include "job.h"
 #include "log.h"
+#include "text.h"
 
 #define REF_MAX_PIXELS 1000000
 
@@ -32,7 +33,7 @@ job_error(struct wire_result *r, int status, const char *plugin,
 	r->status = status;
 	snprintf(r->plugin, sizeof(r->plugin), "%s", plugin ? plugin : "");
 	va_start(ap, fmt);
-	vsnprintf(r->message, sizeof(r->message), fmt, ap);
+	text_vformat(r->message, sizeof(r->message), fmt, ap);
 	va_end(ap);
 }
 
@@ -276,8 +277,10 @@ job_run(struct plugin_set *plugins, uint64_t max_output,
 		if (image_encode_png(&img, png, pnglen, err, sizeof(err)) < 0)
 			job_error(r, WIRE_INTERNAL, NULL, "%s", err);
 	} else if ((lp = plugins_find(plugins, job->model)) == NULL) {
+		char name[WIRE_NAME_LEN];
+
 		job_error(r, WIRE_NO_PLUGIN, NULL, "no plugin for model '%s'",
-		    job->model);
+		    text_name(job->model, 60, name, sizeof(name)));
 	} else if (image_crop_aspect(&img, job->aspect_ratio, err,
 	    sizeof(err)) < 0) {
 		job_error(r, WIRE_BAD_INPUT, lp->desc->name, "%s", err);

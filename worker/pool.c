@@ -26,6 +26,7 @@
 #include "clock.h"
 #include "log.h"
 #include "pool.h"
+#include "text.h"
 #include "wire.h"
 
 #ifndef LIBEXECDIR
@@ -38,6 +39,8 @@
 #define POOL_MAX_RESULT	((uint64_t)256 << 20)
 #define KILL_GRACE_MS	250
 #define PATH_LEN	4096
+
+_Static_assert(POOL_NAME_LEN == WIRE_NAME_LEN, "a plugin's name fits");
 
 extern char **environ;
 
@@ -498,8 +501,8 @@ died(struct pool *p, struct worker *w, const struct pool_job *job,
 	if (job->ai && pool_plugin_for(p, job->model, plugin, sizeof(plugin)))
 		snprintf(who, sizeof(who), "plugin %s", plugin);
 	else if (job->ai)
-		snprintf(who, sizeof(who), "the worker for model %.40s",
-		    job->model);
+		snprintf(who, sizeof(who), "the worker for model %s",
+		    text_name(job->model, 40, plugin, sizeof(plugin)));
 	else
 		snprintf(who, sizeof(who), "the image worker");
 	if (WIFSIGNALED(status)) {
@@ -564,10 +567,10 @@ replace_idle(struct worker *w)
 /*
  * Hand the job (wj + fd) to w, starting it if needed.  A worker found dead
  * before the job reached it is replaced and the job sent once more.
- * 0, -EIO (cannot start one; err says why) or -ECHILD (it died on receipt;
- * err says how).
+ * POOL_OK, POOL_WORKER (cannot start one; err says why) or POOL_CRASH (it
+ * died on receipt; err says how).
  */
-static int
+static enum pool_status
 send_job(struct pool *p, struct worker *w, const struct pool_job *job,
     const struct wire_job *wj, int fd, char *err, size_t errlen)
 {
@@ -575,16 +578,16 @@ send_job(struct pool *p, struct worker *w, const struct pool_job *job,
 		if (w->pid > 0 && gone_while_idle(w))
 			replace_idle(w);
 		if (w->pid <= 0 && worker_start(p, w, err, errlen) < 0)
-			return -EIO;
+			return POOL_WORKER;
 		if (wire_send(w->sock, wj, sizeof(*wj), fd) == 0)
-			return 0;
+			return POOL_OK;
 		if (tries == 0) {
 			replace_idle(w);
 			continue;
 		}
 		died(p, w, job, err, errlen);
 	}
-	return -ECHILD;
+	return POOL_CRASH;
 }
 
 /* Wait for w's answer until deadline; false if it did not come. */
@@ -605,9 +608,10 @@ await(const struct worker *w, int64_t deadline)
 	}
 }
 
-/* A result that is not OK, as -errno with the guest's reason in err. */
-static int
-result_error(struct pool *p, const struct wire_result *res, char *err,
+/* The worker's own status, as the pool's, with the guest's reason in
+ * err: each wire status keeps its meaning (a plugin's error stays one). */
+static enum pool_status
+result_status(struct pool *p, const struct wire_result *res, char *err,
     size_t errlen)
 {
 	if (res->status == WIRE_CANCELLED)
@@ -616,87 +620,99 @@ result_error(struct pool *p, const struct wire_result *res, char *err,
 	else
 		snprintf(err, errlen, "%s", res->message);
 	switch (res->status) {
-	case WIRE_NO_PLUGIN: return -ENOENT;
-	case WIRE_TOO_LARGE: return -E2BIG;
-	case WIRE_CANCELLED: return -ETIMEDOUT;
-	case WIRE_BAD_INPUT:
-	case WIRE_BAD_RESULT:
-	case WIRE_PLUGIN_ERROR: return -EINVAL;
-	default: return -EIO;
+	case WIRE_OK: return POOL_OK;
+	case WIRE_NO_PLUGIN: return POOL_NO_PLUGIN;
+	case WIRE_BAD_INPUT: return POOL_BAD_INPUT;
+	case WIRE_TOO_LARGE: return POOL_TOO_LARGE;
+	case WIRE_PLUGIN_ERROR: return POOL_PLUGIN_ERROR;
+	case WIRE_BAD_RESULT: return POOL_BAD_RESULT;
+	case WIRE_CANCELLED: return POOL_TIMEOUT;
+	default: return POOL_WORKER;
 	}
 }
 
 /*
- * Collect w's answer to job into res and, on success, its PNG.  Returns 0,
- * or -errno with err, having stopped or replaced the worker when it
- * crashed or misbehaved.
+ * Collect w's answer to job into res and, on success, its PNG into out.
+ * POOL_OK, or POOL_CRASH / POOL_WORKER with err, having stopped or
+ * replaced the worker when it crashed or misbehaved.
  */
-static int
+static enum pool_status
 receive(struct pool *p, struct worker *w, const struct pool_job *job,
-    struct wire_result *res, uint8_t **png, size_t *pnglen, char *err,
+    struct wire_result *res, struct pool_result *out, char *err,
     size_t errlen)
 {
 	char why[256] = "a malformed message";
-	int out = -1, rc;
+	int fd = -1, rc;
 
-	rc = wire_recv(w->sock, res, sizeof(*res), WIRE_RESULT, &out);
+	rc = wire_recv(w->sock, res, sizeof(*res), WIRE_RESULT, &fd);
 	if (rc == -EPIPE || rc == -ECONNRESET) {
 		died(p, w, job, err, errlen);
-		return -ECHILD;
+		return POOL_CRASH;
 	}
-	if (rc == 0 && res->status == WIRE_OK && out >= 0) {
-		rc = wire_read_sealed(out, res->output_len, POOL_MAX_RESULT,
-		    png, why, sizeof(why));
+	if (rc == 0 && res->status == WIRE_OK && fd >= 0) {
+		rc = wire_read_sealed(fd, res->output_len, POOL_MAX_RESULT,
+		    &out->png, why, sizeof(why));
 		if (rc == 0)
-			*pnglen = res->output_len;
+			out->png_len = res->output_len;
 	} else if (rc == 0 && res->status == WIRE_OK) {
 		snprintf(why, sizeof(why), "a result without its buffer");
 		rc = -EPROTO;
 	}
-	if (out >= 0)
-		close(out);
+	if (fd >= 0)
+		close(fd);
 	if (rc < 0) {
 		log_err("worker %d sent %s; killing it", (int)w->pid, why);
 		worker_stop(w, true);
 		snprintf(err, errlen, "the transform worker misbehaved");
-		return -EIO;
+		return POOL_WORKER;
 	}
-	return 0;
+	return POOL_OK;
 }
 
-int
-pool_transform(struct pool *p, const struct pool_job *job, uint8_t **png,
-    size_t *pnglen, char *plugin, size_t pluginlen, char *err, size_t errlen)
+/* Hand job to a worker and collect its answer into out. */
+static enum pool_status
+run_job(struct pool *p, const struct pool_job *job, struct pool_result *out)
 {
+	char *err = out->message;
+	size_t errlen = sizeof(out->message);
 	struct wire_job *wj;
 	struct wire_result res;
 	struct worker *w;
-	int fd, rc;
+	enum pool_status st;
+	int fd;
 
-	*png = NULL;
-	if (plugin && pluginlen)
-		*plugin = '\0';
 	if (job->n_refs > WIRE_MAX_REFS) {
 		snprintf(err, errlen, "too many reference images (%zu, at "
 		    "most %d)", job->n_refs, WIRE_MAX_REFS);
-		return -EINVAL;
+		return POOL_BAD_INPUT;
+	}
+	if (job->ai && (job->model == NULL || strlen(job->model) >=
+	    WIRE_NAME_LEN)) {
+		char name[WIRE_NAME_LEN];
+
+		/* no plugin has so long a name, and a cut one could be
+		 * another model's */
+		snprintf(err, errlen, "no plugin for model '%s'",
+		    text_name(job->model ? job->model : "", 60, name,
+		    sizeof(name)));
+		return POOL_NO_PLUGIN;
 	}
 	if (job->prompt && strlen(job->prompt) >= WIRE_PROMPT_LEN) {
 		snprintf(err, errlen, "the prompt is too long (%zu bytes, at "
 		    "most %d)", strlen(job->prompt), WIRE_PROMPT_LEN - 1);
-		return -EINVAL;
+		return POOL_BAD_INPUT;
 	}
 	if ((fd = job_memfd(job, err, errlen)) < 0)
-		return -EIO;
+		return POOL_WORKER;
 	wj = xmalloc(sizeof(*wj));
 	fill_job(wj, job, p);
 	w = acquire(p);
-	rc = send_job(p, w, job, wj, fd, err, errlen);
+	st = send_job(p, w, job, wj, fd, err, errlen);
 	close(fd);
 	free(wj);
-	if (rc < 0) {
+	if (st != POOL_OK) {
 		release(p, w);
-		return rc;
+		return st;
 	}
 	/* a plugin that watches host->cancelled() gets a moment to return
 	 * at its deadline before we kill the worker */
@@ -709,25 +725,61 @@ pool_transform(struct pool *p, const struct pool_job *job, uint8_t **png,
 		    "(model %s); starting a new one", (int)pid,
 		    p->o.timeout_ms, job->ai ? job->model : "none");
 		release(p, w);
-		return -ETIMEDOUT;
+		return POOL_TIMEOUT;
 	}
 	memset(&res, 0, sizeof(res));
-	rc = receive(p, w, job, &res, png, pnglen, err, errlen);
-	if (rc < 0) {
+	st = receive(p, w, job, &res, out, err, errlen);
+	if (st != POOL_OK) {
 		release(p, w);
-		return rc;
+		return st;
 	}
 	res.plugin[sizeof(res.plugin) - 1] = '\0';
 	res.message[sizeof(res.message) - 1] = '\0';
-	if (plugin && pluginlen)
-		snprintf(plugin, pluginlen, "%s", res.plugin);
+	snprintf(out->plugin, sizeof(out->plugin), "%s", res.plugin);
 	if (++w->jobs >= p->o.max_jobs || w->stale) {
 		log_debug("worker %d: recycled after %d jobs", (int)w->pid,
 		    w->jobs);
 		worker_stop(w, false);
 	}
 	release(p, w);
-	return res.status == WIRE_OK ? 0 : result_error(p, &res, err, errlen);
+	return result_status(p, &res, err, errlen);
+}
+
+enum pool_status
+pool_transform(struct pool *p, const struct pool_job *job,
+    struct pool_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->status = run_job(p, job, out);
+	if (out->status != POOL_OK) {
+		free(out->png);
+		out->png = NULL;
+		out->png_len = 0;
+	}
+	/* a worker that died or was killed named no plugin: the one the
+	 * workers said serves the model */
+	if (out->plugin[0] == '\0' && job->ai)
+		pool_plugin_for(p, job->model, out->plugin,
+		    sizeof(out->plugin));
+	return out->status;
+}
+
+const char *
+pool_status_name(enum pool_status st)
+{
+	static const char *const names[POOL_STATUS_N] = {
+		[POOL_OK] = "ok",
+		[POOL_NO_PLUGIN] = "no_plugin",
+		[POOL_BAD_INPUT] = "bad_input",
+		[POOL_TOO_LARGE] = "too_large",
+		[POOL_PLUGIN_ERROR] = "plugin_error",
+		[POOL_BAD_RESULT] = "bad_result",
+		[POOL_TIMEOUT] = "timeout",
+		[POOL_CRASH] = "crash",
+		[POOL_WORKER] = "worker",
+	};
+
+	return (unsigned)st < POOL_STATUS_N ? names[st] : "worker";
 }
 
 int

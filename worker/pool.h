@@ -52,16 +52,44 @@ struct pool *pool_new(const struct pool_options *o, char *err,
 /* Stop every worker and free the pool. */
 void pool_free(struct pool *p);
 
+/* How a job ended. */
+enum pool_status {
+	POOL_OK = 0,
+	POOL_NO_PLUGIN,		/* no plugin serves the model */
+	POOL_BAD_INPUT,		/* the photo, a reference or a parameter is
+				   unusable */
+	POOL_TOO_LARGE,		/* over the pixel limit */
+	POOL_PLUGIN_ERROR,	/* the plugin said it failed */
+	POOL_BAD_RESULT,	/* the plugin returned something unusable */
+	POOL_TIMEOUT,		/* the deadline: killed, or the plugin gave
+				   up at it */
+	POOL_CRASH,		/* the worker died during the job */
+	POOL_WORKER,		/* no worker could be started or reached, or
+				   it misbehaved */
+	POOL_STATUS_N
+};
+
+#define POOL_NAME_LEN	64
+
+struct pool_result {
+	enum pool_status status;
+	uint8_t *png;			/* POOL_OK: malloc'd, caller frees */
+	size_t png_len;
+	/* the plugin that ran the job, or for a worker that died or was
+	 * killed the one serving the model; "" for none (not an AI job, or
+	 * no plugin serves the model) */
+	char plugin[POOL_NAME_LEN];
+	char message[512];		/* not OK: why, fit for the guest */
+};
+
 /*
- * Run job.  Returns 0 with the PNG in *png (malloc'd, caller frees) and
- * the plugin that made it in plugin (may be ""), or -errno with a reason
- * fit for the guest in err: -ENOENT no plugin for the model, -ETIMEDOUT,
- * -ECHILD plugin crashed, -EINVAL bad input or result, -E2BIG over the
- * pixel limit, -EIO the worker failed.
+ * Run job; out is filled (its png is the caller's to free) and its status
+ * returned.
  */
-int pool_transform(struct pool *p, const struct pool_job *job,
-    uint8_t **png, size_t *pnglen, char *plugin, size_t pluginlen,
-    char *err, size_t errlen);
+enum pool_status pool_transform(struct pool *p, const struct pool_job *job,
+    struct pool_result *out);
+/* A status as a short name ("plugin_error"), for logs and tests. */
+const char *pool_status_name(enum pool_status st);
 
 /*
  * New settings (plugin directory, configuration, limits): idle workers
