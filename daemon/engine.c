@@ -16,8 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <grpc/grpc.h>
-
 #include "alloc.h"
 #include "backoff.h"
 #include "clock.h"
@@ -367,7 +365,7 @@ cached_experience(struct engine *e, const struct task *t)
 
 	if (t->decode_rc < 0 || cache == NULL)
 		return NULL;
-	name = experience_doc_name(e->fs->docs_path,
+	name = experience_doc_name(fs_docs_path(e->fs),
 	    t->s.selected_experience_id);
 	doc = name ? strmap_get(cache, name) : NULL;
 	if (doc == NULL) {
@@ -692,10 +690,10 @@ recover_under(struct engine *e, const char *parent)
 
 		pg.n = 0;
 		if (fs_run_query(e->fs, &q, RECOVERY_RPC_MS, on_transforming,
-		    &pg, &st) != 0) {
+		    &pg, &st) != FS_OK) {
 			log_warn("recovery: the query for interrupted "
 			    "sessions failed: %s%s%s; trying again in about "
-			    "%d s", fs_status_name(st.code), *st.message ?
+			    "%d s", fs_status_name(&st), *st.message ?
 			    ": " : "", st.message,
 			    e->opt->recovery_interval_s);
 			break;
@@ -809,54 +807,54 @@ unseen_write(struct engine *e, int64_t opened_ms, int64_t limit_ms)
 
 /* ---- the Listen stream ---- */
 
-/* The request adding target id, resuming where the watch left off. */
-static FsListenRequest *
-make_target(struct engine *e, int32_t id)
+/* Target id's query into *q (its parent, if any, malloc'd in *parent). */
+static void
+target_query(struct engine *e, int32_t id, struct fs_query *q, char **parent)
 {
 	/* sessions whose state is captured, in every event (the collection
 	 * group), or in one configured event; interrupted "transforming"
 	 * ones are found by the recovery query, so our own writes to a
 	 * session after its claim are not Listen traffic */
 	static const char *const states[] = { "captured" };
-	struct fs_query q = {
+	*q = (struct fs_query){
 		.collection = "sessions", .field = "state", .values = states,
 		.n_values = 1,
 	};
-	char *parent = NULL;
-	FsListenRequest *r;
-
+	*parent = NULL;
 	if (id == TARGET_EXPERIENCES) {
-		q = (struct fs_query){ .collection = "experiences" };
+		*q = (struct fs_query){ .collection = "experiences" };
 	} else if (id >= TARGET_EVENT0) {
-		parent = xasprintf("events/%s",
+		*parent = xasprintf("events/%s",
 		    e->opt->events[id - TARGET_EVENT0]);
-		q.parent = parent;
+		q->parent = *parent;
 	} else {
-		q.all_descendants = true;
+		q->all_descendants = true;
 	}
-	r = fs_listen_target(e->fs, id, &q, e->watch.resume_token,
-	    e->watch.resume_token_len);
-	free(parent);
-	return r;
 }
 
 static struct fs_listen *
 open_stream(struct engine *e)
 {
-	FsListenRequest *reqs[OPTIONS_MAX_EVENTS + 1];
-	int32_t ids[OPTIONS_MAX_EVENTS];
-	int n_ids = session_targets(e, ids), n_reqs = 0;
+	struct fs_target targets[OPTIONS_MAX_EVENTS + 1];
+	struct fs_query queries[OPTIONS_MAX_EVENTS + 1];
+	char *parents[OPTIONS_MAX_EVENTS + 1];
+	int32_t ids[OPTIONS_MAX_EVENTS + 1];
+	int n = session_targets(e, ids);
 	struct fs_listen *l;
 
-	for (int i = 0; i < n_ids; i++)
-		reqs[n_reqs++] = make_target(e, ids[i]);
-	reqs[n_reqs++] = make_target(e, TARGET_EXPERIENCES);
+	ids[n++] = TARGET_EXPERIENCES;
+	for (int i = 0; i < n; i++) {
+		/* every target resumes where the watch left off */
+		target_query(e, ids[i], &queries[i], &parents[i]);
+		targets[i] = (struct fs_target){ .id = ids[i],
+		    .query = &queries[i], .resume_token =
+		    e->watch.resume_token, .resume_len =
+		    e->watch.resume_token_len };
+	}
 	watch_stream_started(&e->watch);
-	l = fs_listen_open(e->fs, (const FsListenRequest *const *)reqs,
-	    (size_t)n_reqs);
-	for (int i = 0; i < n_reqs; i++)
-		google__firestore__v1__listen_request__free_unpacked(reqs[i],
-		    NULL);
+	l = fs_listen_open(e->fs, targets, (size_t)n);
+	for (int i = 0; i < n; i++)
+		free(parents[i]);
 	pthread_mutex_lock(&e->lock);
 	e->listen = l;
 	pthread_mutex_unlock(&e->lock);
@@ -929,15 +927,15 @@ stream_ended(struct fs_listen *l, struct backoff *bo)
 	struct fs_status st = { 0 };
 
 	fs_listen_close(l, &st);
-	if (fs_status_retryable(st.code)) {
+	if (st.kind == FS_TRANSIENT) {
 		log_warn("listen: stream ended: %s%s%s; reconnecting",
-		    fs_status_name(st.code), *st.message ? ": " : "",
+		    fs_status_name(&st), *st.message ? ": " : "",
 		    st.message);
 		return;
 	}
 	log_err("listen: stream failed: %s%s%s; %s; retrying slowly",
-	    fs_status_name(st.code), *st.message ? ": " : "", st.message,
-	    st.code == GRPC_STATUS_PERMISSION_DENIED ? "the service account "
+	    fs_status_name(&st), *st.message ? ": " : "", st.message,
+	    st.kind == FS_DENIED ? "the service account "
 	    "needs the Cloud Datastore User role (roles/datastore.user) in "
 	    "the project" : "check the project id, database and "
 	    "credentials");
@@ -974,8 +972,7 @@ run_stream(struct engine *e, struct backoff *bo, bool *restart_now)
 				backoff_reset(bo);
 			c.progress = true;
 			ev = watch_feed(&e->watch, resp, err, sizeof(err));
-			google__firestore__v1__listen_response__free_unpacked(
-			    resp, NULL);
+			fs_listen_response_free(resp);
 		}
 		if (ev == WATCH_SNAPSHOT) {
 			on_snapshot(e);
@@ -1062,7 +1059,7 @@ engine_new(const struct options *o, struct fs_client *fs, struct store *st,
 	pthread_cond_init(&e->cond, NULL);
 	pthread_cond_init(&e->recovery_cond, NULL);
 	e->experiences = strmap_new();
-	google__protobuf__timestamp__init(&e->wrote_at);
+	ts_init(&e->wrote_at);
 	e->dispatch = dispatch_new();
 	watch_init(&e->watch);
 	if (o->n_events == 0) {
@@ -1155,9 +1152,9 @@ engine_run(struct engine *e)
 	if (pthread_create(&e->recovery, NULL, recovery_main, e) != 0)
 		fatal("cannot start the recovery thread: out of resources");
 	log_notice("firesyncd %s: project=%s database=%s%s%s workers=%d "
-	    "concurrency=%d storage=%s", PACKAGE_VERSION, e->fs->project,
-	    e->fs->database, e->fs->emulator ? " emulator=" : "",
-	    e->fs->emulator ? e->opt->emulator : "", e->opt->workers,
+	    "concurrency=%d storage=%s", PACKAGE_VERSION, fs_project(e->fs),
+	    fs_database(e->fs), fs_is_emulator(e->fs) ? " emulator=" : "",
+	    fs_is_emulator(e->fs) ? e->opt->emulator : "", e->opt->workers,
 	    e->opt->firestore_concurrency, e->store->root);
 
 	for (bool first = true; !e->stop; first = false) {

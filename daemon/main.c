@@ -17,8 +17,6 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <grpc/grpc.h>
-#include <grpc/support/log.h>
 
 #include "alloc.h"
 #include "engine.h"
@@ -159,27 +157,6 @@ check_or_list(const struct options *o, const char *worker_path)
 	return 0;
 }
 
-/* Where Firestore is, for gRPC's TLS errors (which do not say). */
-static const char *tls_endpoint, *tls_ca_file;
-
-/* gRPC's own log lines, through ours at a matching level; a failed TLS
- * handshake says which endpoint and which CA certificates. */
-static void
-grpc_log(gpr_log_func_args *a)
-{
-	int prio = a->severity == GPR_LOG_SEVERITY_ERROR ? LOG_ERR :
-	    a->severity == GPR_LOG_SEVERITY_INFO ? LOG_INFO : LOG_DEBUG;
-
-	if (tls_endpoint && strstr(a->message, "Handshake failed"))
-		log_at(prio, "firestore: TLS to %s failed (%s); is it the "
-		    "right endpoint, and is its certificate signed by a CA "
-		    "in %s? ([firestore] endpoint, ca-file)", tls_endpoint,
-		    a->message, tls_ca_file ? tls_ca_file :
-		    "the system's CA store");
-	else
-		log_at(prio, "grpc: %s", a->message);
-}
-
 /* Start the worker pool (before gRPC's threads exist); NULL if it
  * cannot start, said in the log. */
 static struct pool *
@@ -289,13 +266,6 @@ connect_firestore(const struct options *opt, struct token_source *ts)
 		fo.token = fs_token;
 		fo.refused = fs_refused;
 		fo.token_arg = ts;
-		/* gRPC's own roots: the system's, unless a CA file is set */
-		if (getenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH") == NULL &&
-		    access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0)
-			setenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
-			    "/etc/ssl/certs/ca-certificates.crt", 1);
-		tls_endpoint = fo.target;
-		tls_ca_file = opt->firestore_ca_file;
 		log_notice("firestore: %s over TLS (%s)", fo.target,
 		    opt->firestore_ca_file ? opt->firestore_ca_file :
 		    "the system's CA certificates");
@@ -442,14 +412,12 @@ main(int argc, char **argv)
 	if ((pool = start_pool(&opt, worker_path)) == NULL)
 		goto out;
 	block_signals();
-	gpr_set_log_function(grpc_log);
-	gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
-	grpc_init();
+	fs_library_init();
 	if ((fs = connect_firestore(&opt, ts)) != NULL) {
 		rc = serve(&opt, fs, st, pool);
 		fs_client_free(fs);
 	}
-	grpc_shutdown();
+	fs_library_shutdown();
 out:
 	pool_free(pool);
 	store_close(st);

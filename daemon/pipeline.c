@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <grpc/grpc.h>
-
 #include "alloc.h"
 #include "backoff.h"
 #include "clock.h"
@@ -49,32 +47,6 @@ struct run {
 					   (Firestore's clock); 0: unknown */
 };
 
-/* A Write updating only the fields in mask, preconditioned on version. */
-static FsWrite *
-make_write(const char *name, const FsTimestamp *version, FsValue *fields,
-    const char *const *mask, size_t n_mask)
-{
-	FsWrite *w = xcalloc(1, sizeof(*w));
-	Google__Firestore__V1__DocumentMask *m = xcalloc(1, sizeof(*m));
-	Google__Firestore__V1__Precondition *p = xcalloc(1, sizeof(*p));
-
-	google__firestore__v1__write__init(w);
-	google__firestore__v1__document_mask__init(m);
-	google__firestore__v1__precondition__init(p);
-	m->n_field_paths = n_mask;
-	m->field_paths = xcalloc(n_mask, sizeof(char *));
-	for (size_t i = 0; i < n_mask; i++)
-		m->field_paths[i] = xstrdup(mask[i]);
-	p->condition_type_case =
-	    GOOGLE__FIRESTORE__V1__PRECONDITION__CONDITION_TYPE_UPDATE_TIME;
-	p->update_time = ts_dup(version);
-	w->operation_case = GOOGLE__FIRESTORE__V1__WRITE__OPERATION_UPDATE;
-	w->update = value_map_to_doc(fields, name);
-	w->update_mask = m;
-	w->current_document = p;
-	return w;
-}
-
 /* A shutdown gave up on us: write nothing more. */
 static bool
 frozen(const struct pipeline *p)
@@ -98,25 +70,24 @@ transformed(const struct run *r)
 		r->p->transformed(r->p->arg, r->t);
 }
 
-/* Commit one write (consumed).  Returns the gRPC status code; on OK,
- * *commit_ms (if not NULL) gets the commit time, Firestore's clock. */
-static int
-commit_one(const struct pipeline *p, FsWrite *w, struct fs_status *st,
-    int64_t *commit_ms)
+/* Update our fields of the session (f, consumed; the fields named in
+ * mask), on the version we hold.  On FS_OK, *commit_ms (if not NULL) gets
+ * the commit time, Firestore's clock. */
+static enum fs_kind
+update(struct run *r, FsValue *f, const char *const *mask, size_t n_mask,
+    struct fs_status *st, int64_t *commit_ms)
 {
-	FsCommitResponse *resp = NULL;
+	struct fs_written w;
 	int64_t t0 = now_mono_ms();
-	int code = fs_commit(p->fs, &w, 1, RPC_TIMEOUT_MS, &resp, st);
+	enum fs_kind kind = fs_update(r->p->fs, r->s->name, r->version, f,
+	    mask, n_mask, RPC_TIMEOUT_MS, &w, st);
 
 	metrics_commit((double)(now_mono_ms() - t0) / 1000.0);
-	if (code == 0 && commit_ms != NULL && resp != NULL &&
-	    resp->commit_time != NULL)
-		*commit_ms = ts_to_ms(resp->commit_time);
-	if (resp != NULL)
-		google__firestore__v1__commit_response__free_unpacked(resp,
-		    NULL);
-	google__firestore__v1__write__free_unpacked(w, NULL);
-	return code;
+	if (kind == FS_OK && commit_ms != NULL && w.commit_time != NULL)
+		*commit_ms = ts_to_ms(w.commit_time);
+	if (kind == FS_OK)
+		fs_written_clear(&w);
+	return kind;
 }
 
 /* Claim: state -> transforming, precondition on the version we saw.  The
@@ -127,18 +98,14 @@ claim_start(struct run *r)
 	static const char *const mask[] = { "state", "updatedAt",
 	    "transformAttempts" };
 	FsValue *f = value_map();
-	FsWrite *w;
-	struct fs_call *k;
 
 	r->claim_ms = now_wall_ms();
 	value_map_put(f, "state", value_string("transforming"));
 	value_map_put(f, "updatedAt", value_int(r->claim_ms));
 	value_map_put(f, "transformAttempts", value_int(r->attempt));
-	w = make_write(r->s->name, r->version, f, mask, 3);
 	r->claim_sent = now_mono_ms();
-	k = fs_commit_start(r->p->fs, &w, 1, RPC_TIMEOUT_MS);
-	google__firestore__v1__write__free_unpacked(w, NULL);
-	return k;
+	return fs_update_start(r->p->fs, r->s->name, r->version, f, mask, 3,
+	    RPC_TIMEOUT_MS);
 }
 
 /*
@@ -211,10 +178,9 @@ finish_minimal(struct run *r)
 	    "resultImagePath", "transformAttempts" };
 	struct session *s = r->s;
 	struct fs_status st = { 0 };
-	int code = GRPC_STATUS_INVALID_ARGUMENT;
+	enum fs_kind kind = FS_INVALID;
 
-	for (int step = 0; step < 2 && code == GRPC_STATUS_INVALID_ARGUMENT;
-	    step++) {
+	for (int step = 0; step < 2 && kind == FS_INVALID; step++) {
 		FsValue *f = value_map();
 
 		value_map_put(f, "state", value_string("error"));
@@ -222,13 +188,12 @@ finish_minimal(struct run *r)
 		if (step == 0)
 			value_map_put(f, "error", value_string(TOO_LARGE_ERROR));
 		/* step 0 leaves transformAttempts as it is */
-		code = commit_one(r->p, make_write(s->name, r->version, f,
-		    mask, step == 0 ? 4 : 5), &st, NULL);
+		kind = update(r, f, mask, step == 0 ? 4 : 5, &st, NULL);
 	}
-	if (code != 0) {
+	if (kind != FS_OK) {
 		log_err("session=%s event=%s cannot be updated at all: %s: %s; "
 		    "it is left as it is (the web app must shrink it)",
-		    s->session_id, s->event_id, fs_status_name(code),
+		    s->session_id, s->event_id, fs_status_name(&st),
 		    st.message);
 		return OUTCOME_REFUSED;
 	}
@@ -245,55 +210,53 @@ static bool
 claim_finish(struct run *r, struct fs_call *k, enum outcome *why)
 {
 	struct session *s = r->s;
-	FsCommitResponse *resp = NULL;
+	struct fs_written w;
 	FsTimestamp *landed;
 	struct fs_status st;
-	int code = fs_commit_finish(k, &resp, &st);
+	enum fs_kind kind = fs_update_finish(k, &w, &st);
 
 	metrics_commit((double)(now_mono_ms() - r->claim_sent) / 1000.0);
 
-	if (code == GRPC_STATUS_FAILED_PRECONDITION ||
-	    code == GRPC_STATUS_NOT_FOUND) {
+	if (kind == FS_CHANGED) {
 		log_debug("session=%s event=%s claim lost: the session changed "
 		    "since we saw it", s->session_id, s->event_id);
 		*why = OUTCOME_CLAIM_LOST;
 		return false;
 	}
-	if (code != 0 && (landed = claim_landed(r)) != NULL) {
+	if (kind != FS_OK && (landed = claim_landed(r)) != NULL) {
 		log_info("session=%s event=%s claim commit: %s: %s, but it "
 		    "landed", s->session_id, s->event_id,
-		    fs_status_name(code), st.message);
+		    fs_status_name(&st), st.message);
 		claimed(r, landed);
 		doc_free(r->version);
 		r->version = landed;
-	} else if (code != 0 && fs_status_retryable(code)) {
+	} else if (kind == FS_TRANSIENT) {
 		log_warn("session=%s event=%s claim failed: %s: %s; will retry",
-		    s->session_id, s->event_id, fs_status_name(code),
+		    s->session_id, s->event_id, fs_status_name(&st),
 		    st.message);
 		*why = OUTCOME_RETRY;
 		return false;
-	} else if (code == GRPC_STATUS_INVALID_ARGUMENT) {
+	} else if (kind == FS_INVALID) {
 		/* the claim itself cannot be written (a document at
 		 * Firestore's 1 MiB limit): end it with the least we can */
 		log_err("session=%s event=%s claim refused: %s: %s",
-		    s->session_id, s->event_id, fs_status_name(code),
+		    s->session_id, s->event_id, fs_status_name(&st),
 		    st.message);
 		*why = finish_minimal(r);
 		return false;
-	} else if (code != 0) {
+	} else if (kind != FS_OK) {
 		log_err("session=%s event=%s claim refused: %s: %s; not retried "
 		    "until the session changes (check the service account's "
 		    "role: Cloud Datastore User)", s->session_id, s->event_id,
-		    fs_status_name(code), st.message);
+		    fs_status_name(&st), st.message);
 		*why = OUTCOME_REFUSED;
 		return false;
 	} else {
-		claimed(r, resp->commit_time);
+		claimed(r, w.commit_time);
 		doc_free(r->version);
-		r->version = ts_dup(resp->n_write_results > 0 ?
-		    resp->write_results[0]->update_time : resp->commit_time);
-		google__firestore__v1__commit_response__free_unpacked(resp,
-		    NULL);
+		r->version = w.update_time;
+		w.update_time = NULL;
+		fs_written_clear(&w);
 	}
 	log_info("session=%s event=%s state=transforming attempt=%" PRId64,
 	    s->session_id, s->event_id, r->attempt);
@@ -306,14 +269,14 @@ claim_finish(struct run *r, struct fs_call *k, enum outcome *why)
 /*
  * A finish was refused by its precondition: the document changed since our
  * claim.  Read it.  If an earlier try of ours landed after all (retried is
- * set), that is success: *code becomes 0.  If the claim is still ours
+ * set), that is success: *kind becomes FS_OK.  If the claim is still ours
  * (transforming, our attempt and updatedAt) and someone else only wrote a
  * field of their own, r->version moves to the new version and true says to
  * finish again.  Otherwise the session really changed hands: false.
  */
 static bool
 still_ours(struct run *r, bool retried, const char *url, const char *message,
-    int *code)
+    enum fs_kind *kind)
 {
 	struct session now;
 	bool again = false;
@@ -326,7 +289,7 @@ still_ours(struct run *r, bool retried, const char *url, const char *message,
 	    strcmp(now.error, message) == 0)) {
 		log_info("session=%s event=%s an earlier finish commit had "
 		    "landed after all", r->s->session_id, r->s->event_id);
-		*code = 0;
+		*kind = FS_OK;
 	} else if (holds_our_claim(r, &now)) {
 		log_info("session=%s event=%s changed by someone else while "
 		    "transforming, but the claim is still ours; finishing "
@@ -343,16 +306,17 @@ still_ours(struct run *r, bool retried, const char *url, const char *message,
 /*
  * Commit the final write, retrying transient failures with back-off; a
  * retry refused by its precondition may mean an earlier try landed after
- * all, which the document tells.  Returns the gRPC status code.
+ * all, which the document tells.  Returns the kind of outcome.
  */
-static int
+static enum fs_kind
 finish_commit(struct run *r, const char *url, const char *message,
     struct fs_status *st, int64_t *commit_ms)
 {
 	static const char *const mask[] = { "state", "updatedAt",
 	    "resultImagePath", "error" };
 	struct backoff bo;
-	int code, i, refreshes = 0;
+	enum fs_kind kind;
+	int i, refreshes = 0;
 
 	backoff_init(&bo, FINISH_BACKOFF_MS, FINISH_BACKOFF_MAX_MS, 2.0, 0.25);
 	for (i = 0;; i++) {
@@ -361,7 +325,8 @@ finish_commit(struct run *r, const char *url, const char *message,
 		if (frozen(r->p)) {
 			snprintf(st->message, sizeof(st->message), "the "
 			    "daemon is shutting down");
-			return GRPC_STATUS_CANCELLED;
+			st->kind = FS_TRANSIENT;
+			return FS_TRANSIENT;
 		}
 		f = value_map();
 
@@ -376,23 +341,21 @@ finish_commit(struct run *r, const char *url, const char *message,
 			value_map_put(f, "error", value_string(message));
 		/* both are valid UTF-8 without control characters (finish
 		 * cleaned them): Firestore refuses anything else */
-		code = commit_one(r->p, make_write(r->s->name, r->version, f,
-		    mask, 4), st, commit_ms);
-		if (code == GRPC_STATUS_FAILED_PRECONDITION && refreshes <
-		    REFRESHES && still_ours(r, i > 0, url, message, &code)) {
+		kind = update(r, f, mask, 4, st, commit_ms);
+		if (kind == FS_CHANGED && refreshes < REFRESHES &&
+		    still_ours(r, i > 0, url, message, &kind)) {
 			refreshes++;
 			i--;		/* not a failure: go again */
 			continue;
 		}
-		if (code == 0 || !fs_status_retryable(code) ||
-		    i + 1 == FINISH_TRIES)
+		if (kind != FS_TRANSIENT || i + 1 == FINISH_TRIES)
 			break;
 		log_info("session=%s event=%s finish commit: %s: %s; retrying",
-		    r->s->session_id, r->s->event_id, fs_status_name(code),
+		    r->s->session_id, r->s->event_id, fs_status_name(st),
 		    st->message);
 		backoff_sleep(&bo);
 	}
-	return code;
+	return kind;
 }
 
 /*
@@ -409,7 +372,7 @@ finish(struct run *r, const char *url_raw, const char *message_raw)
 	int64_t ms = now_mono_ms() - r->t0;
 	char message[ERROR_MAX + 1], url[URL_MAX + 1];
 	int64_t commit_ms = 0;
-	int code;
+	enum fs_kind kind;
 
 	/* every string we write, cleaned once, here: cut at a character
 	 * boundary, invalid bytes replaced, control characters dropped */
@@ -417,35 +380,35 @@ finish(struct run *r, const char *url_raw, const char *message_raw)
 		text_clean(message_raw, ERROR_MAX, message, sizeof(message));
 	if (url_raw)
 		text_clean(url_raw, URL_MAX, url, sizeof(url));
-	code = finish_commit(r, url_raw ? url : NULL,
+	kind = finish_commit(r, url_raw ? url : NULL,
 	    message_raw ? message : NULL, &st, &commit_ms);
 
 	log_debug("session=%s event=%s finish commit took %" PRId64 " ms",
 	    s->session_id, s->event_id, now_mono_ms() - r->t0 - ms);
-	if (code == GRPC_STATUS_INVALID_ARGUMENT) {
+	if (kind == FS_INVALID) {
 		log_err("session=%s event=%s model=%s finish refused: %s: %s; "
 		    "ending it with the smallest update", s->session_id,
-		    s->event_id, r->model, fs_status_name(code), st.message);
+		    s->event_id, r->model, fs_status_name(&st), st.message);
 		return finish_minimal(r);
 	}
-	if (code == GRPC_STATUS_FAILED_PRECONDITION) {
+	if (kind == FS_CHANGED) {
 		log_warn("session=%s event=%s model=%s result dropped: the "
 		    "session was changed by someone else while it was "
 		    "transforming", s->session_id, s->event_id, r->model);
 		return OUTCOME_DROPPED;
 	}
-	if (code != 0 && frozen(r->p)) {
+	if (kind != FS_OK && frozen(r->p)) {
 		log_notice("session=%s event=%s model=%s left 'transforming' "
 		    "at shutdown; the next daemon re-runs it after %d s",
 		    s->session_id, s->event_id, r->model,
 		    o->transform_timeout_s + o->recovery_margin_s);
 		return OUTCOME_UNRECORDED;
 	}
-	if (code != 0) {
+	if (kind != FS_OK) {
 		log_err("session=%s event=%s model=%s could not record the "
 		    "outcome: %s: %s; it stays 'transforming' and will be "
 		    "re-run after %d s", s->session_id, s->event_id, r->model,
-		    fs_status_name(code), st.message,
+		    fs_status_name(&st), st.message,
 		    o->transform_timeout_s + o->recovery_margin_s);
 		return OUTCOME_UNRECORDED;
 	}
@@ -500,7 +463,7 @@ resolve_experience(struct run *r, const char *name, struct experience *x,
 		    err, errlen);
 	rc = fs_get_document(r->p->fs, name, RPC_TIMEOUT_MS, &doc, &st);
 	if (rc == -EIO) {
-		snprintf(err, errlen, "%s: %.300s", fs_status_name(st.code),
+		text_format(err, errlen, "%s: %s", fs_status_name(&st),
 		    st.message);
 		return rc;
 	}
@@ -710,7 +673,7 @@ prepare_experience(struct run *r, struct prepared *o)
 		    "(data.selected_experience_id is missing)");
 	/* the id as the guest's message shows it: cut between characters */
 	text_name(id, 100, shown, sizeof(shown));
-	name = experience_doc_name(r->p->fs->docs_path, id);
+	name = experience_doc_name(fs_docs_path(r->p->fs), id);
 	if (name == NULL)
 		return failed(o, REASON_NO_EXPERIENCE, "experience id '%s' is "
 		    "not a valid document id", shown);
@@ -721,7 +684,7 @@ prepare_experience(struct run *r, struct prepared *o)
 		    "found", shown);
 	if (rc == -EIO)
 		return failed(o, REASON_EXPERIENCE_READ, "could not read the "
-		    "experience (%.300s); "
+		    "experience (%s); "
 		    "please retry", why);
 	if (rc < 0) {
 		experience_clear(&o->x);
@@ -877,7 +840,7 @@ read_whole(const struct pipeline *p, struct task *t)
 	if (rc < 0) {
 		log_warn("session=%s event=%s could not be read: %s: %s; will "
 		    "retry", t->s.session_id, t->s.event_id,
-		    fs_status_name(st.code), st.message);
+		    fs_status_name(&st), st.message);
 		return OUTCOME_RETRY;
 	}
 	if (ts_compare(doc->update_time, t->s.update_time) != 0) {

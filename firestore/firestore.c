@@ -12,20 +12,69 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
 #include <grpc/support/string_util.h>
 #include <grpc/support/time.h>
 
 #include "alloc.h"
-#include "firestore.h"
+#include "client.h"
 #include "log.h"
 #include "value.h"
 
 #define MAX_RECV_BYTES (64 * 1024 * 1024)
+
+/* ---- the library: start-up, and its log lines in ours ---- */
+
+/* Where Firestore is, for gRPC's TLS errors (which do not say); set once
+ * by the first production client. */
+static char tls_endpoint[256], tls_ca_file[1024];
+
+static void
+tls_hint(const char *target, const char *ca_file)
+{
+	if (tls_endpoint[0] != '\0')
+		return;
+	snprintf(tls_endpoint, sizeof(tls_endpoint), "%s", target);
+	snprintf(tls_ca_file, sizeof(tls_ca_file), "%s", ca_file ? ca_file :
+	    "the system's CA store");
+}
+
+/* gRPC's own log lines, through ours at a matching level; a failed TLS
+ * handshake says which endpoint and which CA certificates. */
+static void
+grpc_log(gpr_log_func_args *a)
+{
+	int prio = a->severity == GPR_LOG_SEVERITY_ERROR ? LOG_ERR :
+	    a->severity == GPR_LOG_SEVERITY_INFO ? LOG_INFO : LOG_DEBUG;
+
+	if (tls_endpoint[0] != '\0' && strstr(a->message, "Handshake failed"))
+		log_at(prio, "firestore: TLS to %s failed (%s); is it the "
+		    "right endpoint, and is its certificate signed by a CA "
+		    "in %s? ([firestore] endpoint, ca-file)", tls_endpoint,
+		    a->message, tls_ca_file);
+	else
+		log_at(prio, "grpc: %s", a->message);
+}
+
+void
+fs_library_init(void)
+{
+	gpr_set_log_function(grpc_log);
+	gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
+	grpc_init();
+}
+
+void
+fs_library_shutdown(void)
+{
+	grpc_shutdown();
+}
 
 /* ---- credentials: a bearer token on every call ---- */
 
@@ -157,6 +206,14 @@ fs_client_new(const struct fs_options *o, char *err, size_t errlen)
 	    c->database);
 	c->docs_path = xasprintf("%s/documents", c->db_path);
 	c->emulator = o->emulator;
+	if (!o->emulator) {
+		/* gRPC's own roots: the system's, unless a CA file is set */
+		if (getenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH") == NULL &&
+		    access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0)
+			setenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+			    "/etc/ssl/certs/ca-certificates.crt", 1);
+		tls_hint(o->target, o->ca_file);
+	}
 
 	args[cargs.num_args].type = GRPC_ARG_INTEGER;
 	args[cargs.num_args].key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
@@ -222,11 +279,44 @@ fs_client_free(struct fs_client *c)
 	free(c);
 }
 
+const char *
+fs_docs_path(const struct fs_client *c)
+{
+	return c->docs_path;
+}
+
+const char *
+fs_project(const struct fs_client *c)
+{
+	return c->project;
+}
+
+const char *
+fs_database(const struct fs_client *c)
+{
+	return c->database;
+}
+
 bool
-fs_status_retryable(int code)
+fs_is_emulator(const struct fs_client *c)
+{
+	return c->emulator;
+}
+
+/* What a call's status means to its caller (firestore.h). */
+static enum fs_kind
+kind_of(int code)
 {
 	switch (code) {
-	case GRPC_STATUS_OK:			/* clean end of stream */
+	case GRPC_STATUS_OK:
+		return FS_OK;
+	case GRPC_STATUS_FAILED_PRECONDITION:
+	case GRPC_STATUS_NOT_FOUND:
+		return FS_CHANGED;
+	case GRPC_STATUS_INVALID_ARGUMENT:
+		return FS_INVALID;
+	case GRPC_STATUS_PERMISSION_DENIED:
+		return FS_DENIED;
 	case GRPC_STATUS_ABORTED:
 	case GRPC_STATUS_CANCELLED:
 	case GRPC_STATUS_UNKNOWN:
@@ -235,15 +325,24 @@ fs_status_retryable(int code)
 	case GRPC_STATUS_INTERNAL:
 	case GRPC_STATUS_UNAVAILABLE:
 	case GRPC_STATUS_UNAUTHENTICATED:
-		return true;
+		return FS_TRANSIENT;
 	default:
-		return false;
+		return FS_FAILED;
 	}
 }
 
-const char *
-fs_status_name(int code)
+static void
+status_code(struct fs_status *st, int code)
 {
+	st->code = code;
+	st->kind = kind_of(code);
+}
+
+const char *
+fs_status_name(const struct fs_status *st)
+{
+	int code = st->code;
+
 	static const char *const names[] = {
 		"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
 		"DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
@@ -355,7 +454,7 @@ status_set(struct fs_status *st, int code, grpc_slice details)
 {
 	size_t n = GRPC_SLICE_LENGTH(details);
 
-	st->code = code;
+	status_code(st, code);
 	if (n >= sizeof(st->message))
 		n = sizeof(st->message) - 1;
 	memcpy(st->message, GRPC_SLICE_START_PTR(details), n);
@@ -445,7 +544,7 @@ call_server_stream(struct fs_client *c, const char *method,
 	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 
 	if (cb_rc == GRPC_STATUS_INTERNAL) {
-		st->code = cb_rc;
+		status_code(st, cb_rc);
 	} else {
 		status_set(st, code, details);
 		unauthenticated(c, code);
@@ -533,7 +632,7 @@ unary_finish(struct fs_call *k, ProtobufCMessage **out, struct fs_status *st)
 	if (k->code == GRPC_STATUS_OK) {
 		*out = k->recv ? unpack_message(k->recv, k->rdesc) : NULL;
 		if (*out == NULL) {
-			st->code = GRPC_STATUS_INTERNAL;
+			status_code(st, GRPC_STATUS_INTERNAL);
 			snprintf(st->message, sizeof(st->message),
 			    "%s: missing or unparseable response", k->method);
 		}
@@ -552,8 +651,8 @@ unary_finish(struct fs_call *k, ProtobufCMessage **out, struct fs_status *st)
 	return st->code;
 }
 
-struct fs_call *
-fs_commit_start(struct fs_client *c, FsWrite **writes, size_t n,
+static struct fs_call *
+commit_start(struct fs_client *c, FsWrite **writes, size_t n,
     int64_t timeout_ms)
 {
 	FsCommitRequest req = GOOGLE__FIRESTORE__V1__COMMIT_REQUEST__INIT;
@@ -566,28 +665,103 @@ fs_commit_start(struct fs_client *c, FsWrite **writes, size_t n,
 	    timeout_ms);
 }
 
-int
-fs_commit_finish(struct fs_call *k, FsCommitResponse **resp,
+static enum fs_kind
+commit_finish(struct fs_call *k, FsCommitResponse **resp,
     struct fs_status *st)
 {
 	ProtobufCMessage *r = NULL;
-	int code = unary_finish(k, &r, st);
 
-	if (code == 0 && resp != NULL) {
+	unary_finish(k, &r, st);
+	if (st->kind == FS_OK && resp != NULL) {
 		*resp = (FsCommitResponse *)r;
 		r = NULL;
 	}
 	if (r != NULL)
 		protobuf_c_message_free_unpacked(r, NULL);
-	return code;
+	return st->kind;
 }
 
-int
+enum fs_kind
 fs_commit(struct fs_client *c, FsWrite **writes, size_t n,
     int64_t timeout_ms, FsCommitResponse **resp, struct fs_status *st)
 {
-	return fs_commit_finish(fs_commit_start(c, writes, n, timeout_ms), resp,
-	    st);
+	return commit_finish(commit_start(c, writes, n, timeout_ms), resp, st);
+}
+
+/* A Write updating only the fields in mask, preconditioned on version;
+ * map is consumed. */
+static FsWrite *
+update_write(const char *name, const FsTimestamp *version, FsValue *map,
+    const char *const *mask, size_t n_mask)
+{
+	FsWrite *w = xcalloc(1, sizeof(*w));
+	Google__Firestore__V1__DocumentMask *m = xcalloc(1, sizeof(*m));
+	Google__Firestore__V1__Precondition *p = xcalloc(1, sizeof(*p));
+
+	google__firestore__v1__write__init(w);
+	google__firestore__v1__document_mask__init(m);
+	google__firestore__v1__precondition__init(p);
+	m->n_field_paths = n_mask;
+	m->field_paths = xcalloc(n_mask ? n_mask : 1, sizeof(char *));
+	for (size_t i = 0; i < n_mask; i++)
+		m->field_paths[i] = xstrdup(mask[i]);
+	p->condition_type_case =
+	    GOOGLE__FIRESTORE__V1__PRECONDITION__CONDITION_TYPE_UPDATE_TIME;
+	p->update_time = ts_dup(version);
+	w->operation_case = GOOGLE__FIRESTORE__V1__WRITE__OPERATION_UPDATE;
+	w->update = value_map_to_doc(map, name);
+	w->update_mask = m;
+	w->current_document = p;
+	return w;
+}
+
+struct fs_call *
+fs_update_start(struct fs_client *c, const char *name,
+    const FsTimestamp *version, FsValue *map, const char *const *mask,
+    size_t n_mask, int64_t timeout_ms)
+{
+	FsWrite *w = update_write(name, version, map, mask, n_mask);
+	struct fs_call *k = commit_start(c, &w, 1, timeout_ms);
+
+	google__firestore__v1__write__free_unpacked(w, NULL);
+	return k;
+}
+
+enum fs_kind
+fs_update_finish(struct fs_call *k, struct fs_written *w,
+    struct fs_status *st)
+{
+	FsCommitResponse *resp = NULL;
+
+	if (w != NULL)
+		memset(w, 0, sizeof(*w));
+	if (commit_finish(k, &resp, st) != FS_OK)
+		return st->kind;
+	if (w != NULL) {
+		w->commit_time = ts_dup(resp->commit_time);
+		w->update_time = ts_dup(resp->n_write_results > 0 &&
+		    resp->write_results[0]->update_time ?
+		    resp->write_results[0]->update_time : resp->commit_time);
+	}
+	google__firestore__v1__commit_response__free_unpacked(resp, NULL);
+	return FS_OK;
+}
+
+enum fs_kind
+fs_update(struct fs_client *c, const char *name, const FsTimestamp *version,
+    FsValue *map, const char *const *mask, size_t n_mask, int64_t timeout_ms,
+    struct fs_written *w, struct fs_status *st)
+{
+	return fs_update_finish(fs_update_start(c, name, version, map, mask,
+	    n_mask, timeout_ms), w, st);
+}
+
+void
+fs_written_clear(struct fs_written *w)
+{
+	doc_free(w->commit_time);
+	doc_free(w->update_time);
+	w->commit_time = w->update_time = NULL;
 }
 
 /* Keep the first document found; a "missing" answer leaves doc NULL. */
@@ -618,16 +792,15 @@ fs_get_document(struct fs_client *c, const char *name, int64_t timeout_ms,
 	    GOOGLE__FIRESTORE__V1__BATCH_GET_DOCUMENTS_REQUEST__INIT;
 	FsDocument *found = NULL;
 	char *names[1] = { (char *)name };
-	int code;
 
 	req.database = c->db_path;
 	req.n_documents = 1;
 	req.documents = names;
-	code = call_server_stream(c,
+	call_server_stream(c,
 	    "/google.firestore.v1.Firestore/BatchGetDocuments", &req.base,
 	    &google__firestore__v1__batch_get_documents_response__descriptor,
 	    timeout_ms, take_get, &found, st);
-	if (code != 0) {
+	if (st->kind != FS_OK) {
 		doc_free(found);
 		return -EIO;
 	}
@@ -661,7 +834,7 @@ take_query(ProtobufCMessage *m, void *arg)
 	return 0;
 }
 
-int
+enum fs_kind
 fs_run_query(struct fs_client *c, const struct fs_query *query,
     int64_t timeout_ms, void (*on_doc)(FsDocument *, const FsTimestamp *,
     void *), void *arg, struct fs_status *st)
@@ -669,13 +842,12 @@ fs_run_query(struct fs_client *c, const struct fs_query *query,
 	Google__Firestore__V1__RunQueryRequest *req =
 	    fs_query_request(c, query);
 	struct query_run q = { on_doc, arg };
-	int code = call_server_stream(c,
-	    "/google.firestore.v1.Firestore/RunQuery", &req->base,
-	    &google__firestore__v1__run_query_response__descriptor,
-	    timeout_ms, take_query, &q, st);
 
+	call_server_stream(c, "/google.firestore.v1.Firestore/RunQuery",
+	    &req->base, &google__firestore__v1__run_query_response__descriptor,
+	    timeout_ms, take_query, &q, st);
 	google__firestore__v1__run_query_request__free_unpacked(req, NULL);
-	return code;
+	return st->kind;
 }
 
 /* ---- Listen ---- */
@@ -734,8 +906,21 @@ send_next(struct fs_listen *l)
 	l->outstanding++;
 }
 
+/* The request adding t, packed. */
+static grpc_byte_buffer *
+pack_target(struct fs_client *c, const struct fs_target *t)
+{
+	FsListenRequest *r = t->query ? fs_listen_target(c, t->id, t->query,
+	    t->resume_token, t->resume_len) : fs_listen_document(c, t->id,
+	    t->document);
+	grpc_byte_buffer *b = pack_message(&r->base);
+
+	google__firestore__v1__listen_request__free_unpacked(r, NULL);
+	return b;
+}
+
 struct fs_listen *
-fs_listen_open(struct fs_client *c, const FsListenRequest *const *reqs,
+fs_listen_open(struct fs_client *c, const struct fs_target *targets,
     size_t n)
 {
 	struct fs_listen *l = xcalloc(1, sizeof(*l));
@@ -749,10 +934,10 @@ fs_listen_open(struct fs_client *c, const FsListenRequest *const *reqs,
 	md_init(c, &l->md);
 	if (n == 0)
 		fatal("fs_listen_open: no request to send");
-	l->send = pack_message(&reqs[0]->base);
+	l->send = pack_target(c, &targets[0]);
 	l->queue = xcalloc(n, sizeof(*l->queue));
 	for (size_t i = 1; i < n; i++)
-		l->queue[l->n_queue++] = pack_message(&reqs[i]->base);
+		l->queue[l->n_queue++] = pack_target(c, &targets[i]);
 	l->call = grpc_channel_create_call(c->channel, NULL,
 	    GRPC_PROPAGATE_DEFAULTS, l->cq,
 	    grpc_slice_from_static_string("/google.firestore.v1.Firestore/Listen"),
@@ -856,6 +1041,14 @@ fs_listen_next(struct fs_listen *l, int64_t timeout_ms,
 }
 
 void
+fs_listen_response_free(FsListenResponse *resp)
+{
+	if (resp != NULL)
+		google__firestore__v1__listen_response__free_unpacked(resp,
+		    NULL);
+}
+
+void
 fs_listen_cancel(struct fs_listen *l)
 {
 	grpc_call_cancel(l->call, NULL);
@@ -885,9 +1078,12 @@ fs_listen_close(struct fs_listen *l, struct fs_status *st)
 			status_set(st, l->code, l->details);
 			unauthenticated(l->c, l->code);
 		} else {
-			st->code = GRPC_STATUS_CANCELLED;
+			status_code(st, GRPC_STATUS_CANCELLED);
 			snprintf(st->message, sizeof(st->message), "cancelled");
 		}
+		/* a stream that ended cleanly is one to reopen at once */
+		if (st->kind == FS_OK || st->kind == FS_CHANGED)
+			st->kind = FS_TRANSIENT;
 	}
 	grpc_call_unref(l->call);
 	grpc_completion_queue_shutdown(l->cq);

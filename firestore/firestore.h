@@ -43,49 +43,93 @@ struct fs_options {
 /* gRPC's channel reconnect back-off is capped at this by default. */
 #define FS_RECONNECT_BACKOFF_MS	10000
 
-/* The outcome of a call: a gRPC status code and its message. */
+/*
+ * What became of a call, in the terms its caller acts on.  The server's
+ * own status (a gRPC code) is kept only to be named in the log.
+ */
+enum fs_kind {
+	FS_OK = 0,
+	FS_CHANGED,		/* a precondition failed: the document
+				   changed since, or is gone */
+	FS_INVALID,		/* refused as invalid (a document that
+				   would pass Firestore's 1 MiB limit) */
+	FS_TRANSIENT,		/* no verdict: a timeout, a dropped
+				   connection, the server busy or
+				   restarting, an expired token; worth
+				   another try */
+	FS_DENIED,		/* the credentials may not do this */
+	FS_FAILED,		/* refused for good otherwise (a wrong
+				   project or database, say) */
+};
+
+/* The outcome of a call: its kind, and for the log the server's status
+ * and message. */
 struct fs_status {
-	int code;			/* grpc_status_code; 0 is OK */
+	enum fs_kind kind;
+	int code;			/* the server's; only for fs_status_name */
 	char message[512];
 };
 
-struct fs_client {
-	void *channel;			/* grpc_channel * */
-	void (*refused)(void *arg, const char *token);
-	void *token_arg;
-	char last_token[2048];		/* the last one sent, for refused */
-	void *token_lock;		/* pthread_mutex_t *, guards it */
-	char *project;
-	char *database;
-	char *db_path;			/* projects/P/databases/D */
-	char *docs_path;		/* db_path + "/documents" */
-	bool emulator;
-};
+/* The server's status, by its name ("FAILED_PRECONDITION"). */
+const char *fs_status_name(const struct fs_status *st);
 
-/* gRPC must be initialised (grpc_init) before and shut down after. */
+/*
+ * Once per process, before any client and before other threads start:
+ * the RPC library's start-up, its own log lines routed into ours.  And
+ * at the end, after every client is freed.
+ */
+void fs_library_init(void);
+void fs_library_shutdown(void);
+
+/* A connection to one database; shared by all threads. */
+struct fs_client;
+
 struct fs_client *fs_client_new(const struct fs_options *o, char *err,
     size_t errlen);
 void fs_client_free(struct fs_client *c);
+/* projects/P/databases/D/documents: full document names start with it. */
+const char *fs_docs_path(const struct fs_client *c);
+const char *fs_project(const struct fs_client *c);
+const char *fs_database(const struct fs_client *c);
+bool fs_is_emulator(const struct fs_client *c);
 
 /*
- * Commit writes (borrowed) atomically.  On OK, *resp (if resp is not NULL)
- * gets the response; caller frees with
- * google__firestore__v1__commit_response__free_unpacked(r, NULL).
- * Returns the gRPC status code (0 = OK) and fills st.
+ * Commit writes (borrowed) atomically.  On FS_OK, *resp (if resp is not
+ * NULL) gets the response; caller frees with doc_free.  Returns the kind
+ * of outcome and fills st.  (Tools and tests build their own writes; the
+ * daemon uses fs_update.)
  */
-int fs_commit(struct fs_client *c, FsWrite **writes, size_t n,
+enum fs_kind fs_commit(struct fs_client *c, FsWrite **writes, size_t n,
     int64_t timeout_ms, FsCommitResponse **resp, struct fs_status *st);
 
 /*
+ * One update of the document name: the fields of map (consumed) named in
+ * mask are set, and those named but absent from map deleted, only if the
+ * document's update_time is still version.  On FS_OK, w (if not NULL)
+ * gets when it landed; fs_written_clear frees it.  A precondition that
+ * fails is FS_CHANGED.
+ */
+struct fs_written {
+	FsTimestamp *commit_time;	/* the commit's, server clock */
+	FsTimestamp *update_time;	/* the document's new version */
+};
+void fs_written_clear(struct fs_written *w);
+enum fs_kind fs_update(struct fs_client *c, const char *name,
+    const FsTimestamp *version, FsValue *map, const char *const *mask,
+    size_t n_mask, int64_t timeout_ms, struct fs_written *w,
+    struct fs_status *st);
+
+/*
  * The same as two halves, so the caller can work while the commit is in
- * flight: fs_commit_start packs writes (borrowed; free them any time after
- * it returns) and sends; fs_commit_finish waits, fills resp/st like
- * fs_commit and frees the call.  Every started call must be finished.
+ * flight: fs_update_start sends; fs_update_finish waits, fills w and st
+ * like fs_update and frees the call.  Every started call must be
+ * finished.
  */
 struct fs_call;
-struct fs_call *fs_commit_start(struct fs_client *c, FsWrite **writes,
-    size_t n, int64_t timeout_ms);
-int fs_commit_finish(struct fs_call *k, FsCommitResponse **resp,
+struct fs_call *fs_update_start(struct fs_client *c, const char *name,
+    const FsTimestamp *version, FsValue *map, const char *const *mask,
+    size_t n_mask, int64_t timeout_ms);
+enum fs_kind fs_update_finish(struct fs_call *k, struct fs_written *w,
     struct fs_status *st);
 
 /*
@@ -112,25 +156,11 @@ struct fs_query {
 };
 
 /*
- * The request adding query as Listen target id, resuming from
- * resume_token when there is one.  Caller frees with
- * google__firestore__v1__listen_request__free_unpacked(r, NULL).
- */
-FsListenRequest *fs_listen_target(const struct fs_client *c, int32_t id,
-    const struct fs_query *query, const uint8_t *resume_token,
-    size_t resume_len);
-
-/* The request adding one document (full name) as Listen target id: the
- * way an app watches its own session.  Freed like fs_listen_target's. */
-FsListenRequest *fs_listen_document(const struct fs_client *c, int32_t id,
-    const char *name);
-
-/*
  * Run query once (RunQuery).  Each document found is handed to on_doc
  * with the query's read time (server clock); on_doc takes it (frees it
- * with doc_free).  Returns the gRPC status code (0 = OK) and fills st.
+ * with doc_free).  Returns the kind of outcome and fills st.
  */
-int fs_run_query(struct fs_client *c, const struct fs_query *query,
+enum fs_kind fs_run_query(struct fs_client *c, const struct fs_query *query,
     int64_t timeout_ms, void (*on_doc)(FsDocument *doc,
     const FsTimestamp *read_time, void *arg), void *arg,
     struct fs_status *st);
@@ -140,26 +170,39 @@ int fs_run_query(struct fs_client *c, const struct fs_query *query,
 Google__Firestore__V1__RunQueryRequest *fs_query_request(
     const struct fs_client *c, const struct fs_query *query);
 
+/* A Listen target: a query's results, or one document. */
+struct fs_target {
+	int32_t id;
+	const struct fs_query *query;	/* or NULL, and: */
+	const char *document;		/* a full document name: the way an
+					   app watches its own session */
+	const uint8_t *resume_token;	/* resume from here (NULL: from
+					   the start) */
+	size_t resume_len;
+};
+
 /* The bidirectional Listen stream. */
 struct fs_listen;
 
-/* Open a stream and send reqs[0..n) (borrowed) as its first messages. */
+/* Open a stream and add targets[0..n) as its first messages. */
 struct fs_listen *fs_listen_open(struct fs_client *c,
-    const FsListenRequest *const *reqs, size_t n);
+    const struct fs_target *targets, size_t n);
 /*
  * Wait up to timeout_ms for the next response.  Returns 1 with *resp
- * (caller frees with ..._listen_response__free_unpacked), 0 on timeout,
- * -1 when the stream has ended (see fs_listen_close for its status).
+ * (caller frees with fs_listen_response_free), 0 on timeout, -1 when the
+ * stream has ended (see fs_listen_close for its status).
  */
 int fs_listen_next(struct fs_listen *l, int64_t timeout_ms,
     FsListenResponse **resp);
+void fs_listen_response_free(FsListenResponse *resp);
 /* End the stream from any thread; fs_listen_next then returns -1. */
 void fs_listen_cancel(struct fs_listen *l);
-/* Cancel if needed, collect the final status into st, free everything. */
+/*
+ * Cancel if needed, collect the final status into st, free everything.
+ * A stream that ended without an error, or for want of a verdict, is
+ * FS_TRANSIENT: worth reopening soon; anything else is worth reopening
+ * only slowly.
+ */
 void fs_listen_close(struct fs_listen *l, struct fs_status *st);
-
-/* Is a Listen stream ending with this code worth reconnecting quickly? */
-bool fs_status_retryable(int code);
-const char *fs_status_name(int code);
 
 #endif

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "firestore.h"
+#include "client.h"
 #include "value.h"
 
 /* where field in (values...) */

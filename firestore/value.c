@@ -453,3 +453,9 @@ doc_ref_doc(const struct doc_ref *r)
 {
 	return r->doc;
 }
+
+void
+ts_init(FsTimestamp *t)
+{
+	google__protobuf__timestamp__init(t);
+}

@@ -76,6 +76,7 @@ bool value_get_int64(const FsValue *v, int64_t *out);
 const char *value_kind_name(const FsValue *v);
 
 /* Timestamps. */
+void ts_init(FsTimestamp *t);		/* zero, ready to use */
 int ts_compare(const FsTimestamp *a, const FsTimestamp *b);	/* NULL < any */
 /* Format as seconds.nanoseconds into buf (at least 32 bytes). */
 const char *ts_format(const FsTimestamp *t, char *buf, size_t len);

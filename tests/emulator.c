@@ -159,9 +159,9 @@ admin_write(struct fs_client *c, const char *path, FsValue *fields,
 	    GOOGLE__FIRESTORE__V1__DOCUMENT_MASK__INIT;
 	FsWrite *ws[1] = { &w };
 	struct fs_status st;
-	char *name = xasprintf("%s/%s", c->docs_path, path);
+	char *name = xasprintf("%s/%s", fs_docs_path(c), path);
 	FsDocument *d = value_map_to_doc(fields, name);
-	int code;
+	enum fs_kind kind = FS_OK;
 
 	w.operation_case = GOOGLE__FIRESTORE__V1__WRITE__OPERATION_UPDATE;
 	w.update = d;
@@ -175,19 +175,19 @@ admin_write(struct fs_client *c, const char *path, FsValue *fields,
 	 * CANCELLED (after applying the write) now and then: retry as any
 	 * client would (a set or masked update is idempotent) */
 	for (int i = 0; i < 10; i++) {
-		code = fs_commit(c, ws, 1, 15000, NULL, &st);
-		if (code != 14 && code != 13 && code != 10 && code != 1)
+		kind = fs_commit(c, ws, 1, 15000, NULL, &st);
+		if (kind != FS_TRANSIENT)
 			break;
 		log_warn("admin write %s: %s: %s; retrying", path,
-		    fs_status_name(code), st.message);
+		    fs_status_name(&st), st.message);
 		usleep(200000);
 	}
-	if (code != 0)
-		log_warn("admin write %s: %s: %s", path, fs_status_name(code),
+	if (kind != FS_OK)
+		log_warn("admin write %s: %s: %s", path, fs_status_name(&st),
 		    st.message);
 	protobuf_c_message_free_unpacked(&d->base, NULL);
 	free(name);
-	return code;
+	return kind;
 }
 
 int
@@ -206,7 +206,7 @@ admin_update(struct fs_client *c, const char *path, FsValue *fields,
 FsDocument *
 admin_get(struct fs_client *c, const char *path)
 {
-	char *name = xasprintf("%s/%s", c->docs_path, path);
+	char *name = xasprintf("%s/%s", fs_docs_path(c), path);
 	FsDocument *d = NULL;
 	struct fs_status st;
 	int rc = -EIO;
@@ -230,12 +230,9 @@ admin_listen_state(struct fs_client *c, const char *state)
 		.collection = "sessions", .all_descendants = true,
 		.field = "state", .values = &state, .n_values = 1,
 	};
-	FsListenRequest *r = fs_listen_target(c, 1, &q, NULL, 0);
-	struct fs_listen *l = fs_listen_open(c,
-	    (const FsListenRequest *const *)&r, 1);
+	const struct fs_target t = { .id = 1, .query = &q };
 
-	google__firestore__v1__listen_request__free_unpacked(r, NULL);
-	return l;
+	return fs_listen_open(c, &t, 1);
 }
 
 const char *

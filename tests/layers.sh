@@ -34,6 +34,21 @@ layer firestore base firestore
 layer worker base worker include
 layer daemon base firestore worker daemon include
 
+# the Firestore wall: the daemon speaks to Firestore through firestore.h
+# alone; no gRPC or protobuf-c header, call, type or status code of its
+# own, and not the client's insides
+for f in daemon/*.[ch]; do
+  if grep -nE '^#include [<"](grpc/|protobuf-c/|google/)' "$f" >&2 ||
+     grep -nE '\b(grpc_|gpr_|GRPC_|GPR_|google__|Google__|GOOGLE__|protobuf_c_|ProtobufC)' "$f" >&2; then
+    echo "$f reaches past firestore.h into gRPC or protobuf-c (above)" >&2
+    fail=1
+  fi
+  if includes "$f" | grep -qx client.h; then
+    echo "$f includes firestore/client.h, the client's private insides" >&2
+    fail=1
+  fi
+done
+
 if includes daemon/pipeline.c | grep -qx engine.h ||
    includes daemon/pipeline.h | grep -qx engine.h; then
   echo "the pipeline includes the engine's header" >&2
@@ -55,5 +70,6 @@ if tsort "${TMPDIR:-/tmp}/fs-includes.$$" 2>&1 >/dev/null | grep .; then
 fi
 rm -f "${TMPDIR:-/tmp}/fs-includes.$$"
 
-[ $fail = 0 ] && echo "layers: base < firestore, worker < daemon; no circle"
+[ $fail = 0 ] && echo "layers: base < firestore, worker < daemon; no circle;" \
+  "no gRPC or protobuf-c in daemon/"
 exit $fail

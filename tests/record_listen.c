@@ -100,7 +100,7 @@ main(int argc, char **argv)
 	session(c, "a", "ready");
 	drain(l, 800);			/* step 3: b */
 	w.operation_case = GOOGLE__FIRESTORE__V1__WRITE__OPERATION_DELETE;
-	w.delete_ = xasprintf("%s/events/E/sessions/b", c->docs_path);
+	w.delete_ = xasprintf("%s/events/E/sessions/b", fs_docs_path(c));
 	fs_commit(c, ws, 1, 10000, NULL, &st);
 	free(w.delete_);
 	drain(l, 800);			/* step 4: nothing */

@@ -197,19 +197,16 @@ cmp64(const void *a, const void *b)
 static struct fs_listen *
 watch_sessions(struct bench *b, char **names, int n)
 {
-	FsListenRequest **reqs = xcalloc((size_t)n, sizeof(*reqs));
+	struct fs_target *targets = xcalloc((size_t)n, sizeof(*targets));
 	int64_t end = test_now_ms() + 60000;
 	struct fs_listen *l;
 	size_t current = 0;
 
 	for (int i = 0; i < n; i++)
-		reqs[i] = fs_listen_document(b->c, i + 1, names[i]);
-	l = fs_listen_open(b->c, (const FsListenRequest *const *)reqs,
-	    (size_t)n);
-	for (int i = 0; i < n; i++)
-		google__firestore__v1__listen_request__free_unpacked(reqs[i],
-		    NULL);
-	free(reqs);
+		targets[i] = (struct fs_target){ .id = i + 1, .document =
+		    names[i] };
+	l = fs_listen_open(b->c, targets, (size_t)n);
+	free(targets);
 	while (current < (size_t)n && test_now_ms() < end) {
 		FsListenResponse *resp;
 		int rc = fs_listen_next(l, 100, &resp);
@@ -288,7 +285,8 @@ capture_write(struct bench *b, const char *ev, const char *ss)
 	FsValue *fields;
 
 	snprintf(path, sizeof(path), "captures/%s/%s/input.jpg", ev, ss);
-	name = xasprintf("%s/events/%s/sessions/%s", b->c->docs_path, ev, ss);
+	name = xasprintf("%s/events/%s/sessions/%s", fs_docs_path(b->c), ev,
+	    ss);
 	google__firestore__v1__write__init(w);
 	w->operation_case = GOOGLE__FIRESTORE__V1__WRITE__OPERATION_UPDATE;
 	fields = session_fields(ev, ss, "exp_bench", path, now_wall_ms());
@@ -318,7 +316,8 @@ put_input(struct bench *b, const char *ev, const char *ss,
 static char *
 session_name(const struct bench *b, const char *ev, const char *ss)
 {
-	return xasprintf("%s/events/%s/sessions/%s", b->c->docs_path, ev, ss);
+	return xasprintf("%s/events/%s/sessions/%s", fs_docs_path(b->c), ev,
+	    ss);
 }
 
 /* Commit one session's capture and wait on l for it to be ready; its
