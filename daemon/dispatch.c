@@ -225,3 +225,33 @@ dispatch_count(struct dispatch *d)
 	pthread_mutex_unlock(&d->lock);
 	return n;
 }
+
+struct dispatch_turns
+dispatch_turns(int64_t now_ms, int64_t peer_ms, double claim_rtt_ms, int busy,
+    int limit)
+{
+	struct dispatch_turns t = { 0, 0 };
+
+	if (peer_ms == 0 || now_ms - peer_ms > DISPATCH_PEER_MEMORY_MS)
+		return t;
+	t.spread_ms = DISPATCH_SPREAD_RTTS * claim_rtt_ms;
+	if (t.spread_ms < DISPATCH_SPREAD_MIN_MS)
+		t.spread_ms = DISPATCH_SPREAD_MIN_MS;
+	if (t.spread_ms > DISPATCH_SPREAD_MAX_MS)
+		t.spread_ms = DISPATCH_SPREAD_MAX_MS;
+	t.load = limit > 0 ? (double)busy / limit : 1;
+	if (t.load > 1)
+		t.load = 1;
+	if (t.load < 0)
+		t.load = 0;
+	return t;
+}
+
+int64_t
+dispatch_turn_delay(const struct dispatch_turns *t, const char *name)
+{
+	if (t->spread_ms == 0)
+		return 0;
+	return (int64_t)(t->spread_ms * ((double)strmap_hash(name) /
+	    4294967296.0 + t->load));
+}

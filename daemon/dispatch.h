@@ -84,6 +84,36 @@ bool dispatch_start_claim(struct dispatch *d, const char *name);
 size_t dispatch_prune(struct dispatch *d,
     bool (*in_view)(void *arg, const char *name), void *arg);
 
+/*
+ * Turn spreading, when several daemons share a project.  Alone, a daemon
+ * takes sessions in capture order.  With others seen taking sessions in
+ * the last DISPATCH_PEER_MEMORY_MS, each session gets a delay from a hash
+ * of its name that differs in every daemon (strmap_hash is seeded per
+ * process), across a spread of DISPATCH_SPREAD_RTTS claim round trips
+ * (within DISPATCH_SPREAD_MIN_MS..MAX), plus as much again scaled by how
+ * busy this daemon is: the least busy daemon with the earliest turn
+ * claims it, and the others see it leave before their turn comes.
+ */
+#define DISPATCH_PEER_MEMORY_MS	(10 * 60 * 1000)
+#define DISPATCH_SPREAD_RTTS	16
+#define DISPATCH_SPREAD_MIN_MS	20
+#define DISPATCH_SPREAD_MAX_MS	2000
+
+struct dispatch_turns {
+	double spread_ms;		/* 0: alone, no delay */
+	double load;			/* 0..1 */
+};
+
+/*
+ * The turns now (monotonic now_ms), given when another daemon was last
+ * seen taking a session (peer_ms; 0: never), the claims' mean round trip
+ * and this daemon's load: busy tasks (claiming or queued) of limit.
+ */
+struct dispatch_turns dispatch_turns(int64_t now_ms, int64_t peer_ms,
+    double claim_rtt_ms, int busy, int limit);
+/* How long after its capture this daemon waits before name's turn. */
+int64_t dispatch_turn_delay(const struct dispatch_turns *t, const char *name);
+
 /* Sessions with a task queued or running. */
 size_t dispatch_in_flight(struct dispatch *d);
 /* Sessions tracked at all (in view or in flight). */

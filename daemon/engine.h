@@ -1,16 +1,12 @@
 /*
- * engine.h - the daemon's core: one Listen stream on captured sessions
- * whose snapshots are handed to dispatch (dispatch.h), which decides what
- * becomes a task; a recovery thread whose periodic query finds
- * interrupted sessions; a queue of tasks, in turn order, that runner
- * threads take through the pipeline (pipeline.h) while claim slots bound
- * how many sessions are claimed ahead of the workers; systemd
- * notification and reloads on the main loop.
+ * engine.h - the daemon's core, as wiring: the Listen supervisor
+ * (listen.h) and the recovery thread (recovery.h) find sessions,
+ * dispatch (dispatch.h) decides which become tasks and when, the runners
+ * (runners.h) take them through the pipeline (pipeline.h); the engine
+ * turns what it is offered into tasks, counts what becomes of them, and
+ * does the main loop's chores (systemd notification, status, reloads).
  *
- * The thread calling engine_run owns the Listen stream and its watch
- * state (the session targets and the experiences cache), so no other
- * thread reads it: a task gets a reference to a shared copy of the
- * experience its session needs at dispatch.
+ * The thread calling engine_run runs the Listen supervisor.
  */
 #ifndef FIRESYNC_ENGINE_H
 #define FIRESYNC_ENGINE_H

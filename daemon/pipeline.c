@@ -33,7 +33,7 @@
 
 struct run {
 	const struct pipeline *p;
-	struct task *t;
+	struct work *t;		/* the task's work */
 	struct session *s;
 	FsTimestamp *version;	/* update_time our next write requires */
 	int64_t attempt;
@@ -228,7 +228,7 @@ claim_finish(struct run *r, struct fs_call *k, enum outcome *why)
 		    "landed", s->session_id, s->event_id,
 		    fs_status_name(&st), st.message);
 		claimed(r, landed);
-		doc_free(r->version);
+		ts_free(r->version);
 		r->version = landed;
 	} else if (kind == FS_TRANSIENT) {
 		log_warn("session=%s event=%s claim failed: %s: %s; will retry",
@@ -253,7 +253,7 @@ claim_finish(struct run *r, struct fs_call *k, enum outcome *why)
 		return false;
 	} else {
 		claimed(r, w.commit_time);
-		doc_free(r->version);
+		ts_free(r->version);
 		r->version = w.update_time;
 		w.update_time = NULL;
 		fs_written_clear(&w);
@@ -295,7 +295,7 @@ still_ours(struct run *r, bool retried, const char *url, const char *message,
 		    "transforming, but the claim is still ours; finishing "
 		    "against the new version", r->s->session_id,
 		    r->s->event_id);
-		doc_free(r->version);
+		ts_free(r->version);
 		r->version = ts_dup(now.update_time);
 		again = true;
 	}
@@ -642,12 +642,15 @@ struct prepared {
 	char log[512];
 };
 
+/* Record why preparing failed, for the guest; returns false, so a step
+ * ends with "return prepare_failed(...)". */
 static bool
-failed(struct prepared *o, enum metrics_reason why, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+prepare_failed(struct prepared *o, enum metrics_reason why, const char *fmt,
+    ...) __attribute__((format(printf, 3, 4)));
 
 static bool
-failed(struct prepared *o, enum metrics_reason why, const char *fmt, ...)
+prepare_failed(struct prepared *o, enum metrics_reason why, const char *fmt,
+    ...)
 {
 	va_list ap;
 
@@ -669,26 +672,25 @@ prepare_experience(struct run *r, struct prepared *o)
 	int rc;
 
 	if (id == NULL || *id == '\0')
-		return failed(o, REASON_NO_EXPERIENCE, "no experience selected "
-		    "(data.selected_experience_id is missing)");
+		return prepare_failed(o, REASON_NO_EXPERIENCE, "no experience "
+		    "selected (data.selected_experience_id is missing)");
 	/* the id as the guest's message shows it: cut between characters */
 	text_name(id, 100, shown, sizeof(shown));
 	name = experience_doc_name(fs_docs_path(r->p->fs), id);
 	if (name == NULL)
-		return failed(o, REASON_NO_EXPERIENCE, "experience id '%s' is "
-		    "not a valid document id", shown);
+		return prepare_failed(o, REASON_NO_EXPERIENCE, "experience id "
+		    "'%s' is not a valid document id", shown);
 	rc = resolve_experience(r, name, &o->x, why, sizeof(why));
 	free(name);
 	if (rc == -ENOENT)
-		return failed(o, REASON_NO_EXPERIENCE, "experience '%s' not "
-		    "found", shown);
+		return prepare_failed(o, REASON_NO_EXPERIENCE, "experience '%s' "
+		    "not found", shown);
 	if (rc == -EIO)
-		return failed(o, REASON_EXPERIENCE_READ, "could not read the "
-		    "experience (%s); "
-		    "please retry", why);
+		return prepare_failed(o, REASON_EXPERIENCE_READ, "could not "
+		    "read the experience (%s); please retry", why);
 	if (rc < 0) {
 		experience_clear(&o->x);
-		return failed(o, REASON_NO_EXPERIENCE, "%s", why);
+		return prepare_failed(o, REASON_NO_EXPERIENCE, "%s", why);
 	}
 	snprintf(r->model, sizeof(r->model), "%s",
 	    o->x.ai_enabled ? o->x.model : "none");
@@ -705,30 +707,29 @@ prepare_input(struct run *r, struct prepared *o)
 	int rc;
 
 	if (s->input_image_path == NULL || *s->input_image_path == '\0')
-		return failed(o, REASON_NO_INPUT, "input image not found "
-		    "(inputImagePath is "
-		    "missing)");
+		return prepare_failed(o, REASON_NO_INPUT, "input image not "
+		    "found (inputImagePath is missing)");
 	if (path_check_input(s->input_image_path, s->event_id, s->session_id,
 	    why, sizeof(why)) < 0) {
 		o->log_prio = LOG_WARNING;
 		snprintf(o->log, sizeof(o->log), "refused inputImagePath "
 		    "'%.200s'", s->input_image_path);
-		return failed(o, REASON_INPUT_REFUSED, "%s", why);
+		return prepare_failed(o, REASON_INPUT_REFUSED, "%s", why);
 	}
 	rc = store_get(p->store, s->input_image_path, p->opt->max_input_bytes,
 	    &o->in, &o->inlen, why, sizeof(why));
 	if (rc == -ENOENT)
-		return failed(o, REASON_NO_INPUT, "input image not found");
+		return prepare_failed(o, REASON_NO_INPUT, "input image not "
+		    "found");
 	if (rc == -EFBIG)
-		return failed(o, REASON_INPUT_TOO_LARGE, "input image is too "
-		    "large (over %zu MB)",
-		    p->opt->max_input_bytes >> 20);
+		return prepare_failed(o, REASON_INPUT_TOO_LARGE, "input image "
+		    "is too large (over %zu MB)", p->opt->max_input_bytes >> 20);
 	if (rc < 0) {
 		o->log_prio = LOG_ERR;
 		snprintf(o->log, sizeof(o->log), "storage read failed: %.400s",
 		    why);
-		return failed(o, REASON_STORAGE_READ, "could not read the input "
-		    "image");
+		return prepare_failed(o, REASON_STORAGE_READ, "could not read "
+		    "the input image");
 	}
 	return true;
 }
@@ -743,18 +744,17 @@ static void
 prepare(struct run *r, struct prepared *o)
 {
 	if (r->t->decode_rc < 0) {
-		failed(o, REASON_INVALID_SESSION, "session document is invalid: "
-		    "%s",
-		    r->t->decode_err);
+		prepare_failed(o, REASON_INVALID_SESSION, "session document is "
+		    "invalid: %s", r->t->decode_err);
 		return;
 	}
 	if (prepare_experience(r, o) && !prepare_input(r, o))
 		experience_clear(&o->x);
 }
 
-/* Transform, store the result and finish; the claim has landed. */
+/* The claim has landed: transform, store the result and finish. */
 static enum outcome
-publish(struct run *r, struct prepared *o)
+transform_store_finish(struct run *r, struct prepared *o)
 {
 	struct session *s = r->s;
 	struct pool_result res;
@@ -813,7 +813,7 @@ claim_and_run(struct run *r)
 			log_warn("session=%s event=%s does not match the "
 			    "session schema (processing anyway): %s",
 			    r->s->session_id, r->s->event_id, r->s->warning);
-		out = publish(r, &o);
+		out = transform_store_finish(r, &o);
 	}
 	experience_clear(&o.x);
 	free(o.in);
@@ -827,7 +827,7 @@ claim_and_run(struct run *r)
  * on its own when the stream shows it).
  */
 static enum outcome
-read_whole(const struct pipeline *p, struct task *t)
+read_whole(const struct pipeline *p, struct work *t)
 {
 	struct session now;
 	FsDocument *doc = NULL;
@@ -857,7 +857,7 @@ read_whole(const struct pipeline *p, struct task *t)
 }
 
 enum outcome
-pipeline_run(const struct pipeline *p, struct task *t)
+pipeline_run(const struct pipeline *p, struct work *t)
 {
 	const struct options *o = p->opt;
 	struct run r = { .p = p, .t = t, .s = &t->s, .t0 = now_mono_ms(),
@@ -889,16 +889,14 @@ pipeline_run(const struct pipeline *p, struct task *t)
 	} else {
 		out = claim_and_run(&r);
 	}
-	doc_free(r.version);
+	ts_free(r.version);
 	return out;
 }
 
 void
-task_free(struct task *t)
+work_clear(struct work *w)
 {
-	if (t == NULL)
-		return;
-	session_clear(&t->s);
-	doc_ref_drop(t->experience);
-	free(t);
+	session_clear(&w->s);
+	doc_ref_drop(w->experience);
+	w->experience = NULL;
 }

@@ -3,11 +3,12 @@
  * experience, read the capture, transform in a worker process, store the
  * result, finish.
  *
- * The engine's runner threads call pipeline_run with one task each.  The
- * pipeline sees only its context (the Firestore client, storage, the
- * worker pool, the options and one hook) and the task, and returns an
- * outcome for the engine to count; it knows nothing of the Listen stream
- * or the queue.
+ * The runner threads (runners.h) call pipeline_run with one task's work
+ * each.  The pipeline sees only its context (the Firestore client,
+ * storage, the worker pool, the options, three hooks into the engine and
+ * the shutdown's frozen flag) and the work, and returns an outcome for
+ * the engine to count; it knows nothing of the Listen stream or the
+ * queue.
  *
  * Every write goes through an update mask naming only our fields (state,
  * updatedAt, resultImagePath, error, transformAttempts) and carries an
@@ -28,7 +29,7 @@
 #include "store.h"
 #include "value.h"
 
-struct task;
+struct work;
 
 struct pipeline {
 	const struct options *opt;
@@ -36,16 +37,16 @@ struct pipeline {
 	struct store *store;
 	struct pool *pool;
 	/* Hooks into the engine, called from runner threads with arg:
-	 * may_claim: the claim for t is about to be sent; false drops the
-	 *   task unsent (OUTCOME_WITHDRAWN).  NULL: always send.
+	 * may_claim: the claim for w is about to be sent; false drops it
+	 *   unsent (OUTCOME_WITHDRAWN).  NULL: always send.
 	 * claimed: a claim landed at commit_time (server clock) after
 	 *   rtt_ms; the Listen stream must show the session leave.
-	 * transformed: t no longer needs a worker (its transform is over,
-	 *   or it never gets one); called at most once per task. */
-	bool (*may_claim)(void *arg, const struct task *t);
+	 * transformed: w no longer needs a worker (its transform is over,
+	 *   or it never gets one); called at most once per run. */
+	bool (*may_claim)(void *arg, const struct work *w);
 	void (*claimed)(void *arg, const FsTimestamp *commit_time,
 	    int64_t rtt_ms);
-	void (*transformed)(void *arg, struct task *t);
+	void (*transformed)(void *arg, struct work *w);
 	void *arg;
 	/* Set when a shutdown gave up waiting: write nothing more, so the
 	 * session stays "transforming" for the next daemon's recovery. */
@@ -58,10 +59,9 @@ enum task_kind {
 	TASK_GIVE_UP,		/* an interrupted one out of attempts */
 };
 
-/* The unit of work of the engine: one session to take through the
- * pipeline. */
-struct task {
-	struct task *next;	/* the engine's queue */
+/* What the pipeline needs to take one session through: a task's work
+ * (runners.h). */
+struct work {
 	struct session s;	/* decoded document (owned) */
 	int decode_rc;		/* session_decode's result */
 	char decode_err[256];
@@ -72,10 +72,6 @@ struct task {
 	bool reread;		/* the cache held the session slim: the
 				   pipeline reads it whole first */
 	int64_t enqueued_ms;	/* monotonic */
-	int64_t order;		/* queue position: capture time (server ms)
-				   plus this daemon's spread delay */
-	bool holds_slot;	/* the engine's: counts against claims
-				   ahead of the workers */
 };
 
 enum outcome {
@@ -94,10 +90,10 @@ enum outcome {
 				   it */
 };
 
-/* Run task; the task stays the caller's. */
-enum outcome pipeline_run(const struct pipeline *p, struct task *t);
+/* Run w; it stays the caller's. */
+enum outcome pipeline_run(const struct pipeline *p, struct work *w);
 
-/* Free a task and what it owns; NULL is a no-op. */
-void task_free(struct task *t);
+/* Free what w owns. */
+void work_clear(struct work *w);
 
 #endif

@@ -759,8 +759,8 @@ fs_update(struct fs_client *c, const char *name, const FsTimestamp *version,
 void
 fs_written_clear(struct fs_written *w)
 {
-	doc_free(w->commit_time);
-	doc_free(w->update_time);
+	ts_free(w->commit_time);
+	ts_free(w->update_time);
 	w->commit_time = w->update_time = NULL;
 }
 

@@ -530,13 +530,14 @@ experience_doc_name(const char *docs_path, const char *id)
 #define SLIM_MARK "__firesync_slim__"
 
 FsDocument *
-session_slim(FsDocument *doc, size_t over)
+session_slim(FsDocument *doc)
 {
 	static const char *const keep[] = { "state", "transformAttempts" };
 	FsDocument *slim;
 	FsValue *f;
 
-	if (google__firestore__v1__document__get_packed_size(doc) <= over)
+	if (google__firestore__v1__document__get_packed_size(doc) <=
+	    SESSION_SLIM_OVER)
 		return doc;
 	f = value_map();
 	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {

@@ -97,12 +97,16 @@ void session_clear(struct session *s);
 enum session_state session_state_parse(const char *s);
 
 /*
- * Bound what a cached session costs: doc (consumed) if its packed size is
- * at most over bytes, else a slim copy holding only its name, update time,
- * state and transformAttempts, and a mark session_is_slim() sees (a field
- * name Firestore reserves, so no real document has it).
+ * Bound what a session waiting in memory costs (the Listen cache, the
+ * queue): doc (consumed) if its packed size is at most SESSION_SLIM_OVER
+ * bytes, else a slim copy holding only its name, update time, state and
+ * transformAttempts, and a mark session_is_slim() sees (a field name
+ * Firestore reserves, so no real document has it).  A burst of near-1 MiB
+ * sessions would otherwise sit in memory twice; a slim one's task reads
+ * it whole when it runs.
  */
-FsDocument *session_slim(FsDocument *doc, size_t over);
+#define SESSION_SLIM_OVER	(64 * 1024)
+FsDocument *session_slim(FsDocument *doc);
 bool session_is_slim(const FsDocument *doc);
 
 /* The experience's aiPhotoConfig. */

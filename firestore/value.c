@@ -459,3 +459,9 @@ ts_init(FsTimestamp *t)
 {
 	google__protobuf__timestamp__init(t);
 }
+
+void
+ts_free(FsTimestamp *t)
+{
+	doc_free(t);
+}

@@ -49,9 +49,12 @@ bool value_equal(const FsValue *a, const FsValue *b);
  * into one protobuf-c will not pack back).
  */
 FsDocument *doc_dup(const FsDocument *d);
-/* Free a document, a Timestamp or any other message from the wire or
- * from here; NULL is a no-op. */
+/* Free a document (or any other message) from the wire or from here;
+ * NULL is a no-op. */
 void doc_free(void *d);
+/* Free a Timestamp (ts_dup's, or one taken off a message); NULL is a
+ * no-op. */
+void ts_free(FsTimestamp *t);
 
 /*
  * A document shared read-only between threads (a cached experience that

@@ -123,7 +123,7 @@ watch_clear(struct watch *w)
 		strmap_free(w->targets[i].pending, pending_free);
 	}
 	drop_resume(w);
-	doc_free(w->read_time);
+	ts_free(w->read_time);
 	memset(w, 0, sizeof(*w));
 }
 
@@ -237,7 +237,7 @@ target_change(struct watch *w, FsTargetChange *tc, char *err, size_t errlen)
 			    tc->resume_token.len);
 			w->resume_token_len = tc->resume_token.len;
 		}
-		doc_free(w->read_time);
+		ts_free(w->read_time);
 		w->read_time = ts_dup(tc->read_time);
 		return WATCH_SNAPSHOT;
 	}

@@ -217,6 +217,48 @@ START_TEST(a_noted_session_that_leaves_was_taken)
 }
 END_TEST
 
+START_TEST(alone_sessions_go_in_capture_order)
+{
+	struct dispatch_turns t = dispatch_turns(1000000, 0, 50, 3, 8);
+
+	ck_assert(t.spread_ms == 0);
+	ck_assert_int_eq(dispatch_turn_delay(&t, "s1"), 0);
+	/* a peer seen long ago is forgotten */
+	t = dispatch_turns(DISPATCH_PEER_MEMORY_MS + 2000, 1000, 50, 3, 8);
+	ck_assert(t.spread_ms == 0);
+}
+END_TEST
+
+START_TEST(with_peers_turns_spread_by_round_trips_and_load)
+{
+	const int64_t now = 5000000, peer = now - 1000;
+	struct dispatch_turns t;
+	int64_t d_idle, d_busy;
+
+	/* 16 round trips of 10 ms */
+	t = dispatch_turns(now, peer, 10, 0, 8);
+	ck_assert(t.spread_ms == 160 && t.load == 0);
+	d_idle = dispatch_turn_delay(&t, "events/E/sessions/s1");
+	ck_assert_int_ge(d_idle, 0);
+	ck_assert_int_lt(d_idle, 160);
+	/* the same name, the same delay; a busy daemon waits longer */
+	ck_assert_int_eq(dispatch_turn_delay(&t, "events/E/sessions/s1"),
+	    d_idle);
+	t = dispatch_turns(now, peer, 10, 8, 8);
+	ck_assert(t.load == 1);
+	d_busy = dispatch_turn_delay(&t, "events/E/sessions/s1");
+	ck_assert_int_ge(d_busy, d_idle + 159);
+	ck_assert_int_le(d_busy, d_idle + 160);
+	/* overloaded counts as full; the spread has a floor and a ceiling */
+	t = dispatch_turns(now, peer, 10, 40, 8);
+	ck_assert(t.load == 1);
+	t = dispatch_turns(now, peer, 0.1, 0, 8);
+	ck_assert(t.spread_ms == DISPATCH_SPREAD_MIN_MS);
+	t = dispatch_turns(now, peer, 5000, 0, 8);
+	ck_assert(t.spread_ms == DISPATCH_SPREAD_MAX_MS);
+}
+END_TEST
+
 Suite *
 dispatch_suite(void)
 {
@@ -232,6 +274,8 @@ dispatch_suite(void)
 	    a_session_taken_by_another_is_withdrawn_before_its_claim);
 	tcase_add_test(tc, recovered_sessions_are_never_withdrawn);
 	tcase_add_test(tc, a_noted_session_that_leaves_was_taken);
+	tcase_add_test(tc, alone_sessions_go_in_capture_order);
+	tcase_add_test(tc, with_peers_turns_spread_by_round_trips_and_load);
 	suite_add_tcase(s, tc);
 	return s;
 }

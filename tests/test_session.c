@@ -275,7 +275,7 @@ START_TEST(big_sessions_are_cached_slim)
 	doc->update_time = xcalloc(1, sizeof(*doc->update_time));
 	google__protobuf__timestamp__init(doc->update_time);
 	doc->update_time->seconds = 1764000000;
-	slim = session_slim(doc, 64 * 1024);
+	slim = session_slim(doc);
 	ck_assert(session_is_slim(slim));
 	ck_assert_uint_lt(google__firestore__v1__document__get_packed_size(
 	    slim), 512);
@@ -289,7 +289,7 @@ START_TEST(big_sessions_are_cached_slim)
 	doc_free(slim);
 
 	doc = value_map_to_doc(completed(), NAME("e", "s"));
-	ck_assert_ptr_eq(session_slim(doc, 64 * 1024), doc);
+	ck_assert_ptr_eq(session_slim(doc), doc);
 	ck_assert(!session_is_slim(doc));
 	ck_assert_int_eq(session_decode(doc, &s, err, sizeof(err)), 0);
 	session_clear(&s);

@@ -38,7 +38,8 @@
 #include "sandbox.h"
 #include "wire.h"
 
-struct worker {
+/* This worker process: its plugins and the largest result it sends. */
+struct process {
 	struct plugin_set plugins;
 	uint64_t max_output;
 };
@@ -103,7 +104,7 @@ enter_sandbox(const char *dir, const struct plugin_configs *cfgs,
 }
 
 static int
-serve(struct worker *w, int sock)
+serve(struct process *w, int sock)
 {
 	struct wire_hello *hello = xcalloc(1, sizeof(*hello));
 	struct wire_job *job = xmalloc(sizeof(*job));
@@ -189,7 +190,7 @@ main(int argc, char **argv)
 	long memory_mb = 2048, cpu_s = 0, output_mb = 256;
 	bool announce = false, list = false, check = false;
 	struct plugin_configs cfgs;
-	struct worker w;
+	struct process w;
 	char err[512];
 	int c, rc;
 
