@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "emulator.h"
 #include "gemini.h"
 #include "image.h"
 #include "log.h"
@@ -539,6 +540,14 @@ START_TEST(the_transform_tool_runs_it)
 	image_free(&img);
 	ck_assert_int_eq(gemini_count(&gm, "aspect=1:1 photo=48x48 text=[from "
 	    "the tool]"), 1);
+	/* in-process, where the sanitizer build checks genai for leaks */
+	snprintf(cmd, sizeof(cmd), "%s --in-process --config %s --plugin-dir "
+	    "%s/plugins --model " MODEL " --prompt 'in process' %s %s "
+	    ">%s/tool.log 2>&1", TRANSFORM, cfg, dir, in, out, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "%s/tool.log", dir);
+	ck_assert_int_eq(log_count(cmd, "Sanitizer"), 0);
+	ck_assert_int_eq(gemini_count(&gm, "text=[in process] -> image"), 1);
 	stop();
 }
 END_TEST

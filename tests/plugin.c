@@ -700,6 +700,62 @@ START_TEST(transform_tool_on_a_jpeg)
 }
 END_TEST
 
+/*
+ * The tool runs a job in its own process, unsandboxed (--in-process):
+ * there the sanitizer build's LeakSanitizer can check the job code and
+ * the plugins at exit, which it cannot in a sandboxed worker.  Each run
+ * must end as expected and, under the sanitizers, report nothing.
+ */
+START_TEST(the_tool_in_process_runs_looks_and_leaks_nothing)
+{
+	static const struct { const char *model, *prompt; int status; }
+	    runs[] = {
+		{ "test-good", "bold", 0 },
+		{ "test-error", "", 1 },	/* the plugin's own error */
+		{ "test-garbage", "", 1 },	/* an unusable result */
+		{ "cartoon", "", 0 },
+		{ "style", "oil", 0 },
+		{ "style", "watercolor", 0 },
+		{ "style", "pencil", 0 },
+		{ "no-such-model", "", 1 },
+	};
+	char cmd[1024], in[128], out[128], log[160], text[4096];
+	uint8_t *photo;
+	size_t len;
+	FILE *f;
+
+	make_plugin_dir();
+	snprintf(cmd, sizeof(cmd), "cp %s/cartoon/.libs/cartoon.so "
+	    "%s/style/.libs/style.so %s/ && chmod 755 %s/*.so", BUNDLED,
+	    BUNDLED, dir, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(in, sizeof(in), "%s/in.jpg", dir);
+	snprintf(out, sizeof(out), "%s/out.png", dir);
+	snprintf(log, sizeof(log), "%s/tool.log", dir);
+	testimg_jpeg(160, 120, 6, &photo, &len);
+	testimg_write(in, photo, len);
+	free(photo);
+	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+		int rc;
+
+		snprintf(cmd, sizeof(cmd), "%s --in-process --plugin-dir %s "
+		    "--model %s --prompt '%s' %s %s >%s 2>&1", TRANSFORM, dir,
+		    runs[i].model, runs[i].prompt, in, out, log);
+		rc = system(cmd);
+		f = fopen(log, "r");
+		ck_assert_ptr_nonnull(f);
+		text[fread(text, 1, sizeof(text) - 1, f)] = '\0';
+		fclose(f);
+		ck_assert_msg(WIFEXITED(rc) && WEXITSTATUS(rc) ==
+		    runs[i].status, "%s %s: status %d: %s", runs[i].model,
+		    runs[i].prompt, rc, text);
+		ck_assert_msg(strstr(text, "Sanitizer") == NULL, "%s %s: %s",
+		    runs[i].model, runs[i].prompt, text);
+	}
+	rm_plugin_dir();
+}
+END_TEST
+
 static Suite *
 plugin_suite(void)
 {
@@ -729,6 +785,7 @@ plugin_suite(void)
 
 	tcase_set_timeout(tool, 60);
 	tcase_add_test(tool, transform_tool_on_a_jpeg);
+	tcase_add_test(tool, the_tool_in_process_runs_looks_and_leaks_nothing);
 	tcase_add_test(tool, unread_plugin_settings_are_reported);
 	suite_add_tcase(s, tool);
 	return s;
