@@ -16,9 +16,9 @@
 #include "log.h"
 #include "text.h"
 
-int log_level = LOG_INFO;
+atomic_int log_level = LOG_INFO;
 static int log_journal;
-static int log_json;
+static atomic_int log_json;	/* a reload sets it while others log */
 
 void
 log_set_json(int on)

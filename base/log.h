@@ -10,9 +10,12 @@
 #define FIRESYNC_LOG_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <syslog.h>
 
-extern int log_level;	/* lines above this priority are dropped */
+/* Lines above this priority are dropped.  Atomic: a reload sets it while
+ * other threads log. */
+extern atomic_int log_level;
 
 /* Decide the output format from the environment; call once at start-up. */
 void log_init(void);

@@ -39,7 +39,10 @@
 #define ABANDON_GRACE_MS 5000
 
 struct engine {
-	const struct options *opt;	/* borrowed; reload changes limits */
+	/* the settings at start: what only a restart changes (events,
+	 * workers, concurrency) is read here, for the engine's life */
+	struct settings *first;
+	const struct options *opt;	/* first's options */
 	struct fs_client *fs;		/* borrowed */
 	struct store *store;		/* borrowed */
 	struct pool *pool;		/* borrowed */
@@ -52,20 +55,34 @@ struct engine {
 	struct recovery *recovery;	/* NULL until engine_run */
 	bool idle;			/* every runner has ended */
 
-	pthread_mutex_t lock;		/* claim_rtt_ms */
+	pthread_mutex_t lock;		/* current, claim_rtt_ms */
+	struct settings *current;	/* what a new task starts under */
 	double claim_rtt_ms;		/* moving average of claims' round
 					   trips; 0: none yet */
 	atomic_llong peer_ms;		/* monotonic: another daemon last
 					   seen taking a session; 0 never */
 
 	atomic_int reload;		/* SIGHUP seen, not yet handled */
-	void (*on_reload)(void *);	/* main's */
+	struct settings *(*on_reload)(void *, const struct settings *);
 	void *reload_arg;
 	char status[160];		/* last STATUS= sent */
 	atomic_ulong processed, ready, errors;
 	atomic_ulong claims, claims_lost, taken, recovered;
 	volatile sig_atomic_t stop;
 };
+
+/* The settings now: a held reference (settings_drop it). */
+static struct settings *
+current(void *arg)
+{
+	struct engine *e = arg;
+	struct settings *s;
+
+	pthread_mutex_lock(&e->lock);
+	s = settings_hold(e->current);
+	pthread_mutex_unlock(&e->lock);
+	return s;
+}
 
 static void
 saw_peer(struct engine *e)
@@ -193,10 +210,11 @@ consider(struct engine *e, const char *name, const FsDocument *doc,
 		[DISPATCH_RECLAIM] = TASK_RECLAIM,
 		[DISPATCH_GIVE_UP] = TASK_GIVE_UP,
 	};
+	struct settings *s = current(e);
 	const struct dispatch_rules rules = {
-		.lease_ms = (int64_t)(e->opt->transform_timeout_s +
-		    e->opt->recovery_margin_s) * 1000,
-		.max_attempts = e->opt->max_attempts,
+		.lease_ms = (int64_t)(s->o.transform_timeout_s +
+		    s->o.recovery_margin_s) * 1000,
+		.max_attempts = s->o.max_attempts,
 	};
 	const FsValue *state = doc_get(doc, "state");
 	enum session_state st = SESSION_UNKNOWN;
@@ -212,6 +230,7 @@ consider(struct engine *e, const char *name, const FsDocument *doc,
 	v = dispatch_consider(e->dispatch, name, version, st,
 	    read_ms - ts_to_ms(doc->update_time), attempts, &rules,
 	    now_mono_ms(), &attempt);
+	settings_drop(s);
 	if (v == DISPATCH_RECLAIM || v == DISPATCH_GIVE_UP)
 		atomic_fetch_add(&e->recovered, 1);
 	if (v != DISPATCH_WAIT)
@@ -277,6 +296,16 @@ room_for_one(void *arg)
 	return room(arg, 1);
 }
 
+static int
+recovery_interval(void *arg)
+{
+	struct settings *s = current(arg);
+	int secs = s->o.recovery_interval_s;
+
+	settings_drop(s);
+	return secs;
+}
+
 /* ---- the main loop's chores ---- */
 
 /* STATUS= for systemctl status, sent when it changes. */
@@ -302,10 +331,19 @@ tick(void *arg, const char *state)
 
 	notify_watchdog();
 	if (atomic_exchange(&e->reload, 0) && e->on_reload) {
+		struct settings *cur = current(e), *fresh;
+
 		notify_send("RELOADING=1");
-		e->on_reload(e->reload_arg);
-		runners_set_claim_limit(e->runners, e->opt->workers *
-		    (1 + CLAIMS_AHEAD));
+		/* a new immutable set, swapped in whole: tasks running keep
+		 * the one they started under */
+		fresh = e->on_reload(e->reload_arg, cur);
+		if (fresh != NULL) {
+			pthread_mutex_lock(&e->lock);
+			settings_drop(e->current);
+			e->current = fresh;
+			pthread_mutex_unlock(&e->lock);
+		}
+		settings_drop(cur);
 		notify_send("READY=1");
 	}
 	update_status(e, state);
@@ -352,10 +390,11 @@ engine_metrics_attach(struct engine *e, bool on)
 /* ---- life cycle ---- */
 
 struct engine *
-engine_new(const struct options *o, struct fs_client *fs, struct store *st,
+engine_new(struct settings *s, struct fs_client *fs, struct store *st,
     struct pool *pool)
 {
 	struct engine *e = xcalloc(1, sizeof(*e));
+	const struct options *o = &s->o;
 	const struct listen_config lc = {
 		.fs = fs, .events = (const char *const *)o->events,
 		.n_events = o->n_events, .idle_timeout_ms = o->idle_timeout_ms,
@@ -363,11 +402,13 @@ engine_new(const struct options *o, struct fs_client *fs, struct store *st,
 		    .looked = looked, .turns = turns, .tick = tick, .arg = e },
 	};
 
+	e->first = settings_hold(s);
+	e->current = settings_hold(s);
 	e->opt = o;
 	e->fs = fs;
 	e->store = st;
 	e->pool = pool;
-	e->pipeline = (struct pipeline){ .opt = o, .fs = fs, .store = st,
+	e->pipeline = (struct pipeline){ .fs = fs, .store = st,
 	    .pool = pool, .may_claim = may_claim, .claimed = claimed,
 	    .transformed = transformed, .arg = e, .frozen = &e->frozen };
 	pthread_mutex_init(&e->lock, NULL);
@@ -378,7 +419,9 @@ engine_new(const struct options *o, struct fs_client *fs, struct store *st,
 }
 
 void
-engine_on_reload(struct engine *e, void (*fn)(void *), void *arg)
+engine_on_reload(struct engine *e,
+    struct settings *(*fn)(void *arg, const struct settings *current),
+    void *arg)
 {
 	e->on_reload = fn;
 	e->reload_arg = arg;
@@ -399,11 +442,11 @@ engine_run(struct engine *e)
 {
 	const struct runners_config rc = {
 		.pipeline = &e->pipeline, .dispatch = e->dispatch,
-		.threads = e->opt->firestore_concurrency, .outcome = count,
-		.arg = e,
+		.threads = e->opt->firestore_concurrency, .settings = current,
+		.outcome = count, .arg = e,
 	};
 	const struct recovery_config vc = {
-		.fs = e->fs, .interval_s = e->opt->recovery_interval_s,
+		.fs = e->fs, .interval_s = recovery_interval,
 		.events = (const char *const *)e->opt->events,
 		.n_events = e->opt->n_events, .found = found,
 		.room = room_for_one, .arg = e,
@@ -430,8 +473,14 @@ engine_run(struct engine *e)
 	 * past the drain timeout the runners may write nothing more and
 	 * their workers are killed, so those sessions stay "transforming"
 	 * for the next daemon's recovery */
-	e->idle = runners_drain(e->runners, (int64_t)e->opt->drain_timeout_s *
-	    1000, abandon, e, ABANDON_GRACE_MS);
+	{
+		struct settings *s = current(e);
+
+		e->idle = runners_drain(e->runners,
+		    (int64_t)s->o.drain_timeout_s * 1000, abandon, e,
+		    ABANDON_GRACE_MS);
+		settings_drop(s);
+	}
 	/* after the drain: a recovery query in flight ends by its deadline
 	 * at worst, and what it finds is dropped */
 	recovery_stop(e->recovery);
@@ -472,6 +521,8 @@ engine_free(struct engine *e)
 	runners_free(e->runners);
 	listen_free(e->listen);
 	dispatch_free(e->dispatch);
+	settings_drop(e->current);
+	settings_drop(e->first);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
 }

@@ -20,10 +20,17 @@
 
 struct engine;
 
-struct engine *engine_new(const struct options *o, struct fs_client *fs,
+/* The engine holds a reference to s, the settings at start. */
+struct engine *engine_new(struct settings *s, struct fs_client *fs,
     struct store *st, struct pool *pool);
-/* Call fn(arg) on the main loop after engine_request_reload(). */
-void engine_on_reload(struct engine *e, void (*fn)(void *), void *arg);
+/*
+ * After engine_request_reload(), on the main loop: fn(arg, current)
+ * returns new settings (a reference the engine takes), which new tasks
+ * start under; or NULL to keep the current ones.
+ */
+void engine_on_reload(struct engine *e,
+    struct settings *(*fn)(void *arg, const struct settings *current),
+    void *arg);
 /* Run until engine_stop(); then drain in-flight work.  Returns 0. */
 int engine_run(struct engine *e);
 /* Ask engine_run to return; safe from any thread. */

@@ -49,12 +49,6 @@ pool_settings(const struct options *o)
 	po.log_level = o->log_level;
 }
 
-/* What a reload changes. */
-struct live {
-	struct options *opt;
-	struct pool *pool;
-};
-
 static void *
 signal_main(void *arg)
 {
@@ -77,58 +71,39 @@ signal_main(void *arg)
 }
 
 /*
- * SIGHUP, on the main loop: re-read the configuration; apply what can
- * change live (log level and format, plugins and their configuration,
- * transform limits) and say which changes need a restart.  In-flight
- * sessions carry on; new jobs get freshly loaded plugins.
+ * SIGHUP, on the main loop: read the configuration again into a new,
+ * immutable set of settings, which new tasks start under while running
+ * ones finish under theirs.  What only a restart can change keeps its old
+ * value (options_adopt_live says which changed); the log level and format
+ * apply at once, and new jobs get freshly loaded plugins.
  */
-static void
-reload(void *arg)
+static struct settings *
+reload(void *arg, const struct settings *cur)
 {
-	struct options *live = ((struct live *)arg)->opt, fresh;
-	struct pool *pool = ((struct live *)arg)->pool;
+	struct pool *pool = arg;
+	struct options fresh;
+	struct settings *s;
+	char restart[512];
 
-	log_notice("SIGHUP: reloading %s", live->config_path ?
-	    live->config_path : "the settings");
+	log_notice("SIGHUP: reloading %s", cur->o.config_path ?
+	    cur->o.config_path : "the settings");
 	if (options_reload(&fresh, g_argc, g_argv) < 0) {
 		log_err("reload failed: the configuration has errors (see "
 		    "above); still running with the previous settings");
-		return;
+		return NULL;
 	}
-#define CHANGED(f) ((live->f == NULL) != (fresh.f == NULL) || \
-	(live->f && strcmp(live->f, fresh.f) != 0))
-	if (CHANGED(project) || CHANGED(database) || CHANGED(emulator) ||
-	    CHANGED(credentials) || CHANGED(storage_root) ||
-	    CHANGED(public_url_base) || fresh.n_events != live->n_events ||
-	    fresh.workers != live->workers || fresh.keepalive_ms !=
-	    live->keepalive_ms || fresh.firestore_concurrency !=
-	    live->firestore_concurrency)
-		log_warn("reload: Firestore, storage, events, workers, "
-		    "concurrency and keepalive changes take effect after a "
-		    "restart (systemctl restart firesyncd)");
-#undef CHANGED
-	live->log_level = log_level = fresh.log_level;
-	live->log_format = fresh.log_format;
+	if (options_adopt_live(&fresh, &cur->o, restart, sizeof(restart)) > 0)
+		log_warn("reload: %s changed, which takes effect after a "
+		    "restart (systemctl restart firesyncd); the rest applies "
+		    "now", restart);
+	log_level = fresh.log_level;
 	log_set_json(fresh.log_format == LOG_FORMAT_JSON);
-	live->transform_timeout_s = fresh.transform_timeout_s;
-	live->recovery_margin_s = fresh.recovery_margin_s;
-	live->recovery_interval_s = fresh.recovery_interval_s;
-	live->max_attempts = fresh.max_attempts;
-	live->max_pixels = fresh.max_pixels;
-	live->max_input_bytes = fresh.max_input_bytes;
-	live->drain_timeout_s = fresh.drain_timeout_s;
-	live->worker_memory_mb = fresh.worker_memory_mb;
-	live->worker_max_jobs = fresh.worker_max_jobs;
-	free(live->plugin_dir);
-	live->plugin_dir = xstrdup(fresh.plugin_dir);
-	free(live->config_path);
-	live->config_path = fresh.config_path ? xstrdup(fresh.config_path) :
-	    NULL;
-	pool_settings(live);
-	pool_reconfigure(pool, &po);
-	options_clear(&fresh);
-	log_notice("reload: done (log level %s; plugins reload on the next "
-	    "jobs)", log_level_name(log_level));
+	pool_settings(&fresh);
+	pool_reconfigure(pool, &po);	/* copies what it keeps */
+	s = settings_new(&fresh, cur->generation + 1);
+	log_notice("reload: done (log level %s; settings %u; plugins reload "
+	    "on the next jobs)", log_level_name(log_level), s->generation);
+	return s;
 }
 
 /*
@@ -327,17 +302,17 @@ block_signals(void)
 
 /* Serve until a signal stops the engine.  The exit status. */
 static int
-serve(struct options *opt, struct fs_client *fs, struct store *st,
+serve(struct settings *settings, struct fs_client *fs, struct store *st,
     struct pool *pool)
 {
-	struct live live = { opt, pool };
-	struct engine *e = engine_new(opt, fs, st, pool);
+	const struct options *opt = &settings->o;
+	struct engine *e = engine_new(settings, fs, st, pool);
 	struct metrics_server *ms = NULL;
 	pthread_t sigthread;
 	char err[512];
 	int rc;
 
-	engine_on_reload(e, reload, &live);
+	engine_on_reload(e, reload, pool);
 	metrics_init(PACKAGE_VERSION);
 	engine_metrics_attach(e, true);
 	if (opt->metrics_listen && (ms = metrics_server_start(
@@ -370,6 +345,8 @@ int
 main(int argc, char **argv)
 {
 	struct options opt;
+	struct settings *set;
+	const struct options *o;
 	struct fs_client *fs = NULL;
 	struct store *st = NULL;
 	struct pool *pool = NULL;
@@ -389,32 +366,36 @@ main(int argc, char **argv)
 	case OPTIONS_RUN:
 		break;
 	}
+	/* from here on the settings are shared, immutable, and live until
+	 * the end: whatever was opened with them may keep pointers */
+	set = settings_new(&opt, 1);
+	o = &set->o;
 	g_argc = argc;
 	g_argv = argv;
 	curl_global_init(CURL_GLOBAL_DEFAULT);	/* before any thread */
 	log_init();
-	log_level = opt.log_level;
-	log_set_json(opt.log_format == LOG_FORMAT_JSON);
+	log_level = o->log_level;
+	log_set_json(o->log_format == LOG_FORMAT_JSON);
 	notify_init();
 	srandom((unsigned)(time(NULL) ^ getpid()));
 	worker_path = pool_find_worker();
-	if (opt.list_plugins || opt.check_config) {
-		rc = check_or_list(&opt, worker_path);
+	if (o->list_plugins || o->check_config) {
+		rc = check_or_list(o, worker_path);
 		goto out;
 	}
 	/* one token source, for Firestore (not the emulator) and for a
 	 * Cloud Storage bucket */
-	if ((!opt.emulator || opt.storage_backend == STORAGE_GCS) &&
-	    (ts = credentials(&opt)) == NULL)
+	if ((!o->emulator || o->storage_backend == STORAGE_GCS) &&
+	    (ts = credentials(o)) == NULL)
 		goto out;
-	if ((st = open_store(&opt, ts)) == NULL)
+	if ((st = open_store(o, ts)) == NULL)
 		goto out;
-	if ((pool = start_pool(&opt, worker_path)) == NULL)
+	if ((pool = start_pool(o, worker_path)) == NULL)
 		goto out;
 	block_signals();
 	fs_library_init();
-	if ((fs = connect_firestore(&opt, ts)) != NULL) {
-		rc = serve(&opt, fs, st, pool);
+	if ((fs = connect_firestore(o, ts)) != NULL) {
+		rc = serve(set, fs, st, pool);
 		fs_client_free(fs);
 	}
 	fs_library_shutdown();
@@ -423,6 +404,6 @@ out:
 	store_close(st);
 	token_source_free(ts);
 	free(worker_path);
-	options_clear(&opt);
+	settings_drop(set);
 	return rc;
 }

@@ -56,90 +56,106 @@ struct setting {
 	size_t off;
 	long lo, hi;
 	const char *help;
+	bool live;		/* a reload applies it; else a restart */
 };
+
+#define LIVE	true
+#define RESTART	false
 
 #define O(f) offsetof(struct options, f)
 
 static const struct setting settings[] = {
 	{ "project", "firestore", "project", K_STR, O(project), 0, 0,
-	  "Google Cloud project (env GOOGLE_CLOUD_PROJECT)" },
+	  "Google Cloud project (env GOOGLE_CLOUD_PROJECT)", RESTART },
 	{ "database", "firestore", "database", K_STR, O(database), 0, 0,
-	  "Firestore database (default \"(default)\")" },
+	  "Firestore database (default \"(default)\")", RESTART },
 	{ "emulator", "firestore", "emulator", K_STR, O(emulator), 0, 0,
-	  "use the Firestore emulator at HOST:PORT (env FIRESTORE_EMULATOR_HOST)" },
+	  "use the Firestore emulator at HOST:PORT (env FIRESTORE_EMULATOR_HOST)",
+	  RESTART },
 	{ "credentials", "firestore", "credentials", K_STR, O(credentials), 0, 0,
-	  "service account key file (env GOOGLE_APPLICATION_CREDENTIALS)" },
+	  "service account key file (env GOOGLE_APPLICATION_CREDENTIALS)",
+	  RESTART },
 	{ "firestore-endpoint", "firestore", "endpoint", K_STR,
 	  O(firestore_endpoint), 0, 0,
-	  "Firestore's HOST:PORT (default " FIRESTORE_ENDPOINT ")" },
+	  "Firestore's HOST:PORT (default " FIRESTORE_ENDPOINT ")", RESTART },
 	{ "firestore-ca-file", "firestore", "ca-file", K_STR,
 	  O(firestore_ca_file), 0, 0,
-	  "CA certificates for Firestore's TLS (default: the system's)" },
+	  "CA certificates for Firestore's TLS (default: the system's)",
+	  RESTART },
 	{ "events", "firestore", "events", K_EVENTS, O(events), 0, 0,
-	  "only these event ids, comma-separated (default: all events)" },
+	  "only these event ids, comma-separated (default: all events)",
+	  RESTART },
 	{ "keepalive", "firestore", "keepalive", K_MS, O(keepalive_ms), 0, 86400,
-	  "gRPC keepalive pings every SECS (default 0: off)" },
+	  "gRPC keepalive pings every SECS (default 0: off)", RESTART },
 	{ "firestore-concurrency", "firestore", "concurrency", K_INT,
 	  O(firestore_concurrency), 1, 256,
-	  "Firestore claims, reads and finishes in flight at once (default 16)" },
+	  "Firestore claims, reads and finishes in flight at once (default 16)",
+	  RESTART },
 	{ "idle-timeout", "firestore", "idle-timeout", K_MS, O(idle_timeout_ms),
-	  5, 86400, "reopen Listen after SECS without a message (default 120)" },
+	  5, 86400, "reopen Listen after SECS without a message (default 120)",
+	  RESTART },
 	{ "storage-root", "storage", "root", K_STR, O(storage_root), 0, 0,
 	  "local storage with captures/ and results/ (default "
-	  LOCALSTATEDIR "/lib/firesync)" },
+	  LOCALSTATEDIR "/lib/firesync)", RESTART },
 	{ "public-url-base", "storage", "public-url-base", K_STR,
 	  O(public_url_base), 0, 0,
-	  "base of resultImagePath URLs (default file:// URLs of the root)" },
+	  "base of resultImagePath URLs (default file:// URLs of the root)",
+	  RESTART },
 	{ "storage-backend", "storage", "backend", K_BACKEND,
 	  O(storage_backend), 0, 0,
-	  "local (a directory) or gcs (a Cloud Storage bucket; default local)" },
+	  "local (a directory) or gcs (a Cloud Storage bucket; default local)",
+	  RESTART },
 	{ "bucket", "storage", "bucket", K_STR, O(bucket), 0, 0,
-	  "the Cloud Storage bucket (backend gcs)" },
+	  "the Cloud Storage bucket (backend gcs)", RESTART },
 	{ "storage-endpoint", "storage", "endpoint", K_STR, O(storage_endpoint),
-	  0, 0, "Cloud Storage's URL (default " STORE_GCS_ENDPOINT ")" },
+	  0, 0, "Cloud Storage's URL (default " STORE_GCS_ENDPOINT ")",
+	  RESTART },
 	{ "storage-ca-file", "storage", "ca-file", K_STR, O(storage_ca_file), 0,
-	  0, "CA certificates for the storage endpoint (default: the system's)" },
+	  0, "CA certificates for the storage endpoint (default: the system's)",
+	  RESTART },
 	{ "storage-connect-timeout", "storage", "connect-timeout", K_MS,
 	  O(storage_connect_timeout_ms), 1, 600,
-	  "seconds to connect to Cloud Storage (default 5)" },
+	  "seconds to connect to Cloud Storage (default 5)", RESTART },
 	{ "storage-timeout", "storage", "timeout", K_MS, O(storage_timeout_ms),
 	  1, 3600, "seconds one storage read or write may take, retries "
-	  "included (default 30)" },
+	  "included (default 30)", RESTART },
 	{ "max-input-mb", "storage", "max-input-mb", K_MB, O(max_input_bytes),
-	  1, 1024, "refuse larger input files (default 64)" },
+	  1, 1024, "refuse larger input files (default 64)", LIVE },
 	{ "plugin-dir", "plugins", "dir", K_STR, O(plugin_dir), 0, 0,
-	  "transform plugins (default " PLUGINDIR ")" },
+	  "transform plugins (default " PLUGINDIR ")", LIVE },
 	{ "workers", "plugins", "workers", K_INT, O(workers), 1, 256,
-	  "sessions processed at once (default 4)" },
+	  "sessions processed at once (default 4)", RESTART },
 	{ "transform-timeout", "plugins", "transform-timeout", K_INT,
 	  O(transform_timeout_s), 1, 3600,
-	  "deadline of one transform in seconds (default 45)" },
+	  "deadline of one transform in seconds (default 45)", LIVE },
 	{ "recovery-margin", "plugins", "recovery-margin", K_INT,
 	  O(recovery_margin_s), 0, 3600,
-	  "re-run sessions 'transforming' for timeout + SECS (default 15)" },
+	  "re-run sessions 'transforming' for timeout + SECS (default 15)",
+	  LIVE },
 	{ "recovery-interval", "plugins", "recovery-interval", K_INT,
 	  O(recovery_interval_s), 1, 3600,
-	  "look for interrupted sessions every SECS, jittered (default 15)" },
+	  "look for interrupted sessions every SECS, jittered (default 15)",
+	  LIVE },
 	{ "max-attempts", "plugins", "max-attempts", K_INT, O(max_attempts), 1,
-	  100, "runs of one capture before giving up (default 3)" },
+	  100, "runs of one capture before giving up (default 3)", LIVE },
 	{ "max-megapixels", "plugins", "max-megapixels", K_MP, O(max_pixels), 1,
-	  1000, "refuse larger input images (default 50)" },
+	  1000, "refuse larger input images (default 50)", LIVE },
 	{ "worker-memory-mb", "plugins", "worker-memory-mb", K_INT,
 	  O(worker_memory_mb), 64, 1 << 20,
-	  "address-space limit of one worker (default 2048)" },
+	  "address-space limit of one worker (default 2048)", LIVE },
 	{ "worker-max-jobs", "plugins", "worker-max-jobs", K_INT,
 	  O(worker_max_jobs), 1, 1000000,
-	  "replace a worker after N jobs (default 100)" },
+	  "replace a worker after N jobs (default 100)", LIVE },
 	{ "drain-timeout", "plugins", "drain-timeout", K_INT,
 	  O(drain_timeout_s), 0, 3600,
-	  "on SIGTERM, wait SECS for running sessions (default 30)" },
+	  "on SIGTERM, wait SECS for running sessions (default 30)", LIVE },
 	{ "metrics-listen", "metrics", "listen", K_STR, O(metrics_listen), 0,
 	  0, "serve Prometheus metrics on HOST:PORT or a socket path "
-	  "(default: off)" },
+	  "(default: off)", RESTART },
 	{ "log-level", "log", "level", K_LEVEL, O(log_level), 0, 0,
-	  "error, warning, notice, info or debug (default info)" },
+	  "error, warning, notice, info or debug (default info)", LIVE },
 	{ "log-format", "log", "format", K_FORMAT, O(log_format), 0, 0,
-	  "text or json (default text)" },
+	  "text or json (default text)", LIVE },
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -601,6 +617,134 @@ options_reload(struct options *fresh, int argc, char **argv)
 		return -1;
 	}
 	return 0;
+}
+
+/* Does setting s differ between a and b? */
+static bool
+differs(const struct setting *s, const struct options *a,
+    const struct options *b)
+{
+	const char *pa = (const char *)a + s->off, *pb = (const char *)b +
+	    s->off;
+
+	switch (s->kind) {
+	case K_STR: {
+		const char *x = *(char *const *)(const void *)pa;
+		const char *y = *(char *const *)(const void *)pb;
+
+		return (x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0);
+	}
+	case K_EVENTS:
+		if (a->n_events != b->n_events)
+			return true;
+		for (size_t i = 0; i < a->n_events; i++)
+			if (strcmp(a->events[i], b->events[i]) != 0)
+				return true;
+		return false;
+	case K_MP:
+		return *(const uint64_t *)(const void *)pa !=
+		    *(const uint64_t *)(const void *)pb;
+	case K_MB:
+		return *(const size_t *)(const void *)pa !=
+		    *(const size_t *)(const void *)pb;
+	case K_MS:
+		return *(const int64_t *)(const void *)pa !=
+		    *(const int64_t *)(const void *)pb;
+	default:	/* int and the enums, int-sized */
+		return *(const int *)(const void *)pa !=
+		    *(const int *)(const void *)pb;
+	}
+}
+
+/* Setting s of src into dst (strings copied, dst's freed). */
+static void
+copy_setting(const struct setting *s, struct options *dst,
+    const struct options *src)
+{
+	char *pd = (char *)dst + s->off;
+	const char *ps = (const char *)src + s->off;
+
+	switch (s->kind) {
+	case K_STR: {
+		char **d = (char **)(void *)pd;
+		const char *v = *(char *const *)(const void *)ps;
+
+		free(*d);
+		*d = v ? xstrdup(v) : NULL;
+		break;
+	}
+	case K_EVENTS:
+		free_events(dst);
+		for (size_t i = 0; i < src->n_events; i++) {
+			dst->events = xrealloc(dst->events, (dst->n_events +
+			    1) * sizeof(char *));
+			dst->events[dst->n_events++] = xstrdup(src->events[i]);
+		}
+		break;
+	case K_MP:
+		memcpy(pd, ps, sizeof(uint64_t));
+		break;
+	case K_MB:
+		memcpy(pd, ps, sizeof(size_t));
+		break;
+	case K_MS:
+		memcpy(pd, ps, sizeof(int64_t));
+		break;
+	default:
+		memcpy(pd, ps, sizeof(int));
+		break;
+	}
+}
+
+int
+options_adopt_live(struct options *fresh, const struct options *old,
+    char *restart, size_t len)
+{
+	size_t off = 0;
+	int n = 0;
+
+	if (len > 0)
+		restart[0] = '\0';
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const struct setting *s = &settings[i];
+
+		if (s->live || !differs(s, fresh, old))
+			continue;
+		if (off < len)
+			off += (size_t)snprintf(restart + off, len - off,
+			    "%s--%s", n ? ", " : "", s->flag);
+		copy_setting(s, fresh, old);
+		n++;
+	}
+	return n;
+}
+
+struct settings *
+settings_new(struct options *o, unsigned generation)
+{
+	struct settings *s = xcalloc(1, sizeof(*s));
+
+	s->o = *o;
+	memset(o, 0, sizeof(*o));
+	s->generation = generation;
+	atomic_init(&s->refs, 1);
+	return s;
+}
+
+struct settings *
+settings_hold(struct settings *s)
+{
+	atomic_fetch_add(&s->refs, 1);
+	return s;
+}
+
+void
+settings_drop(struct settings *s)
+{
+	if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
+		return;
+	options_clear(&s->o);
+	free(s);
 }
 
 void

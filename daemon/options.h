@@ -10,6 +10,7 @@
 #ifndef FIRESYNC_OPTIONS_H
 #define FIRESYNC_OPTIONS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -83,5 +84,32 @@ enum options_action options_parse(struct options *o, int argc, char **argv);
  */
 int options_reload(struct options *fresh, int argc, char **argv);
 void options_clear(struct options *o);
+
+/*
+ * After a reload: the settings only a restart can change (the project,
+ * storage, events, workers, the metrics address...) are put back in
+ * fresh as they were in old, and their flags listed in restart ("--workers,
+ * --events"); returns how many changed.  What a reload applies is marked
+ * in the settings table, in one place.
+ */
+int options_adopt_live(struct options *fresh, const struct options *old,
+    char *restart, size_t len);
+
+/*
+ * An immutable set of options shared by reference: a reload builds a new
+ * one and swaps it in, and each task runs under the one that was current
+ * when it started (the way nginx builds a new cycle).
+ */
+struct settings {
+	struct options o;		/* read-only once shared */
+	unsigned generation;		/* 1 at start, one more per reload */
+	atomic_int refs;
+};
+
+/* A new set with one reference, taking o's contents (o is left empty). */
+struct settings *settings_new(struct options *o, unsigned generation);
+struct settings *settings_hold(struct settings *s);
+/* Drop a reference; the last frees the set.  NULL is a no-op. */
+void settings_drop(struct settings *s);
 
 #endif

@@ -33,6 +33,9 @@
 
 struct run {
 	const struct pipeline *p;
+	const struct settings *settings;	/* the task's, for the whole
+						   run */
+	const struct options *opt;		/* its options */
 	struct work *t;		/* the task's work */
 	struct session *s;
 	FsTimestamp *version;	/* update_time our next write requires */
@@ -258,8 +261,9 @@ claim_finish(struct run *r, struct fs_call *k, enum outcome *why)
 		w.update_time = NULL;
 		fs_written_clear(&w);
 	}
-	log_info("session=%s event=%s state=transforming attempt=%" PRId64,
-	    s->session_id, s->event_id, r->attempt);
+	log_info("session=%s event=%s state=transforming attempt=%" PRId64
+	    " settings=%u", s->session_id, s->event_id, r->attempt,
+	    r->settings->generation);
 	log_debug("session=%s event=%s queued %" PRId64 " ms, claimed in %"
 	    PRId64 " ms", s->session_id, s->event_id,
 	    r->t0 - r->t->enqueued_ms, now_mono_ms() - r->t0);
@@ -366,7 +370,7 @@ finish_commit(struct run *r, const char *url, const char *message,
 static enum outcome
 finish(struct run *r, const char *url_raw, const char *message_raw)
 {
-	const struct options *o = r->p->opt;
+	const struct options *o = r->opt;
 	struct session *s = r->s;
 	struct fs_status st = { 0 };
 	int64_t ms = now_mono_ms() - r->t0;
@@ -414,8 +418,8 @@ finish(struct run *r, const char *url_raw, const char *message_raw)
 	}
 	if (url_raw) {
 		log_info("session=%s event=%s model=%s plugin=%s state=ready "
-		    "ms=%" PRId64, s->session_id, s->event_id, r->model,
-		    r->plugin, ms);
+		    "ms=%" PRId64 " settings=%u", s->session_id, s->event_id,
+		    r->model, r->plugin, ms, r->settings->generation);
 		metrics_session_ready(r->model, r->captured_ms > 0 &&
 		    commit_ms >= r->captured_ms ? (double)(commit_ms -
 		    r->captured_ms) / 1000.0 : -1.0);
@@ -423,8 +427,8 @@ finish(struct run *r, const char *url_raw, const char *message_raw)
 	}
 	metrics_session_error(r->model, r->reason);
 	log_warn("session=%s event=%s model=%s state=error ms=%" PRId64
-	    " error=\"%s\"", s->session_id, s->event_id, r->model, ms,
-	    message);
+	    " error=\"%s\" settings=%u", s->session_id, s->event_id, r->model,
+	    ms, message, r->settings->generation);
 	return OUTCOME_ERROR;
 }
 
@@ -559,7 +563,7 @@ read_references(struct run *r, const struct experience *x, uint8_t **refs,
 			    "model", r->s->session_id, x->reference_urls[i]);
 			continue;
 		}
-		if (store_get(p->store, path, p->opt->max_input_bytes,
+		if (store_get(p->store, path, r->opt->max_input_bytes,
 		    &refs[n], &ref_lens[n], err, sizeof(err)) == 0)
 			n++;
 		else
@@ -603,6 +607,9 @@ transform(struct run *r, const struct experience *x, const uint8_t *in,
 		.event_id = r->s->event_id,
 		.input = in,
 		.input_len = inlen,
+		/* the task's settings, not whatever a reload made current */
+		.timeout_ms = (int64_t)r->opt->transform_timeout_s * 1000,
+		.max_pixels = r->opt->max_pixels,
 	};
 	const char *plugin;
 	int64_t t0;
@@ -716,14 +723,14 @@ prepare_input(struct run *r, struct prepared *o)
 		    "'%.200s'", s->input_image_path);
 		return prepare_failed(o, REASON_INPUT_REFUSED, "%s", why);
 	}
-	rc = store_get(p->store, s->input_image_path, p->opt->max_input_bytes,
+	rc = store_get(p->store, s->input_image_path, r->opt->max_input_bytes,
 	    &o->in, &o->inlen, why, sizeof(why));
 	if (rc == -ENOENT)
 		return prepare_failed(o, REASON_NO_INPUT, "input image not "
 		    "found");
 	if (rc == -EFBIG)
 		return prepare_failed(o, REASON_INPUT_TOO_LARGE, "input image "
-		    "is too large (over %zu MB)", p->opt->max_input_bytes >> 20);
+		    "is too large (over %zu MB)", r->opt->max_input_bytes >> 20);
 	if (rc < 0) {
 		o->log_prio = LOG_ERR;
 		snprintf(o->log, sizeof(o->log), "storage read failed: %.400s",
@@ -857,11 +864,12 @@ read_whole(const struct pipeline *p, struct work *t)
 }
 
 enum outcome
-pipeline_run(const struct pipeline *p, struct work *t)
+pipeline_run(const struct pipeline *p, const struct settings *settings,
+    struct work *t)
 {
-	const struct options *o = p->opt;
-	struct run r = { .p = p, .t = t, .s = &t->s, .t0 = now_mono_ms(),
-	    .attempt = t->attempt };
+	const struct options *o = &settings->o;
+	struct run r = { .p = p, .settings = settings, .opt = o, .t = t,
+	    .s = &t->s, .t0 = now_mono_ms(), .attempt = t->attempt };
 	enum outcome out;
 
 	snprintf(r.model, sizeof(r.model), "-");

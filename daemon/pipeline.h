@@ -5,8 +5,10 @@
  *
  * The runner threads (runners.h) call pipeline_run with one task's work
  * each.  The pipeline sees only its context (the Firestore client,
- * storage, the worker pool, the options, three hooks into the engine and
- * the shutdown's frozen flag) and the work, and returns an outcome for
+ * storage, the worker pool, three hooks into the engine and the
+ * shutdown's frozen flag), the work and the settings it runs under, which
+ * stay the same for the whole run whatever a reload does, and returns an
+ * outcome for
  * the engine to count; it knows nothing of the Listen stream or the
  * queue.
  *
@@ -32,7 +34,6 @@
 struct work;
 
 struct pipeline {
-	const struct options *opt;
 	struct fs_client *fs;
 	struct store *store;
 	struct pool *pool;
@@ -90,8 +91,10 @@ enum outcome {
 				   it */
 };
 
-/* Run w; it stays the caller's. */
-enum outcome pipeline_run(const struct pipeline *p, struct work *w);
+/* Run w under settings (held by the caller for the run); w stays the
+ * caller's. */
+enum outcome pipeline_run(const struct pipeline *p,
+    const struct settings *settings, struct work *w);
 
 /* Free what w owns. */
 void work_clear(struct work *w);

@@ -83,7 +83,7 @@ recover_under(struct recovery *r, const char *parent)
 			log_warn("recovery: the query for interrupted "
 			    "sessions failed: %s%s%s; trying again in about "
 			    "%d s", fs_status_name(&st), *st.message ?
-			    ": " : "", st.message, r->c.interval_s);
+			    ": " : "", st.message, r->c.interval_s(r->c.arg));
 			break;
 		}
 	} while (pg.n == RECOVERY_PAGE && !stopping(r));
@@ -112,7 +112,7 @@ recovery_main(void *arg)
 
 	for (;;) {
 		struct timespec until = realtime_in_ms((int64_t)((double)
-		    r->c.interval_s * 1000.0 * (0.75 + 0.5 *
+		    r->c.interval_s(r->c.arg) * 1000.0 * (0.75 + 0.5 *
 		    backoff_random())));
 
 		pthread_mutex_lock(&r->lock);

@@ -16,7 +16,8 @@
 
 struct recovery_config {
 	struct fs_client *fs;		/* borrowed */
-	int interval_s;
+	/* the interval now, in seconds (a reload may change it) */
+	int (*interval_s)(void *arg);
 	const char *const *events;	/* only these events; NULL: all */
 	size_t n_events;
 	/* a "transforming" session found, read by the server at read_ms

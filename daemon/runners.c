@@ -95,8 +95,10 @@ runner_main(void *arg)
 	struct task *t;
 
 	while ((t = next_task(r)) != NULL) {
-		enum outcome out = pipeline_run(r->c.pipeline, &t->w);
+		struct settings *s = r->c.settings(r->c.arg);
+		enum outcome out = pipeline_run(r->c.pipeline, s, &t->w);
 
+		settings_drop(s);
 		if (r->c.outcome != NULL)
 			r->c.outcome(r->c.arg, out);
 		dispatch_done(r->c.dispatch, t->w.s.name,

@@ -43,6 +43,9 @@ struct runners_config {
 					   must reach runners_transformed */
 	struct dispatch *dispatch;	/* borrowed: runs that end are done */
 	int threads;			/* runner threads */
+	/* the settings a task starts under: a held reference, dropped
+	 * when its run ends */
+	struct settings *(*settings)(void *arg);
 	/* what became of each run (a runner thread); may be NULL */
 	void (*outcome)(void *arg, enum outcome out);
 	void *arg;

@@ -2188,6 +2188,132 @@ count_of(const char *hay, const char *needle)
 	return n;
 }
 
+/* The settings generation in the daemon's line for session ss that
+ * contains what (a claim or a finish), or 0 if there is none. */
+static unsigned
+generation_of(const char *log, const char *ss, const char *what)
+{
+	char needle[128], line[2048];
+	unsigned gen = 0;
+	FILE *f = fopen(log, "r");
+
+	snprintf(needle, sizeof(needle), "session=%s event=E ", ss);
+	while (f && fgets(line, sizeof(line), f)) {
+		const char *g = strstr(line, " settings=");
+
+		if (strstr(line, needle) && strstr(line, what) && g)
+			gen = (unsigned)strtoul(g + 10, NULL, 10);
+	}
+	if (f)
+		fclose(f);
+	return gen;
+}
+
+/*
+ * SIGHUP in a loop during a burst, each reload flipping the transform
+ * timeout between 30 s and 1 s around transforms of 1.5 s (the
+ * passthrough test plugin's "sleep MS").  Each reload
+ * builds a new immutable set of settings (a generation) and swaps it in;
+ * a session runs from claim to finish under the one current when its
+ * task started: it is claimed and finished under the same generation,
+ * and ends ready under a 30 s one, in a timeout under a 1 s one.  The
+ * sanitizer build runs it too.
+ */
+START_TEST(reloads_during_a_burst_keep_each_session_s_settings)
+{
+	enum { FIRST = 4, SECOND = 6, N = FIRST + SECOND };
+	char conf[300], *dir, ss[16], cmd[512];
+	const char *args[3];
+	int reloads = 0, final = 0, gens_seen = 0;
+	unsigned last_gen = 0;
+	struct ctx t;
+	FILE *f;
+	pid_t d;
+
+	ctx_init(&t, "reloads", em.host);
+	dir = xasprintf("%s/plugins", t.root);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	snprintf(cmd, sizeof(cmd), "cp %s/passthrough.so %s/ && chmod 755 "
+	    "%s/passthrough.so", TEST_PLUGINS, dir, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(conf, sizeof(conf), "%s/firesyncd.conf", t.root);
+	f = fopen(conf, "w");
+	fprintf(f, "[plugins]\ndir = %s\ntransform-timeout = 30\n", dir);
+	fclose(f);
+	args[0] = "-c";
+	args[1] = conf;
+	args[2] = NULL;
+	d = start_daemon(&t, NULL, args);
+	put_experience_with(&t, "exp_sleep", "test-passthrough", "sleep 1500", NULL);
+
+	/* the first sessions are claimed under the settings at start */
+	for (int i = 0; i < FIRST; i++) {
+		snprintf(ss, sizeof(ss), "a%d", i);
+		capture_photo(&t, "E", ss, "exp_sleep", 1, 32, 32);
+	}
+	ck_assert_int_eq(log_count_reaches(t.log, "state=transforming "
+	    "attempt=1 settings=1", FIRST, 30000), FIRST);
+	/* then reload after reload, each waited for, until every session
+	 * has ended; the rest of the burst comes after the first one */
+	while (final < N && reloads < 200) {
+		f = fopen(conf, "w");
+		fprintf(f, "[plugins]\ndir = %s\ntransform-timeout = %d\n", dir,
+		    reloads % 2 == 0 ? 1 : 30);
+		fclose(f);
+		kill(d, SIGHUP);
+		reloads++;
+		ck_assert_int_eq(log_count_reaches(t.log, "reload: done",
+		    reloads, 20000), reloads);
+		if (reloads == 1)
+			for (int i = 0; i < SECOND; i++) {
+				snprintf(ss, sizeof(ss), "b%d", i);
+				capture_photo(&t, "E", ss, "exp_sleep", 1, 32,
+				    32);
+			}
+		final = log_count(t.log, "model=test-passthrough state=error") +
+		    log_count(t.log, "plugin=test-passthrough state=ready");
+	}
+	ck_assert_int_ge(log_count_reaches(t.log, " settings=", 2 * N, 30000),
+	    2 * N);
+	for (int i = 0; i < N; i++) {
+		unsigned claim, end;
+		FsDocument *doc;
+
+		snprintf(ss, sizeof(ss), "%c%d", i < FIRST ? 'a' : 'b',
+		    i < FIRST ? i : i - FIRST);
+		doc = wait_final(&t, "E", ss, 30000);
+		claim = generation_of(t.log, ss, "state=transforming");
+		end = generation_of(t.log, ss, "model=test-passthrough");
+		ck_assert_msg(claim > 0 && claim == end, "%s: claimed under "
+		    "settings %u, finished under %u", ss, claim, end);
+		ck_assert_msg(i >= FIRST || claim == 1, "%s: settings %u", ss,
+		    claim);
+		ck_assert_msg(i < FIRST || claim > 1, "%s: settings %u", ss,
+		    claim);
+		/* generation 1 and every odd one: 30 s; even ones: 1 s */
+		if (claim % 2 == 1)
+			ck_assert_msg(strcmp(state_of(doc), "ready") == 0,
+			    "%s (settings %u): %s", ss, claim, state_of(doc));
+		else
+			assert_error(&t, "E", ss, "timeout after 1s");
+		doc_free(doc);
+		if (claim != last_gen)
+			gens_seen++;
+		last_gen = claim;
+	}
+	ck_assert_int_ge(gens_seen, 2);
+	/* no sanitizer report ("==PID==ERROR: AddressSanitizer: ...",
+	 * UBSan's "runtime error:") */
+	ck_assert_int_eq(log_count(t.log, "ERROR: "), 0);
+	ck_assert_int_eq(log_count(t.log, "runtime error:"), 0);
+	ck_assert(alive(d));
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	free(dir);
+	schema_ok(&t);
+	ctx_done(&t);
+}
+END_TEST
+
 START_TEST(service_notify_reload_and_drain)
 {
 	struct ctx t;
@@ -2407,6 +2533,7 @@ integration_suite(void)
 	tcase_add_test(tc, metrics_count_what_happened);
 	tcase_add_test(tc, firesyncctl_status_in_each_state);
 	tcase_add_test(tc, service_notify_reload_and_drain);
+	tcase_add_test(tc, reloads_during_a_burst_keep_each_session_s_settings);
 	tcase_add_test(tc, multibyte_text_is_cut_cleanly);
 	tcase_add_test(tc, an_unrelated_write_mid_transform_keeps_the_result);
 	tcase_add_test(tc, references_come_only_from_references);

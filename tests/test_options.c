@@ -280,6 +280,48 @@ START_TEST(credentials_readable_by_others_are_refused)
 }
 END_TEST
 
+/* A reload keeps what only a restart changes, takes the rest, and says
+ * which restart-only settings changed. */
+START_TEST(a_reload_adopts_only_live_settings)
+{
+	static const char *const before[] = { "--project", "p1", "--emulator",
+	    "127.0.0.1:1", "--workers", "4", "--events", "e1,e2",
+	    "--transform-timeout", "45", "--log-level", "info", NULL };
+	static const char *const after[] = { "--project", "p2", "--emulator",
+	    "127.0.0.1:1", "--workers", "8", "--events", "e1,e2",
+	    "--transform-timeout", "5", "--log-level", "debug", NULL };
+	struct options old, fresh;
+	struct settings *s, *held;
+	char restart[256];
+
+	clear_env();
+	ck_assert_int_eq(parse(&old, before), OPTIONS_RUN);
+	ck_assert_int_eq(parse(&fresh, after), OPTIONS_RUN);
+	ck_assert_int_eq(options_adopt_live(&fresh, &old, restart,
+	    sizeof(restart)), 2);
+	ck_assert_str_eq(restart, "--project, --workers");
+	ck_assert_str_eq(fresh.project, "p1");		/* kept */
+	ck_assert_int_eq(fresh.workers, 4);		/* kept */
+	ck_assert_uint_eq(fresh.n_events, 2);
+	ck_assert_int_eq(fresh.transform_timeout_s, 5);	/* taken */
+	ck_assert_int_eq(fresh.log_level, LOG_DEBUG);	/* taken */
+	/* nothing restart-only changed: nothing listed */
+	ck_assert_int_eq(options_adopt_live(&fresh, &old, restart,
+	    sizeof(restart)), 0);
+	ck_assert_str_eq(restart, "");
+	/* the set takes the options; the last reference frees them */
+	s = settings_new(&fresh, 7);
+	ck_assert_ptr_null(fresh.project);
+	ck_assert_str_eq(s->o.project, "p1");
+	held = settings_hold(s);
+	settings_drop(s);
+	ck_assert_uint_eq(held->generation, 7);
+	ck_assert_int_eq(held->o.transform_timeout_s, 5);
+	settings_drop(held);
+	options_clear(&old);
+}
+END_TEST
+
 Suite *
 options_suite(void)
 {
@@ -293,6 +335,7 @@ options_suite(void)
 	tcase_add_test(tc, gcs_backend_needs_a_bucket);
 	tcase_add_test(tc, file_then_environment_then_flags);
 	tcase_add_test(tc, credentials_readable_by_others_are_refused);
+	tcase_add_test(tc, a_reload_adopts_only_live_settings);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -138,11 +138,13 @@ static void
 worker_argv(struct pool *p, const char **argv, char bufs[][PATH_LEN],
     bool announce, const char *mode)
 {
+	struct pool_options o;
 	int n = 0;
 
 	pthread_mutex_lock(&p->lock);
 	snprintf(bufs[2], PATH_LEN, "%s", p->plugin_dir);
 	snprintf(bufs[3], PATH_LEN, "%s", p->config_path ? p->config_path : "");
+	o = p->o;
 	pthread_mutex_unlock(&p->lock);
 	argv[n++] = p->worker_path;
 	argv[n++] = "--plugin-dir";
@@ -151,16 +153,16 @@ worker_argv(struct pool *p, const char **argv, char bufs[][PATH_LEN],
 		argv[n++] = "--config";
 		argv[n++] = bufs[3];
 	}
-	snprintf(bufs[0], PATH_LEN, "%d", p->o.memory_mb);
+	snprintf(bufs[0], PATH_LEN, "%d", o.memory_mb);
 	argv[n++] = "--memory-mb";
 	argv[n++] = bufs[0];
 	/* CPU backstop: a worker's whole life of jobs at full deadline */
-	snprintf(bufs[1], PATH_LEN, "%" PRId64, (p->o.timeout_ms / 1000 + 1) *
-	    (p->o.max_jobs + 1) + 10);
+	snprintf(bufs[1], PATH_LEN, "%" PRId64, (o.timeout_ms / 1000 + 1) *
+	    (o.max_jobs + 1) + 10);
 	argv[n++] = "--cpu-seconds";
 	argv[n++] = bufs[1];
 	argv[n++] = "--log-level";
-	argv[n++] = log_level_name(p->o.log_level);
+	argv[n++] = log_level_name(o.log_level);
 	if (announce)
 		argv[n++] = "--announce";
 	if (mode)
@@ -365,8 +367,10 @@ pool_reconfigure(struct pool *p, const struct pool_options *o)
 	p->o.max_pixels = o->max_pixels;
 	p->o.log_level = o->log_level;
 	p->announced = false;		/* the next worker reports afresh */
+	/* each worker is retired when next taken or done with its job (a
+	 * slot with no process has nothing to retire) */
 	for (int i = 0; i < p->n; i++)
-		p->w[i].stale = p->w[i].pid > 0;
+		p->w[i].stale = true;
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -421,6 +425,7 @@ static struct worker *
 acquire(struct pool *p)
 {
 	struct worker *w = NULL;
+	bool stale;
 
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
@@ -435,11 +440,11 @@ acquire(struct pool *p)
 		pthread_cond_wait(&p->cond, &p->lock);
 	}
 	w->busy = true;
+	stale = w->stale;
+	w->stale = false;
 	pthread_mutex_unlock(&p->lock);
-	if (w->stale) {
+	if (stale)
 		worker_stop(w, false);
-		w->stale = false;
-	}
 	return w;
 }
 
@@ -452,8 +457,30 @@ release(struct pool *p, struct worker *w)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/* A job's limits: its own, else the pool's as they are now. */
+struct limits {
+	int64_t timeout_ms;
+	uint64_t max_pixels;
+	int max_jobs;
+};
+
+static struct limits
+limits_of(struct pool *p, const struct pool_job *job)
+{
+	struct limits l;
+
+	pthread_mutex_lock(&p->lock);
+	l.timeout_ms = job->timeout_ms > 0 ? job->timeout_ms : p->o.timeout_ms;
+	l.max_pixels = job->max_pixels > 0 ? job->max_pixels :
+	    p->o.max_pixels;
+	l.max_jobs = p->o.max_jobs;
+	pthread_mutex_unlock(&p->lock);
+	return l;
+}
+
 static void
-fill_job(struct wire_job *wj, const struct pool_job *job, const struct pool *p)
+fill_job(struct wire_job *wj, const struct pool_job *job,
+    const struct limits *l)
 {
 	memset(wj, 0, sizeof(*wj));
 	wire_header_init(&wj->h, WIRE_JOB, sizeof(*wj));
@@ -462,8 +489,8 @@ fill_job(struct wire_job *wj, const struct pool_job *job, const struct pool *p)
 	wj->n_refs = (uint32_t)job->n_refs;
 	for (size_t i = 0; i < job->n_refs; i++)
 		wj->ref_len[i] = job->ref_lens[i];
-	wj->timeout_ms = p->o.timeout_ms;
-	wj->max_pixels = p->o.max_pixels;
+	wj->timeout_ms = l->timeout_ms;
+	wj->max_pixels = l->max_pixels;
 	snprintf(wj->model, sizeof(wj->model), "%s", job->model ? job->model :
 	    "");
 	snprintf(wj->aspect_ratio, sizeof(wj->aspect_ratio), "%s",
@@ -619,11 +646,11 @@ await(const struct worker *w, int64_t deadline)
 /* The worker's own status, as the pool's, with the guest's reason in
  * err: each wire status keeps its meaning (a plugin's error stays one). */
 static enum pool_status
-result_status(struct pool *p, const struct wire_result *res, char *err,
-    size_t errlen)
+result_status(const struct limits *l, const struct wire_result *res,
+    char *err, size_t errlen)
 {
 	if (res->status == WIRE_CANCELLED)
-		format_timeout(p->o.timeout_ms, err, errlen,
+		format_timeout(l->timeout_ms, err, errlen,
 		    " (the model gave up at the deadline)");
 	else
 		snprintf(err, errlen, "%s", res->message);
@@ -687,6 +714,8 @@ run_job(struct pool *p, const struct pool_job *job, struct pool_result *out)
 	struct wire_result res;
 	struct worker *w;
 	enum pool_status st;
+	struct limits l = limits_of(p, job);
+	bool stale;
 	int fd;
 
 	if (job->n_refs > WIRE_MAX_REFS) {
@@ -713,7 +742,7 @@ run_job(struct pool *p, const struct pool_job *job, struct pool_result *out)
 	if ((fd = job_memfd(job, err, errlen)) < 0)
 		return POOL_WORKER;
 	wj = xmalloc(sizeof(*wj));
-	fill_job(wj, job, p);
+	fill_job(wj, job, &l);
 	w = acquire(p);
 	st = send_job(p, w, job, wj, fd, err, errlen);
 	close(fd);
@@ -724,14 +753,14 @@ run_job(struct pool *p, const struct pool_job *job, struct pool_result *out)
 	}
 	/* a plugin that watches host->cancelled() gets a moment to return
 	 * at its deadline before we kill the worker */
-	if (!await(w, now_mono_ms() + p->o.timeout_ms + KILL_GRACE_MS)) {
+	if (!await(w, now_mono_ms() + l.timeout_ms + KILL_GRACE_MS)) {
 		pid_t pid = w->pid;
 
 		worker_stop(w, true);
-		format_timeout(p->o.timeout_ms, err, errlen, "");
+		format_timeout(l.timeout_ms, err, errlen, "");
 		log_warn("worker %d: killed at the %" PRId64 " ms deadline "
 		    "(model %s); starting a new one", (int)pid,
-		    p->o.timeout_ms, job->ai ? job->model : "none");
+		    l.timeout_ms, job->ai ? job->model : "none");
 		release(p, w);
 		return POOL_TIMEOUT;
 	}
@@ -744,13 +773,17 @@ run_job(struct pool *p, const struct pool_job *job, struct pool_result *out)
 	res.plugin[sizeof(res.plugin) - 1] = '\0';
 	res.message[sizeof(res.message) - 1] = '\0';
 	snprintf(out->plugin, sizeof(out->plugin), "%s", res.plugin);
-	if (++w->jobs >= p->o.max_jobs || w->stale) {
+	pthread_mutex_lock(&p->lock);
+	stale = w->stale;
+	w->stale = false;
+	pthread_mutex_unlock(&p->lock);
+	if (++w->jobs >= l.max_jobs || stale) {
 		log_debug("worker %d: recycled after %d jobs", (int)w->pid,
 		    w->jobs);
 		worker_stop(w, false);
 	}
 	release(p, w);
-	return result_status(p, &res, err, errlen);
+	return result_status(&l, &res, err, errlen);
 }
 
 enum pool_status

@@ -39,6 +39,9 @@ struct pool_job {
 	const uint8_t *const *refs;	/* reference images' bytes */
 	const size_t *ref_lens;
 	size_t n_refs;
+	/* this job's limits; 0: the pool's (pool_options) */
+	int64_t timeout_ms;
+	uint64_t max_pixels;
 };
 
 struct pool;
