@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "backoff.h"
 #include "clock.h"
 #include "log.h"
@@ -83,40 +84,24 @@ gcs_encode_path(const char *path)
 	return out;
 }
 
-/* A download into memory, refused past a limit. */
+/* A download into memory, refused past a limit (b.max). */
 struct sink {
 	CURL *c;
-	uint8_t *data;
-	size_t len, cap, max;
-	bool too_big;		/* the object passed max: abandoned */
+	struct buf b;		/* b.too_big: the object passed the limit
+				   and was abandoned */
 };
 
 static size_t
 on_data(char *p, size_t size, size_t n, void *arg)
 {
 	struct sink *s = arg;
-	size_t add = size * n;
 	long code = 0;
 
 	/* an error page is not the object: not kept, not counted */
 	curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE, &code);
 	if (code < 200 || code > 299)
-		return add;
-	if (add > s->max - s->len) {
-		s->too_big = true;
-		return 0;		/* stop reading the rest */
-	}
-	if (s->len + add > s->cap) {
-		s->cap = s->cap ? s->cap : 65536;
-		while (s->cap < s->len + add)
-			s->cap *= 2;
-		if (s->cap > s->max)
-			s->cap = s->max;
-		s->data = xrealloc(s->data, s->cap ? s->cap : 1);
-	}
-	memcpy(s->data + s->len, p, add);
-	s->len += add;
-	return add;
+		return size * n;
+	return buf_write(p, size, n, &s->b);
 }
 
 /* An upload from memory. */
@@ -211,7 +196,7 @@ exchange(struct gcs *g, const struct request *rq, const char *token,
 	}
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	rc = curl_easy_perform(c);
-	if (rc == CURLE_WRITE_ERROR && sink->too_big) {
+	if (rc == CURLE_WRITE_ERROR && sink->b.too_big) {
 		status = -EFBIG;
 	} else if (rc != CURLE_OK) {
 		snprintf(err, errlen, "%s", *cerr ? cerr :
@@ -261,8 +246,7 @@ perform(struct gcs *g, const struct request *rq, struct sink *sink,
 			snprintf(err, errlen, "no access token: %s", terr);
 			return -EIO;
 		}
-		sink->len = 0;
-		sink->too_big = false;
+		buf_reset(&sink->b);
 		status = exchange(g, rq, token, deadline, sink, err, errlen);
 		if (status == 401 && !refreshed) {
 			/* expired or revoked early: one fresh token */
@@ -314,16 +298,19 @@ gcs_get(struct store *st, const char *path, size_t max_bytes,
 	struct gcs *g = st->priv;
 	struct request rq = { .method = "GET", .path = path,
 	    .max_bytes = max_bytes };
-	struct sink sink = { .max = max_bytes };
+	struct sink sink;
 	char why[512] = "";
-	long status = perform(g, &rq, &sink, why, sizeof(why));
+	long status;
 
+	buf_init(&sink.b, max_bytes);
+	status = perform(g, &rq, &sink, why, sizeof(why));
 	if (status >= 200 && status <= 299) {
-		*data = sink.data ? sink.data : xmalloc(1);
-		*len = sink.len;
+		*data = (uint8_t *)buf_take(&sink.b, len);
+		if (*data == NULL)
+			*data = xmalloc(1);
 		return 0;
 	}
-	free(sink.data);
+	buf_free(&sink.b);
 	if (status == 404) {
 		snprintf(err, errlen, "gs://%s/%s: not found", g->bucket, path);
 		return -ENOENT;
@@ -348,11 +335,13 @@ gcs_put(struct store *st, const char *path, const uint8_t *data, size_t len,
 	struct gcs *g = st->priv;
 	struct request rq = { .method = "PUT", .path = path,
 	    .up = { data, len, 0 }, .content_type = content_type };
-	struct sink sink = { .max = 1 << 20 };	/* the server's reply */
+	struct sink sink;
 	char why[512] = "", *name;
-	long status = perform(g, &rq, &sink, why, sizeof(why));
+	long status;
 
-	free(sink.data);
+	buf_init(&sink.b, 1 << 20);	/* the server's reply */
+	status = perform(g, &rq, &sink, why, sizeof(why));
+	buf_free(&sink.b);
 	if (status >= 200 && status <= 299) {
 		name = gcs_encode_path(path);
 		*url = xasprintf("%s/%s", st->public_url_base, name);

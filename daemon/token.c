@@ -20,6 +20,7 @@
 #include <openssl/pem.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "log.h"
 #include "token.h"
 
@@ -230,32 +231,12 @@ token_jwt(struct token_source *ts, int64_t now, char *err, size_t errlen)
 	return jwt;
 }
 
-struct buf {
-	char *p;
-	size_t n;
-};
-
-static size_t
-on_data(char *p, size_t size, size_t nmemb, void *arg)
-{
-	struct buf *b = arg;
-	size_t n = size * nmemb;
-
-	if (b->n + n > (1 << 20))
-		return 0;		/* no token response is this big */
-	b->p = xrealloc(b->p, b->n + n + 1);
-	memcpy(b->p + b->n, p, n);
-	b->n += n;
-	b->p[b->n] = '\0';
-	return n;
-}
-
 /* Fetch a token; on success sets ts->token and ts->expires. */
 static int
 fetch(struct token_source *ts, char *err, size_t errlen)
 {
 	struct curl_slist *hdrs = NULL;
-	struct buf b = { NULL, 0 };
+	struct buf b;
 	char *body = NULL, *jwt = NULL, cerr[CURL_ERROR_SIZE] = "";
 	long status = 0;
 	json_error_t jerr;
@@ -263,6 +244,7 @@ fetch(struct token_source *ts, char *err, size_t errlen)
 	CURL *c;
 	int rc = -1;
 
+	buf_init(&b, 1 << 20);		/* no token response is this big */
 	c = curl_easy_init();
 	if (c == NULL) {
 		snprintf(err, errlen, "cannot start an HTTP request");
@@ -285,7 +267,7 @@ fetch(struct token_source *ts, char *err, size_t errlen)
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 	}
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
@@ -331,7 +313,7 @@ fetch(struct token_source *ts, char *err, size_t errlen)
 out:
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);
-	free(b.p);
+	buf_free(&b);
 	if (body) {
 		OPENSSL_cleanse(body, strlen(body));
 		free(body);

@@ -17,5 +17,6 @@ Suite *log_suite(void);
 Suite *dispatch_suite(void);
 Suite *text_suite(void);
 Suite *strmap_suite(void);
+Suite *buf_suite(void);
 
 #endif

@@ -28,6 +28,7 @@ main(void)
 	srunner_add_suite(sr, log_suite());
 	srunner_add_suite(sr, dispatch_suite());
 	srunner_add_suite(sr, text_suite());
+	srunner_add_suite(sr, buf_suite());
 	srunner_add_suite(sr, strmap_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

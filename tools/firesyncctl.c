@@ -23,32 +23,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
+
 #define DEFAULT_CONFIG SYSCONFDIR "/firesync/firesyncd.conf"
 #define DEFAULT_LISTEN "127.0.0.1:9464"
 #define BODY_MAX (4u << 20)
-
-struct body {
-	char *p;
-	size_t len;
-};
-
-static size_t
-on_data(char *data, size_t size, size_t n, void *arg)
-{
-	struct body *b = arg;
-	char *p;
-
-	if (b->len + size * n > BODY_MAX)
-		return 0;
-	p = realloc(b->p, b->len + size * n + 1);
-	if (p == NULL)
-		return 0;
-	b->p = p;
-	memcpy(b->p + b->len, data, size * n);
-	b->len += size * n;
-	b->p[b->len] = '\0';
-	return size * n;
-}
 
 /* [metrics] listen from the configuration file, if it says. */
 static int
@@ -183,7 +162,7 @@ main(int argc, char **argv)
 	};
 	const char *config = NULL, *endpoint = NULL, *sock = NULL;
 	char *listen = NULL, url[512], err[CURL_ERROR_SIZE] = "";
-	struct body b = { NULL, 0 };
+	struct buf b;
 	long status = 0;
 	CURL *c;
 	CURLcode cc;
@@ -219,12 +198,13 @@ main(int argc, char **argv)
 	} else if (endpoint == NULL) {
 		endpoint = "http://localhost/metrics";
 	}
+	buf_init(&b, BODY_MAX);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	c = curl_easy_init();
 	curl_easy_setopt(c, CURLOPT_URL, endpoint);
 	if (sock)
 		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
@@ -240,7 +220,7 @@ main(int argc, char **argv)
 	} else {
 		rc = summarise(b.p);
 	}
-	free(b.p);
+	buf_free(&b);
 	free(listen);
 	curl_global_cleanup();
 	return rc;

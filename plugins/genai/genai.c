@@ -29,6 +29,7 @@
 #include <jpeglib.h>
 #include <openssl/evp.h>
 
+#include "buf.h"
 #include "firesync/plugin.h"
 
 /* What the Gemini API accepts inline: 20 MB per request.  The photo gets
@@ -60,54 +61,6 @@ struct genai {
 	const char *models[MODELS_MAX + 1];
 	CURL *curl;			/* kept: connections are reused */
 };
-
-/* A growing buffer for the request and the reply. */
-struct buf {
-	char *p;
-	size_t len, cap, max;
-	bool too_big;
-};
-
-static int
-buf_reserve(struct buf *b, size_t more)
-{
-	size_t cap;
-	char *p;
-
-	if (b->len + more <= b->cap)
-		return 0;
-	if (b->len + more > b->max) {
-		b->too_big = true;
-		return -1;
-	}
-	cap = b->cap ? b->cap : 65536;
-	while (cap < b->len + more)
-		cap *= 2;
-	if (cap > b->max)
-		cap = b->max;
-	p = realloc(b->p, cap);
-	if (p == NULL)
-		return -1;
-	b->p = p;
-	b->cap = cap;
-	return 0;
-}
-
-static int
-buf_add(struct buf *b, const void *data, size_t len)
-{
-	if (buf_reserve(b, len) < 0)
-		return -1;
-	memcpy(b->p + b->len, data, len);
-	b->len += len;
-	return 0;
-}
-
-static int
-buf_str(struct buf *b, const char *s)
-{
-	return buf_add(b, s, strlen(s));
-}
 
 /* data as base64, straight into the buffer (it needs no JSON escaping). */
 static int
@@ -714,7 +667,6 @@ build_request(const struct genai *g, const struct firesync_request *req,
 	sum->photo_h = req->image.height;
 	sum->n_refs = n_refs;
 	sum->ratio = service_ratio(req->aspect_ratio);
-	b->max = REQUEST_MAX;
 	if (buf_str(b, "{\"contents\":[{\"role\":\"user\",\"parts\":["
 	    "{\"text\":") < 0 || buf_str(b, quoted) < 0 ||
 	    buf_str(b, "}") < 0 || add_image_part(b, photo, photo_len) < 0)
@@ -752,16 +704,6 @@ struct call {
 	bool cancelled;
 	long retry_after_s;
 };
-
-static size_t
-on_data(char *data, size_t size, size_t n, void *arg)
-{
-	struct call *c = arg;
-
-	if (buf_add(&c->reply, data, size * n) < 0)
-		return 0;		/* aborts the transfer */
-	return size * n;
-}
 
 static size_t
 on_header(char *data, size_t size, size_t n, void *arg)
@@ -1036,7 +978,7 @@ genai_transform(void *state, const struct firesync_request *req,
 {
 	struct genai *g = state;
 	struct curl_slist *headers = NULL;
-	struct buf body = { 0 };
+	struct buf body;
 	struct summary sum = { 0 };
 	struct call c = { .g = g };
 	char url[768], keyhdr[KEY_MAX + 32], curlerr[CURL_ERROR_SIZE];
@@ -1044,8 +986,12 @@ genai_transform(void *state, const struct firesync_request *req,
 	int rc = FIRESYNC_ERROR, attempt;
 	struct timespec t0, t1;
 
-	if (build_request(g, req, &body, &sum, err, errlen) < 0)
+	buf_init(&body, REQUEST_MAX);
+	buf_init(&c.reply, REPLY_MAX);
+	if (build_request(g, req, &body, &sum, err, errlen) < 0) {
+		buf_free(&body);
 		return FIRESYNC_ERROR;
+	}
 	snprintf(url, sizeof(url), "%s/v1beta/models/%s:generateContent",
 	    g->endpoint, req->model);
 	snprintf(keyhdr, sizeof(keyhdr), "x-goog-api-key: %s", g->key);
@@ -1054,7 +1000,7 @@ genai_transform(void *state, const struct firesync_request *req,
 	memset(keyhdr, 0, sizeof(keyhdr));
 	if (headers == NULL) {
 		snprintf(err, errlen, "out of memory");
-		free(body.p);
+		buf_free(&body);
 		return FIRESYNC_ERROR;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -1071,9 +1017,7 @@ genai_transform(void *state, const struct firesync_request *req,
 			}
 			break;	/* err says what the last attempt got */
 		}
-		c.reply.len = 0;
-		c.reply.max = REPLY_MAX;
-		c.reply.too_big = false;
+		buf_reset(&c.reply);
 		c.retry_after_s = -1;
 		curlerr[0] = '\0';
 		curl_easy_reset(g->curl);
@@ -1092,8 +1036,8 @@ genai_transform(void *state, const struct firesync_request *req,
 		curl_easy_setopt(g->curl, CURLOPT_TIMEOUT_MS, timeout);
 		curl_easy_setopt(g->curl, CURLOPT_CONNECTTIMEOUT_MS,
 		    timeout < 10000 ? timeout : 10000L);
-		curl_easy_setopt(g->curl, CURLOPT_WRITEFUNCTION, on_data);
-		curl_easy_setopt(g->curl, CURLOPT_WRITEDATA, &c);
+		curl_easy_setopt(g->curl, CURLOPT_WRITEFUNCTION, buf_write);
+		curl_easy_setopt(g->curl, CURLOPT_WRITEDATA, &c.reply);
 		curl_easy_setopt(g->curl, CURLOPT_HEADERFUNCTION, on_header);
 		curl_easy_setopt(g->curl, CURLOPT_HEADERDATA, &c);
 		curl_easy_setopt(g->curl, CURLOPT_XFERINFOFUNCTION,
@@ -1184,8 +1128,8 @@ out:
 		    "failed after %d attempt(s): %s", req->session_id,
 		    req->model, attempt + 1, err);
 	curl_slist_free_all(headers);
-	free(body.p);
-	free(c.reply.p);
+	buf_free(&body);
+	buf_free(&c.reply);
 	return rc;
 }
 
