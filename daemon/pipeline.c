@@ -20,7 +20,6 @@
 #include "pipeline.h"
 #include "text.h"
 #include "value.h"
-#include "wire.h"
 
 #define RPC_TIMEOUT_MS	15000
 #define FINISH_TRIES	4
@@ -43,8 +42,8 @@ struct run {
 	int64_t claim_ms;	/* the updatedAt our claim wrote */
 	int64_t claim_sent;	/* monotonic ms the claim went out */
 	int64_t t0;		/* monotonic ms at start */
-	char model[WIRE_NAME_LEN];
-	char plugin[WIRE_NAME_LEN];	/* that made the result, or "-" */
+	char model[POOL_NAME_LEN];
+	char plugin[POOL_NAME_LEN];	/* that made the result, or "-" */
 	enum metrics_reason reason;	/* of an error finish, for metrics */
 	int64_t captured_ms;		/* the captured version's update time
 					   (Firestore's clock); 0: unknown */
@@ -543,8 +542,28 @@ reference_path(const struct store *st, const char *url)
 	return path;
 }
 
+/*
+ * What preparing a session produced: the experience, the capture and the
+ * reference images, or
+ * the reason it failed (for the guest) plus an optional line for the
+ * admin, logged only once the claim has landed.
+ */
+struct prepared {
+	struct experience x;	/* resolved experience */
+	uint8_t *in;		/* the capture's bytes */
+	size_t inlen;
+	uint8_t *refs[POOL_MAX_REFS];	/* the reference images' bytes */
+	size_t ref_lens[POOL_MAX_REFS];
+	size_t n_refs;
+	bool failed;
+	enum metrics_reason why;
+	char reason[400];
+	int log_prio;
+	char log[512];
+};
+
 /* Read the experience's reference images that are in our storage into
- * refs (at most WIRE_MAX_REFS); returns how many. */
+ * refs (at most POOL_MAX_REFS); returns how many. */
 static size_t
 read_references(struct run *r, const struct experience *x, uint8_t **refs,
     size_t *ref_lens)
@@ -554,7 +573,7 @@ read_references(struct run *r, const struct experience *x, uint8_t **refs,
 	char err[256];
 
 	for (size_t i = 0; x->ai_enabled && i < x->n_reference_urls &&
-	    n < WIRE_MAX_REFS; i++) {
+	    n < POOL_MAX_REFS; i++) {
 		char *path = reference_path(p->store, x->reference_urls[i]);
 
 		if (path == NULL) {
@@ -590,14 +609,12 @@ reason_of(enum pool_status st)
 	}
 }
 
-/* Produce the result PNG from the input bytes in a worker process, into
- * out (pool.h); its status. */
+/* Produce the result PNG from what was prepared, in a worker process,
+ * into out (pool.h); its status. */
 static enum pool_status
-transform(struct run *r, const struct experience *x, const uint8_t *in,
-    size_t inlen, struct pool_result *out)
+transform(struct run *r, const struct prepared *o, struct pool_result *out)
 {
-	uint8_t *refs[WIRE_MAX_REFS];
-	size_t ref_lens[WIRE_MAX_REFS];
+	const struct experience *x = &o->x;
 	struct pool_job job = {
 		.ai = x->ai_enabled,
 		.model = x->model,
@@ -605,8 +622,11 @@ transform(struct run *r, const struct experience *x, const uint8_t *in,
 		.aspect_ratio = x->aspect_ratio,
 		.session_id = r->s->session_id,
 		.event_id = r->s->event_id,
-		.input = in,
-		.input_len = inlen,
+		.input = o->in,
+		.input_len = o->inlen,
+		.refs = (const uint8_t *const *)o->refs,
+		.ref_lens = o->ref_lens,
+		.n_refs = o->n_refs,
 		/* the task's settings, not whatever a reload made current */
 		.timeout_ms = (int64_t)r->opt->transform_timeout_s * 1000,
 		.max_pixels = r->opt->max_pixels,
@@ -614,14 +634,9 @@ transform(struct run *r, const struct experience *x, const uint8_t *in,
 	const char *plugin;
 	int64_t t0;
 
-	job.n_refs = read_references(r, x, refs, ref_lens);
-	job.refs = (const uint8_t *const *)refs;
-	job.ref_lens = ref_lens;
 	t0 = now_mono_ms();
 	pool_transform(r->p->pool, &job, out);
 	metrics_transform(r->model, (double)(now_mono_ms() - t0) / 1000.0);
-	for (size_t i = 0; i < job.n_refs; i++)
-		free(refs[i]);
 	plugin = *out->plugin ? out->plugin : x->ai_enabled ? "-" : "none";
 	if (*out->plugin)
 		snprintf(r->plugin, sizeof(r->plugin), "%s", out->plugin);
@@ -632,22 +647,6 @@ transform(struct run *r, const struct experience *x, const uint8_t *in,
 		metrics_worker_timeout(plugin);
 	return out->status;
 }
-
-/*
- * What preparing a session produced: the experience and the capture, or
- * the reason it failed (for the guest) plus an optional line for the
- * admin, logged only once the claim has landed.
- */
-struct prepared {
-	struct experience x;	/* resolved experience */
-	uint8_t *in;		/* the capture's bytes */
-	size_t inlen;
-	bool failed;
-	enum metrics_reason why;
-	char reason[400];
-	int log_prio;
-	char log[512];
-};
 
 /* Record why preparing failed, for the guest; returns false, so a step
  * ends with "return prepare_failed(...)". */
@@ -742,8 +741,9 @@ prepare_input(struct run *r, struct prepared *o)
 }
 
 /*
- * Resolve the experience, check the path and read the capture: cheap local
- * work that writes nothing, done while the claim commit is in flight.  The
+ * Resolve the experience, check the path, read the capture and the
+ * reference images: work that writes nothing, done while the claim
+ * commit is in flight.  The
  * transform itself waits for the claim, so a daemon that loses the race
  * never runs a plugin for nothing.
  */
@@ -755,8 +755,14 @@ prepare(struct run *r, struct prepared *o)
 		    "invalid: %s", r->t->decode_err);
 		return;
 	}
-	if (prepare_experience(r, o) && !prepare_input(r, o))
+	if (!prepare_experience(r, o))
+		return;
+	if (!prepare_input(r, o)) {
 		experience_clear(&o->x);
+		return;
+	}
+	/* the references with the capture, in the same step */
+	o->n_refs = read_references(r, &o->x, o->refs, o->ref_lens);
 }
 
 /* The claim has landed: transform, store the result and finish. */
@@ -776,7 +782,7 @@ transform_store_finish(struct run *r, struct prepared *o)
 		r->reason = o->why;
 		return fail(r, "%s", o->reason);
 	}
-	transform(r, &o->x, o->in, o->inlen, &res);
+	transform(r, o, &res);
 	transformed(r);
 	if (res.status != POOL_OK)
 		return fail(r, "%s", res.message);
@@ -824,6 +830,8 @@ claim_and_run(struct run *r)
 	}
 	experience_clear(&o.x);
 	free(o.in);
+	for (size_t i = 0; i < o.n_refs; i++)
+		free(o.refs[i]);
 	return out;
 }
 

@@ -2,7 +2,8 @@
 # A vendor's view: install firesync, build the example plugin outside the
 # tree with only the installed header and pkg-config file, and run it on a
 # JPEG with the installed firesync-transform.  The installed worker, which
-# runs third-party code, links no gRPC, TLS or HTTP library.
+# runs third-party code, links no gRPC, TLS or HTTP library; firesyncd
+# links no image library.
 set -eu
 : "${abs_top_builddir:?run by make check}"
 tmp=$(mktemp -d /tmp/fsvendor-XXXXXX)
@@ -15,6 +16,13 @@ if ldd "$worker" | grep -E 'lib(grpc|gpr|ssl|crypto|curl|protobuf)'; then
   exit 1
 fi
 echo "firesync-worker links: $(ldd "$worker" | awk '{print $1}' | tr '\n' ' ')"
+
+# firesyncd only starts and feeds workers: no image library in it
+daemon="$tmp/root$sbindir/firesyncd"
+if ldd "$daemon" | grep -E 'lib(png|jpeg)'; then
+  echo "firesyncd links an image library (above): images are the workers'" >&2
+  exit 1
+fi
 
 export PKG_CONFIG_SYSROOT_DIR="$tmp/root"
 export PKG_CONFIG_PATH="$tmp/root$libdir/pkgconfig"

@@ -41,6 +41,7 @@
 #define PATH_LEN	4096
 
 _Static_assert(POOL_NAME_LEN == WIRE_NAME_LEN, "a plugin's name fits");
+_Static_assert(POOL_MAX_REFS == WIRE_MAX_REFS, "the references fit");
 
 extern char **environ;
 

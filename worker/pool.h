@@ -72,7 +72,8 @@ enum pool_status {
 	POOL_STATUS_N
 };
 
-#define POOL_NAME_LEN	64
+#define POOL_NAME_LEN	64	/* a plugin's or model's name, and NUL */
+#define POOL_MAX_REFS	8	/* reference images one job may carry */
 
 struct pool_result {
 	enum pool_status status;
