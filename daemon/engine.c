@@ -178,29 +178,13 @@ room(void *arg, size_t n)
 	return e->runners != NULL && runners_have_room(e->runners, n);
 }
 
-/* A task for doc; from_view: offered from the Listen snapshot (on the
- * listen thread, which may read the experience cache). */
-static void
-enqueue(struct engine *e, const FsDocument *doc, enum task_kind kind,
-    int64_t attempt, int64_t order, bool from_view)
-{
-	struct task *t = xcalloc(1, sizeof(*t));
-	struct work *w = &t->w;
-
-	w->decode_rc = session_decode(doc, &w->s, w->decode_err,
-	    sizeof(w->decode_err));
-	w->reread = session_is_slim(doc);
-	w->kind = kind;
-	w->attempt = attempt;
-	w->experience = from_view && w->decode_rc == 0 ?
-	    listen_experience(e->listen, w->s.selected_experience_id) : NULL;
-	w->enqueued_ms = now_mono_ms();
-	t->order = order;
-	runners_enqueue(e->runners, t);
-}
-
-/* One session, from the snapshot or the recovery query: a task for it, if
- * it needs one.  read_ms: when the server read it (its clock). */
+/*
+ * One session, from the snapshot or the recovery query: decoded once, and
+ * a task for it if dispatch says it needs one (the decoded session moves
+ * into the task).  read_ms: when the server read it (its clock);
+ * from_view: offered from the Listen snapshot (on the listen thread,
+ * which may read the experience cache).
+ */
 static void
 consider(struct engine *e, const char *name, const FsDocument *doc,
     int64_t read_ms, int64_t order, bool from_view)
@@ -216,25 +200,35 @@ consider(struct engine *e, const char *name, const FsDocument *doc,
 		    s->o.recovery_margin_s) * 1000,
 		.max_attempts = s->o.max_attempts,
 	};
-	const FsValue *state = doc_get(doc, "state");
-	enum session_state st = SESSION_UNKNOWN;
-	int64_t attempts = 0, attempt = 0;
+	struct work w = { 0 };
+	int64_t attempt = 0;
 	enum dispatch_verdict v;
 	char version[VERSION_LEN];
+	struct task *t;
 
-	if (state != NULL && state->value_type_case == FSV(STRING_VALUE))
-		st = session_state_parse(state->string_value);
-	if (!value_get_int64(doc_get(doc, "transformAttempts"), &attempts))
-		attempts = 0;
-	ts_format(doc->update_time, version, sizeof(version));
-	v = dispatch_consider(e->dispatch, name, version, st,
-	    read_ms - ts_to_ms(doc->update_time), attempts, &rules,
-	    now_mono_ms(), &attempt);
 	settings_drop(s);
+	w.decode_rc = session_decode(doc, &w.s, w.decode_err,
+	    sizeof(w.decode_err));
+	ts_format(doc->update_time, version, sizeof(version));
+	v = dispatch_consider(e->dispatch, name, version, w.s.state,
+	    read_ms - ts_to_ms(doc->update_time), w.s.transform_attempts,
+	    &rules, now_mono_ms(), &attempt);
+	if (v == DISPATCH_WAIT) {
+		session_clear(&w.s);
+		return;
+	}
 	if (v == DISPATCH_RECLAIM || v == DISPATCH_GIVE_UP)
 		atomic_fetch_add(&e->recovered, 1);
-	if (v != DISPATCH_WAIT)
-		enqueue(e, doc, kinds[v], attempt, order, from_view);
+	w.reread = session_is_slim(doc);
+	w.kind = kinds[v];
+	w.attempt = attempt;
+	w.experience = from_view && w.decode_rc == 0 ?
+	    listen_experience(e->listen, w.s.selected_experience_id) : NULL;
+	w.enqueued_ms = now_mono_ms();
+	t = xcalloc(1, sizeof(*t));
+	t->w = w;
+	t->order = order;
+	runners_enqueue(e->runners, t);
 }
 
 /* The Listen supervisor's hooks (listen thread). */

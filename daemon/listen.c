@@ -65,8 +65,9 @@ struct listen {
 	/* the listen thread's own */
 	struct watch watch;
 	bool ready_once;		/* every target current once */
-	struct strmap *experiences;	/* name -> struct doc_ref: the
-					   cached experiences tasks share */
+	struct strmap *experiences;	/* name -> struct experience_ref:
+					   the cached experiences, decoded
+					   once, that tasks share */
 	int64_t snapshot_ms;		/* monotonic, of the last snapshot */
 	bool backlog;			/* sessions wait for queue room */
 	int64_t next_turn_ms;		/* monotonic: a session's turn
@@ -134,13 +135,13 @@ slim_session(FsDocument *doc, void *arg)
 
 /* ---- the experience cache ---- */
 
-struct doc_ref *
+struct experience_ref *
 listen_experience(struct listen *l, const char *id)
 {
 	const struct strmap *cache = watch_known(&l->watch,
 	    TARGET_EXPERIENCES);
 	const FsDocument *doc;
-	struct doc_ref *ref;
+	struct experience_ref *ref;
 	char *name;
 
 	if (id == NULL || cache == NULL)
@@ -151,18 +152,16 @@ listen_experience(struct listen *l, const char *id)
 		free(name);
 		return NULL;
 	}
+	/* decoded once per version, straight from the watch's document */
 	ref = strmap_get(l->experiences, name);
-	if (ref == NULL || doc_ref_doc(ref)->update_time == NULL ||
-	    doc->update_time == NULL ||
-	    ts_compare(doc_ref_doc(ref)->update_time, doc->update_time) != 0) {
-		FsDocument *copy = doc_dup(doc);
-
-		ref = copy ? doc_ref_new(copy) : NULL;
-		if (ref != NULL)
-			doc_ref_drop(strmap_put(l->experiences, name, ref));
+	if (ref == NULL || experience_ref_version(ref) == NULL ||
+	    doc->update_time == NULL || ts_compare(experience_ref_version(ref),
+	    doc->update_time) != 0) {
+		ref = experience_ref_decode(doc);
+		experience_ref_drop(strmap_put(l->experiences, name, ref));
 	}
 	free(name);
-	return ref ? doc_ref_hold(ref) : NULL;
+	return experience_ref_hold(ref);
 }
 
 /* Forget shared copies of experiences no longer in the cache. */
@@ -180,7 +179,7 @@ prune_experiences(struct listen *l)
 		if (cache == NULL || strmap_get(cache, name) == NULL)
 			gone[n++] = xstrdup(name);
 	for (size_t i = 0; i < n; i++) {
-		doc_ref_drop(strmap_del(l->experiences, gone[i]));
+		experience_ref_drop(strmap_del(l->experiences, gone[i]));
 		free(gone[i]);
 	}
 	free(gone);
@@ -609,7 +608,7 @@ listen_free(struct listen *l)
 	if (l == NULL)
 		return;
 	watch_clear(&l->watch);
-	strmap_free(l->experiences, doc_ref_drop);
+	strmap_free(l->experiences, experience_ref_drop);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
 }

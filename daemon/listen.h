@@ -19,6 +19,7 @@
 
 #include "dispatch.h"
 #include "firestore.h"
+#include "session.h"
 #include "value.h"
 
 /* What the supervisor asks of the engine, on the listen thread. */
@@ -69,11 +70,11 @@ void listen_wrote(struct listen *l, const FsTimestamp *commit_time);
 bool listen_in_view(void *l, const char *name);
 
 /*
- * The cached experience id (a held reference, for doc_ref_drop), or NULL
- * when the cache lacks it.  Tasks share one copy of each experience
- * version.  Listen thread only (in hooks.offer).
+ * The cached experience id, decoded (a held reference, for
+ * experience_ref_drop), or NULL when the cache lacks it.  Tasks share one
+ * decoded copy of each experience version.  Listen thread only (in hooks.offer).
  */
-struct doc_ref *listen_experience(struct listen *l, const char *id);
+struct experience_ref *listen_experience(struct listen *l, const char *id);
 
 /* The stream's state for the metrics; any thread. */
 struct listen_stats {

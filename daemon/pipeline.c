@@ -449,21 +449,23 @@ fail(struct run *r, const char *fmt, ...)
 }
 
 /*
- * The session's experience: the copy the engine took from the Listen
- * cache, else a direct read.  Returns 0, -ENOENT, -EINVAL (malformed; err
- * says why) or -EIO (Firestore unreachable).
+ * The session's experience, decoded, into *ref (a reference to drop): the
+ * one the engine took from the Listen cache, else a direct read.  Returns
+ * 0 (the experience may still be malformed: experience_ref_get says),
+ * -ENOENT, or -EIO (Firestore unreachable; err says why).
  */
 static int
-resolve_experience(struct run *r, const char *name, struct experience *x,
-    char *err, size_t errlen)
+resolve_experience(struct run *r, const char *name,
+    struct experience_ref **ref, char *err, size_t errlen)
 {
 	FsDocument *doc = NULL;
 	struct fs_status st;
 	int rc;
 
-	if (r->t->experience != NULL)
-		return experience_decode(doc_ref_doc(r->t->experience), x,
-		    err, errlen);
+	if (r->t->experience != NULL) {
+		*ref = experience_ref_hold(r->t->experience);
+		return 0;
+	}
 	rc = fs_get_document(r->p->fs, name, RPC_TIMEOUT_MS, &doc, &st);
 	if (rc == -EIO) {
 		text_format(err, errlen, "%s: %s", fs_status_name(&st),
@@ -472,9 +474,9 @@ resolve_experience(struct run *r, const char *name, struct experience *x,
 	}
 	if (rc < 0)
 		return rc;
-	rc = experience_decode(doc, x, err, errlen);
+	*ref = experience_ref_decode(doc);
 	doc_free(doc);
-	return rc;
+	return 0;
 }
 
 /*
@@ -549,7 +551,8 @@ reference_path(const struct store *st, const char *url)
  * admin, logged only once the claim has landed.
  */
 struct prepared {
-	struct experience x;	/* resolved experience */
+	struct experience_ref *xref;	/* the resolved experience (held) */
+	const struct experience *x;	/* decoded, in xref */
 	uint8_t *in;		/* the capture's bytes */
 	size_t inlen;
 	uint8_t *refs[POOL_MAX_REFS];	/* the reference images' bytes */
@@ -614,7 +617,7 @@ reason_of(enum pool_status st)
 static enum pool_status
 transform(struct run *r, const struct prepared *o, struct pool_result *out)
 {
-	const struct experience *x = &o->x;
+	const struct experience *x = o->x;
 	struct pool_job job = {
 		.ai = x->ai_enabled,
 		.model = x->model,
@@ -675,6 +678,7 @@ prepare_experience(struct run *r, struct prepared *o)
 {
 	const char *id = r->s->selected_experience_id;
 	char why[512], shown[104], *name;
+	const char *bad;
 	int rc;
 
 	if (id == NULL || *id == '\0')
@@ -686,7 +690,7 @@ prepare_experience(struct run *r, struct prepared *o)
 	if (name == NULL)
 		return prepare_failed(o, REASON_NO_EXPERIENCE, "experience id "
 		    "'%s' is not a valid document id", shown);
-	rc = resolve_experience(r, name, &o->x, why, sizeof(why));
+	rc = resolve_experience(r, name, &o->xref, why, sizeof(why));
 	free(name);
 	if (rc == -ENOENT)
 		return prepare_failed(o, REASON_NO_EXPERIENCE, "experience '%s' "
@@ -694,12 +698,10 @@ prepare_experience(struct run *r, struct prepared *o)
 	if (rc == -EIO)
 		return prepare_failed(o, REASON_EXPERIENCE_READ, "could not "
 		    "read the experience (%s); please retry", why);
-	if (rc < 0) {
-		experience_clear(&o->x);
-		return prepare_failed(o, REASON_NO_EXPERIENCE, "%s", why);
-	}
+	if (experience_ref_get(o->xref, &o->x, &bad) < 0)
+		return prepare_failed(o, REASON_NO_EXPERIENCE, "%s", bad);
 	snprintf(r->model, sizeof(r->model), "%s",
-	    o->x.ai_enabled ? o->x.model : "none");
+	    o->x->ai_enabled ? o->x->model : "none");
 	return true;
 }
 
@@ -757,12 +759,10 @@ prepare(struct run *r, struct prepared *o)
 	}
 	if (!prepare_experience(r, o))
 		return;
-	if (!prepare_input(r, o)) {
-		experience_clear(&o->x);
+	if (!prepare_input(r, o))
 		return;
-	}
 	/* the references with the capture, in the same step */
-	o->n_refs = read_references(r, &o->x, o->refs, o->ref_lens);
+	o->n_refs = read_references(r, o->x, o->refs, o->ref_lens);
 }
 
 /* The claim has landed: transform, store the result and finish. */
@@ -828,7 +828,7 @@ claim_and_run(struct run *r)
 			    r->s->session_id, r->s->event_id, r->s->warning);
 		out = transform_store_finish(r, &o);
 	}
-	experience_clear(&o.x);
+	experience_ref_drop(o.xref);
 	free(o.in);
 	for (size_t i = 0; i < o.n_refs; i++)
 		free(o.refs[i]);
@@ -913,6 +913,6 @@ void
 work_clear(struct work *w)
 {
 	session_clear(&w->s);
-	doc_ref_drop(w->experience);
+	experience_ref_drop(w->experience);
 	w->experience = NULL;
 }

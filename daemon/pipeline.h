@@ -68,8 +68,9 @@ struct work {
 	char decode_err[256];
 	enum task_kind kind;
 	int64_t attempt;	/* this run's number (GIVE_UP: runs made) */
-	struct doc_ref *experience; /* from the Listen cache (a reference
-				   held), or NULL: the pipeline reads it */
+	struct experience_ref *experience; /* from the Listen cache,
+				   decoded (a reference held), or NULL: the
+				   pipeline reads it */
 	bool reread;		/* the cache held the session slim: the
 				   pipeline reads it whole first */
 	int64_t enqueued_ms;	/* monotonic */

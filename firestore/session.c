@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,17 +155,44 @@ static const char *const step_type_names[] = {
 	[STEP_SELECTIONS] = "selections", [STEP_PHOTO] = "photo",
 };
 
-/* Decode one stepInputValue; -EINVAL with err describing the problem. */
+/* A string Value of at most max bytes, checked and not copied: 0, or
+ * -EINVAL with err.  An absent one is fine. */
 static int
-decode_step_input(const char *key, const FsValue *v, struct step_input *in,
-    char *err, size_t errlen)
+check_string(const FsValue *v, const char *field, size_t max, char *err,
+    size_t errlen)
+{
+	size_t n;
+
+	if (v == NULL)
+		return 0;
+	if (v->value_type_case != FSV(STRING_VALUE)) {
+		snprintf(err, errlen, "field '%s' must be a string, not %s",
+		    field, value_kind_name(v));
+		return -EINVAL;
+	}
+	n = strlen(v->string_value);
+	if (n > max) {
+		snprintf(err, errlen,
+		    "field '%s' is too long (%zu bytes, limit %zu)", field, n,
+		    max);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Check one stepInputValue against the schema; -EINVAL with err describing
+ * the problem.  Nothing is copied: firesync reads no step input, it only
+ * reports those that would not parse.
+ */
+static int
+check_step_input(const char *key, const FsValue *v, char *err, size_t errlen)
 {
 	const FsValue *t, *f;
 	char e2[256];
 	int type = 0;
+	double d;
 
-	memset(in, 0, sizeof(*in));
-	in->key = xstrdup(key);
 	if (v->value_type_case != FSV(MAP_VALUE)) {
 		snprintf(err, errlen, "data.%s must be a map, not %s", key,
 		    value_kind_name(v));
@@ -185,40 +213,12 @@ decode_step_input(const char *key, const FsValue *v, struct step_input *in,
 		    text_name(t->string_value, 40, name, sizeof(name)));
 		return -EINVAL;
 	}
-	in->type = type;
-	switch (in->type) {
+	switch (type) {
 	case STEP_TEXT:
-		f = value_map_get(v, "value");
-		if (f == NULL) {
-			snprintf(err, errlen, "data.%s.value is missing", key);
-			return -EINVAL;
-		}
-		if (get_string(f, "value", SESSION_MAX_TEXT, &in->text, e2,
-		    sizeof(e2)) < 0) {
-			snprintf(err, errlen, "data.%s: %s", key, e2);
-			return -EINVAL;
-		}
-		break;
-	case STEP_BOOLEAN:
-		f = value_map_get(v, "value");
-		if (f == NULL || f->value_type_case != FSV(BOOLEAN_VALUE)) {
-			snprintf(err, errlen, "data.%s.value must be a boolean",
-			    key);
-			return -EINVAL;
-		}
-		in->boolean = f->boolean_value;
-		break;
-	case STEP_NUMBER:
-		if (!get_number(value_map_get(v, "value"), &in->number)) {
-			snprintf(err, errlen, "data.%s.value must be a number",
-			    key);
-			return -EINVAL;
-		}
-		break;
 	case STEP_SELECTION:
 	case STEP_PHOTO: {
-		const char *fname = in->type == STEP_PHOTO ? "url" :
-		    "selectedId";
+		const char *fname = type == STEP_PHOTO ? "url" :
+		    type == STEP_SELECTION ? "selectedId" : "value";
 
 		f = value_map_get(v, fname);
 		if (f == NULL) {
@@ -226,47 +226,45 @@ decode_step_input(const char *key, const FsValue *v, struct step_input *in,
 			    fname);
 			return -EINVAL;
 		}
-		if (get_string(f, fname, SESSION_MAX_TEXT, &in->text, e2,
+		if (check_string(f, fname, SESSION_MAX_TEXT, e2,
 		    sizeof(e2)) < 0) {
 			snprintf(err, errlen, "data.%s: %s", key, e2);
 			return -EINVAL;
 		}
 		break;
 	}
-	case STEP_SELECTIONS: {
-		const FsArrayValue *a;
-
+	case STEP_BOOLEAN:
+		f = value_map_get(v, "value");
+		if (f == NULL || f->value_type_case != FSV(BOOLEAN_VALUE)) {
+			snprintf(err, errlen, "data.%s.value must be a boolean",
+			    key);
+			return -EINVAL;
+		}
+		break;
+	case STEP_NUMBER:
+		if (!get_number(value_map_get(v, "value"), &d)) {
+			snprintf(err, errlen, "data.%s.value must be a number",
+			    key);
+			return -EINVAL;
+		}
+		break;
+	case STEP_SELECTIONS:
 		f = value_map_get(v, "selectedIds");
 		if (f == NULL || f->value_type_case != FSV(ARRAY_VALUE)) {
 			snprintf(err, errlen,
 			    "data.%s.selectedIds must be an array", key);
 			return -EINVAL;
 		}
-		a = f->array_value;
-		in->selected_ids = xcalloc(a->n_values, sizeof(char *));
-		for (size_t i = 0; i < a->n_values; i++) {
-			if (get_string(a->values[i], "selectedIds[]",
-			    SESSION_MAX_ID, &in->selected_ids[i], e2,
+		for (size_t i = 0; i < f->array_value->n_values; i++)
+			if (check_string(f->array_value->values[i],
+			    "selectedIds[]", SESSION_MAX_ID, e2,
 			    sizeof(e2)) < 0) {
 				snprintf(err, errlen, "data.%s: %s", key, e2);
 				return -EINVAL;
 			}
-			in->n_selected_ids++;
-		}
 		break;
 	}
-	}
 	return 0;
-}
-
-static void
-step_input_clear(struct step_input *in)
-{
-	free(in->key);
-	free(in->text);
-	for (size_t i = 0; i < in->n_selected_ids; i++)
-		free(in->selected_ids[i]);
-	free(in->selected_ids);
 }
 
 static int
@@ -283,7 +281,6 @@ decode_data(const FsValue *data, struct session *s, char *err, size_t errlen)
 		return 0;
 	}
 	m = data->map_value;
-	s->inputs = xcalloc(m->n_fields, sizeof(*s->inputs));
 	for (size_t i = 0; i < m->n_fields; i++) {
 		const char *key = m->fields[i]->key;
 		const FsValue *v = m->fields[i]->value;
@@ -298,9 +295,7 @@ decode_data(const FsValue *data, struct session *s, char *err, size_t errlen)
 		/* An explicit null is how "optional" travels. */
 		if (v == NULL || v->value_type_case == FSV(NULL_VALUE))
 			continue;
-		if (decode_step_input(key, v, &s->inputs[s->n_inputs], e2,
-		    sizeof(e2)) < 0) {
-			step_input_clear(&s->inputs[s->n_inputs]);
+		if (check_step_input(key, v, e2, sizeof(e2)) < 0) {
 			warn_add(&s->warning, "%s", e2);
 			continue;
 		}
@@ -352,6 +347,12 @@ session_decode(const FsDocument *doc, struct session *s, char *err,
 	s->current_step_index = -1;
 	s->name = xstrdup(doc->name ? doc->name : "");
 	s->update_time = ts_dup(doc->update_time);
+	/* what dispatch needs, first, so that it is there whatever else is
+	 * wrong with the document */
+	v = doc_get(doc, "state");
+	if (v != NULL && v->value_type_case == FSV(STRING_VALUE))
+		s->state = session_state_parse(v->string_value);
+	soft_number(doc, "transformAttempts", false, &s->transform_attempts, s);
 	if (session_parse_name(s->name, &s->event_id, &s->session_id) < 0) {
 		snprintf(err, errlen,
 		    "document %.200s is not /events/{eventId}/sessions/{sessionId}",
@@ -369,7 +370,6 @@ session_decode(const FsDocument *doc, struct session *s, char *err,
 		    value_kind_name(v));
 		return -EINVAL;
 	}
-	s->state = session_state_parse(v->string_value);
 	if (s->state == SESSION_UNKNOWN) {
 		char name[44];
 
@@ -410,7 +410,6 @@ session_decode(const FsDocument *doc, struct session *s, char *err,
 	}
 	soft_number(doc, "createdAt", true, &s->created_at, s);
 	soft_number(doc, "updatedAt", true, &s->updated_at, s);
-	soft_number(doc, "transformAttempts", false, &s->transform_attempts, s);
 	return 0;
 }
 
@@ -429,9 +428,6 @@ session_clear(struct session *s)
 	free(s->error);
 	free(s->journey_id);
 	free(s->selected_experience_id);
-	for (size_t i = 0; i < s->n_inputs; i++)
-		step_input_clear(&s->inputs[i]);
-	free(s->inputs);
 	free(s->warning);
 	memset(s, 0, sizeof(*s));
 }
@@ -560,4 +556,57 @@ bool
 session_is_slim(const FsDocument *doc)
 {
 	return doc_get(doc, SLIM_MARK) != NULL;
+}
+
+struct experience_ref {
+	atomic_int refs;
+	FsTimestamp *version;
+	int rc;
+	char err[256];
+	struct experience x;
+};
+
+struct experience_ref *
+experience_ref_decode(const FsDocument *doc)
+{
+	struct experience_ref *r = xcalloc(1, sizeof(*r));
+
+	atomic_init(&r->refs, 1);
+	r->version = ts_dup(doc->update_time);
+	r->rc = experience_decode(doc, &r->x, r->err, sizeof(r->err));
+	return r;
+}
+
+struct experience_ref *
+experience_ref_hold(struct experience_ref *r)
+{
+	atomic_fetch_add(&r->refs, 1);
+	return r;
+}
+
+void
+experience_ref_drop(void *arg)
+{
+	struct experience_ref *r = arg;
+
+	if (r == NULL || atomic_fetch_sub(&r->refs, 1) != 1)
+		return;
+	experience_clear(&r->x);
+	ts_free(r->version);
+	free(r);
+}
+
+int
+experience_ref_get(const struct experience_ref *r,
+    const struct experience **x, const char **err)
+{
+	*x = r->rc == 0 ? &r->x : NULL;
+	*err = r->rc == 0 ? NULL : r->err;
+	return r->rc;
+}
+
+const FsTimestamp *
+experience_ref_version(const struct experience_ref *r)
+{
+	return r->version;
 }

@@ -34,18 +34,7 @@ enum step_input_type {
 	STEP_PHOTO,
 };
 
-struct step_input {
-	char *key;			/* the stepId */
-	enum step_input_type type;
-	char *text;			/* text.value, selection.selectedId,
-					   photo.url */
-	bool boolean;
-	double number;
-	char **selected_ids;		/* selections.selectedIds */
-	size_t n_selected_ids;
-};
-
-/* Limits on strings we copy out of a document. */
+/* Limits on strings in a document. */
 #define SESSION_MAX_PATH	1024	/* inputImagePath, resultImagePath */
 #define SESSION_MAX_ID		1500	/* Firestore's own id limit */
 #define SESSION_MAX_TEXT	(64 * 1024)
@@ -69,8 +58,8 @@ struct session {
 	int64_t transform_attempts;	/* firesync's own counter, 0 if absent */
 
 	char *selected_experience_id;
-	struct step_input *inputs;
-	size_t n_inputs;
+	size_t n_inputs;	/* step inputs that parse (the others are
+				   in warning); their values are not kept */
 
 	char *warning;		/* non-fatal schema problems, or NULL */
 };
@@ -85,9 +74,10 @@ int session_parse_name(const char *name, char **event_id, char **session_id);
 
 /*
  * Decode doc into *s (zeroed first).  Returns 0, or -EINVAL with a message
- * naming the field in err; on error *s still holds what was decoded (at
- * least name and ids when the name parsed) and must be freed with
- * session_clear().  doc is borrowed.
+ * naming the field in err; on error *s still holds what was decoded: its
+ * name, update time, state and transformAttempts always (what dispatch
+ * needs), the ids when the name parsed.  Free it with session_clear().
+ * doc is borrowed.
  */
 int session_decode(const FsDocument *doc, struct session *s, char *err,
     size_t errlen);
@@ -124,6 +114,24 @@ struct experience {
 int experience_decode(const FsDocument *doc, struct experience *e, char *err,
     size_t errlen);
 void experience_clear(struct experience *e);
+
+/*
+ * An experience version decoded once and shared read-only between
+ * threads (the Listen cache's, which many queued tasks use), freed with
+ * its last reference.  experience_ref_decode never fails: a malformed
+ * document's reference carries the error.  hold and drop are
+ * thread-safe; drop(NULL) is a no-op.
+ */
+struct experience_ref;
+struct experience_ref *experience_ref_decode(const FsDocument *doc);
+struct experience_ref *experience_ref_hold(struct experience_ref *r);
+void experience_ref_drop(void *r);
+/* The decoded experience (borrowed) and 0, or NULL, -EINVAL and why in
+ * *err (borrowed). */
+int experience_ref_get(const struct experience_ref *r,
+    const struct experience **x, const char **err);
+/* The document version it was decoded from (NULL if it had none). */
+const FsTimestamp *experience_ref_version(const struct experience_ref *r);
 
 /*
  * The full document name of experience id under docs_path

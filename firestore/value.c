@@ -10,7 +10,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -413,45 +412,6 @@ value_get_int64(const FsValue *v, int64_t *out)
 		return true;
 	}
 	return false;
-}
-
-struct doc_ref {
-	atomic_int refs;
-	FsDocument *doc;
-};
-
-struct doc_ref *
-doc_ref_new(FsDocument *doc)
-{
-	struct doc_ref *r = xcalloc(1, sizeof(*r));
-
-	atomic_init(&r->refs, 1);
-	r->doc = doc;
-	return r;
-}
-
-struct doc_ref *
-doc_ref_hold(struct doc_ref *r)
-{
-	atomic_fetch_add(&r->refs, 1);
-	return r;
-}
-
-void
-doc_ref_drop(void *arg)
-{
-	struct doc_ref *r = arg;
-
-	if (r == NULL || atomic_fetch_sub(&r->refs, 1) != 1)
-		return;
-	doc_free(r->doc);
-	free(r);
-}
-
-const FsDocument *
-doc_ref_doc(const struct doc_ref *r)
-{
-	return r->doc;
 }
 
 void

@@ -56,17 +56,6 @@ void doc_free(void *d);
  * no-op. */
 void ts_free(FsTimestamp *t);
 
-/*
- * A document shared read-only between threads (a cached experience that
- * many queued tasks use), freed with its last reference.  doc_ref_new
- * takes doc; hold and drop are thread-safe; drop(NULL) is a no-op.
- */
-struct doc_ref;
-struct doc_ref *doc_ref_new(FsDocument *doc);
-struct doc_ref *doc_ref_hold(struct doc_ref *r);
-void doc_ref_drop(void *r);
-const FsDocument *doc_ref_doc(const struct doc_ref *r);
-
 /* Look up key among map/document entries; NULL if absent.  Borrowed. */
 const FsValue *value_map_get(const FsValue *map, const char *key);
 const FsValue *doc_get(const FsDocument *doc, const char *key);

@@ -88,16 +88,6 @@ START_TEST(completed_example_decodes)
 	ck_assert_int_eq(s.updated_at, 1701101200000);
 	ck_assert_int_eq(s.n_inputs, 4);
 	ck_assert_ptr_null(s.warning);
-	for (size_t i = 0; i < s.n_inputs; i++) {
-		if (strcmp(s.inputs[i].key, "step_rating") == 0) {
-			ck_assert_int_eq(s.inputs[i].type, STEP_NUMBER);
-			ck_assert(s.inputs[i].number == 9.0);
-		}
-		if (strcmp(s.inputs[i].key, "step_consent") == 0) {
-			ck_assert_int_eq(s.inputs[i].type, STEP_BOOLEAN);
-			ck_assert(s.inputs[i].boolean);
-		}
-	}
 	session_clear(&s);
 }
 END_TEST
@@ -136,11 +126,6 @@ START_TEST(error_and_in_progress_examples_decode)
 	ck_assert_int_eq(s.updated_at, 1701101000000);
 	ck_assert_int_eq(s.n_inputs, 3);
 	ck_assert_ptr_null(s.warning);
-	for (size_t i = 0; i < s.n_inputs; i++)
-		if (s.inputs[i].type == STEP_SELECTIONS) {
-			ck_assert_int_eq(s.inputs[i].n_selected_ids, 2);
-			ck_assert_str_eq(s.inputs[i].selected_ids[1], "b");
-		}
 	session_clear(&s);
 }
 END_TEST
