@@ -590,7 +590,11 @@ START_TEST(two_daemons_share_a_burst_without_double_claims)
 	put_experience(&t, "exp_plain", false, "none");
 	d1 = start_daemon(&t, NULL, NULL);
 	d2 = start_daemon(&t, log2, NULL);
-	usleep(1500000);	/* both listening */
+	/* both listening: each has had its first current snapshot */
+	ck_assert_int_eq(log_count_reaches(t.log, "first snapshot current", 1,
+	    60000), 1);
+	ck_assert_int_eq(log_count_reaches(log2, "first snapshot current", 1,
+	    60000), 1);
 	for (int i = 0; i < 40; i++) {
 		snprintf(ev, sizeof(ev), "ev%d", i % 3);
 		snprintf(ss, sizeof(ss), "s%02d", i);
@@ -709,7 +713,10 @@ START_TEST(a_daemon_killed_while_others_run_loses_nothing)
 		    i);
 		d[i] = start_daemon(&t, logs[i], extra);
 	}
-	usleep(1500000);	/* all listening */
+	/* all listening: each has had its first current snapshot */
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(log_count_reaches(logs[i],
+		    "first snapshot current", 1, 60000), 1);
 	for (int i = 0; i < N; i++) {
 		snprintf(ev, sizeof(ev), "ev%d", i % 3);
 		snprintf(ss, sizeof(ss), "s%02d", i);
@@ -1377,7 +1384,9 @@ START_TEST(production_tokens_refresh_and_streams_reopen)
 	 * meanwhile wait, and end ready once it is back */
 	atomic_store(&td.down, true);
 	capture_photo(&t, "E", "outage", "exp_plain", 1, 16, 16);
-	sleep(6);
+	/* down until the daemon has found it down */
+	ck_assert_int_ge(log_count_reaches(t.log, "cannot get an access "
+	    "token", 1, 60000), 1);
 	atomic_store(&td.down, false);
 	{
 		FsDocument *d = wait_final(&t, "E", "outage", 90000);
@@ -2499,10 +2508,10 @@ START_TEST(a_silent_server_gets_the_stream_reopened)
 	args[n++] = "5";
 	args[n] = NULL;
 	d = daemon_spawn(FIRESYNCD, args, logpath);
-	sleep(8);
+	ck_assert_msg(log_count_reaches(logpath, "no response 5 s after "
+	    "opening the stream; reopening it", 1, 60000) >= 1, "see %s",
+	    logpath);
 	ck_assert(alive(d));
-	ck_assert_msg(log_count(logpath, "no response 5 s after opening the "
-	    "stream; reopening it") >= 1, "see %s", logpath);
 	ck_assert_int_eq(daemon_stop(d, 10000), 0);
 	close(fd);
 	remove_root(root);
