@@ -179,9 +179,10 @@ room(void *arg, size_t n)
 }
 
 /*
- * One session, from the snapshot or the recovery query: decoded once, and
- * a task for it if dispatch says it needs one (the decoded session moves
- * into the task).  read_ms: when the server read it (its clock);
+ * One session, from the snapshot or the recovery query: a task for it if
+ * dispatch says it needs one.  Dispatch sees every session in view on
+ * every pass, so it reads only the state and attempts (session_peek); a
+ * session that becomes a task is decoded once, into the task.  read_ms: when the server read it (its clock);
  * from_view: offered from the Listen snapshot (on the listen thread,
  * which may read the experience cache).
  */
@@ -200,23 +201,23 @@ consider(struct engine *e, const char *name, const FsDocument *doc,
 		    s->o.recovery_margin_s) * 1000,
 		.max_attempts = s->o.max_attempts,
 	};
+	enum session_state state;
+	int64_t attempts, attempt = 0;
 	struct work w = { 0 };
-	int64_t attempt = 0;
 	enum dispatch_verdict v;
 	char version[VERSION_LEN];
 	struct task *t;
 
 	settings_drop(s);
+	session_peek(doc, &state, &attempts);
+	ts_format(doc->update_time, version, sizeof(version));
+	v = dispatch_consider(e->dispatch, name, version, state,
+	    read_ms - ts_to_ms(doc->update_time), attempts, &rules,
+	    now_mono_ms(), &attempt);
+	if (v == DISPATCH_WAIT)
+		return;
 	w.decode_rc = session_decode(doc, &w.s, w.decode_err,
 	    sizeof(w.decode_err));
-	ts_format(doc->update_time, version, sizeof(version));
-	v = dispatch_consider(e->dispatch, name, version, w.s.state,
-	    read_ms - ts_to_ms(doc->update_time), w.s.transform_attempts,
-	    &rules, now_mono_ms(), &attempt);
-	if (v == DISPATCH_WAIT) {
-		session_clear(&w.s);
-		return;
-	}
 	if (v == DISPATCH_RECLAIM || v == DISPATCH_GIVE_UP)
 		atomic_fetch_add(&e->recovered, 1);
 	w.reread = session_is_slim(doc);

@@ -337,6 +337,18 @@ soft_number(const FsDocument *doc, const char *field, bool required,
 		warn_add(&s->warning, "field '%s' is out of range", field);
 }
 
+void
+session_peek(const FsDocument *doc, enum session_state *state,
+    int64_t *attempts)
+{
+	const FsValue *v = doc_get(doc, "state");
+
+	*state = v != NULL && v->value_type_case == FSV(STRING_VALUE) ?
+	    session_state_parse(v->string_value) : SESSION_UNKNOWN;
+	if (!value_get_int64(doc_get(doc, "transformAttempts"), attempts))
+		*attempts = 0;
+}
+
 int
 session_decode(const FsDocument *doc, struct session *s, char *err,
     size_t errlen)
@@ -348,11 +360,12 @@ session_decode(const FsDocument *doc, struct session *s, char *err,
 	s->name = xstrdup(doc->name ? doc->name : "");
 	s->update_time = ts_dup(doc->update_time);
 	/* what dispatch needs, first, so that it is there whatever else is
-	 * wrong with the document */
-	v = doc_get(doc, "state");
-	if (v != NULL && v->value_type_case == FSV(STRING_VALUE))
-		s->state = session_state_parse(v->string_value);
-	soft_number(doc, "transformAttempts", false, &s->transform_attempts, s);
+	 * wrong with the document; read where dispatch reads it */
+	session_peek(doc, &s->state, &s->transform_attempts);
+	v = doc_get(doc, "transformAttempts");
+	if (v != NULL && !value_get_int64(v, &(int64_t){ 0 }))
+		warn_add(&s->warning, "field 'transformAttempts' must be a "
+		    "number, not %s", value_kind_name(v));
 	if (session_parse_name(s->name, &s->event_id, &s->session_id) < 0) {
 		snprintf(err, errlen,
 		    "document %.200s is not /events/{eventId}/sessions/{sessionId}",

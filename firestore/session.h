@@ -81,6 +81,14 @@ int session_parse_name(const char *name, char **event_id, char **session_id);
  */
 int session_decode(const FsDocument *doc, struct session *s, char *err,
     size_t errlen);
+/*
+ * Only what dispatch needs, read where session_decode reads it: the state
+ * (SESSION_UNKNOWN if absent or not a string) and transformAttempts (0 if
+ * absent or not a number).  Cheap: dispatch looks at every session in
+ * view on every pass, and decodes only those that become tasks.
+ */
+void session_peek(const FsDocument *doc, enum session_state *state,
+    int64_t *attempts);
 void session_clear(struct session *s);
 
 /* "captured" -> SESSION_CAPTURED ...; SESSION_UNKNOWN for anything else. */
