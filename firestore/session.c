@@ -103,17 +103,14 @@ warn_add(char **warning, const char *fmt, ...)
 	*warning = w;
 }
 
-/*
- * Optional string field.  Returns 0 (absent or copied into *out), or
- * -EINVAL with err filled when it has the wrong type or is longer than max.
- */
+/* A string Value of at most max bytes, checked and not copied: 0, or
+ * -EINVAL with err.  An absent one is fine. */
 static int
-get_string(const FsValue *v, const char *field, size_t max, char **out,
-    char *err, size_t errlen)
+check_string(const FsValue *v, const char *field, size_t max, char *err,
+    size_t errlen)
 {
 	size_t n;
 
-	*out = NULL;
 	if (v == NULL)
 		return 0;
 	if (v->value_type_case != FSV(STRING_VALUE)) {
@@ -128,7 +125,22 @@ get_string(const FsValue *v, const char *field, size_t max, char **out,
 		    max);
 		return -EINVAL;
 	}
-	*out = xstrndup(v->string_value, n);
+	return 0;
+}
+
+/*
+ * Optional string field.  Returns 0 (absent or copied into *out), or
+ * -EINVAL with err filled when it has the wrong type or is longer than max.
+ */
+static int
+get_string(const FsValue *v, const char *field, size_t max, char **out,
+    char *err, size_t errlen)
+{
+	*out = NULL;
+	if (check_string(v, field, max, err, errlen) < 0)
+		return -EINVAL;
+	if (v != NULL)
+		*out = xstrdup(v->string_value);
 	return 0;
 }
 
@@ -154,31 +166,6 @@ static const char *const step_type_names[] = {
 	[STEP_NUMBER] = "number", [STEP_SELECTION] = "selection",
 	[STEP_SELECTIONS] = "selections", [STEP_PHOTO] = "photo",
 };
-
-/* A string Value of at most max bytes, checked and not copied: 0, or
- * -EINVAL with err.  An absent one is fine. */
-static int
-check_string(const FsValue *v, const char *field, size_t max, char *err,
-    size_t errlen)
-{
-	size_t n;
-
-	if (v == NULL)
-		return 0;
-	if (v->value_type_case != FSV(STRING_VALUE)) {
-		snprintf(err, errlen, "field '%s' must be a string, not %s",
-		    field, value_kind_name(v));
-		return -EINVAL;
-	}
-	n = strlen(v->string_value);
-	if (n > max) {
-		snprintf(err, errlen,
-		    "field '%s' is too long (%zu bytes, limit %zu)", field, n,
-		    max);
-		return -EINVAL;
-	}
-	return 0;
-}
 
 /*
  * Check one stepInputValue against the schema; -EINVAL with err describing
