@@ -182,9 +182,10 @@ room(void *arg, size_t n)
  * One session, from the snapshot or the recovery query: a task for it if
  * dispatch says it needs one.  Dispatch sees every session in view on
  * every pass, so it reads only the state and attempts (session_peek); a
- * session that becomes a task is decoded once, into the task.  read_ms: when the server read it (its clock);
- * from_view: offered from the Listen snapshot (on the listen thread,
- * which may read the experience cache).
+ * session that becomes a task is decoded once, into the task.  read_ms:
+ * when the server read it (its clock); from_view: offered from the
+ * Listen snapshot (on the listen thread, which may read the experience
+ * cache).
  */
 static void
 consider(struct engine *e, const char *name, const FsDocument *doc,

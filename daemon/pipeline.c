@@ -546,9 +546,8 @@ reference_path(const struct store *st, const char *url)
 
 /*
  * What preparing a session produced: the experience, the capture and the
- * reference images, or
- * the reason it failed (for the guest) plus an optional line for the
- * admin, logged only once the claim has landed.
+ * reference images, or the reason it failed (for the guest) plus an
+ * optional line for the admin, logged only once the claim has landed.
  */
 struct prepared {
 	struct experience_ref *xref;	/* the resolved experience (held) */

@@ -1081,8 +1081,10 @@ fs_listen_close(struct fs_listen *l, struct fs_status *st)
 			status_code(st, GRPC_STATUS_CANCELLED);
 			snprintf(st->message, sizeof(st->message), "cancelled");
 		}
-		/* a stream that ended cleanly is one to reopen at once */
-		if (st->kind == FS_OK || st->kind == FS_CHANGED)
+		/* a stream that ended cleanly is one to reopen at once; any
+		 * other verdict keeps its kind (a target refused for good is
+		 * not reopened fast) */
+		if (st->kind == FS_OK)
 			st->kind = FS_TRANSIENT;
 	}
 	grpc_call_unref(l->call);

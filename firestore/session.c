@@ -341,6 +341,7 @@ session_decode(const FsDocument *doc, struct session *s, char *err,
     size_t errlen)
 {
 	const FsValue *v;
+	int64_t attempts;
 
 	memset(s, 0, sizeof(*s));
 	s->current_step_index = -1;
@@ -349,10 +350,8 @@ session_decode(const FsDocument *doc, struct session *s, char *err,
 	/* what dispatch needs, first, so that it is there whatever else is
 	 * wrong with the document; read where dispatch reads it */
 	session_peek(doc, &s->state, &s->transform_attempts);
-	v = doc_get(doc, "transformAttempts");
-	if (v != NULL && !value_get_int64(v, &(int64_t){ 0 }))
-		warn_add(&s->warning, "field 'transformAttempts' must be a "
-		    "number, not %s", value_kind_name(v));
+	/* its warnings only: the value is session_peek's */
+	soft_number(doc, "transformAttempts", false, &attempts, s);
 	if (session_parse_name(s->name, &s->event_id, &s->session_id) < 0) {
 		snprintf(err, errlen,
 		    "document %.200s is not /events/{eventId}/sessions/{sessionId}",

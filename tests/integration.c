@@ -2253,7 +2253,8 @@ START_TEST(reloads_during_a_burst_keep_each_session_s_settings)
 	args[1] = conf;
 	args[2] = NULL;
 	d = start_daemon(&t, NULL, args);
-	put_experience_with(&t, "exp_sleep", "test-passthrough", "sleep 1500", NULL);
+	put_experience_with(&t, "exp_sleep", "test-passthrough", "sleep 1500",
+	    NULL);
 
 	/* the first sessions are claimed under the settings at start */
 	for (int i = 0; i < FIRST; i++) {
