@@ -259,7 +259,9 @@ open_store(const struct options *opt, struct token_source *ts)
 	struct store_gcs_options go = {
 		.bucket = opt->bucket,
 		.endpoint = opt->storage_endpoint,
+		.emulator = opt->storage_emulator,
 		.ca_file = opt->storage_ca_file,
+		.url_kind = opt->result_url,
 		.public_url_base = opt->public_url_base,
 		.connect_timeout_ms = opt->storage_connect_timeout_ms,
 		.timeout_ms = opt->storage_timeout_ms,
@@ -280,9 +282,17 @@ open_store(const struct options *opt, struct token_source *ts)
 		log_err("%s", err);
 		return NULL;
 	}
-	log_notice("storage: Cloud Storage bucket %s at %s; results at %s/",
-	    opt->bucket, opt->storage_endpoint ? opt->storage_endpoint :
-	    STORE_GCS_ENDPOINT, st->public_url_base);
+	if (opt->storage_emulator)
+		log_notice("storage: bucket %s of the Storage emulator at %s "
+		    "(plain HTTP, its admin token)", opt->bucket,
+		    opt->storage_emulator);
+	else
+		log_notice("storage: Cloud Storage bucket %s at %s",
+		    opt->bucket, opt->storage_endpoint ?
+		    opt->storage_endpoint : STORE_GCS_ENDPOINT);
+	log_notice("storage: result URLs %s", st->url_kind ==
+	    STORE_URL_FIREBASE ? "are Firebase download URLs with a fresh "
+	    "token each" : "are public");
 	return st;
 }
 
@@ -383,10 +393,10 @@ main(int argc, char **argv)
 		rc = check_or_list(o, worker_path);
 		goto out;
 	}
-	/* one token source, for Firestore (not the emulator) and for a
-	 * Cloud Storage bucket */
-	if ((!o->emulator || o->storage_backend == STORAGE_GCS) &&
-	    (ts = credentials(o)) == NULL)
+	/* one token source, for Firestore and Cloud Storage (neither
+	 * emulator needs one) */
+	if ((!o->emulator || (o->storage_backend == STORAGE_GCS &&
+	    !o->storage_emulator)) && (ts = credentials(o)) == NULL)
 		goto out;
 	if ((st = open_store(o, ts)) == NULL)
 		goto out;

@@ -23,6 +23,7 @@
 #include "alloc.h"
 #include "log.h"
 #include "options.h"
+#include "paths.h"
 #include "store.h"
 
 #ifndef PLUGINDIR
@@ -46,6 +47,8 @@ enum kind {
 	K_FORMAT,	/* text|json */
 	K_BACKEND,	/* local|gcs */
 	K_EVENTS,	/* comma-separated event ids */
+	K_URLKIND,	/* firebase|public */
+	K_PREFIXES,	/* comma-separated storage path prefixes */
 };
 
 struct setting {
@@ -97,10 +100,16 @@ static const struct setting settings[] = {
 	{ "storage-root", "storage", "root", K_STR, O(storage_root), 0, 0,
 	  "local storage with captures/ and results/ (default "
 	  LOCALSTATEDIR "/lib/firesync)", RESTART },
+	{ "result-url", "storage", "result-url", K_URLKIND, O(result_url), 0,
+	  0, "resultImagePath: firebase (a download-token URL; the default "
+	  "for gcs) or public (base/path)", RESTART },
 	{ "public-url-base", "storage", "public-url-base", K_STR,
 	  O(public_url_base), 0, 0,
-	  "base of resultImagePath URLs (default file:// URLs of the root)",
-	  RESTART },
+	  "base of resultImagePath URLs (default file:// URLs of the root; "
+	  "gcs: " STORE_FIREBASE_URL " or endpoint/bucket)", RESTART },
+	{ "reference-prefixes", "storage", "reference-prefixes", K_PREFIXES,
+	  O(reference_prefixes), 0, 0, "where reference images may be, "
+	  "comma-separated (default references/)", LIVE },
 	{ "storage-backend", "storage", "backend", K_BACKEND,
 	  O(storage_backend), 0, 0,
 	  "local (a directory) or gcs (a Cloud Storage bucket; default local)",
@@ -110,6 +119,9 @@ static const struct setting settings[] = {
 	{ "storage-endpoint", "storage", "endpoint", K_STR, O(storage_endpoint),
 	  0, 0, "Cloud Storage's URL (default " STORE_GCS_ENDPOINT ")",
 	  RESTART },
+	{ "storage-emulator", "storage", "emulator", K_STR,
+	  O(storage_emulator), 0, 0, "use Google's Storage emulator at "
+	  "HOST:PORT (backend gcs; env STORAGE_EMULATOR_HOST)", RESTART },
 	{ "storage-ca-file", "storage", "ca-file", K_STR, O(storage_ca_file), 0,
 	  0, "CA certificates for the storage endpoint (default: the system's)",
 	  RESTART },
@@ -189,6 +201,59 @@ set_str(char **dst, const char *v)
 }
 
 static void
+free_prefixes(struct options *o)
+{
+	for (size_t i = 0; i < o->n_reference_prefixes; i++)
+		free(o->reference_prefixes[i]);
+	free(o->reference_prefixes);
+	o->reference_prefixes = NULL;
+	o->n_reference_prefixes = 0;
+}
+
+static void
+add_prefix(struct options *o, const char *p)
+{
+	size_t n = strlen(p);
+
+	o->reference_prefixes = xrealloc(o->reference_prefixes,
+	    (o->n_reference_prefixes + 1) * sizeof(char *));
+	o->reference_prefixes[o->n_reference_prefixes++] = n > 0 &&
+	    p[n - 1] == '/' ? xstrdup(p) : xasprintf("%s/", p);
+}
+
+/* Does one of the prefixes a and b hold the other? */
+static bool
+overlaps(const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b);
+
+	return strncmp(a, b, na < nb ? na : nb) == 0;
+}
+
+/* Why prefix p cannot hold reference images, or NULL. */
+static const char *
+bad_prefix(const char *p, char *buf, size_t len)
+{
+	char why[128], *bare = xstrdup(p);
+	size_t n = strlen(bare);
+
+	while (n > 0 && bare[n - 1] == '/')
+		bare[--n] = '\0';
+	if (path_check_relative(bare, why, sizeof(why)) < 0) {
+		snprintf(buf, len, "'%.64s': %.80s", p, why);
+		free(bare);
+		return buf;
+	}
+	free(bare);
+	if (overlaps(p, "captures/") || overlaps(p, "results/")) {
+		snprintf(buf, len, "'%.64s' overlaps captures/ or results/ "
+		    "(one guest's photo is never another's reference)", p);
+		return buf;
+	}
+	return NULL;
+}
+
+static void
 free_events(struct options *o)
 {
 	for (size_t i = 0; i < o->n_events; i++)
@@ -237,6 +302,28 @@ apply(struct options *o, const struct setting *s, const char *value,
 		else
 			return "must be local or gcs";
 		return NULL;
+	case K_URLKIND:
+		if (strcmp(value, "firebase") == 0)
+			*(enum store_url_kind *)p = STORE_URL_FIREBASE;
+		else if (strcmp(value, "public") == 0)
+			*(enum store_url_kind *)p = STORE_URL_PUBLIC;
+		else
+			return "must be firebase or public";
+		return NULL;
+	case K_PREFIXES: {
+		char *copy = xstrdup(value), *tok, *save = NULL;
+		const char *why = NULL;
+
+		free_prefixes(o);
+		for (tok = strtok_r(copy, ", \t", &save); tok && !why;
+		    tok = strtok_r(NULL, ", \t", &save))
+			if ((why = bad_prefix(tok, buf, len)) == NULL)
+				add_prefix(o, tok);
+		free(copy);
+		if (why == NULL && o->n_reference_prefixes == 0)
+			why = "lists no prefix";
+		return why;
+	}
 	case K_EVENTS: {
 		char *copy = xstrdup(value), *tok, *save = NULL;
 
@@ -380,10 +467,12 @@ usage(FILE *out)
 		char left[64];
 
 		snprintf(left, sizeof(left), "--%s %s", settings[i].flag,
-		    settings[i].kind == K_STR || settings[i].kind == K_EVENTS ?
-		    "VALUE" : settings[i].kind == K_LEVEL ||
+		    settings[i].kind == K_STR || settings[i].kind == K_EVENTS ||
+		    settings[i].kind == K_PREFIXES ? "VALUE" :
+		    settings[i].kind == K_LEVEL ||
 		    settings[i].kind == K_FORMAT ||
-		    settings[i].kind == K_BACKEND ? "NAME" : "N");
+		    settings[i].kind == K_BACKEND ||
+		    settings[i].kind == K_URLKIND ? "NAME" : "N");
 		fprintf(out, "  %-24s %s\n", left, settings[i].help);
 	}
 	fputs("  --check-config           validate the settings and exit 0 or 1\n"
@@ -414,6 +503,7 @@ defaults(struct options *o)
 	o->log_level = LOG_INFO;
 	o->worker_memory_mb = 2048;
 	o->worker_max_jobs = 100;
+	add_prefix(o, "references/");
 }
 
 static void
@@ -429,6 +519,8 @@ environment(struct options *o)
 		set_str(&o->emulator, v);
 	if ((v = getenv("GOOGLE_APPLICATION_CREDENTIALS")) && *v)
 		set_str(&o->credentials, v);
+	if ((v = getenv("STORAGE_EMULATOR_HOST")) && *v)
+		set_str(&o->storage_emulator, v);
 }
 
 /* getopt's table: one entry per setting, then the actions. */
@@ -553,8 +645,17 @@ cross_checks(struct options *o, struct errs *e)
 			report(e, "--storage-backend gcs needs --bucket");
 	}
 	if (o->storage_endpoint && strncmp(o->storage_endpoint, "https://", 8))
-		report(e, "storage endpoint '%s' must be an https:// URL",
+		report(e, "storage endpoint '%s' must be an https:// URL (plain "
+		    "HTTP is for the emulator: [storage] emulator)",
 		    o->storage_endpoint);
+	if (o->storage_endpoint && o->storage_emulator &&
+	    o->storage_backend == STORAGE_GCS)
+		report(e, "set one of [storage] endpoint and emulator (or "
+		    "STORAGE_EMULATOR_HOST), not both");
+	if (o->result_url == STORE_URL_FIREBASE &&
+	    o->storage_backend != STORAGE_GCS)
+		report(e, "result-url = firebase needs backend = gcs (download "
+		    "tokens are kept by Cloud Storage)");
 	if (o->credentials && o->emulator == NULL) {
 		struct stat sb;
 
@@ -634,6 +735,14 @@ differs(const struct setting *s, const struct options *a,
 
 		return (x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0);
 	}
+	case K_PREFIXES:
+		if (a->n_reference_prefixes != b->n_reference_prefixes)
+			return true;
+		for (size_t i = 0; i < a->n_reference_prefixes; i++)
+			if (strcmp(a->reference_prefixes[i],
+			    b->reference_prefixes[i]) != 0)
+				return true;
+		return false;
 	case K_EVENTS:
 		if (a->n_events != b->n_events)
 			return true;
@@ -673,6 +782,11 @@ copy_setting(const struct setting *s, struct options *dst,
 		*d = v ? xstrdup(v) : NULL;
 		break;
 	}
+	case K_PREFIXES:
+		free_prefixes(dst);
+		for (size_t i = 0; i < src->n_reference_prefixes; i++)
+			add_prefix(dst, src->reference_prefixes[i]);
+		break;
 	case K_EVENTS:
 		free_events(dst);
 		for (size_t i = 0; i < src->n_events; i++) {
@@ -763,6 +877,8 @@ options_clear(struct options *o)
 	free(o->bucket);
 	free(o->storage_endpoint);
 	free(o->storage_ca_file);
+	free(o->storage_emulator);
+	free_prefixes(o);
 	free(o->plugin_dir);
 	free(o->metrics_listen);
 	memset(o, 0, sizeof(*o));

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store.h"
+
 enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON };
 enum storage_backend { STORAGE_LOCAL = 0, STORAGE_GCS };
 
@@ -41,8 +43,13 @@ struct options {
 	char *storage_ca_file;	/* gcs; NULL: the system's CA store */
 	int64_t storage_connect_timeout_ms;	/* 0: the backend's default */
 	int64_t storage_timeout_ms;
-	char *public_url_base;	/* NULL: file:// URLs of the storage root,
-				   or endpoint/bucket */
+	char *storage_emulator;	/* gcs: Google's Storage emulator, HOST:PORT
+				   (env STORAGE_EMULATOR_HOST); or NULL */
+	char *public_url_base;	/* NULL: the URL kind's default */
+	enum store_url_kind result_url;	/* DEFAULT: the backend's */
+	char **reference_prefixes;	/* where reference images may be; never
+				   empty, each ends in '/' */
+	size_t n_reference_prefixes;
 	char *plugin_dir;
 	char *metrics_listen;	/* HOST:PORT or a socket path; NULL: off */
 	int workers;

@@ -85,6 +85,34 @@ path_check_input(const char *path, const char *event_id,
 	return 0;
 }
 
+int
+path_check_reference(const char *path, char *const *prefixes,
+    size_t n_prefixes, char *err, size_t errlen)
+{
+	char why[128];
+	size_t i;
+
+	if (path_check_relative(path, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s", why);
+		return -EINVAL;
+	}
+	if (strncmp(path, "captures/", 9) == 0 ||
+	    strncmp(path, "results/", 8) == 0) {
+		snprintf(err, errlen, "is a guest's capture or result");
+		return -EINVAL;
+	}
+	for (i = 0; i < n_prefixes; i++) {
+		size_t n = strlen(prefixes[i]);
+
+		if (strncmp(path, prefixes[i], n) == 0 && path[n] != '\0')
+			return 0;
+	}
+	snprintf(err, errlen, "is not under %s%s", n_prefixes > 0 ?
+	    prefixes[0] : "any reference prefix", n_prefixes > 1 ?
+	    " or the other reference prefixes" : "");
+	return -EINVAL;
+}
+
 char *
 path_result(const char *event_id, const char *session_id)
 {

@@ -20,6 +20,14 @@ int path_check_input(const char *path, const char *event_id,
 /* 0 if s is a plain relative storage path (the rules above, no prefix). */
 int path_check_relative(const char *s, char *err, size_t errlen);
 
+/*
+ * 0 if path may be read as a reference image: plainly written, under one
+ * of prefixes (each ending in '/'), and never under captures/ or results/
+ * (one guest's photo is never another's reference).  Else -EINVAL + err.
+ */
+int path_check_reference(const char *path, char *const *prefixes,
+    size_t n_prefixes, char *err, size_t errlen);
+
 /* "results/{eventId}/{sessionId}/result.png"; caller frees. */
 char *path_result(const char *event_id, const char *session_id);
 

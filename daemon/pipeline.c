@@ -3,7 +3,6 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -25,7 +24,6 @@
 #define FINISH_TRIES	4
 #define ERROR_MAX	1000	/* bytes of a guest-facing error */
 #define URL_MAX		4096	/* bytes of resultImagePath */
-#define REFERENCES_PREFIX "references/"	/* where reference images live */
 #define REFRESHES	3	/* finishes re-made after unrelated writes */
 #define FINISH_BACKOFF_MS	250	/* then 500, 1000 (jittered) */
 #define FINISH_BACKOFF_MAX_MS	2000
@@ -480,64 +478,19 @@ resolve_experience(struct run *r, const char *name,
 }
 
 /*
- * A reference image URL that points into our storage's references/, as
- * the relative storage path (malloc'd), or NULL.  Accepted: a plain
- * storage path, or a URL under our public URL base.
+ * A reference image as the app stored it, as a path of our storage that
+ * may be read as a reference (malloc'd), or NULL with why.
  */
-/* url minus base + "/", or NULL if it is not under base. */
-static const char *
-under(const char *url, const char *base)
-{
-	size_t n = base ? strlen(base) : 0;
-
-	return n > 0 && strncmp(url, base, n) == 0 && url[n] == '/' ?
-	    url + n + 1 : NULL;
-}
-
-/* Percent-decode a URL's path into a new string; NULL if malformed. */
 static char *
-url_decode(const char *s)
+reference_path(const struct run *r, const char *ref, char *why,
+    size_t whylen)
 {
-	char *out = xmalloc(strlen(s) + 1), *o = out;
+	char *path;
 
-	for (; *s; s++) {
-		unsigned int c;
-
-		if (*s != '%') {
-			*o++ = *s;
-			continue;
-		}
-		if (sscanf(s + 1, "%2x", &c) != 1 || c == 0 ||
-		    !isxdigit((unsigned char)s[1]) ||
-		    !isxdigit((unsigned char)s[2])) {
-			free(out);
-			return NULL;
-		}
-		*o++ = (char)c;
-		s += 2;
-	}
-	*o = '\0';
-	return out;
-}
-
-static char *
-reference_path(const struct store *st, const char *url)
-{
-	const char *rest;
-	char why[128], *path;
-
-	if ((rest = under(url, st->public_url_base)) != NULL ||
-	    (rest = under(url, st->object_url_base)) != NULL)
-		path = url_decode(rest);	/* a URL: encoded */
-	else if (strstr(url, "://") != NULL)
-		return NULL;			/* another host */
-	else
-		path = xstrdup(url);		/* a plain storage path */
-	/* only under references/: a guest's capture or result is never
-	 * another guest's reference */
-	if (path == NULL || strncmp(path, REFERENCES_PREFIX,
-	    strlen(REFERENCES_PREFIX)) != 0 ||
-	    path_check_relative(path, why, sizeof(why)) < 0) {
+	if (store_reference(r->p->store, ref, &path, why, whylen) < 0)
+		return NULL;
+	if (path_check_reference(path, r->opt->reference_prefixes,
+	    r->opt->n_reference_prefixes, why, whylen) < 0) {
 		free(path);
 		return NULL;
 	}
@@ -576,20 +529,22 @@ read_references(struct run *r, const struct experience *x, uint8_t **refs,
 
 	for (size_t i = 0; x->ai_enabled && i < x->n_reference_urls &&
 	    n < POOL_MAX_REFS; i++) {
-		char *path = reference_path(p->store, x->reference_urls[i]);
+		char *path = reference_path(r, x->reference_urls[i], err,
+		    sizeof(err));
 
 		if (path == NULL) {
-			log_info("session=%s reference %.200s is not under "
-			    "references/ in our storage; not passed to the "
-			    "model", r->s->session_id, x->reference_urls[i]);
+			log_info("session=%s reference %.200s %s; not passed "
+			    "to the model", r->s->session_id,
+			    x->reference_urls[i], err);
 			continue;
 		}
 		if (store_get(p->store, path, r->opt->max_input_bytes,
 		    &refs[n], &ref_lens[n], err, sizeof(err)) == 0)
 			n++;
 		else
-			log_debug("session=%s reference %s: %s",
-			    r->s->session_id, path, err);
+			log_warn("session=%s reference %s could not be read: "
+			    "%s; not passed to the model", r->s->session_id,
+			    path, err);
 		free(path);
 	}
 	return n;
@@ -771,6 +726,7 @@ transform_store_finish(struct run *r, struct prepared *o)
 	struct session *s = r->s;
 	struct pool_result res;
 	char why[512], *result_path, *url = NULL;
+	char token[STORE_TOKEN_LEN + 1];
 	enum outcome out;
 	int rc;
 
@@ -786,8 +742,16 @@ transform_store_finish(struct run *r, struct prepared *o)
 	if (res.status != POOL_OK)
 		return fail(r, "%s", res.message);
 	result_path = path_result(s->event_id, s->session_id);
+	/* a fresh token with each result: a retried session's URL works,
+	 * and the one before no longer opens anything */
+	if (store_wants_token(r->p->store))
+		store_new_token(token);
 	rc = store_put(r->p->store, result_path, res.png, res.png_len,
-	    "image/png", &url, why, sizeof(why));
+	    "image/png", store_wants_token(r->p->store) ? token : NULL, why,
+	    sizeof(why));
+	if (rc == 0)
+		url = store_url(r->p->store, result_path,
+		    store_wants_token(r->p->store) ? token : NULL);
 	free(result_path);
 	free(res.png);
 	if (rc < 0) {

@@ -8,10 +8,25 @@
 #ifndef FIRESYNC_STORE_H
 #define FIRESYNC_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct store;
+
+/* How a result's URL (resultImagePath) is made. */
+enum store_url_kind {
+	STORE_URL_DEFAULT = 0,	/* the backend's: firebase for gcs, public
+				   for the local directory */
+	STORE_URL_PUBLIC,	/* base + "/" + the path, '/' kept */
+	STORE_URL_FIREBASE,	/* base/v0/b/BUCKET/o/NAME?alt=media&token=T,
+				   as Firebase's getDownloadURL() gives */
+};
+
+/* Where Firebase download URLs point, unless configured otherwise. */
+#define STORE_FIREBASE_URL "https://firebasestorage.googleapis.com"
+/* A download token: a random UUID, 36 characters. */
+#define STORE_TOKEN_LEN 36
 
 struct store_ops {
 	const char *name;
@@ -19,18 +34,23 @@ struct store_ops {
 	 * larger than max_bytes, other -errno with err otherwise. */
 	int (*get)(struct store *st, const char *path, size_t max_bytes,
 	    uint8_t **data, size_t *len, char *err, size_t errlen);
-	/* Write atomically; *url gets the public URL (malloc'd). */
+	/* Write atomically, with the download token given (NULL: none; the
+	 * object's earlier tokens go with its earlier contents). */
 	int (*put)(struct store *st, const char *path, const uint8_t *data,
-	    size_t len, const char *content_type, char **url, char *err,
-	    size_t errlen);
+	    size_t len, const char *content_type, const char *token,
+	    char *err, size_t errlen);
 	void (*close)(struct store *st);
 };
 
 struct store {
 	const struct store_ops *ops;
-	char *public_url_base;	/* no trailing '/' */
+	enum store_url_kind url_kind;
+	char *public_url_base;	/* no trailing '/'.  PUBLIC: the base of
+				   result URLs; FIREBASE: the scheme and
+				   host before /v0/b/ */
 	int root_fd;		/* local backend */
 	char *root;		/* for the log: a directory, or gs://BUCKET */
+	char *bucket;		/* gcs: the bucket; NULL for local */
 	char *object_url_base;	/* gcs: endpoint/bucket, also accepted for
 				   references; or NULL */
 	void *priv;		/* the backend's own */
@@ -54,9 +74,14 @@ struct token_source;
 struct store_gcs_options {
 	const char *bucket;
 	const char *endpoint;		/* NULL: STORE_GCS_ENDPOINT */
+	const char *emulator;		/* HOST:PORT or a URL of Google's
+					   Storage emulator (plain HTTP, its
+					   admin token); NULL: none */
 	const char *ca_file;		/* NULL: the system's CA store */
-	const char *public_url_base;	/* NULL: endpoint/bucket */
-	struct token_source *ts;	/* borrowed; thread-safe */
+	enum store_url_kind url_kind;	/* DEFAULT: FIREBASE */
+	const char *public_url_base;	/* NULL: the kind's default */
+	struct token_source *ts;	/* borrowed; thread-safe; unused with
+					   the emulator */
 	int64_t connect_timeout_ms;	/* 0: 5 s */
 	int64_t timeout_ms;		/* one operation, retries included;
 					   0: 30 s */
@@ -64,14 +89,38 @@ struct store_gcs_options {
 
 /*
  * Open the Cloud Storage backend (store_gcs.c): objects of bucket through
- * the XML API at endpoint, with tokens from o->ts.  URLs are
- * public_url_base + "/" + the percent-encoded object name.  NULL with err
- * on a bad configuration (nothing is fetched here).
+ * the JSON API at endpoint, with tokens from o->ts.  NULL with err on a
+ * bad configuration (nothing is fetched here).
  */
 struct store *store_gcs_open(const struct store_gcs_options *o, char *err,
     size_t errlen);
-/* An object name percent-encoded per segment ('/' kept); caller frees. */
-char *gcs_encode_path(const char *path);
+
+/* ---- URLs (store_url.c) ---- */
+
+/* path percent-encoded: every byte but RFC 3986's unreserved ones, and
+ * '/' too unless keep_slash.  Caller frees. */
+char *store_encode(const char *path, bool keep_slash);
+/* A fresh download token (a random version 4 UUID) into out. */
+void store_new_token(char out[STORE_TOKEN_LEN + 1]);
+/* Does this store put a download token in its result URLs? */
+static inline bool
+store_wants_token(const struct store *st)
+{
+	return st->url_kind == STORE_URL_FIREBASE;
+}
+/* The URL of path as the app will store it: token is the one the object
+ * was written with (FIREBASE).  Caller frees. */
+char *store_url(const struct store *st, const char *path, const char *token);
+/*
+ * A reference image as the app stores it, as a storage path of ours
+ * (malloc'd, percent-decoded, not yet checked against any rule): a plain
+ * path, gs://BUCKET/NAME, https://storage.googleapis.com/BUCKET/NAME, a
+ * Firebase download URL of the bucket (any token: it is never used), or a
+ * URL under the store's own bases.  -EINVAL with why for anything else
+ * (another bucket, another host).
+ */
+int store_reference(const struct store *st, const char *ref, char **path,
+    char *why, size_t whylen);
 
 static inline int
 store_get(struct store *st, const char *path, size_t max_bytes,
@@ -82,10 +131,10 @@ store_get(struct store *st, const char *path, size_t max_bytes,
 
 static inline int
 store_put(struct store *st, const char *path, const uint8_t *data,
-    size_t len, const char *content_type, char **url, char *err,
+    size_t len, const char *content_type, const char *token, char *err,
     size_t errlen)
 {
-	return st->ops->put(st, path, data, len, content_type, url, err,
+	return st->ops->put(st, path, data, len, content_type, token, err,
 	    errlen);
 }
 

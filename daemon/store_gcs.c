@@ -1,9 +1,17 @@
 /*
- * store_gcs.c - the Cloud Storage backend: the XML API over HTTPS with
- * libcurl (GET an object, PUT an object), authenticated with the token
- * source's OAuth2 access tokens.
+ * store_gcs.c - the Cloud Storage backend: the JSON API over HTTPS with
+ * libcurl (a media download; a multipart upload carrying the object's
+ * metadata, its download token among them, with its bytes in one
+ * request), authenticated with the token source's OAuth2 access tokens.
+ * The JSON API keeps a custom metadata key as written: the XML API's
+ * x-goog-meta- headers arrive lower-cased, and Firebase honours the
+ * download token only as firebaseStorageDownloadTokens.
  *
- * Object names are percent-encoded per path segment.  Transient failures
+ * Google's Storage emulator is spoken to the same way, over plain HTTP
+ * and with its admin token, as Google's own client libraries do when
+ * STORAGE_EMULATOR_HOST is set.
+ *
+ * Object names are percent-encoded whole.  Transient failures
  * (429, 5xx, a dropped or refused connection, a timeout) are retried with
  * capped, jittered back-off until the operation's deadline; a 401 gets one
  * fresh token and one more try.  Downloads stop as soon as they pass the
@@ -14,6 +22,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <jansson.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -29,13 +38,14 @@
 #include "store.h"
 #include "token.h"
 
-#define CACHE_CONTROL	"Cache-Control: no-cache"
+#define CACHE_CONTROL	"no-cache"	/* a retry may replace a result */
+#define EMULATOR_TOKEN	"owner"		/* the emulator's admin token */
 
 struct gcs {
 	char *endpoint;		/* no trailing '/' */
 	char *bucket;
 	char *ca_file;		/* or NULL: the system store */
-	struct token_source *ts;	/* borrowed */
+	struct token_source *ts;	/* borrowed; NULL: the emulator */
 	int64_t connect_timeout_ms;
 	int64_t timeout_ms;	/* one operation, retries included */
 	CURLSH *share;		/* connections and TLS sessions, shared */
@@ -61,29 +71,6 @@ share_unlock(CURL *c, curl_lock_data data, void *arg)
 	pthread_mutex_unlock(&g->share_lock[data]);
 }
 
-/* "a b/c" -> "a%20b/c": RFC 3986 unreserved characters and the '/'
- * between segments stay; everything else is %XX.  Caller frees. */
-char *
-gcs_encode_path(const char *path)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	char *out = xmalloc(strlen(path) * 3 + 1), *o = out;
-
-	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' ||
-		    *p == '_' || *p == '~' || *p == '/') {
-			*o++ = (char)*p;
-		} else {
-			*o++ = '%';
-			*o++ = hex[*p >> 4];
-			*o++ = hex[*p & 15];
-		}
-	}
-	*o = '\0';
-	return out;
-}
-
 /* A download into memory, refused past a limit (b.max). */
 struct sink {
 	CURL *c;
@@ -104,23 +91,42 @@ on_data(char *p, size_t size, size_t n, void *arg)
 	return buf_write(p, size, n, &s->b);
 }
 
-/* An upload from memory. */
+/* An upload from memory: a multipart body in three pieces (the head
+ * with the metadata, the object's bytes, the closing boundary), read
+ * without copying the bytes. */
 struct source {
-	const uint8_t *data;
-	size_t len, off;
+	const uint8_t *part[3];
+	size_t len[3];
+	size_t off;		/* into the whole */
 };
+
+static size_t
+source_len(const struct source *s)
+{
+	return s->len[0] + s->len[1] + s->len[2];
+}
 
 static size_t
 on_read(char *p, size_t size, size_t n, void *arg)
 {
 	struct source *s = arg;
-	size_t take = size * n;
+	size_t want = size * n, done = 0, base = 0;
 
-	if (take > s->len - s->off)
-		take = s->len - s->off;
-	memcpy(p, s->data + s->off, take);
-	s->off += take;
-	return take;
+	for (int i = 0; i < 3 && done < want; i++) {
+		size_t end = base + s->len[i];
+
+		if (s->off < end) {
+			size_t take = end - s->off;
+
+			if (take > want - done)
+				take = want - done;
+			memcpy(p + done, s->part[i] + (s->off - base), take);
+			s->off += take;
+			done += take;
+		}
+		base = end;
+	}
+	return done;
 }
 
 static int
@@ -128,18 +134,18 @@ on_seek(void *arg, curl_off_t off, int origin)
 {
 	struct source *s = arg;
 
-	if (origin != SEEK_SET || off < 0 || (size_t)off > s->len)
+	if (origin != SEEK_SET || off < 0 || (size_t)off > source_len(s))
 		return CURL_SEEKFUNC_CANTSEEK;
 	s->off = (size_t)off;
 	return CURL_SEEKFUNC_OK;
 }
 
 struct request {
-	const char *method;	/* "GET" or "PUT" */
+	const char *method;	/* "GET" or "POST" (an upload) */
 	const char *path;	/* object name */
 	size_t max_bytes;	/* GET */
-	struct source up;	/* PUT */
-	const char *content_type;
+	struct source up;	/* POST: the multipart body */
+	const char *content_type;	/* POST: the body's */
 };
 
 /* One HTTP exchange.  Returns the HTTP status, or -1 with err (a
@@ -148,8 +154,8 @@ static long
 exchange(struct gcs *g, const struct request *rq, const char *token,
     int64_t deadline, struct sink *sink, char *err, size_t errlen)
 {
-	char *name = gcs_encode_path(rq->path), *url, *auth, *ctype = NULL;
-	char cerr[CURL_ERROR_SIZE] = "";
+	char *bucket = store_encode(g->bucket, false), *url, *auth;
+	char *ctype = NULL, cerr[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdrs = NULL;
 	struct source up = rq->up;
 	int64_t left = deadline - now_mono_ms();
@@ -157,8 +163,17 @@ exchange(struct gcs *g, const struct request *rq, const char *token,
 	long status = -1;
 	CURLcode rc;
 
-	url = xasprintf("%s/%s/%s", g->endpoint, g->bucket, name);
-	free(name);
+	if (strcmp(rq->method, "POST") == 0) {
+		url = xasprintf("%s/upload/storage/v1/b/%s/o?uploadType="
+		    "multipart", g->endpoint, bucket);
+	} else {
+		char *name = store_encode(rq->path, false);
+
+		url = xasprintf("%s/storage/v1/b/%s/o/%s?alt=media",
+		    g->endpoint, bucket, name);
+		free(name);
+	}
+	free(bucket);
 	auth = xasprintf("Authorization: Bearer %s", token);
 	hdrs = curl_slist_append(hdrs, auth);
 	if (c == NULL || left <= 0) {
@@ -169,7 +184,9 @@ exchange(struct gcs *g, const struct request *rq, const char *token,
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_SHARE, g->share);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
+	/* plain HTTP for the emulator only (it has no token source) */
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, g->ts ? "https" :
+	    "http,https");
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (g->ca_file)
@@ -182,17 +199,17 @@ exchange(struct gcs *g, const struct request *rq, const char *token,
 	sink->c = c;
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
-	if (strcmp(rq->method, "PUT") == 0) {
+	if (strcmp(rq->method, "POST") == 0) {
 		ctype = xasprintf("Content-Type: %s", rq->content_type);
 		hdrs = curl_slist_append(hdrs, ctype);
-		hdrs = curl_slist_append(hdrs, CACHE_CONTROL);
-		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+		hdrs = curl_slist_append(hdrs, "Expect:");
+		curl_easy_setopt(c, CURLOPT_POST, 1L);
 		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
 		curl_easy_setopt(c, CURLOPT_READDATA, &up);
 		curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
 		curl_easy_setopt(c, CURLOPT_SEEKDATA, &up);
-		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
-		    (curl_off_t)up.len);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)source_len(&up));
 	}
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	rc = curl_easy_perform(c);
@@ -240,7 +257,9 @@ perform(struct gcs *g, const struct request *rq, struct sink *sink,
 
 	backoff_init(&bo, 250, 4000, 2.0, 0.25);
 	for (;;) {
-		char terr[256], *token = token_get(g->ts, terr, sizeof(terr));
+		char terr[256], *token = g->ts == NULL ?
+		    xstrdup(EMULATOR_TOKEN) : token_get(g->ts, terr,
+		    sizeof(terr));
 
 		if (token == NULL) {
 			snprintf(err, errlen, "no access token: %s", terr);
@@ -248,7 +267,7 @@ perform(struct gcs *g, const struct request *rq, struct sink *sink,
 		}
 		buf_reset(&sink->b);
 		status = exchange(g, rq, token, deadline, sink, err, errlen);
-		if (status == 401 && !refreshed) {
+		if (status == 401 && !refreshed && g->ts != NULL) {
 			/* expired or revoked early: one fresh token */
 			token_invalidate(g->ts, token);
 			refreshed = true;
@@ -328,32 +347,78 @@ gcs_get(struct store *st, const char *path, size_t max_bytes,
 	return refused(g, "GET", path, status, err, errlen);
 }
 
+/*
+ * The multipart body's head: the boundary, the object's metadata as JSON
+ * (its name, type, caching and download token), the media part's header.
+ * NULL with err if the name cannot be written as JSON (not UTF-8).
+ */
+static char *
+upload_head(const char *boundary, const char *path, const char *type,
+    const char *token, char *err, size_t errlen)
+{
+	json_t *meta = json_pack("{s:s, s:s, s:s}", "name", path,
+	    "contentType", type, "cacheControl", CACHE_CONTROL);
+	char *js, *head;
+
+	if (meta != NULL && token != NULL)
+		json_object_set_new(meta, "metadata", json_pack("{s:s}",
+		    "firebaseStorageDownloadTokens", token));
+	js = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
+	json_decref(meta);
+	if (js == NULL) {
+		snprintf(err, errlen, "object name is not valid UTF-8");
+		return NULL;
+	}
+	head = xasprintf("--%s\r\nContent-Type: application/json; "
+	    "charset=UTF-8\r\n\r\n%s\r\n--%s\r\nContent-Type: %s\r\n\r\n",
+	    boundary, js, boundary, type);
+	free(js);
+	return head;
+}
+
 static int
 gcs_put(struct store *st, const char *path, const uint8_t *data, size_t len,
-    const char *content_type, char **url, char *err, size_t errlen)
+    const char *content_type, const char *token, char *err, size_t errlen)
 {
 	struct gcs *g = st->priv;
-	struct request rq = { .method = "PUT", .path = path,
-	    .up = { data, len, 0 }, .content_type = content_type };
+	struct request rq = { .method = "POST", .path = path };
 	struct sink sink;
-	char why[512] = "", *name;
+	char why[512] = "", boundary[48], uuid[STORE_TOKEN_LEN + 1];
+	char *head, *tail, *ctype;
 	long status;
 
+	/* a boundary that is nowhere in the bytes */
+	do {
+		store_new_token(uuid);
+		snprintf(boundary, sizeof(boundary), "firesync-%s", uuid);
+	} while (memmem(data, len, boundary, strlen(boundary)) != NULL);
+	head = upload_head(boundary, path, content_type, token, why,
+	    sizeof(why));
+	if (head == NULL) {
+		snprintf(err, errlen, "POST gs://%s/%s: %s", g->bucket, path,
+		    why);
+		return -EINVAL;
+	}
+	tail = xasprintf("\r\n--%s--\r\n", boundary);
+	ctype = xasprintf("multipart/related; boundary=%s", boundary);
+	rq.up = (struct source){ .part = { (const uint8_t *)head, data,
+	    (const uint8_t *)tail }, .len = { strlen(head), len,
+	    strlen(tail) } };
+	rq.content_type = ctype;
 	buf_init(&sink.b, 1 << 20);	/* the server's reply */
 	status = perform(g, &rq, &sink, why, sizeof(why));
 	buf_free(&sink.b);
-	if (status >= 200 && status <= 299) {
-		name = gcs_encode_path(path);
-		*url = xasprintf("%s/%s", st->public_url_base, name);
-		free(name);
+	free(head);
+	free(tail);
+	free(ctype);
+	if (status >= 200 && status <= 299)
 		return 0;
-	}
 	if (status < 0) {
-		snprintf(err, errlen, "PUT gs://%s/%s: %s", g->bucket, path,
+		snprintf(err, errlen, "POST gs://%s/%s: %s", g->bucket, path,
 		    why);
 		return (int)(status == -ETIMEDOUT ? -ETIMEDOUT : -EIO);
 	}
-	return refused(g, "PUT", path, status, err, errlen);
+	return refused(g, "POST", path, status, err, errlen);
 }
 
 static void
@@ -389,17 +454,26 @@ store_gcs_open(const struct store_gcs_options *o, char *err, size_t errlen)
 		    "name ([storage] bucket)");
 		return NULL;
 	}
-	if (o->ts == NULL) {
+	if (o->ts == NULL && o->emulator == NULL) {
 		snprintf(err, errlen, "the gcs storage backend needs "
 		    "credentials");
 		return NULL;
 	}
 	g = xcalloc(1, sizeof(*g));
-	g->endpoint = store_url_base(o->endpoint ? o->endpoint :
-	    STORE_GCS_ENDPOINT);
+	if (o->emulator != NULL) {
+		/* HOST:PORT, as Google's libraries take it, or a URL */
+		char *u = strstr(o->emulator, "://") ? xstrdup(o->emulator) :
+		    xasprintf("http://%s", o->emulator);
+
+		g->endpoint = store_url_base(u);
+		free(u);
+	} else {
+		g->endpoint = store_url_base(o->endpoint ? o->endpoint :
+		    STORE_GCS_ENDPOINT);
+		g->ts = o->ts;
+	}
 	g->bucket = xstrdup(o->bucket);
 	g->ca_file = o->ca_file ? xstrdup(o->ca_file) : NULL;
-	g->ts = o->ts;
 	g->connect_timeout_ms = o->connect_timeout_ms > 0 ?
 	    o->connect_timeout_ms : 5000;
 	g->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
@@ -418,9 +492,18 @@ store_gcs_open(const struct store_gcs_options *o, char *err, size_t errlen)
 	st->priv = g;
 	st->root_fd = -1;
 	st->root = xasprintf("gs://%s", g->bucket);
+	st->bucket = xstrdup(g->bucket);
 	st->object_url_base = xasprintf("%s/%s", g->endpoint, g->bucket);
-	st->public_url_base = o->public_url_base && *o->public_url_base ?
-	    store_url_base(o->public_url_base) :
-	    xasprintf("%s/%s", g->endpoint, g->bucket);
+	st->url_kind = o->url_kind == STORE_URL_PUBLIC ? STORE_URL_PUBLIC :
+	    STORE_URL_FIREBASE;
+	if (o->public_url_base && *o->public_url_base)
+		st->public_url_base = store_url_base(o->public_url_base);
+	else if (st->url_kind == STORE_URL_PUBLIC)
+		st->public_url_base = xasprintf("%s/%s", g->endpoint,
+		    g->bucket);
+	else if (o->emulator != NULL)
+		st->public_url_base = xstrdup(g->endpoint);
+	else
+		st->public_url_base = xstrdup(STORE_FIREBASE_URL);
 	return st;
 }

@@ -147,7 +147,7 @@ write_all(int fd, const uint8_t *p, size_t n)
 
 static int
 local_put(struct store *st, const char *path, const uint8_t *data,
-    size_t len, const char *content_type, char **url, char *err,
+    size_t len, const char *content_type, const char *token, char *err,
     size_t errlen)
 {
 	char buf[4096], tmp[300];
@@ -190,7 +190,6 @@ local_put(struct store *st, const char *path, const uint8_t *data,
 	}
 	(void)fsync(dfd);
 	close(dfd);
-	*url = xasprintf("%s/%s", st->public_url_base, path);
 	return 0;
 }
 
@@ -232,6 +231,7 @@ store_local_open(const char *dir, const char *public_url_base, char *err,
 	st->ops = &local_ops;
 	st->root_fd = fd;
 	st->root = abs;
+	st->url_kind = STORE_URL_PUBLIC;
 	if (public_url_base && *public_url_base) {
 		st->public_url_base = store_url_base(public_url_base);
 	} else {
@@ -262,6 +262,7 @@ store_close(struct store *st)
 	st->ops->close(st);
 	free(st->public_url_base);
 	free(st->object_url_base);
+	free(st->bucket);
 	free(st->root);
 	free(st);
 }

@@ -1,7 +1,9 @@
 /*
- * gcs.c - the Cloud Storage backend against a real HTTPS server: Debian's
- * nginx with TLS from a test CA, WebDAV PUT and a bearer-token check, and
- * a loopback token endpoint behind a service account key file.
+ * gcs.c - the Cloud Storage backend against Google's Cloud Storage for
+ * Firebase emulator, behind Debian's nginx with TLS from a test CA and a
+ * bearer-token check, with a loopback token endpoint behind a service
+ * account key file; and against the emulator directly, as
+ * STORAGE_EMULATOR_HOST has it.
  */
 #include "config.h"
 
@@ -23,8 +25,9 @@
 #include "store.h"
 #include "token.h"
 
-#define BUCKET "test-bucket"
+#define BUCKET "demo-firesync.appspot.com"
 
+static struct storage_emu emu;		/* one for the whole run */
 static struct nginx nx;
 static struct tokend td;
 static struct token_source *ts;
@@ -38,6 +41,8 @@ open_with(const char *endpoint, const char *ca, int64_t timeout_ms)
 		.bucket = BUCKET, .endpoint = endpoint, .ca_file = ca,
 		.ts = ts, .connect_timeout_ms = 2000,
 		.timeout_ms = timeout_ms,
+		/* download URLs through nginx, where a test can open them */
+		.public_url_base = nx.endpoint,
 	};
 	struct store *s = store_gcs_open(&o, err, sizeof(err));
 
@@ -51,7 +56,7 @@ setup_tokens(const char *const *tokens, int n)
 {
 	const char *key;
 
-	ck_assert_int_eq(nginx_start(&nx, "good-token"), 0);
+	ck_assert_int_eq(nginx_start(&nx, "good-token", emu.port), 0);
 	tokend_start(&td, tokens, n);
 	key = test_key_file(nx.dir, td.url);
 	ck_assert_ptr_nonnull(key);
@@ -78,53 +83,87 @@ teardown(void)
 	nginx_stop(&nx);
 }
 
-/* A file of n bytes at the object's place on the server. */
+/* An object of n bytes in the bucket, as the web app uploads it. */
 static void
 put_file(const char *object, size_t n)
 {
-	char path[512], cmd[600];
-	FILE *f;
+	uint8_t *b = malloc(n);
 
-	snprintf(path, sizeof(path), "%s/www/%s/%s", nx.dir, BUCKET, object);
-	snprintf(cmd, sizeof(cmd), "mkdir -p $(dirname %s)", path);
-	ck_assert_int_eq(system(cmd), 0);
-	f = fopen(path, "w");
-	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(b);
 	for (size_t i = 0; i < n; i++)
-		fputc((int)(i * 7 % 251), f);
-	fclose(f);
+		b[i] = (uint8_t)(i * 7 % 251);
+	ck_assert_int_eq(storage_emu_put(&emu, BUCKET, object, b, n,
+	    "image/jpeg"), 0);
+	free(b);
+}
+
+/* The result's URL opens with no credentials: status, and the bytes. */
+static long
+open_url(const char *url, uint8_t **body, size_t *len)
+{
+	return http_get(url, nx.ca, body, len);
 }
 
 START_TEST(put_then_get)
 {
 	static const uint8_t png[] = { 0x89, 'P', 'N', 'G', 1, 2, 3 };
-	char *url = NULL, want[256], path[512];
+	char *url, *meta, want[512];
 	uint8_t *data;
 	size_t len;
-	struct stat sb;
 
+	ck_assert(store_wants_token(st));
 	ck_assert_msg(store_put(st, "results/E/S/result.png", png,
-	    sizeof(png), "image/png", &url, err, sizeof(err)) == 0, "%s", err);
-	snprintf(want, sizeof(want), "%s/%s/results/E/S/result.png",
-	    nx.endpoint, BUCKET);
+	    sizeof(png), "image/png", "tok-1", err, sizeof(err)) == 0, "%s",
+	    err);
+	url = store_url(st, "results/E/S/result.png", "tok-1");
+	snprintf(want, sizeof(want), "%s/v0/b/" BUCKET "/o/results%%2FE%%2FS"
+	    "%%2Fresult.png?alt=media&token=tok-1", nx.endpoint);
 	ck_assert_str_eq(url, want);
+	/* one request, the JSON API's multipart upload */
+	ck_assert_int_eq(nginx_log_wait(&nx, "POST /upload/storage/v1/b/"
+	    BUCKET "/o 200 ct=multipart/related; boundary=firesync-", 1), 1);
+	ck_assert_int_eq(nginx_log_count(&nx, "args=uploadType=multipart"), 1);
+	/* what the object carries: type, caching, the token, as written */
+	meta = storage_emu_metadata(&emu, BUCKET, "results/E/S/result.png");
+	ck_assert_ptr_nonnull(meta);
+	ck_assert_ptr_nonnull(strstr(meta, "\"contentType\":\"image/png\""));
+	ck_assert_ptr_nonnull(strstr(meta, "\"cacheControl\":\"no-cache\""));
+	ck_assert_ptr_nonnull(strstr(meta,
+	    "\"firebaseStorageDownloadTokens\":\"tok-1\""));
+	free(meta);
+	/* the download URL opens anonymously; the object alone does not */
+	ck_assert_int_eq(open_url(url, &data, &len), 200);
+	ck_assert_uint_eq(len, sizeof(png));
+	ck_assert_int_eq(memcmp(data, png, len), 0);
+	free(data);
 	free(url);
-	snprintf(path, sizeof(path), "%s/www/%s/results/E/S/result.png",
-	    nx.dir, BUCKET);
-	ck_assert_int_eq(stat(path, &sb), 0);
-	ck_assert_int_eq(sb.st_size, sizeof(png));
-	ck_assert_int_eq(nginx_log_wait(&nx, "PUT /" BUCKET
-	    "/results/E/S/result.png 201 ct=image/png cc=no-cache", 1), 1);
+	url = store_url(st, "results/E/S/result.png", NULL);
+	ck_assert_int_eq(open_url(url, NULL, NULL), 403);
+	free(url);
+	url = store_url(st, "results/E/S/result.png", "tok-guessed");
+	ck_assert_int_eq(open_url(url, NULL, NULL), 403);
+	free(url);
 	ck_assert_int_eq(store_get(st, "results/E/S/result.png", 1 << 20,
 	    &data, &len, err, sizeof(err)), 0);
 	ck_assert_uint_eq(len, sizeof(png));
 	ck_assert_int_eq(memcmp(data, png, len), 0);
 	free(data);
+	/* one request, the JSON API's media download */
+	ck_assert_int_eq(nginx_log_wait(&nx, "GET /storage/v1/b/" BUCKET
+	    "/o/results/E/S/result.png 200 ct=- cc=- args=alt=media", 1), 1);
 	/* one token fetched, then cached */
 	ck_assert_int_eq(td.served, 1);
-	/* a second PUT of the same object (a retry that had landed) */
-	ck_assert_int_eq(store_put(st, "results/E/S/result.png", png,
-	    sizeof(png), "image/png", &url, err, sizeof(err)), 0);
+	/* written again (a retried session): the new token opens it, the
+	 * old one no longer does */
+	ck_assert_int_eq(store_put(st, "results/E/S/result.png", png, 4,
+	    "image/png", "tok-2", err, sizeof(err)), 0);
+	url = store_url(st, "results/E/S/result.png", "tok-2");
+	ck_assert_int_eq(open_url(url, &data, &len), 200);
+	ck_assert_uint_eq(len, 4);
+	free(data);
+	free(url);
+	url = store_url(st, "results/E/S/result.png", "tok-1");
+	ck_assert_int_eq(open_url(url, NULL, NULL), 403);
 	free(url);
 }
 END_TEST
@@ -135,17 +174,86 @@ START_TEST(names_are_percent_encoded)
 	const char *obj = "captures/ev t/s+1%\xC3\xA9/input.jpg";
 	uint8_t *data;
 	size_t len;
-	char *url = NULL;
+	char *url;
 
-	ck_assert_int_eq(store_put(st, obj, b, 5, "image/jpeg", &url, err,
+	ck_assert_int_eq(store_put(st, obj, b, 5, "image/jpeg", "t", err,
 	    sizeof(err)), 0);
-	ck_assert_ptr_nonnull(strstr(url, "/captures/ev%20t/s%2B1%25%C3%A9/"
-	    "input.jpg"));
+	url = store_url(st, obj, "t");
+	ck_assert_ptr_nonnull(strstr(url, "/o/captures%2Fev%20t%2Fs%2B1%25"
+	    "%C3%A9%2Finput.jpg?"));
+	free(url);
+	/* (the emulator's /v0/ decodes a name twice, so its '%' cannot be
+	 * opened there; Google's service decodes once) */
+	obj = "captures/ev t/s+1\xC3\xA9/input.jpg";
+	ck_assert_int_eq(store_put(st, obj, b, 5, "image/jpeg", "t", err,
+	    sizeof(err)), 0);
+	url = store_url(st, obj, "t");
+	ck_assert_int_eq(open_url(url, NULL, NULL), 200);
 	free(url);
 	ck_assert_int_eq(store_get(st, obj, 100, &data, &len, err,
 	    sizeof(err)), 0);
 	ck_assert_uint_eq(len, 5);
 	free(data);
+}
+END_TEST
+
+/* public: the bucket's objects by path, no token written */
+START_TEST(public_urls)
+{
+	struct store_gcs_options o = {
+		.bucket = BUCKET, .endpoint = nx.endpoint, .ca_file = nx.ca,
+		.ts = ts, .url_kind = STORE_URL_PUBLIC,
+	};
+	struct store *pub = store_gcs_open(&o, err, sizeof(err));
+	char *url, want[256], *meta;
+
+	ck_assert_ptr_nonnull(pub);
+	ck_assert(!store_wants_token(pub));
+	ck_assert_int_eq(store_put(pub, "results/E/P/result.png",
+	    (const uint8_t *)"x", 1, "image/png", NULL, err, sizeof(err)), 0);
+	url = store_url(pub, "results/E/P/result.png", NULL);
+	snprintf(want, sizeof(want), "%s/" BUCKET "/results/E/P/result.png",
+	    nx.endpoint);
+	ck_assert_str_eq(url, want);
+	free(url);
+	meta = storage_emu_metadata(&emu, BUCKET, "results/E/P/result.png");
+	ck_assert_ptr_nonnull(meta);
+	ck_assert_ptr_null(strstr(meta, "firebaseStorageDownloadTokens"));
+	free(meta);
+	store_close(pub);
+}
+END_TEST
+
+/* STORAGE_EMULATOR_HOST's way: plain HTTP to the emulator, its admin
+ * token, no credentials; the result URL is the emulator's own. */
+START_TEST(the_emulator_directly)
+{
+	struct store_gcs_options o = { .bucket = BUCKET,
+	    .emulator = emu.host };
+	struct store *direct = store_gcs_open(&o, err, sizeof(err));
+	char *url, want[256];
+	uint8_t *data;
+	size_t len;
+
+	ck_assert_msg(direct != NULL, "%s", err);
+	ck_assert_int_eq(store_put(direct, "results/E/D/result.png",
+	    (const uint8_t *)"png!", 4, "image/png", "tok-d", err,
+	    sizeof(err)), 0);
+	url = store_url(direct, "results/E/D/result.png", "tok-d");
+	snprintf(want, sizeof(want), "%s/v0/b/" BUCKET "/o/results%%2FE%%2FD"
+	    "%%2Fresult.png?alt=media&token=tok-d", emu.url);
+	ck_assert_str_eq(url, want);
+	ck_assert_int_eq(http_get(url, NULL, &data, &len), 200);
+	ck_assert_uint_eq(len, 4);
+	free(data);
+	free(url);
+	ck_assert_int_eq(store_get(direct, "results/E/D/result.png", 10, &data,
+	    &len, err, sizeof(err)), 0);
+	free(data);
+	ck_assert_int_eq(store_get(direct, "results/E/none/result.png", 10,
+	    &data, &len, err, sizeof(err)), -ENOENT);
+	store_close(direct);
+	ck_assert_int_eq(td.served, 0);
 }
 END_TEST
 
@@ -172,7 +280,7 @@ END_TEST
  * with back-off until it goes away. */
 START_TEST(unavailable_then_back)
 {
-	char marker[256], *url = NULL;
+	char marker[256];
 	static const uint8_t b[] = "x";
 	pid_t pid;
 
@@ -188,20 +296,19 @@ START_TEST(unavailable_then_back)
 		_exit(0);
 	}
 	ck_assert_int_eq(store_put(st, "results/E/S/result.png", b, 1,
-	    "image/png", &url, err, sizeof(err)), 0);
-	free(url);
+	    "image/png", "t", err, sizeof(err)), 0);
 	waitpid(pid, NULL, 0);
-	ck_assert_int_ge(nginx_log_count(&nx, "PUT /" BUCKET
-	    "/results/E/S/result.png 503"), 1);
-	ck_assert_int_eq(nginx_log_wait(&nx, "PUT /" BUCKET
-	    "/results/E/S/result.png 201", 1), 1);
+	ck_assert_int_ge(nginx_log_count(&nx, "POST /upload/storage/v1/b/"
+	    BUCKET "/o 503"), 1);
+	ck_assert_int_eq(nginx_log_wait(&nx, "POST /upload/storage/v1/b/"
+	    BUCKET "/o 200", 1), 1);
 }
 END_TEST
 
 START_TEST(server_down_for_the_whole_deadline)
 {
 	struct store *down;
-	char endpoint[64], *url = NULL;
+	char endpoint[64];
 	static const uint8_t b[] = "x";
 	int rc;
 
@@ -209,10 +316,10 @@ START_TEST(server_down_for_the_whole_deadline)
 	snprintf(endpoint, sizeof(endpoint), "https://127.0.0.1:%d",
 	    free_port());
 	down = open_with(endpoint, nx.ca, 1500);
-	rc = store_put(down, "results/E/S/result.png", b, 1, "image/png", &url,
+	rc = store_put(down, "results/E/S/result.png", b, 1, "image/png", "t",
 	    err, sizeof(err));
 	ck_assert_msg(rc == -ETIMEDOUT || rc == -EIO, "rc %d: %s", rc, err);
-	ck_assert_ptr_nonnull(strstr(err, "PUT gs://" BUCKET
+	ck_assert_ptr_nonnull(strstr(err, "POST gs://" BUCKET
 	    "/results/E/S/result.png"));
 	store_close(down);
 }
@@ -286,13 +393,11 @@ chatty(void *arg)
 {
 	uint8_t *data;
 	size_t len;
-	char *url;
 
 	(void)arg;
 	log_level = LOG_DEBUG;
 	(void)store_put(st, "results/E/S/result.png", (const uint8_t *)"x", 1,
-	    "image/png", &url, err, sizeof(err));
-	free(url);
+	    "image/png", "t", err, sizeof(err));
 	(void)store_get(st, "captures/none", 10, &data, &len, err,
 	    sizeof(err));
 	log_level = LOG_CRIT;
@@ -324,10 +429,14 @@ main(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	log_init();
 	log_level = LOG_CRIT;
+	if (storage_emu_start(&emu) != 0)
+		return EXIT_FAILURE;
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, put_then_get);
 	tcase_add_test(tc, names_are_percent_encoded);
+	tcase_add_test(tc, public_urls);
+	tcase_add_test(tc, the_emulator_directly);
 	tcase_add_test(tc, missing_and_too_large);
 	tcase_add_test(tc, unavailable_then_back);
 	tcase_add_test(tc, server_down_for_the_whole_deadline);
@@ -346,6 +455,7 @@ main(void)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	storage_emu_stop(&emu);
 	curl_global_cleanup();
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -49,31 +50,31 @@ make_certs(const char *dir)
 }
 
 static int nginx_start_front(struct nginx *n, const char *token,
-    int grpc_port, int http_port);
+    int grpc_port, int http_port, int storage_port);
 
 int
-nginx_start(struct nginx *n, const char *token)
+nginx_start(struct nginx *n, const char *token, int storage_port)
 {
-	return nginx_start_grpc(n, token, 0);
+	return nginx_start_front(n, token, 0, 0, storage_port);
 }
 
 int
 nginx_start_grpc(struct nginx *n, const char *token, int grpc_port)
 {
-	return nginx_start_front(n, token, grpc_port, 0);
+	return nginx_start_front(n, token, grpc_port, 0, 0);
 }
 
 int
 nginx_start_proxy(struct nginx *n, int http_port)
 {
-	return nginx_start_front(n, NULL, 0, http_port);
+	return nginx_start_front(n, NULL, 0, http_port, 0);
 }
 
 static int
 nginx_start_front(struct nginx *n, const char *token, int grpc_port,
-    int http_port)
+    int http_port, int storage_port)
 {
-	char path[256], cmd[512], location[512];
+	char path[256], cmd[512], location[512], open_location[512] = "";
 	bool regex = token && token[0] == '~';
 	FILE *f;
 
@@ -109,11 +110,20 @@ nginx_start_front(struct nginx *n, const char *token, int grpc_port,
 		    "      proxy_pass http://127.0.0.1:%d;\n"
 		    "      proxy_read_timeout 120s;\n"
 		    "      proxy_buffering off;\n", http_port);
-	else
+	else	/* storage_port */
 		snprintf(location, sizeof(location),
-		    "      dav_methods PUT;\n"
-		    "      create_full_put_path on;\n"
-		    "      dav_access user:rw group:r all:r;\n");
+		    "      proxy_set_header Authorization \"Bearer owner\";\n"
+		    "      proxy_pass http://127.0.0.1:%d;\n", storage_port);
+	if (storage_port) {
+		/* Cloud Storage's JSON API (above): the token is checked
+		 * here, and the emulator gets its own admin token.  Firebase
+		 * download URLs go on as they come: their token opens them. */
+		snprintf(open_location, sizeof(open_location),
+		    "    location /v0/ {\n"
+		    "      if (-f %s/www/.unavailable) { return 503; }\n"
+		    "      proxy_pass http://127.0.0.1:%d;\n"
+		    "    }\n", n->dir, storage_port);
+	}
 	snprintf(n->endpoint, sizeof(n->endpoint), "https://127.0.0.1:%d",
 	    n->port);
 	snprintf(path, sizeof(path), "%s/nginx.conf", n->dir);
@@ -129,7 +139,7 @@ nginx_start_front(struct nginx *n, const char *token, int grpc_port,
 	    "events { worker_connections 64; }\n"
 	    "http {\n"
 	    "  log_format t '$request_method $uri $status "
-	    "ct=$http_content_type cc=$http_cache_control';\n"
+	    "ct=$http_content_type cc=$http_cache_control args=$args';\n"
 	    "  access_log %1$s/access.log t;\n"
 	    "  client_body_temp_path %1$s/tmp;\n"
 	    "  proxy_temp_path %1$s/tmp;\n"
@@ -150,17 +160,19 @@ nginx_start_front(struct nginx *n, const char *token, int grpc_port,
 	    "      if (-f %1$s/www/.unavailable) { return 503; }\n"
 	    "      set $noput \"\";\n"
 	    "      if (-f %1$s/www/.noput) { set $noput x; }\n"
-	    "      if ($request_method = PUT) { set $noput \"${noput}y\"; }\n"
+	    "      if ($request_method = POST) { set $noput \"${noput}y\"; }\n"
 	    "      if ($noput = xy) { return 503; }\n"
 	    "%8$s"
 	    "%6$s"
 	    "    }\n"
+	    "%9$s"
 	    "  }\n"
 	    "}\n", n->dir, token ? token : "-", n->port,
 	    /* as root, workers would drop to www-data: keep them ours */
 	    geteuid() == 0 ? "user root root;\n" : "",
 	    grpc_port ? " http2" : "", location, regex ? "~^" : "",
-	    token ? "      if ($authorised = 0) { return 401; }\n" : "");
+	    token ? "      if ($authorised = 0) { return 401; }\n" : "",
+	    open_location);
 	fclose(f);
 	n->pid = fork();
 	if (n->pid < 0)
@@ -352,4 +364,202 @@ test_key_file(const char *dir, const char *url)
 	fclose(f);
 	chmod(path, 0600);
 	return path;
+}
+
+/* ---- Google's Cloud Storage for Firebase emulator ---- */
+
+#ifndef STORAGE_EMULATOR_SCRIPT
+#define STORAGE_EMULATOR_SCRIPT "tests/storage/emulator.mjs"
+#endif
+
+int
+storage_emu_start(struct storage_emu *e)
+{
+	memset(e, 0, sizeof(*e));
+	if (access(STORAGE_EMULATOR_SCRIPT, R_OK) != 0) {
+		fprintf(stderr, "httpd: %s is missing (make check installs "
+		    "it)\n", STORAGE_EMULATOR_SCRIPT);
+		return -1;
+	}
+	e->port = free_port();
+	snprintf(e->host, sizeof(e->host), "127.0.0.1:%d", e->port);
+	snprintf(e->url, sizeof(e->url), "http://%s", e->host);
+	snprintf(e->log, sizeof(e->log), "/tmp/fsstorage-%d-%d.log",
+	    (int)getpid(), e->port);
+	e->pid = fork();
+	if (e->pid < 0)
+		return -1;
+	if (e->pid == 0) {
+		char port[16];
+
+		prctl(PR_SET_PDEATHSIG, SIGTERM);	/* never outlive the test */
+		if (freopen(e->log, "w", stdout) == NULL ||
+		    dup2(fileno(stdout), 2) < 0)
+			_exit(127);
+		snprintf(port, sizeof(port), "%d", e->port);
+		execlp("node", "node", STORAGE_EMULATOR_SCRIPT, port,
+		    "demo-firesync", (char *)NULL);
+		_exit(127);
+	}
+	/* node loads firebase-tools, then says so; a busy machine may take
+	 * a while */
+	for (int i = 0; i < 6000; i++) {
+		if (log_count(e->log, "ready ") > 0)
+			return 0;
+		if (waitpid(e->pid, NULL, WNOHANG) == e->pid) {
+			fprintf(stderr, "httpd: the Storage emulator exited; "
+			    "see %s\n", e->log);
+			e->pid = 0;
+			return -1;
+		}
+		sleep_ms(20);
+	}
+	fprintf(stderr, "httpd: the Storage emulator did not start; see %s\n",
+	    e->log);
+	storage_emu_stop(e);
+	return -1;
+}
+
+void
+storage_emu_stop(struct storage_emu *e)
+{
+	if (e->pid > 0) {
+		kill(e->pid, SIGTERM);
+		waitpid(e->pid, NULL, 0);
+		e->pid = 0;
+	}
+	if (e->log[0]) {
+		unlink(e->log);
+		e->log[0] = '\0';
+	}
+}
+
+/* A reply into memory. */
+struct reply {
+	uint8_t *data;
+	size_t len;
+};
+
+static size_t
+on_reply(char *p, size_t size, size_t n, void *arg)
+{
+	struct reply *r = arg;
+	uint8_t *d = realloc(r->data, r->len + size * n + 1);
+
+	if (d == NULL)
+		return 0;
+	memcpy(d + r->len, p, size * n);
+	r->data = d;
+	r->len += size * n;
+	r->data[r->len] = '\0';
+	return size * n;
+}
+
+/* One request; the status, or -1.  The body into *body if asked. */
+static long
+request(const char *method, const char *url, const char *ca,
+    struct curl_slist *hdrs, const uint8_t *up, size_t uplen,
+    uint8_t **body, size_t *len)
+{
+	CURL *c = curl_easy_init();
+	struct reply r = { 0 };
+	long status = -1;
+
+	if (c == NULL)
+		return -1;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	if (ca)
+		curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+	if (hdrs)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	if (up) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, up);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)uplen);
+	}
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_reply);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	if (body) {
+		*body = r.data;
+		*len = r.len;
+	} else {
+		free(r.data);
+	}
+	return status;
+}
+
+long
+http_get(const char *url, const char *ca, uint8_t **body, size_t *len)
+{
+	return request("GET", url, ca, NULL, NULL, 0, body, len);
+}
+
+/* name with every byte but the unreserved ones %-encoded */
+static char *
+encode_all(const char *name)
+{
+	char *out = malloc(strlen(name) * 3 + 1), *o = out;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~", *p))
+			*o++ = (char)*p;
+		else
+			o += sprintf(o, "%%%02X", *p);
+	*o = '\0';
+	return out;
+}
+
+int
+storage_emu_put(const struct storage_emu *e, const char *bucket,
+    const char *name, const uint8_t *data, size_t len, const char *type)
+{
+	char url[1024], ctype[160], *enc = encode_all(name);
+	struct curl_slist *h = NULL;
+	long status;
+
+	/* a media upload: the bytes, named in the query */
+	snprintf(url, sizeof(url), "%s/upload/storage/v1/b/%s/o?uploadType="
+	    "media&name=%s", e->url, bucket, enc);
+	snprintf(ctype, sizeof(ctype), "Content-Type: %s", type);
+	h = curl_slist_append(h, "Authorization: Bearer owner");
+	h = curl_slist_append(h, ctype);
+	status = request("POST", url, NULL, h, data, len, NULL, NULL);
+	curl_slist_free_all(h);
+	free(enc);
+	if (status != 200) {
+		fprintf(stderr, "httpd: upload of gs://%s/%s: HTTP %ld\n",
+		    bucket, name, status);
+		return -1;
+	}
+	return 0;
+}
+
+char *
+storage_emu_metadata(const struct storage_emu *e, const char *bucket,
+    const char *name)
+{
+	char url[1024], *enc = encode_all(name);
+	struct curl_slist *h = curl_slist_append(NULL,
+	    "Authorization: Bearer owner");
+	uint8_t *body = NULL;
+	size_t len;
+	long status;
+
+	snprintf(url, sizeof(url), "%s/storage/v1/b/%s/o/%s", e->url, bucket,
+	    enc);
+	status = request("GET", url, NULL, h, NULL, 0, &body, &len);
+	curl_slist_free_all(h);
+	free(enc);
+	if (status != 200) {
+		free(body);
+		return NULL;
+	}
+	return (char *)body;
 }

@@ -1,10 +1,13 @@
 /*
  * httpd.h - HTTP servers for tests of the Cloud Storage path, all on
  * loopback and started and stopped by the test:
+ *   - Google's Cloud Storage for Firebase emulator (firebase-tools), with
+ *     a stand-in for the rules a Firebase app deploys
+ *     (tests/storage/emulator.mjs);
  *   - Debian's nginx with TLS (a test CA and a certificate for 127.0.0.1
- *     made here with openssl), serving a bucket directory with WebDAV PUT
- *     and plain GET, and answering 401 to any request not carrying
- *     "Authorization: Bearer <token>";
+ *     made here with openssl) in front of it, answering 401 to any API
+ *     request not carrying "Authorization: Bearer <token>" and passing
+ *     Firebase download URLs (/v0/) on as they come;
  *   - a token endpoint that hands out OAuth2 access tokens from a list.
  */
 #ifndef FIRESYNC_HTTPD_H
@@ -13,6 +16,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct nginx {
@@ -25,12 +30,14 @@ struct nginx {
 };
 
 /*
- * Start nginx accepting token ("~prefix": any token starting so).  Objects live in dir/www/BUCKET/...; while
- * dir/www/.unavailable exists every request gets 503, and while
- * dir/www/.noput exists every PUT does.  Returns 0, or -1
- * with the reason on stderr (nginx or openssl missing).
+ * Start nginx as a TLS front for the Storage emulator at storage_port,
+ * accepting token ("~prefix": any token starting so) and passing the
+ * emulator's admin token on.  While dir/www/.unavailable exists every
+ * request gets 503, and while dir/www/.noput exists every upload (POST)
+ * does.  Returns 0, or -1 with the reason on stderr (nginx or openssl
+ * missing).
  */
-int nginx_start(struct nginx *n, const char *token);
+int nginx_start(struct nginx *n, const char *token, int storage_port);
 /*
  * The same server as a TLS gRPC front (HTTP/2) for the Firestore emulator
  * at grpc_port: requests without "Bearer <token>" get 401 (gRPC reads
@@ -47,6 +54,35 @@ int nginx_log_count(const struct nginx *n, const char *needle);
 /* The same, once it reaches want or after 2 s (nginx logs a request just
  * after answering it). */
 int nginx_log_wait(const struct nginx *n, const char *needle, int want);
+
+/* Google's Storage emulator, on loopback. */
+struct storage_emu {
+	pid_t pid;
+	int port;
+	char host[32];		/* 127.0.0.1:PORT, as STORAGE_EMULATOR_HOST */
+	char url[48];		/* http://127.0.0.1:PORT */
+	char log[64];		/* its output */
+};
+
+/* Start it (node and the firebase-tools package that make check
+ * installs).  0, or -1 with the reason on stderr. */
+int storage_emu_start(struct storage_emu *e);
+void storage_emu_stop(struct storage_emu *e);
+/* Store an object as the web app's backend would (the admin token): a
+ * capture, a reference.  0, or -1 with the reason on stderr. */
+int storage_emu_put(const struct storage_emu *e, const char *bucket,
+    const char *name, const uint8_t *data, size_t len, const char *type);
+/* The object's metadata (the JSON API's object resource), malloc'd; NULL
+ * if there is none. */
+char *storage_emu_metadata(const struct storage_emu *e, const char *bucket,
+    const char *name);
+
+/*
+ * GET url with no credentials, as a browser opening a link would (ca:
+ * the CA to trust for https, or NULL).  The HTTP status, or -1; the body
+ * into *body (malloc'd) when body is not NULL.
+ */
+long http_get(const char *url, const char *ca, uint8_t **body, size_t *len);
 
 struct tokend {
 	int fd, port;

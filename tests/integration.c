@@ -1027,13 +1027,14 @@ START_TEST(sessions_at_the_size_limit_end_in_error)
 }
 END_TEST
 
-/* ---- the Cloud Storage backend, through nginx with TLS ---- */
+/* ---- the Cloud Storage backend: Google's Storage emulator, behind
+ * nginx with TLS ---- */
 
 struct gcs_env {
+	struct storage_emu se;
 	struct nginx nx;
 	struct tokend td;
 	const char *key;
-	char args_buf[8][160];
 	const char *args[24];
 };
 
@@ -1043,7 +1044,8 @@ gcs_env_start_tokens(struct gcs_env *g, const char *const *tokens,
 {
 	int n = 0;
 
-	ck_assert_int_eq(nginx_start(&g->nx, "good-token"), 0);
+	ck_assert_int_eq(storage_emu_start(&g->se), 0);
+	ck_assert_int_eq(nginx_start(&g->nx, "good-token", g->se.port), 0);
 	g->td.expires_in = 0;
 	tokend_start(&g->td, tokens, n_tokens);
 	g->key = test_key_file(g->nx.dir, g->td.url);
@@ -1058,6 +1060,9 @@ gcs_env_start_tokens(struct gcs_env *g, const char *const *tokens,
 	g->args[n++] = g->nx.ca;
 	g->args[n++] = "--credentials";
 	g->args[n++] = g->key;
+	/* download URLs through nginx, where the test can open them */
+	g->args[n++] = "--public-url-base";
+	g->args[n++] = g->nx.endpoint;
 	for (; extra && *extra && n < 22; extra++)
 		g->args[n++] = *extra;
 	g->args[n] = NULL;
@@ -1077,19 +1082,16 @@ gcs_env_stop(struct gcs_env *g)
 {
 	tokend_stop(&g->td);
 	nginx_stop(&g->nx);
+	storage_emu_stop(&g->se);
 }
 
-/* The web app's upload: an object of the bucket, on the server's disk. */
+/* The web app's upload: an object of the bucket. */
 static void
 gcs_put_object(struct gcs_env *g, const char *object, const uint8_t *data,
     size_t len)
 {
-	char path[512], cmd[600];
-
-	snprintf(path, sizeof(path), "%s/www/b/%s", g->nx.dir, object);
-	snprintf(cmd, sizeof(cmd), "mkdir -p $(dirname '%s')", path);
-	ck_assert_int_eq(system(cmd), 0);
-	testimg_write(path, data, len);
+	ck_assert_int_eq(storage_emu_put(&g->se, "b", object, data, len,
+	    "image/jpeg"), 0);
 }
 
 static void
@@ -1107,6 +1109,33 @@ gcs_capture(struct gcs_env *g, struct ctx *t, const char *ss,
 	capture(t, "E", ss, exp, object);
 }
 
+/* url opened with no credentials (ca: for https): the status; a PNG's
+ * signature checked when it answers 200. */
+static long
+open_anonymously(const char *url, const char *ca)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+	long status = http_get(url, ca, &body, &len);
+
+	if (status == 200)
+		ck_assert_msg(len > 8 && memcmp(body, "\x89PNG", 4) == 0,
+		    "%s: not a PNG (%zu bytes)", url, len);
+	free(body);
+	return status;
+}
+
+/* url with its token replaced by token ("" drops it); caller frees. */
+static char *
+with_token(const char *url, const char *token)
+{
+	const char *t = strstr(url, "&token=");
+
+	ck_assert_ptr_nonnull(t);
+	return xasprintf("%.*s%s%s", (int)(t - url), url, *token ? "&token=" :
+	    "", token);
+}
+
 START_TEST(gcs_sessions_end_to_end)
 {
 	static const char *const extra[] = { "--max-input-mb", "1",
@@ -1116,8 +1145,7 @@ START_TEST(gcs_sessions_end_to_end)
 	struct ctx t;
 	FsDocument *d;
 	FsValue *refs = value_array();
-	char want[256], path[512], *dir;
-	struct stat sb;
+	char want[512], *dir, *url, *other;
 	pid_t p;
 
 	ctx_init(&t, "gcs", em.host);
@@ -1126,22 +1154,29 @@ START_TEST(gcs_sessions_end_to_end)
 	ex[3] = dir;
 	gcs_env_start(&g, &t, ex);
 	put_experience(&t, "exp_plain", false, "none");
-	/* references: one in the bucket's references/, one in captures/,
-	 * one on a foreign host */
-	snprintf(want, sizeof(want), "%s/b/references/warm%%20tone.jpg",
-	    g.nx.endpoint);
-	value_array_add(refs, value_string(want));
-	snprintf(want, sizeof(want), "%s/b/captures/E/ready/input.jpg",
-	    g.nx.endpoint);
-	value_array_add(refs, value_string(want));
+	/* references as a Firebase app stores them: a download URL (any
+	 * token), gs://, a storage.googleapis.com URL; then one in
+	 * captures/, one in another bucket, one on a foreign host */
+	value_array_add(refs, value_string("https://firebasestorage."
+	    "googleapis.com/v0/b/b/o/references%2Fwarm%20tone.jpg?alt=media&"
+	    "token=6f1e0c7a-0000-4000-8000-000000000000"));
+	value_array_add(refs, value_string("gs://b/references/cool.jpg"));
+	value_array_add(refs, value_string("https://storage.googleapis.com/b/"
+	    "references/third.jpg"));
+	value_array_add(refs, value_string("gs://b/captures/E/ready/"
+	    "input.jpg"));
+	value_array_add(refs, value_string("gs://other/references/a.jpg"));
 	value_array_add(refs, value_string("https://example.com/x.jpg"));
 	put_experience_with(&t, "exp_refs", "probe-refs", "", refs);
 	{
+		static const char *const names[] = { "references/warm tone.jpg",
+		    "references/cool.jpg", "references/third.jpg" };
 		uint8_t *jpg;
 		size_t len;
 
 		testimg_jpeg(16, 16, 1, &jpg, &len);
-		gcs_put_object(&g, "references/warm tone.jpg", jpg, len);
+		for (int i = 0; i < 3; i++)
+			gcs_put_object(&g, names[i], jpg, len);
 		free(jpg);
 	}
 	p = start_daemon(&t, NULL, g.args);
@@ -1160,26 +1195,50 @@ START_TEST(gcs_sessions_end_to_end)
 	capture(&t, "E", "missing", "exp_plain",
 	    "captures/E/missing/input.jpg");
 
+	/* the result opens with its token and no credentials, and only
+	 * with its token */
 	d = wait_final(&t, "E", "ready", 30000);
 	ck_assert_str_eq(state_of(d), "ready");
-	snprintf(want, sizeof(want), "%s/b/results/E/ready/result.png",
-	    g.nx.endpoint);
-	ck_assert_str_eq(doc_string(d, "resultImagePath"), want);
+	url = xstrdup(doc_string(d, "resultImagePath"));
 	doc_free(d);
-	snprintf(path, sizeof(path), "%s/www/b/results/E/ready/result.png",
-	    g.nx.dir);
-	ck_assert_int_eq(stat(path, &sb), 0);
-	ck_assert_int_gt(sb.st_size, 8);
+	snprintf(want, sizeof(want), "%s/v0/b/b/o/results%%2FE%%2Fready%%2F"
+	    "result.png?alt=media&token=", g.nx.endpoint);
+	ck_assert_msg(strncmp(url, want, strlen(want)) == 0, "%s", url);
+	ck_assert_uint_eq(strlen(url), strlen(want) + STORE_TOKEN_LEN);
+	ck_assert_int_eq(open_anonymously(url, g.nx.ca), 200);
+	other = with_token(url, "");
+	ck_assert_int_eq(open_anonymously(other, g.nx.ca), 403);
+	free(other);
+	other = with_token(url, "00000000-0000-4000-8000-000000000000");
+	ck_assert_int_eq(open_anonymously(other, g.nx.ca), 403);
+	free(other);
+	/* captured again: a new result, a new URL that works; the old one
+	 * no longer opens it */
+	gcs_capture(&g, &t, "ready", "exp_plain", 24, 24);
+	d = wait_final(&t, "E", "ready", 30000);
+	ck_assert_str_eq(state_of(d), "ready");
+	ck_assert_str_ne(doc_string(d, "resultImagePath"), url);
+	ck_assert_int_eq(open_anonymously(doc_string(d, "resultImagePath"),
+	    g.nx.ca), 200);
+	doc_free(d);
+	ck_assert_int_eq(open_anonymously(url, g.nx.ca), 403);
+	free(url);
+
 	assert_error(&t, "E", "missing", "input image not found");
 	assert_error(&t, "E", "big", "input image is too large");
-	/* only the bucket's references/ reaches the model */
-	assert_error(&t, "E", "refs", "1 reference(s)");
+	/* the three forms of the bucket's references/ reach the model; the
+	 * rest are skipped, each with its reason */
+	assert_error(&t, "E", "refs", "3 reference(s)");
+	ck_assert_int_eq(log_count(t.log, "gs://b/captures/E/ready/input.jpg "
+	    "is a guest's capture or result; not passed"), 1);
+	ck_assert_int_eq(log_count(t.log, "gs://other/references/a.jpg is in "
+	    "bucket other, not ours (b); not passed"), 1);
 	ck_assert_int_eq(log_count(t.log, "https://example.com/x.jpg is not "
-	    "under references/"), 1);
+	    "a URL of our storage; not passed"), 1);
 
 	/* a result that cannot be stored: the session says so */
-	snprintf(path, sizeof(path), "%s/www/.noput", g.nx.dir);
-	ck_assert_int_eq(close(creat(path, 0644)), 0);
+	snprintf(want, sizeof(want), "%s/www/.noput", g.nx.dir);
+	ck_assert_int_eq(close(creat(want, 0644)), 0);
 	gcs_capture(&g, &t, "noput", "exp_plain", 16, 16);
 	assert_error(&t, "E", "noput", "could not store the result");
 	ck_assert_int_eq(log_count(t.log, "storage write failed"), 1);
@@ -1754,6 +1813,34 @@ START_TEST(cartoon_and_style_sessions_are_transformed)
 END_TEST
 
 /*
+ * The genai plugin in a plugin directory of t's, with a key for gm and a
+ * configuration file (its path into conf) of extra lines, then genai's
+ * section.  The directory, malloc'd.
+ */
+static char *
+genai_setup(struct ctx *t, const struct gemini *gm, const char *extra,
+    char *conf, size_t len)
+{
+	char *dir = xasprintf("%s/plugins", t->root), cmd[1024];
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "mkdir -m 755 %s && cp %s/genai/.libs/"
+	    "genai.so %s/ && chmod 755 %s/*.so && printf 'AIzaIntegration\\n'"
+	    " > %s/gemini.key && chmod 600 %s/gemini.key", dir, BUNDLED, dir,
+	    dir, t->root, t->root);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(conf, len, "%s/firesyncd.conf", t->root);
+	f = fopen(conf, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "%s[plugin.genai]\nnetwork = yes\nendpoint = %s\n"
+	    "ca-file = %s\napi-key-file = %s/gemini.key\n"
+	    "models = gemini-2.5-flash-image\n", extra, gm->nx.endpoint,
+	    gm->nx.ca, t->root);
+	fclose(f);
+	return dir;
+}
+
+/*
  * An experience naming a Gemini model, end to end: the daemon's worker
  * calls the loopback stand-in for the API over TLS (the test CA in
  * ca-file, the key in api-key-file, both read inside the sandbox), and
@@ -1765,32 +1852,18 @@ START_TEST(genai_sessions_end_to_end)
 	struct gemini gm;
 	struct ctx t;
 	const char *args[6];
-	char cmd[1024], path[512], url[512], *dir, *in;
+	char path[512], url[512], *dir, *in;
 	struct image img;
 	FsDocument *doc;
 	FsValue *refs;
 	uint8_t *jpg;
 	size_t len;
 	const uint8_t *px;
-	FILE *f;
 	pid_t d;
 
 	ck_assert_int_eq(gemini_start(&gm, "AIzaIntegration"), 0);
 	ctx_init(&t, "genai", em.host);
-	dir = xasprintf("%s/plugins", t.root);
-	snprintf(cmd, sizeof(cmd), "mkdir -m 755 %s && cp %s/genai/.libs/"
-	    "genai.so %s/ && chmod 755 %s/*.so && printf 'AIzaIntegration\\n'"
-	    " > %s/gemini.key && chmod 600 %s/gemini.key", dir, BUNDLED, dir,
-	    dir, t.root, t.root);
-	ck_assert_int_eq(system(cmd), 0);
-	snprintf(path, sizeof(path), "%s/firesyncd.conf", t.root);
-	f = fopen(path, "w");
-	ck_assert_ptr_nonnull(f);
-	fprintf(f, "[plugin.genai]\nnetwork = yes\nendpoint = %s\n"
-	    "ca-file = %s\napi-key-file = %s/gemini.key\n"
-	    "models = gemini-2.5-flash-image\n", gm.nx.endpoint, gm.nx.ca,
-	    t.root);
-	fclose(f);
+	dir = genai_setup(&t, &gm, "", path, sizeof(path));
 	args[0] = "--plugin-dir";
 	args[1] = dir;
 	args[2] = "-c";
@@ -1842,6 +1915,103 @@ START_TEST(genai_sessions_end_to_end)
 	schema_ok(&t);
 	ck_assert_int_eq(daemon_stop(d, 10000), 0);
 	gemini_stop(&gm);
+	free(dir);
+	ctx_done(&t);
+}
+END_TEST
+
+/*
+ * The whole stack as a developer runs it locally: the Firestore emulator,
+ * Google's Storage emulator named by STORAGE_EMULATOR_HOST (no
+ * credentials at all), and a hosted model.  References stored the
+ * Firebase way reach the model; the result opens in a browser with its
+ * token, and not without it.
+ */
+START_TEST(firebase_storage_end_to_end)
+{
+	static const char bucket[] = "demo-firesync.appspot.com";
+	struct storage_emu se;
+	struct gemini gm;
+	struct ctx t;
+	const char *args[10];
+	char cmd[256], path[512], ref[256], *dir, *url, *bare;
+	FsDocument *doc;
+	FsValue *refs;
+	uint8_t *jpg;
+	size_t len;
+	pid_t d;
+
+	ck_assert_int_eq(storage_emu_start(&se), 0);
+	ck_assert_int_eq(gemini_start(&gm, "AIzaIntegration"), 0);
+	ctx_init(&t, "fbstorage", em.host);
+	snprintf(cmd, sizeof(cmd), "[storage]\nbackend = gcs\nbucket = %s\n",
+	    bucket);
+	dir = genai_setup(&t, &gm, cmd, path, sizeof(path));
+	ck_assert_int_eq(setenv("STORAGE_EMULATOR_HOST", se.host, 1), 0);
+	args[0] = "--plugin-dir";
+	args[1] = dir;
+	args[2] = "-c";
+	args[3] = path;
+	args[4] = NULL;
+	d = start_daemon(&t, NULL, args);
+
+	/* three references, each in one of the forms the app stores */
+	refs = value_array();
+	snprintf(ref, sizeof(ref), "http://%s/v0/b/%s/o/references%%2F"
+	    "beach.jpg?alt=media&token=1b4e28ba-2fa1-41d2-883f-0016d3cca427",
+	    se.host, bucket);
+	value_array_add(refs, value_string(ref));
+	snprintf(ref, sizeof(ref), "gs://%s/references/sky.jpg", bucket);
+	value_array_add(refs, value_string(ref));
+	snprintf(ref, sizeof(ref), "https://storage.googleapis.com/%s/"
+	    "references/sea.jpg", bucket);
+	value_array_add(refs, value_string(ref));
+	/* and one guest's photo, which must never be another's reference */
+	snprintf(ref, sizeof(ref), "gs://%s/captures/E/s_gen/input.jpg",
+	    bucket);
+	value_array_add(refs, value_string(ref));
+	put_experience_with(&t, "exp_gen", "gemini-2.5-flash-image",
+	    "us on this beach", refs);
+	testimg_jpeg(120, 90, 1, &jpg, &len);
+	ck_assert_int_eq(storage_emu_put(&se, bucket, "references/beach.jpg",
+	    jpg, len, "image/jpeg"), 0);
+	ck_assert_int_eq(storage_emu_put(&se, bucket, "references/sky.jpg",
+	    jpg, len, "image/jpeg"), 0);
+	ck_assert_int_eq(storage_emu_put(&se, bucket, "references/sea.jpg",
+	    jpg, len, "image/jpeg"), 0);
+	free(jpg);
+	testimg_jpeg(64, 48, 1, &jpg, &len);
+	ck_assert_int_eq(storage_emu_put(&se, bucket,
+	    "captures/E/s_gen/input.jpg", jpg, len, "image/jpeg"), 0);
+	free(jpg);
+	capture(&t, "E", "s_gen", "exp_gen", "captures/E/s_gen/input.jpg");
+
+	doc = wait_final(&t, "E", "s_gen", 30000);
+	ck_assert_msg(strcmp(state_of(doc), "ready") == 0, "s_gen: %s",
+	    doc_string(doc, "error"));
+	url = xstrdup(doc_string(doc, "resultImagePath"));
+	doc_free(doc);
+	snprintf(path, sizeof(path), "http://%s/v0/b/%s/o/results%%2FE%%2F"
+	    "s_gen%%2Fresult.png?alt=media&token=", se.host, bucket);
+	ck_assert_msg(strncmp(url, path, strlen(path)) == 0, "%s", url);
+	/* a browser with no credentials opens it; without the token the
+	 * app's rules keep it closed */
+	ck_assert_int_eq(open_anonymously(url, NULL), 200);
+	bare = with_token(url, "");
+	ck_assert_int_eq(open_anonymously(bare, NULL), 403);
+	free(bare);
+	free(url);
+	/* the photo and the three references reached the model */
+	ck_assert_int_eq(gemini_count(&gm, "images=4 aspect=1:1 photo=48x48 "
+	    "ref=120x90 ref=120x90 ref=120x90 text=[us on this beach] -> "
+	    "image"), 1);
+	ck_assert_int_ge(log_count(t.log, "captures/E/s_gen/input.jpg is a "
+	    "guest's capture or result; not passed"), 1);
+	ck_assert_int_eq(log_count(t.log, "credentials:"), 0);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	gemini_stop(&gm);
+	storage_emu_stop(&se);
 	free(dir);
 	ctx_done(&t);
 }
@@ -2540,6 +2710,7 @@ integration_suite(void)
 	tcase_add_test(tc, plugin_sessions_crash_and_hang_cost_only_themselves);
 	tcase_add_test(tc, cartoon_and_style_sessions_are_transformed);
 	tcase_add_test(tc, genai_sessions_end_to_end);
+	tcase_add_test(tc, firebase_storage_end_to_end);
 	tcase_add_test(tc, metrics_count_what_happened);
 	tcase_add_test(tc, firesyncctl_status_in_each_state);
 	tcase_add_test(tc, service_notify_reload_and_drain);

@@ -36,6 +36,7 @@ clear_env(void)
 	unsetenv("GCLOUD_PROJECT");
 	unsetenv("FIRESTORE_EMULATOR_HOST");
 	unsetenv("GOOGLE_APPLICATION_CREDENTIALS");
+	unsetenv("STORAGE_EMULATOR_HOST");
 }
 
 START_TEST(defaults_and_environment)
@@ -259,6 +260,86 @@ START_TEST(file_then_environment_then_flags)
 }
 END_TEST
 
+/* Where results point and where references may be read from. */
+START_TEST(storage_urls_and_reference_prefixes)
+{
+	char *conf = write_conf(
+	    "[storage]\nbackend = gcs\nbucket = p.appspot.com\n"
+	    "reference-prefixes = references/, brand/logos\n");
+	const char *args[] = { "--project", "p", "-c", conf, NULL };
+	const char *pub[] = { "--project", "p", "-c", conf, "--result-url",
+	    "public", NULL };
+	const char *local_fb[] = { "--project", "p", "--result-url",
+	    "firebase", NULL };
+	const char *both[] = { "--project", "p", "-c", conf,
+	    "--storage-endpoint", "https://x.example", NULL };
+	const char *plain[] = { "--project", "p", "-c", conf,
+	    "--storage-endpoint", "http://x.example", NULL };
+	const char *bad[] = { "--project", "p", "--reference-prefixes",
+	    "refs/, captures/E", NULL };
+	const char *all[] = { "--project", "p", "--reference-prefixes", "/",
+	    NULL };
+	const char *res[] = { "--project", "p", "--reference-prefixes",
+	    "r/../results/x", NULL };
+	char err[2048];
+	struct options o;
+
+	clear_env();
+	/* defaults: firebase URLs chosen by the backend, references/ */
+	ck_assert_int_eq(parse_capture(&o, args, err, sizeof(err)),
+	    OPTIONS_RUN);
+	ck_assert_int_eq(o.result_url, STORE_URL_DEFAULT);
+	ck_assert_uint_eq(o.n_reference_prefixes, 2);
+	ck_assert_str_eq(o.reference_prefixes[0], "references/");
+	ck_assert_str_eq(o.reference_prefixes[1], "brand/logos/");
+	ck_assert_ptr_null(o.storage_emulator);
+	options_clear(&o);
+	ck_assert_int_eq(parse_capture(&o, pub, err, sizeof(err)),
+	    OPTIONS_RUN);
+	ck_assert_int_eq(o.result_url, STORE_URL_PUBLIC);
+	options_clear(&o);
+	/* the emulator by Google's variable */
+	setenv("STORAGE_EMULATOR_HOST", "127.0.0.1:9199", 1);
+	ck_assert_int_eq(parse_capture(&o, args, err, sizeof(err)),
+	    OPTIONS_RUN);
+	ck_assert_str_eq(o.storage_emulator, "127.0.0.1:9199");
+	options_clear(&o);
+	/* ...but not with an endpoint as well */
+	ck_assert_int_eq(parse_capture(&o, both, err, sizeof(err)),
+	    OPTIONS_EXIT_ERROR);
+	ck_assert_ptr_nonnull(strstr(err, "set one of [storage] endpoint and "
+	    "emulator"));
+	options_clear(&o);
+	unsetenv("STORAGE_EMULATOR_HOST");
+	/* plain HTTP is for the emulator only */
+	ck_assert_int_eq(parse_capture(&o, plain, err, sizeof(err)),
+	    OPTIONS_EXIT_ERROR);
+	ck_assert_ptr_nonnull(strstr(err, "must be an https:// URL"));
+	options_clear(&o);
+	ck_assert_int_eq(parse_capture(&o, local_fb, err, sizeof(err)),
+	    OPTIONS_EXIT_ERROR);
+	ck_assert_ptr_nonnull(strstr(err, "result-url = firebase needs "
+	    "backend = gcs"));
+	options_clear(&o);
+	/* a prefix can never reach a guest's capture or result */
+	ck_assert_int_eq(parse_capture(&o, bad, err, sizeof(err)),
+	    OPTIONS_EXIT_ERROR);
+	ck_assert_ptr_nonnull(strstr(err, "'captures/E' overlaps captures/ "
+	    "or results/"));
+	options_clear(&o);
+	ck_assert_int_eq(parse_capture(&o, all, err, sizeof(err)),
+	    OPTIONS_EXIT_ERROR);
+	ck_assert_ptr_nonnull(strstr(err, "reference-prefixes"));
+	options_clear(&o);
+	ck_assert_int_eq(parse_capture(&o, res, err, sizeof(err)),
+	    OPTIONS_EXIT_ERROR);
+	ck_assert_ptr_nonnull(strstr(err, "'..' component"));
+	options_clear(&o);
+	clear_env();
+	unlink(conf);
+}
+END_TEST
+
 START_TEST(credentials_readable_by_others_are_refused)
 {
 	char *key = write_conf("{\"type\": \"service_account\"}\n");
@@ -334,6 +415,7 @@ options_suite(void)
 	tcase_add_test(tc, config_file_errors_all_at_once);
 	tcase_add_test(tc, gcs_backend_needs_a_bucket);
 	tcase_add_test(tc, file_then_environment_then_flags);
+	tcase_add_test(tc, storage_urls_and_reference_prefixes);
 	tcase_add_test(tc, credentials_readable_by_others_are_refused);
 	tcase_add_test(tc, a_reload_adopts_only_live_settings);
 	suite_add_tcase(s, tc);

@@ -1,5 +1,6 @@
 /*
- * test_paths.c - input paths must be the session's own capture.
+ * test_paths.c - input paths must be the session's own capture; reference
+ * paths must lie under the configured prefixes.
  */
 #include "config.h"
 
@@ -78,6 +79,38 @@ START_TEST(result_path)
 }
 END_TEST
 
+START_TEST(references_only_under_the_prefixes)
+{
+	char *const prefixes[] = { (char *)"references/",
+	    (char *)"brand/logos/" };
+	char err[256];
+
+	ck_assert_int_eq(path_check_reference("references/a.jpg", prefixes,
+	    2, err, sizeof(err)), 0);
+	ck_assert_int_eq(path_check_reference("brand/logos/x/y.png", prefixes,
+	    2, err, sizeof(err)), 0);
+	ck_assert_int_eq(path_check_reference("references/", prefixes, 2, err,
+	    sizeof(err)), -EINVAL);
+	ck_assert_int_eq(path_check_reference("references/../captures/e/s/"
+	    "input.jpg", prefixes, 2, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "path has a '..' component");
+	ck_assert_int_eq(path_check_reference("brand/other.png", prefixes, 2,
+	    err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "is not under references/ or the other "
+	    "reference prefixes");
+	/* never a guest's photo, whatever the prefixes say */
+	{
+		char *const wide[] = { (char *)"captures/" };
+
+		ck_assert_int_eq(path_check_reference("captures/e/s/input.jpg",
+		    wide, 1, err, sizeof(err)), -EINVAL);
+		ck_assert_str_eq(err, "is a guest's capture or result");
+		ck_assert_int_eq(path_check_reference("results/e/s/result.png",
+		    prefixes, 2, err, sizeof(err)), -EINVAL);
+	}
+}
+END_TEST
+
 Suite *
 paths_suite(void)
 {
@@ -88,6 +121,7 @@ paths_suite(void)
 	tcase_add_test(tc, everything_else_is_refused);
 	tcase_add_test(tc, huge_path_is_refused);
 	tcase_add_test(tc, result_path);
+	tcase_add_test(tc, references_only_under_the_prefixes);
 	suite_add_tcase(s, tc);
 	return s;
 }

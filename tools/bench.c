@@ -50,7 +50,8 @@ struct bench {
 	const char *project;
 	int doc_kb;			/* padding per session document */
 	const char *objects;		/* where captures go: the storage
-					   root, or nginx's bucket directory */
+					   root; NULL: the Storage emulator */
+	struct storage_emu *emu;	/* gcs: the bucket's server */
 	int metrics_port;		/* --scrape-ms: the daemon's */
 };
 
@@ -303,6 +304,14 @@ put_input(struct bench *b, const char *ev, const char *ss,
 {
 	char path[512];
 
+	if (b->objects == NULL) {
+		snprintf(path, sizeof(path), "captures/%s/%s/input.jpg", ev,
+		    ss);
+		if (storage_emu_put(b->emu, "b", path, jpg, len,
+		    "image/jpeg") != 0)
+			fatal("bench: cannot upload %s", path);
+		return;
+	}
 	snprintf(path, sizeof(path), "mkdir -p %s/captures/%s/%s", b->objects,
 	    ev, ss);
 	if (system(path) != 0)
@@ -569,9 +578,10 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 	uint8_t *jpg;
 	size_t jlen;
 	int64_t *t0, *t1, *lat, *commit;
-	char **names, logs[MAX_DAEMONS][128], bucket[128], target[64];
+	char **names, logs[MAX_DAEMONS][128], target[64];
 	char *plugins = NULL;
 	struct nginx nx = { 0 };
+	struct storage_emu sem = { 0 };
 	struct tokend td = { 0 };
 	struct delay_proxy *px = NULL;
 	struct fs_listen *l;
@@ -612,11 +622,14 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 	if (sub->gcs) {
 		static const char *const tokens[] = { "bench-token" };
 
-		if (nginx_start(&nx, "bench-token") != 0)
+		if (storage_emu_start(&sem) != 0)
+			fatal("bench: cannot start the Storage emulator "
+			    "(make check installs it)");
+		if (nginx_start(&nx, "bench-token", sem.port) != 0)
 			fatal("bench: cannot start nginx");
 		tokend_start(&td, tokens, 1);
-		snprintf(bucket, sizeof(bucket), "%s/www/b", nx.dir);
-		b.objects = bucket;
+		b.objects = NULL;
+		b.emu = &sem;
 	}
 	nd = spawn_all(sub, &b, target, plugins, &nx, &td, d, logs);
 	if (sub->scrape) {
@@ -788,6 +801,7 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 	if (sub->gcs) {
 		tokend_stop(&td);
 		nginx_stop(&nx);
+		storage_emu_stop(&sem);
 	}
 	fs_client_free(b.c);
 	free(plugins);
@@ -939,7 +953,8 @@ main(int argc, char **argv)
 		 * again, in one run */
 		struct subject g = fsd;
 
-		g.label = "firesyncd, gcs backend (nginx + TLS)";
+		g.label = "firesyncd, gcs backend (JSON API, nginx + TLS in "
+		    "front of the Storage emulator)";
 		g.project = "firesyncd-gcs";
 		g.gcs = true;
 		run_subject(&em, &g, n, w, h);
