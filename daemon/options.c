@@ -652,6 +652,10 @@ cross_checks(struct options *o, struct errs *e)
 	    o->storage_backend == STORAGE_GCS)
 		report(e, "set one of [storage] endpoint and emulator (or "
 		    "STORAGE_EMULATOR_HOST), not both");
+	if (o->storage_backend == STORAGE_GCS && o->public_url_base &&
+	    strncmp(o->public_url_base, "file://", 7) == 0)
+		report(e, "public-url-base '%s': a bucket's results need an "
+		    "http(s):// URL", o->public_url_base);
 	if (o->result_url == STORE_URL_FIREBASE &&
 	    o->storage_backend != STORAGE_GCS)
 		report(e, "result-url = firebase needs backend = gcs (download "

@@ -756,8 +756,10 @@ transform_store_finish(struct run *r, struct prepared *o)
 	free(res.png);
 	if (rc < 0) {
 		log_err("session=%s event=%s storage write failed: %s; check "
-		    "the storage root's permissions and free space",
-		    s->session_id, s->event_id, why);
+		    "%s", s->session_id, s->event_id, why,
+		    r->p->store->bucket ? "the bucket and the service "
+		    "account's Storage Object User role" : "the storage "
+		    "root's permissions and free space");
 		r->reason = REASON_STORAGE_WRITE;
 		return fail(r, "could not store the result");
 	}

@@ -281,6 +281,8 @@ START_TEST(storage_urls_and_reference_prefixes)
 	    NULL };
 	const char *res[] = { "--project", "p", "--reference-prefixes",
 	    "r/../results/x", NULL };
+	const char *file[] = { "--project", "p", "-c", conf,
+	    "--public-url-base", "file:///srv", NULL };
 	char err[2048];
 	struct options o;
 
@@ -334,6 +336,11 @@ START_TEST(storage_urls_and_reference_prefixes)
 	ck_assert_int_eq(parse_capture(&o, res, err, sizeof(err)),
 	    OPTIONS_EXIT_ERROR);
 	ck_assert_ptr_nonnull(strstr(err, "'..' component"));
+	options_clear(&o);
+	ck_assert_int_eq(parse_capture(&o, file, err, sizeof(err)),
+	    OPTIONS_EXIT_ERROR);
+	ck_assert_ptr_nonnull(strstr(err, "a bucket's results need an "
+	    "http(s):// URL"));
 	options_clear(&o);
 	clear_env();
 	unlink(conf);
