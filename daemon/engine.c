@@ -366,6 +366,7 @@ metrics_source(void *arg, struct metrics_source *out)
 	out->workers = workers;
 	out->plugins_loaded = plugins;
 	out->listen_up = ls.up;
+	out->listen_targets_down = ls.targets_down;
 	out->listen_last_message_ms = ls.last_message_ms;
 	out->listen_reconnects = ls.reconnects;
 	out->claims = atomic_load(&e->claims);

@@ -58,6 +58,13 @@ _Static_assert(OPTIONS_MAX_EVENTS + 1 <= WATCH_MAX_TARGETS,
 /* While sessions wait for room in the queue or for their turn, the
  * stream is polled this often instead of every TICK_MS. */
 #define BACKLOG_POLL_MS	10
+/* Reconnect back-off: from 1 s, times 1.5, up to a minute (the official
+ * clients' figures), jittered by a quarter. */
+#define BACKOFF_MIN_MS	1000
+#define BACKOFF_MAX_MS	60000
+/* A target the server removed (a missing index, a permission) is added
+ * again, on a new stream, no sooner than this, plus up to a quarter. */
+#define REMOVED_RETRY_MS 60000
 
 struct listen {
 	struct listen_config c;
@@ -72,6 +79,9 @@ struct listen {
 	bool backlog;			/* sessions wait for queue room */
 	int64_t next_turn_ms;		/* monotonic: a session's turn
 					   comes; 0: none waits */
+	int64_t retry_removed_ms;	/* monotonic: add removed targets
+					   again; 0: none is removed */
+	char removed_said[512];		/* the removal last logged at err */
 
 	pthread_mutex_t lock;		/* stream, wrote_* */
 	struct fs_listen *stream;	/* current stream, for cancel */
@@ -83,6 +93,7 @@ struct listen {
 
 	/* for the metrics */
 	atomic_bool up;			/* open and every target current */
+	atomic_int targets_down;	/* removed by the server */
 	atomic_llong msg_ms;		/* monotonic, last message; 0 never */
 	atomic_ulong reconnects;	/* streams reopened after the first */
 };
@@ -374,25 +385,31 @@ open_stream(struct listen *l)
 	int32_t ids[OPTIONS_MAX_EVENTS + 1];
 	int n = session_targets(l, ids);
 	struct fs_listen *s;
+	int resuming = 0;
 
 	ids[n++] = TARGET_EXPERIENCES;
 	for (int i = 0; i < n; i++) {
-		/* every target resumes where the watch left off */
+		/* each target resumes where it was last in sync, and no
+		 * further (watch.h) */
 		target_query(l, ids[i], &queries[i], &parents[i]);
 		targets[i] = (struct fs_target){ .id = ids[i],
-		    .query = &queries[i], .resume_token =
-		    l->watch.resume_token, .resume_len =
-		    l->watch.resume_token_len };
+		    .query = &queries[i] };
+		targets[i].resume_token = watch_resume_token(&l->watch, ids[i],
+		    &targets[i].resume_len);
+		resuming += targets[i].resume_token != NULL;
 	}
 	watch_stream_started(&l->watch);
+	/* every target is added again: a removal is the new stream's news */
+	atomic_store(&l->targets_down, 0);
+	l->retry_removed_ms = 0;
 	s = fs_listen_open(l->c.fs, targets, (size_t)n);
 	for (int i = 0; i < n; i++)
 		free(parents[i]);
 	pthread_mutex_lock(&l->lock);
 	l->stream = s;
 	pthread_mutex_unlock(&l->lock);
-	log_debug("listen: stream opened%s",
-	    l->watch.resume_token ? " (resuming)" : "");
+	log_debug("listen: stream opened, %d of %d target(s) resuming",
+	    resuming, n);
 	return s;
 }
 
@@ -415,11 +432,13 @@ stuck(struct listen *l, const struct stream_clock *c)
 		return true;
 	}
 	if (c->progress && quiet > NOT_CURRENT_MS &&
-	    watch_current_count(&l->watch) < l->watch.n_targets) {
+	    watch_current_count(&l->watch) + watch_removed_count(&l->watch) <
+	    l->watch.n_targets) {
 		log_warn("listen: %d of %d target(s) still not current and no "
 		    "message for %d s; reopening the stream",
-		    l->watch.n_targets - watch_current_count(&l->watch),
-		    l->watch.n_targets, NOT_CURRENT_MS / 1000);
+		    l->watch.n_targets - watch_current_count(&l->watch) -
+		    watch_removed_count(&l->watch), l->watch.n_targets,
+		    NOT_CURRENT_MS / 1000);
 		return true;
 	}
 	if (c->progress && unseen_write(l, c->opened, UNSEEN_WRITE_MS)) {
@@ -452,14 +471,56 @@ on_snapshot(struct listen *l)
 	offer_turns(l);
 }
 
-/* How a stream ended, in the log; a stream refused outright backs off to
- * the longest delay. */
+/*
+ * The server removed some targets (err says which and why): the others
+ * go on being served, and a new stream adds them again in a minute or so.
+ * The server's message (for a missing index, the link that creates it)
+ * is logged at err once, and again only when it changes.
+ */
+static void
+targets_removed(struct listen *l, const char *err)
+{
+	int down = watch_removed_count(&l->watch), code = 0;
+
+	for (int i = 0; i < l->watch.n_targets; i++)
+		if (l->watch.targets[i].removed)
+			code = l->watch.targets[i].removed_code;
+	atomic_store(&l->targets_down, down);
+	if (l->retry_removed_ms == 0)
+		l->retry_removed_ms = now_mono_ms() + REMOVED_RETRY_MS +
+		    (int64_t)(backoff_random() * REMOVED_RETRY_MS / 4);
+	if (strcmp(err, l->removed_said) == 0) {
+		log_info("listen: %s (as before); trying again in %" PRId64
+		    " s", err, (l->retry_removed_ms - now_mono_ms()) / 1000);
+		return;
+	}
+	snprintf(l->removed_said, sizeof(l->removed_said), "%s", err);
+	log_err("listen: %s; %s; the other targets are served, and this one "
+	    "is tried again in %" PRId64 " s", err, code == 9 ?
+	    "a query needs an index: create it (the link above, or "
+	    "README: a missing index)" : code == 7 ? "the service account "
+	    "needs the Cloud Datastore User role (roles/datastore.user)" :
+	    "no sessions of it are picked up meanwhile",
+	    (l->retry_removed_ms - now_mono_ms()) / 1000);
+}
+
+/* How a stream ended, in the log.  A stream refused outright, or told
+ * the quota is spent, backs off to the longest delay, as the official
+ * clients do. */
 static void
 stream_ended(struct fs_listen *s, struct backoff *bo)
 {
 	struct fs_status st = { 0 };
 
 	fs_listen_close(s, &st);
+	if (st.kind == FS_TRANSIENT && st.code == 8) {	/* RESOURCE_EXHAUSTED */
+		log_warn("listen: stream ended: %s%s%s; the project's quota "
+		    "is spent for now: reconnecting at the longest back-off",
+		    fs_status_name(&st), *st.message ? ": " : "",
+		    st.message);
+		bo->base_ms = bo->max_ms;
+		return;
+	}
 	if (st.kind == FS_TRANSIENT) {
 		log_warn("listen: stream ended: %s%s%s; reconnecting",
 		    fs_status_name(&st), *st.message ? ": " : "",
@@ -501,21 +562,42 @@ run_stream(struct listen *l, struct backoff *bo, bool *restart_now)
 		if (rc > 0) {
 			c.last_msg = now_mono_ms();
 			atomic_store(&l->msg_ms, c.last_msg);
-			if (!c.progress)
-				backoff_reset(bo);
 			c.progress = true;
 			ev = watch_feed(&l->watch, resp, err, sizeof(err));
 			fs_listen_response_free(resp);
 		}
 		if (ev == WATCH_SNAPSHOT) {
+			/* healthy: every target it serves is current (a
+			 * first message proves nothing: a server that ends
+			 * each stream just after it must not be hammered) */
+			if (watch_current_count(&l->watch) +
+			    watch_removed_count(&l->watch) ==
+			    l->watch.n_targets)
+				backoff_reset(bo);
+			/* every target current: a removal, if one comes
+			 * back, is news again */
+			if (watch_current_count(&l->watch) ==
+			    l->watch.n_targets)
+				l->removed_said[0] = '\0';
 			on_snapshot(l);
 			last_tick = now_mono_ms();
 		} else if (ev == WATCH_RESTART) {
-			log_warn("listen: %s; re-reading everything", err);
+			log_warn("listen: %s; re-reading that target",
+			    err);
 			*restart_now = true;
 			break;
+		} else if (ev == WATCH_TARGET_REMOVED) {
+			targets_removed(l, err);
 		} else if (ev == WATCH_TARGET_ERROR) {
 			log_err("listen: %s", err);
+			break;
+		}
+		if (l->retry_removed_ms != 0 &&
+		    now_mono_ms() >= l->retry_removed_ms) {
+			log_info("listen: adding the removed target(s) again "
+			    "on a new stream");
+			l->retry_removed_ms = 0;
+			*restart_now = true;
 			break;
 		}
 		if (stuck(l, &c))
@@ -544,7 +626,7 @@ listen_run(struct listen *l)
 {
 	struct backoff bo;
 
-	backoff_init(&bo, 1000, 60000, 1.5, 0.25);
+	backoff_init(&bo, BACKOFF_MIN_MS, BACKOFF_MAX_MS, 1.5, 0.25);
 	for (bool first = true; !l->stop; first = false) {
 		bool restart_now = false;
 
@@ -577,6 +659,7 @@ void
 listen_stats(struct listen *l, struct listen_stats *out)
 {
 	out->up = atomic_load(&l->up);
+	out->targets_down = atomic_load(&l->targets_down);
 	out->last_message_ms = atomic_load(&l->msg_ms);
 	out->reconnects = atomic_load(&l->reconnects);
 }

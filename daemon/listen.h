@@ -79,6 +79,8 @@ struct experience_ref *listen_experience(struct listen *l, const char *id);
 /* The stream's state for the metrics; any thread. */
 struct listen_stats {
 	bool up;			/* open and every target current */
+	int targets_down;		/* removed by the server (a missing
+					   index, a permission) */
 	int64_t last_message_ms;	/* monotonic; 0: never */
 	unsigned long reconnects;	/* streams reopened after the first */
 };

@@ -521,6 +521,11 @@ metrics_render(size_t *len)
 	family(&o, "firesync_listen_up", "gauge",
 	    "1 while the Listen stream is open and current.");
 	put(&o, "firesync_listen_up %d\n", src.listen_up ? 1 : 0);
+	family(&o, "firesync_listen_targets_down", "gauge",
+	    "Listen targets the server removed (a missing index, a "
+	    "permission); their sessions are not picked up.");
+	put(&o, "firesync_listen_targets_down %" PRId64 "\n",
+	    src.listen_targets_down);
 	family(&o, "firesync_listen_last_message_age_seconds", "gauge",
 	    "Seconds since the Listen stream's last message.");
 	put(&o, "firesync_listen_last_message_age_seconds %.3f\n",

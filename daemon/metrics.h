@@ -47,6 +47,7 @@ struct metrics_source {
 	int64_t workers_busy, workers;
 	int64_t plugins_loaded;
 	bool listen_up;
+	int64_t listen_targets_down;
 	int64_t listen_last_message_ms;	/* monotonic; 0: never */
 	uint64_t listen_reconnects;
 	uint64_t claims, claims_lost, taken_by_others, recovered;

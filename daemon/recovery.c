@@ -6,7 +6,9 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "alloc.h"
 #include "backoff.h"
@@ -14,6 +16,7 @@
 #include "log.h"
 #include "recovery.h"
 #include "session.h"
+#include "text.h"
 #include "value.h"
 
 /* Documents per page, and one page's deadline. */
@@ -26,6 +29,7 @@ struct recovery {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop;			/* under lock */
+	char refused[640];		/* the refusal last logged at err */
 };
 
 struct page {
@@ -62,6 +66,39 @@ on_transforming(FsDocument *doc, const FsTimestamp *read_time, void *arg)
 	doc_free(doc);
 }
 
+/*
+ * The query failed.  A refusal that will not pass by itself (a missing
+ * index: FAILED_PRECONDITION, with the link that creates it; a missing
+ * role) is logged at err once, and again only when it changes; a
+ * transient failure is a warning.
+ */
+static void
+query_failed(struct recovery *r, const struct fs_status *st)
+{
+	char line[sizeof(r->refused)];
+
+	text_format(line, sizeof(line), "%s%s%s", fs_status_name(st),
+	    *st->message ? ": " : "", st->message);
+	if (st->code != 9 && st->kind != FS_DENIED) {
+		log_warn("recovery: the query for interrupted sessions failed: "
+		    "%s; trying again in about %d s", line,
+		    r->c.interval_s(r->c.arg));
+		return;
+	}
+	if (strcmp(line, r->refused) == 0) {
+		log_info("recovery: the query for interrupted sessions is "
+		    "still refused (as before)");
+		return;
+	}
+	memcpy(r->refused, line, sizeof(line));
+	log_err("recovery: the query for interrupted sessions was refused: "
+	    "%s; %s; until then a session whose daemon died while "
+	    "transforming it is not run again", line, st->code == 9 ?
+	    "it needs an index: create it (the link above, or README: a "
+	    "missing index)" : "the service account needs the Cloud "
+	    "Datastore User role (roles/datastore.user)");
+}
+
 /* Page through the sessions "transforming" under parent (NULL: every
  * event).  An error ends the pass (the next one tries again). */
 static void
@@ -80,12 +117,10 @@ recover_under(struct recovery *r, const char *parent)
 		pg.n = 0;
 		if (fs_run_query(r->c.fs, &q, RECOVERY_RPC_MS, on_transforming,
 		    &pg, &st) != FS_OK) {
-			log_warn("recovery: the query for interrupted "
-			    "sessions failed: %s%s%s; trying again in about "
-			    "%d s", fs_status_name(&st), *st.message ?
-			    ": " : "", st.message, r->c.interval_s(r->c.arg));
+			query_failed(r, &st);
 			break;
 		}
+		r->refused[0] = '\0';
 	} while (pg.n == RECOVERY_PAGE && !stopping(r));
 	free(pg.last);
 }
@@ -110,6 +145,9 @@ recovery_main(void *arg)
 {
 	struct recovery *r = arg;
 
+	/* once at start, so a missing index or role shows within seconds
+	 * of the start, not at the first interrupted session */
+	recover(r);
 	for (;;) {
 		struct timespec until = realtime_in_ms((int64_t)((double)
 		    r->c.interval_s(r->c.arg) * 1000.0 * (0.75 + 0.5 *

@@ -76,12 +76,41 @@ watch_known(const struct watch *w, int32_t id)
 bool
 watch_synced(const struct watch *w)
 {
-	if (w->n_targets == 0)
-		return false;
-	for (int i = 0; i < w->n_targets; i++)
+	int n = 0;
+
+	for (int i = 0; i < w->n_targets; i++) {
+		if (w->targets[i].removed)
+			continue;
 		if (!w->targets[i].synced)
 			return false;
-	return true;
+		n++;
+	}
+	return n > 0;
+}
+
+int
+watch_removed_count(const struct watch *w)
+{
+	int n = 0;
+
+	for (int i = 0; i < w->n_targets; i++)
+		n += w->targets[i].removed;
+	return n;
+}
+
+const uint8_t *
+watch_resume_token(const struct watch *w, int32_t id, size_t *len)
+{
+	const struct watch_target *t = watch_get(w, id);
+
+	*len = t ? t->resume_token_len : 0;
+	return t ? t->resume_token : NULL;
+}
+
+const struct watch_target *
+watch_get(const struct watch *w, int32_t id)
+{
+	return target(w, id);
 }
 
 int
@@ -108,11 +137,11 @@ clear_pending(struct watch_target *t)
 }
 
 static void
-drop_resume(struct watch *w)
+drop_resume(struct watch_target *t)
 {
-	free(w->resume_token);
-	w->resume_token = NULL;
-	w->resume_token_len = 0;
+	free(t->resume_token);
+	t->resume_token = NULL;
+	t->resume_token_len = 0;
 }
 
 void
@@ -121,8 +150,8 @@ watch_clear(struct watch *w)
 	for (int i = 0; i < w->n_targets; i++) {
 		strmap_free(w->targets[i].known, doc_free);
 		strmap_free(w->targets[i].pending, pending_free);
+		drop_resume(&w->targets[i]);
 	}
-	drop_resume(w);
 	ts_free(w->read_time);
 	memset(w, 0, sizeof(*w));
 }
@@ -133,15 +162,20 @@ watch_stream_started(struct watch *w)
 	for (int i = 0; i < w->n_targets; i++) {
 		clear_pending(&w->targets[i]);
 		w->targets[i].current = false;
+		w->targets[i].removed = false;
+		w->targets[i].removed_code = 0;
 	}
 }
 
+/* The server's state of t is forgotten: its token too, so that a new
+ * stream sends it whole. */
 static void
 reset_target(struct watch_target *t)
 {
 	clear_pending(t);
 	t->current = false;
 	t->replace = true;
+	drop_resume(t);
 }
 
 void
@@ -149,7 +183,6 @@ watch_reset(struct watch *w)
 {
 	for (int i = 0; i < w->n_targets; i++)
 		reset_target(&w->targets[i]);
-	drop_resume(w);
 }
 
 static bool
@@ -222,34 +255,64 @@ target_change(struct watch *w, FsTargetChange *tc, char *err, size_t errlen)
 		if (!all || tc->read_time == NULL)
 			return WATCH_NONE;
 		for (int i = 0; i < w->n_targets; i++) {
-			if (!w->targets[i].current)
+			struct watch_target *t = &w->targets[i];
+
+			if (!t->current || t->removed)
 				continue;
-			apply(&w->targets[i]);
-			w->targets[i].synced = true;
+			apply(t);
+			t->synced = true;
 			any = true;
+			/* this target is synced up to here: it resumes from
+			 * here, and no target that is not */
+			if (tc->resume_token.len > 0) {
+				drop_resume(t);
+				t->resume_token = xmalloc(tc->resume_token.len);
+				memcpy(t->resume_token, tc->resume_token.data,
+				    tc->resume_token.len);
+				t->resume_token_len = tc->resume_token.len;
+			}
 		}
 		if (!any)
 			return WATCH_NONE;
-		drop_resume(w);
-		if (tc->resume_token.len > 0) {
-			w->resume_token = xmalloc(tc->resume_token.len);
-			memcpy(w->resume_token, tc->resume_token.data,
-			    tc->resume_token.len);
-			w->resume_token_len = tc->resume_token.len;
-		}
 		ts_free(w->read_time);
 		w->read_time = ts_dup(tc->read_time);
 		return WATCH_SNAPSHOT;
 	}
 	case FSTC(ADD):
 		return WATCH_NONE;
-	case FSTC(REMOVE):
-		snprintf(err, errlen,
-		    "server removed the listen target (code %d): %s",
-		    tc->cause ? tc->cause->code : 0,
-		    tc->cause && tc->cause->message && *tc->cause->message ?
-		    tc->cause->message : "no reason given");
-		return WATCH_TARGET_ERROR;
+	case FSTC(REMOVE): {
+		const char *why = tc->cause && tc->cause->message &&
+		    *tc->cause->message ? tc->cause->message :
+		    "no reason given";
+		int code = tc->cause ? tc->cause->code : 0, n = 0;
+		size_t off;
+
+		if (all) {
+			snprintf(err, errlen, "server removed every listen "
+			    "target (code %d): %s", code, why);
+			return WATCH_TARGET_ERROR;
+		}
+		off = (size_t)snprintf(err, errlen, "target");
+		for (int i = 0; i < w->n_targets; i++) {
+			struct watch_target *t = &w->targets[i];
+
+			if (!has_id(tc->target_ids, tc->n_target_ids, t->id))
+				continue;
+			clear_pending(t);
+			t->current = false;
+			t->removed = true;
+			t->removed_code = code;
+			if (off < errlen)
+				off += (size_t)snprintf(err + off, errlen - off,
+				    "%s%d", n++ ? "," : " ", t->id);
+		}
+		if (n == 0)
+			return WATCH_NONE;	/* none of ours */
+		if (off < errlen)
+			snprintf(err + off, errlen - off, " removed by the server "
+			    "(code %d): %s", code, why);
+		return WATCH_TARGET_REMOVED;
+	}
 	case FSTC(CURRENT):
 		for (int i = 0; i < w->n_targets; i++)
 			if (all || has_id(tc->target_ids, tc->n_target_ids,
@@ -261,7 +324,6 @@ target_change(struct watch *w, FsTargetChange *tc, char *err, size_t errlen)
 			if (all || has_id(tc->target_ids, tc->n_target_ids,
 			    w->targets[i].id))
 				reset_target(&w->targets[i]);
-		drop_resume(w);
 		return WATCH_NONE;
 	default:
 		log_debug("watch: ignoring target change type %d",
@@ -352,7 +414,7 @@ watch_feed(struct watch *w, FsListenResponse *resp, char *err, size_t errlen)
 		snprintf(err, errlen, "existence filter mismatch on target %d: "
 		    "server has %d documents, we have %zu",
 		    t->id, resp->filter->count, have);
-		watch_reset(w);
+		reset_target(t);	/* the others resume as they were */
 		return WATCH_RESTART;
 	}
 	default:

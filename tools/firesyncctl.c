@@ -93,6 +93,7 @@ summarise(const char *text)
 	char version[64] = "?", since[64] = "?", up[32] = "?";
 	double start = sample(text, "process_start_time_seconds");
 	double listen_up = sample(text, "firesync_listen_up");
+	double down = sample(text, "firesync_listen_targets_down");
 	double age = sample(text, "firesync_listen_last_message_age_seconds");
 	double p50 = sample(text,
 	    "firesync_recent_capture_to_ready_seconds{quantile=\"0.5\"}");
@@ -111,7 +112,12 @@ summarise(const char *text)
 		duration(difftime(time(NULL), t), up, sizeof(up));
 	}
 	printf("firesyncd %s, up %s (since %s)\n", version, up, since);
-	if (listen_up == 1)
+	if (listen_up == 1 && down > 0)
+		printf("stream:     up, but %.0f target(s) DOWN: removed by "
+		    "Firestore (a missing index or a permission); their "
+		    "sessions are not picked up; see journalctl -u firesyncd\n",
+		    down);
+	else if (listen_up == 1)
 		printf("stream:     up, last message %.1f s ago, %.0f "
 		    "reconnect(s)\n", age, sample(text,
 		    "firesync_listen_reconnects_total"));
@@ -146,7 +152,7 @@ summarise(const char *text)
 	}
 	if (failing == 0)
 		printf("failing:    none\n");
-	return listen_up == 1 ? 0 : 1;
+	return listen_up == 1 && !(down > 0) ? 0 : 1;
 }
 
 int
