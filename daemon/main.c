@@ -166,6 +166,20 @@ fs_token(void *arg, char *buf, size_t len, char *err, size_t errlen)
 	return 0;
 }
 
+/* A cached token good for another minute, never waiting. */
+static int
+fs_token_peek(void *arg, char *buf, size_t len)
+{
+	char *t = token_peek(arg, 60);
+
+	if (t == NULL)
+		return -1;
+	snprintf(buf, len, "%s", t);
+	memset(t, 0, strlen(t));
+	free(t);
+	return 0;
+}
+
 static void
 fs_refused(void *arg, const char *token)
 {
@@ -239,6 +253,7 @@ connect_firestore(const struct options *opt, struct token_source *ts)
 
 	if (!opt->emulator) {
 		fo.token = fs_token;
+		fo.peek = fs_token_peek;
 		fo.refused = fs_refused;
 		fo.token_arg = ts;
 		log_notice("firestore: %s over TLS (%s)", fo.target,

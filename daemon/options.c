@@ -89,7 +89,8 @@ static const struct setting settings[] = {
 	  "only these event ids, comma-separated (default: all events)",
 	  RESTART },
 	{ "keepalive", "firestore", "keepalive", K_MS, O(keepalive_ms), 0, 86400,
-	  "gRPC keepalive pings every SECS (default 0: off)", RESTART },
+	  "gRPC keepalive pings every SECS (default 30; with the emulator, "
+	  "0: off)", RESTART },
 	{ "firestore-concurrency", "firestore", "concurrency", K_INT,
 	  O(firestore_concurrency), 1, 256,
 	  "Firestore claims, reads and finishes in flight at once (default 16)",
@@ -503,6 +504,7 @@ defaults(struct options *o)
 	o->log_level = LOG_INFO;
 	o->worker_memory_mb = 2048;
 	o->worker_max_jobs = 100;
+	o->keepalive_ms = -1;		/* by where Firestore is */
 	add_prefix(o, "references/");
 }
 
@@ -631,6 +633,11 @@ cross_checks(struct options *o, struct errs *e)
 		report(e, "public-url-base '%s' must be an absolute http(s):// "
 		    "or file:// URL (the web app validates resultImagePath)",
 		    o->public_url_base);
+	/* production's front end takes a ping every 30 s (the official C++
+	 * client's figure); the emulator answers pings more often than every
+	 * 5 minutes with GOAWAY */
+	if (o->keepalive_ms < 0)
+		o->keepalive_ms = o->emulator ? 0 : 30000;
 	if (o->emulator && strchr(o->emulator, ':') == NULL)
 		report(e, "emulator '%s' must be HOST:PORT", o->emulator);
 	if (o->firestore_endpoint && strchr(o->firestore_endpoint, ':') ==

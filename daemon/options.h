@@ -62,7 +62,8 @@ struct options {
 	int firestore_concurrency;	/* runner threads: Firestore calls in
 				   flight (fixed at start-up) */
 	int recovery_interval_s;	/* the interrupted-session query */
-	int64_t keepalive_ms;	/* 0: off */
+	int64_t keepalive_ms;	/* 0: off; default 30 s, 0 for the
+				   emulator */
 	int64_t idle_timeout_ms;/* no Listen message this long: reconnect */
 	int drain_timeout_s;	/* SIGTERM waits this long for sessions */
 	int log_level;

@@ -340,6 +340,19 @@ token_get(struct token_source *ts, char *err, size_t errlen)
 	return t;
 }
 
+char *
+token_peek(struct token_source *ts, int min_s)
+{
+	char *t = NULL;
+
+	if (pthread_mutex_trylock(&ts->lock) != 0)
+		return NULL;	/* a fetch holds it: do not wait */
+	if (ts->token != NULL && (int64_t)time(NULL) < ts->expires - min_s)
+		t = xstrdup(ts->token);
+	pthread_mutex_unlock(&ts->lock);
+	return t;
+}
+
 void
 token_invalidate(struct token_source *ts, const char *token)
 {

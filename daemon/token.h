@@ -38,6 +38,13 @@ const char *token_source_project(const struct token_source *ts);
 char *token_get(struct token_source *ts, char *err, size_t errlen);
 
 /*
+ * The cached token if it is good for at least min_s more seconds, without
+ * ever waiting: NULL when there is none, or when a fetch is under way
+ * (caller frees).
+ */
+char *token_peek(struct token_source *ts, int min_s);
+
+/*
  * A server refused token (401): drop it from the cache, so the next
  * token_get fetches a new one.  A token already replaced is left alone.
  */

@@ -24,6 +24,7 @@ struct fs_client {
 	char *db_path;			/* projects/P/databases/D */
 	char *docs_path;		/* db_path + "/documents" */
 	bool emulator;
+	void *token_plugin;		/* struct token_plugin *, or NULL */
 };
 
 /*

@@ -76,14 +76,109 @@ fs_library_shutdown(void)
 	grpc_shutdown();
 }
 
-/* ---- credentials: a bearer token on every call ---- */
+/* ---- credentials: a bearer token on every call ----
+ *
+ * gRPC asks for call metadata on its own threads, which must not wait on
+ * the network.  A cached token is answered at once; otherwise the request
+ * waits, asynchronously, for the token thread, which fetches one for all
+ * the requests waiting (one fetch, however many calls were refused at
+ * once) and, every TOKEN_TICK_S, asks for the token anyway so that one
+ * about to expire is refreshed before any call needs it.
+ */
+
+#define TOKEN_TICK_S	30
+
+struct token_waiter {
+	grpc_credentials_plugin_metadata_cb cb;
+	void *user_data;
+	struct token_waiter *next;
+};
 
 struct token_plugin {
 	int (*token)(void *arg, char *buf, size_t len, char *err,
 	    size_t errlen);
+	int (*peek)(void *arg, char *buf, size_t len);
 	void *arg;
 	struct fs_client *c;
+	pthread_t thread;
+	pthread_mutex_t lock;		/* waiters, stop, closed */
+	pthread_cond_t cond;
+	struct token_waiter *waiters;
+	bool stop;
+	bool closed;			/* the client is going: no token,
+					   no touching it */
+	bool joined;
+	int refs;			/* the client's and gRPC's */
 };
+
+/* The authorization header for token; the token is remembered for
+ * refused(). */
+static void
+bearer(struct token_plugin *tp, const char *token, grpc_metadata *md)
+{
+	char *value = xasprintf("Bearer %s", token);
+
+	pthread_mutex_lock(tp->c->token_lock);
+	snprintf(tp->c->last_token, sizeof(tp->c->last_token), "%s", token);
+	pthread_mutex_unlock(tp->c->token_lock);
+	md->key = grpc_slice_from_static_string("authorization");
+	md->value = grpc_slice_from_copied_string(value);
+	memset(value, 0, strlen(value));
+	free(value);
+}
+
+static void *
+token_thread(void *arg)
+{
+	struct token_plugin *tp = arg;
+
+	pthread_mutex_lock(&tp->lock);
+	while (!tp->stop) {
+		struct token_waiter *w;
+		char token[2048], err[512];
+		struct timespec until;
+		grpc_metadata md;
+		int rc;
+
+		if (tp->waiters == NULL) {
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += TOKEN_TICK_S;
+			pthread_cond_timedwait(&tp->cond, &tp->lock, &until);
+			if (tp->stop)
+				break;
+		}
+		w = tp->waiters;
+		tp->waiters = NULL;
+		pthread_mutex_unlock(&tp->lock);
+		/* fetched (or refreshed ahead of expiry) here, off gRPC's
+		 * threads */
+		rc = tp->token(tp->arg, token, sizeof(token), err,
+		    sizeof(err));
+		if (rc == 0 && w != NULL) {
+			/* gRPC takes its own reference to what it is given
+			 * asynchronously; ours is dropped after */
+			bearer(tp, token, &md);
+			for (struct token_waiter *x = w; x; x = x->next)
+				x->cb(x->user_data, &md, 1, GRPC_STATUS_OK,
+				    NULL);
+			grpc_slice_unref(md.value);
+		} else {
+			for (struct token_waiter *x = w; x; x = x->next)
+				x->cb(x->user_data, NULL, 0,
+				    GRPC_STATUS_UNAVAILABLE, err);
+		}
+		while (w != NULL) {
+			struct token_waiter *next = w->next;
+
+			free(w);
+			w = next;
+		}
+		memset(token, 0, sizeof(token));
+		pthread_mutex_lock(&tp->lock);
+	}
+	pthread_mutex_unlock(&tp->lock);
+	return NULL;
+}
 
 static int
 plugin_get_metadata(void *state, grpc_auth_metadata_context context,
@@ -93,36 +188,93 @@ plugin_get_metadata(void *state, grpc_auth_metadata_context context,
     const char **error_details)
 {
 	struct token_plugin *tp = state;
-	char token[2048], err[512], *value;
+	struct token_waiter *w;
+	char token[2048];
 
 	(void)context;
-	(void)cb;
-	(void)user_data;
 	*num_creds_md = 0;
-	if (tp->token(tp->arg, token, sizeof(token), err, sizeof(err)) < 0) {
+	*error_details = NULL;
+	pthread_mutex_lock(&tp->lock);
+	if (tp->closed) {
+		pthread_mutex_unlock(&tp->lock);
 		*status = GRPC_STATUS_UNAVAILABLE;
-		*error_details = gpr_strdup(err);
+		*error_details = gpr_strdup("the client is shutting down");
 		return 1;
 	}
-	pthread_mutex_lock(tp->c->token_lock);
-	snprintf(tp->c->last_token, sizeof(tp->c->last_token), "%s", token);
-	pthread_mutex_unlock(tp->c->token_lock);
-	value = xasprintf("Bearer %s", token);
-	creds_md[0].key = grpc_slice_from_static_string("authorization");
-	creds_md[0].value = grpc_slice_from_copied_string(value);
-	memset(value, 0, strlen(value));
-	memset(token, 0, sizeof(token));
-	free(value);
-	*num_creds_md = 1;
-	*status = GRPC_STATUS_OK;
-	*error_details = NULL;
-	return 1;		/* synchronous */
+	if (tp->peek(tp->arg, token, sizeof(token)) == 0) {
+		bearer(tp, token, &creds_md[0]);
+		pthread_mutex_unlock(&tp->lock);
+		memset(token, 0, sizeof(token));
+		*num_creds_md = 1;
+		*status = GRPC_STATUS_OK;
+		return 1;		/* synchronous */
+	}
+	/* none cached: the token thread answers when it has one */
+	w = xcalloc(1, sizeof(*w));
+	w->cb = cb;
+	w->user_data = user_data;
+	w->next = tp->waiters;
+	tp->waiters = w;
+	pthread_cond_signal(&tp->cond);
+	pthread_mutex_unlock(&tp->lock);
+	return 0;			/* asynchronous */
+}
+
+/*
+ * Stop the token thread and answer whoever still waits: before the
+ * client (and the token source behind it) goes, whenever gRPC gets round
+ * to destroying its credentials.  Idempotent.
+ */
+static void
+token_close(struct token_plugin *tp)
+{
+	struct token_waiter *w;
+
+	pthread_mutex_lock(&tp->lock);
+	tp->closed = true;
+	tp->stop = true;
+	pthread_cond_signal(&tp->cond);
+	pthread_mutex_unlock(&tp->lock);
+	if (!tp->joined) {
+		pthread_join(tp->thread, NULL);
+		tp->joined = true;
+	}
+	pthread_mutex_lock(&tp->lock);
+	w = tp->waiters;
+	tp->waiters = NULL;
+	pthread_mutex_unlock(&tp->lock);
+	while (w != NULL) {
+		struct token_waiter *next = w->next;
+
+		w->cb(w->user_data, NULL, 0, GRPC_STATUS_UNAVAILABLE,
+		    "the client is shutting down");
+		free(w);
+		w = next;
+	}
+}
+
+/* Drop a reference: the client's (fs_client_free) or gRPC's (its
+ * credentials destroyed); the last closes and frees. */
+static void
+token_drop(struct token_plugin *tp)
+{
+	bool last;
+
+	token_close(tp);
+	pthread_mutex_lock(&tp->lock);
+	last = --tp->refs == 0;
+	pthread_mutex_unlock(&tp->lock);
+	if (!last)
+		return;
+	pthread_cond_destroy(&tp->cond);
+	pthread_mutex_destroy(&tp->lock);
+	free(tp);
 }
 
 static void
 plugin_destroy(void *state)
 {
-	free(state);
+	token_drop(state);
 }
 
 /* A call came back UNAUTHENTICATED: the token it carried is dropped. */
@@ -171,8 +323,14 @@ production_credentials(struct fs_client *c, const struct fs_options *o,
 	free(pem);
 	tp = xcalloc(1, sizeof(*tp));
 	tp->token = o->token;
+	tp->peek = o->peek;
 	tp->arg = o->token_arg;
 	tp->c = c;
+	tp->refs = 2;
+	pthread_mutex_init(&tp->lock, NULL);
+	pthread_cond_init(&tp->cond, NULL);
+	pthread_create(&tp->thread, NULL, token_thread, tp);
+	c->token_plugin = tp;
 	plugin.get_metadata = plugin_get_metadata;
 	plugin.destroy = plugin_destroy;
 	plugin.state = tp;
@@ -189,7 +347,7 @@ struct fs_client *
 fs_client_new(const struct fs_options *o, char *err, size_t errlen)
 {
 	grpc_channel_credentials *creds;
-	grpc_arg args[3];
+	grpc_arg args[5];
 	grpc_channel_args cargs = { 0, args };
 	struct fs_client *c;
 
@@ -224,9 +382,19 @@ fs_client_new(const struct fs_options *o, char *err, size_t errlen)
 	args[cargs.num_args].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
 	args[cargs.num_args++].value.integer = MAX_RECV_BYTES;
 	if (o->keepalive_ms > 0) {
+		/* a ping every keepalive_ms on a quiet Listen stream, too (a
+		 * NAT that dropped the connection is found then, not at the
+		 * idle timeout); a server that finds that too often says
+		 * too_many_pings and gRPC doubles the interval */
 		args[cargs.num_args].type = GRPC_ARG_INTEGER;
 		args[cargs.num_args].key = GRPC_ARG_KEEPALIVE_TIME_MS;
 		args[cargs.num_args++].value.integer = (int)o->keepalive_ms;
+		args[cargs.num_args].type = GRPC_ARG_INTEGER;
+		args[cargs.num_args].key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS;
+		args[cargs.num_args++].value.integer = 10000;
+		args[cargs.num_args].type = GRPC_ARG_INTEGER;
+		args[cargs.num_args].key = GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA;
+		args[cargs.num_args++].value.integer = 0;
 	}
 	c->refused = o->refused;
 	c->token_arg = o->token_arg;
@@ -265,6 +433,9 @@ fs_client_free(struct fs_client *c)
 {
 	if (c == NULL)
 		return;
+	/* no token asked for, or given, past this point */
+	if (c->token_plugin)
+		token_drop(c->token_plugin);
 	if (c->channel)
 		grpc_channel_destroy(c->channel);
 	free(c->project);
@@ -358,7 +529,7 @@ fs_status_name(const struct fs_status *st)
 /* ---- helpers shared by all calls ---- */
 
 struct call_md {
-	grpc_metadata md[2];
+	grpc_metadata md[3];
 	size_t n;
 };
 
@@ -367,11 +538,21 @@ md_init(struct fs_client *c, struct call_md *m)
 {
 	char *prefix = xasprintf("%s", c->db_path);
 
+	char *params;
+
 	m->n = 0;
 	m->md[m->n].key = grpc_slice_from_static_string(
 	    "google-cloud-resource-prefix");
 	m->md[m->n++].value = grpc_slice_from_copied_string(prefix);
 	free(prefix);
+	/* the routing header, as the official SDKs send it: the database,
+	 * URL-encoded */
+	params = xasprintf("database=projects%%2F%s%%2Fdatabases%%2F%s",
+	    c->project, c->database);
+	m->md[m->n].key = grpc_slice_from_static_string(
+	    "x-goog-request-params");
+	m->md[m->n++].value = grpc_slice_from_copied_string(params);
+	free(params);
 	if (c->emulator) {
 		m->md[m->n].key = grpc_slice_from_static_string(
 		    "authorization");

@@ -28,14 +28,20 @@ struct fs_options {
 	 * endpoint's certificate must chain to; NULL: the system's */
 	const char *ca_file;
 	/*
-	 * The access token for every call (not the emulator): token()
-	 * writes one into buf (0), or says why not in err (-1); refused()
-	 * hears of a token the server answered UNAUTHENTICATED to, so the
-	 * next call gets a fresh one.  token NULL: gRPC's own Google
-	 * default credentials.
+	 * The access token for every call (not the emulator).  peek()
+	 * writes a cached one into buf (0) without ever waiting, or says
+	 * there is none (-1); token() gets one, fetching it if need be
+	 * (0), or says why not in err (-1).  gRPC asks for tokens on its
+	 * own threads, which must not wait on the network: it gets peek()'s
+	 * answer, or waits for the client's token thread, which calls
+	 * token() (and calls it every 30 s anyway, so a token is refreshed
+	 * before it expires).  refused() hears of a token the server
+	 * answered UNAUTHENTICATED to, so the next call gets a fresh one.
+	 * token NULL: gRPC's own Google default credentials.
 	 */
 	int (*token)(void *arg, char *buf, size_t len, char *err,
 	    size_t errlen);
+	int (*peek)(void *arg, char *buf, size_t len);
 	void (*refused)(void *arg, const char *token);
 	void *token_arg;
 };

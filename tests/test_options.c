@@ -57,6 +57,11 @@ START_TEST(defaults_and_environment)
 	ck_assert_int_eq(o.idle_timeout_ms, 120000);
 	ck_assert_ptr_null(o.public_url_base);
 	options_clear(&o);
+	/* production: a ping every 30 s */
+	unsetenv("FIRESTORE_EMULATOR_HOST");
+	ck_assert_int_eq(parse(&o, none), OPTIONS_RUN);
+	ck_assert_int_eq(o.keepalive_ms, 30000);
+	options_clear(&o);
 	clear_env();
 }
 END_TEST

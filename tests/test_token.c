@@ -7,6 +7,8 @@
 #include "config.h"
 
 #include <check.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -26,6 +28,8 @@
 static EVP_PKEY *key;
 static char keyfile[64];
 static int port, listen_fd, requests;
+static atomic_bool hold;		/* keep each request waiting */
+static atomic_int parked;		/* requests held so far */
 static char last_request[16384];
 static pthread_t server;
 
@@ -56,6 +60,11 @@ serve(void *arg)
 			if (cl == NULL || strlen(hdr_end + 4) >=
 			    (size_t)atoi(cl + 15))
 				break;
+		}
+		if (atomic_load(&hold)) {
+			atomic_fetch_add(&parked, 1);
+			while (atomic_load(&hold))
+				usleep(5000);
 		}
 		requests++;
 		snprintf(body, sizeof(body), "{\"access_token\":\"tok-%d\","
@@ -262,6 +271,47 @@ START_TEST(exchange_and_cache)
 }
 END_TEST
 
+static void *
+fetch_one(void *arg)
+{
+	char err[256];
+
+	return token_get(arg, err, sizeof(err));
+}
+
+/* gRPC's threads ask with token_peek, which answers from the cache or
+ * not at all: never waiting for a fetch under way. */
+START_TEST(peek_never_waits_for_a_fetch)
+{
+	char err[256], *tok;
+	struct token_source *ts = token_source_key_file(keyfile, "scope-a",
+	    err, sizeof(err));
+	pthread_t fetcher;
+	void *got;
+
+	ck_assert_msg(ts != NULL, "%s", err);
+	ck_assert_ptr_null(token_peek(ts, 60));		/* nothing cached */
+	atomic_store(&parked, 0);
+	atomic_store(&hold, true);
+	pthread_create(&fetcher, NULL, fetch_one, ts);
+	while (atomic_load(&parked) == 0)	/* the fetch is in flight */
+		usleep(5000);
+	ck_assert_ptr_null(token_peek(ts, 60));		/* and not waited on */
+	ck_assert_int_eq(requests, 0);
+	atomic_store(&hold, false);
+	pthread_join(fetcher, &got);
+	ck_assert_str_eq(got, "tok-1");
+	free(got);
+	tok = token_peek(ts, 60);
+	ck_assert_str_eq(tok, "tok-1");
+	free(tok);
+	/* good for 3599 s: not for another hour */
+	ck_assert_ptr_null(token_peek(ts, 3600));
+	ck_assert_int_eq(requests, 1);
+	token_source_free(ts);
+}
+END_TEST
+
 START_TEST(metadata_server)
 {
 	char err[256], url[96], *tok;
@@ -315,6 +365,7 @@ token_suite(void)
 	tcase_add_test(tc, jwt_is_signed_rs256_with_the_right_claims);
 	tcase_add_test(tc, exchange_and_cache);
 	tcase_add_test(tc, metadata_server);
+	tcase_add_test(tc, peek_never_waits_for_a_fetch);
 	tcase_add_test(tc, readable_or_wrong_key_files_are_refused);
 	suite_add_tcase(s, tc);
 	return s;
