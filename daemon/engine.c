@@ -488,7 +488,7 @@ engine_run(struct engine *e)
 	    atomic_load(&e->errors), atomic_load(&e->claims),
 	    atomic_load(&e->claims_lost), atomic_load(&e->taken),
 	    atomic_load(&e->recovered));
-	return 0;
+	return listen_failed(e->listen) ? 1 : 0;
 }
 
 void

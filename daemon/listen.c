@@ -90,6 +90,7 @@ struct listen {
 	FsTimestamp wrote_at;
 	int64_t wrote_ms;		/* monotonic; 0 = none yet */
 	volatile sig_atomic_t stop;
+	bool failed;			/* a configuration error: given up */
 
 	/* for the metrics */
 	atomic_bool up;			/* open and every target current */
@@ -625,6 +626,7 @@ void
 listen_run(struct listen *l)
 {
 	struct backoff bo;
+	char why[1400];
 
 	backoff_init(&bo, BACKOFF_MIN_MS, BACKOFF_MAX_MS, 1.5, 0.25);
 	for (bool first = true; !l->stop; first = false) {
@@ -635,6 +637,15 @@ listen_run(struct listen *l)
 		run_stream(l, &bo, &restart_now);
 		if (l->stop)
 			break;
+		if (!l->ready_once && fs_tls_rejected(why, sizeof(why))) {
+			/* not a blip that retrying mends: say so, and stop,
+			 * so that systemctl status shows it */
+			log_err("firestore: %s: a configuration error, not a "
+			    "network failure; stopping (check [firestore] "
+			    "endpoint and ca-file)", why);
+			l->failed = true;
+			break;
+		}
 		if (!restart_now) {
 			int64_t ms = backoff_next(&bo, backoff_random());
 
@@ -653,6 +664,12 @@ listen_stop(struct listen *l)
 	if (l->stream)
 		fs_listen_cancel(l->stream);
 	pthread_mutex_unlock(&l->lock);
+}
+
+bool
+listen_failed(const struct listen *l)
+{
+	return l->failed;
 }
 
 void

@@ -85,5 +85,7 @@ struct listen_stats {
 	unsigned long reconnects;	/* streams reopened after the first */
 };
 void listen_stats(struct listen *l, struct listen_stats *out);
+/* listen_run gave up on a configuration error (said in the log). */
+bool listen_failed(const struct listen *l);
 
 #endif

@@ -34,6 +34,9 @@
 /* Where Firestore is, for gRPC's TLS errors (which do not say); set once
  * by the first production client. */
 static char tls_endpoint[256], tls_ca_file[1024];
+/* The endpoint's certificate failed verification: gRPC's words. */
+static pthread_mutex_t tls_lock = PTHREAD_MUTEX_INITIALIZER;
+static char tls_rejected[1400];
 
 static void
 tls_hint(const char *target, const char *ca_file)
@@ -53,13 +56,35 @@ grpc_log(gpr_log_func_args *a)
 	int prio = a->severity == GPR_LOG_SEVERITY_ERROR ? LOG_ERR :
 	    a->severity == GPR_LOG_SEVERITY_INFO ? LOG_INFO : LOG_DEBUG;
 
-	if (tls_endpoint[0] != '\0' && strstr(a->message, "Handshake failed"))
+	if (tls_endpoint[0] != '\0' && strstr(a->message,
+	    "Handshake failed")) {
 		log_at(prio, "firestore: TLS to %s failed (%s); is it the "
 		    "right endpoint, and is its certificate signed by a CA "
 		    "in %s? ([firestore] endpoint, ca-file)", tls_endpoint,
 		    a->message, tls_ca_file);
-	else
+		if (strcasestr(a->message, "certificate verify failed") ||
+		    strstr(a->message, "CERTIFICATE_VERIFY_FAILED")) {
+			pthread_mutex_lock(&tls_lock);
+			snprintf(tls_rejected, sizeof(tls_rejected), "the "
+			    "certificate of %s failed verification against %s",
+			    tls_endpoint, tls_ca_file);
+			pthread_mutex_unlock(&tls_lock);
+		}
+	} else
 		log_at(prio, "grpc: %s", a->message);
+}
+
+bool
+fs_tls_rejected(char *why, size_t len)
+{
+	bool rejected;
+
+	pthread_mutex_lock(&tls_lock);
+	rejected = tls_rejected[0] != '\0';
+	if (rejected && len > 0)
+		snprintf(why, len, "%s", tls_rejected);
+	pthread_mutex_unlock(&tls_lock);
+	return rejected;
 }
 
 void

@@ -80,6 +80,13 @@ struct fs_status {
 const char *fs_status_name(const struct fs_status *st);
 
 /*
+ * Has the endpoint's TLS certificate failed verification (a wrong
+ * ca-file, a wrong host: a configuration error, not a network blip)?
+ * True with what failed, against which CA certificates, into why.
+ */
+bool fs_tls_rejected(char *why, size_t len);
+
+/*
  * Once per process, before any client and before other threads start:
  * the RPC library's start-up, its own log lines routed into ours.  And
  * at the end, after every client is freed.

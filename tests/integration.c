@@ -1330,8 +1330,8 @@ start_production(struct ctx *t, const char *endpoint, const char *ca,
 
 /* Sessions go captured -> ready through a TLS front that checks the
  * bearer token on every call; the wrong CA is a TLS error naming the
- * endpoint; a token endpoint that is down at start is exit status 1 with
- * a clear message. */
+ * endpoint, and at start exit status 1; a token endpoint that is down at
+ * start is exit status 1 with a clear message. */
 START_TEST(production_path_tls_and_tokens)
 {
 	/* the first token is refused: UNAUTHENTICATED, then a fresh one */
@@ -1378,7 +1378,13 @@ START_TEST(production_path_tls_and_tokens)
 		ck_assert_int_ge(log_count(log2, "certificate verify failed"),
 		    1);
 	}
-	ck_assert_int_eq(daemon_stop(q, 15000), 0);
+	/* a configuration error, not a blip: it stops, exit status 1 */
+	ck_assert_int_eq(waitpid(q, &status, 0), q);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1,
+	    "status %d", status);
+	ck_assert_int_eq(log_count(log2, "failed verification against "
+	    "/etc/ssl/certs/ca-certificates.crt: a configuration error, not a "
+	    "network failure; stopping"), 1);
 
 	/* no token to be had at start: exit 1, saying why */
 	tokend_stop(&td);
