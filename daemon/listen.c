@@ -203,7 +203,22 @@ struct candidate {
 	const char *name;
 	const FsDocument *doc;
 	int64_t order;			/* capture + turn delay, server ms */
+	const char *event;		/* in name: "{eventId}/sessions/..." */
+	size_t event_len;
+	size_t rank;			/* 0 for its event's first turn, ... */
 };
+
+/* The event id inside a session's document name. */
+static void
+event_of(struct candidate *c)
+{
+	const char *e = strstr(c->name, "/events/");
+	const char *end;
+
+	c->event = e ? e + 8 : c->name;
+	end = strchr(c->event, '/');
+	c->event_len = end ? (size_t)(end - c->event) : strlen(c->event);
+}
 
 static int
 by_order(const void *a, const void *b)
@@ -213,6 +228,32 @@ by_order(const void *a, const void *b)
 	if (x->order != y->order)
 		return x->order < y->order ? -1 : 1;
 	return strcmp(x->name, y->name);
+}
+
+static int
+by_event_then_order(const void *a, const void *b)
+{
+	const struct candidate *x = a, *y = b;
+	size_t n = x->event_len < y->event_len ? x->event_len : y->event_len;
+	int d = memcmp(x->event, y->event, n);
+
+	if (d != 0)
+		return d;
+	if (x->event_len != y->event_len)
+		return x->event_len < y->event_len ? -1 : 1;
+	return by_order(a, b);
+}
+
+/* Round-robin by event: every event's first turn, oldest first, then
+ * every event's second, and so on. */
+static int
+by_rank_then_order(const void *a, const void *b)
+{
+	const struct candidate *x = a, *y = b;
+
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
+	return by_order(a, b);
 }
 
 /* Every session in the captured view, in turn order, into *out. */
@@ -239,17 +280,27 @@ candidates(struct listen *l, struct candidate **out, int64_t now)
 			c[k].doc = doc;
 			c[k].order = ts_to_ms(c[k].doc->update_time) +
 			    dispatch_turn_delay(&turns, name);
+			event_of(&c[k]);
 			k++;
 		}
 	}
-	qsort(c, k, sizeof(*c), by_order);
+	/* each event's sessions in turn order, ranked; then the ranks
+	 * interleaved, so a 200-guest activation never holds back another
+	 * event's next guest */
+	qsort(c, k, sizeof(*c), by_event_then_order);
+	for (size_t i = 0; i < k; i++)
+		c[i].rank = i > 0 && c[i].event_len == c[i - 1].event_len &&
+		    memcmp(c[i].event, c[i - 1].event, c[i].event_len) == 0 ?
+		    c[i - 1].rank + 1 : 0;
+	qsort(c, k, sizeof(*c), by_rank_then_order);
 	*out = c;
 	return k;
 }
 
 /*
- * Look at every captured session in the last snapshot, oldest turn first,
- * and offer those whose turn has come, while the queue has room.  Runs
+ * Look at every captured session in the last snapshot, round-robin by
+ * event and oldest turn first within an event, and offer those whose
+ * turn has come, while the queue has room.  Runs
  * after each snapshot, on every tick, and while sessions wait (for room
  * or for their turn) every BACKLOG_POLL_MS.
  */

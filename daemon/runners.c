@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "alloc.h"
@@ -15,6 +16,7 @@
 #include "log.h"
 #include "notify.h"
 #include "runners.h"
+#include "strmap.h"
 
 struct runners {
 	struct runners_config c;
@@ -26,6 +28,8 @@ struct runners {
 	int claim_limit;
 	int running;			/* tasks in the pipeline now */
 	bool stopping;			/* runners: no more tasks */
+	struct strmap *served;		/* event id -> tasks of it taken
+					   while it had tasks queued */
 	pthread_t *threads;
 	int n_threads;
 };
@@ -64,7 +68,53 @@ runners_transformed(struct runners *r, struct work *w)
 	pthread_mutex_unlock(&r->lock);
 }
 
-/* The first task once a claim slot is free; NULL when stopping. */
+static const char *
+event_id(const struct task *t)
+{
+	return t->w.s.event_id ? t->w.s.event_id : "";
+}
+
+/*
+ * Unlink and return the next task, round-robin by event: the first in
+ * turn order of the events taken from least since they last had nothing
+ * queued.  A 200-guest activation queued whole takes every other event's
+ * next guest in turn with its own.  Under r->lock; the queue is not
+ * empty.
+ */
+static struct task *
+take_fairly(struct runners *r)
+{
+	struct task **pp, **best = NULL, *t;
+	uintptr_t best_n = 0;
+	bool more = false;
+
+	for (pp = &r->head; *pp != NULL; pp = &(*pp)->next) {
+		uintptr_t n = (uintptr_t)strmap_get(r->served,
+		    event_id(*pp));
+
+		if (best == NULL || n < best_n) {
+			best = pp;
+			best_n = n;
+		}
+	}
+	t = *best;
+	*best = t->next;
+	t->next = NULL;
+	for (struct task *u = r->head; u != NULL && !more; u = u->next)
+		more = strcmp(event_id(u), event_id(t)) == 0;
+	if (r->head == NULL) {
+		/* nothing waits: every event starts even again */
+		strmap_free(r->served, NULL);
+		r->served = strmap_new();
+	} else if (more) {
+		strmap_put(r->served, event_id(t), (void *)(best_n + 1));
+	} else {
+		strmap_del(r->served, event_id(t));
+	}
+	return t;
+}
+
+/* The next task once a claim slot is free; NULL when stopping. */
 static struct task *
 next_task(struct runners *r)
 {
@@ -78,8 +128,7 @@ next_task(struct runners *r)
 		pthread_mutex_unlock(&r->lock);
 		return NULL;
 	}
-	t = r->head;
-	r->head = t->next;
+	t = take_fairly(r);
 	r->queued--;
 	r->claiming++;
 	r->running++;
@@ -120,6 +169,7 @@ runners_start(const struct runners_config *c)
 
 	r->c = *c;
 	r->claim_limit = 1;
+	r->served = strmap_new();
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
 	r->threads = xcalloc((size_t)c->threads, sizeof(*r->threads));
@@ -241,6 +291,7 @@ runners_free(struct runners *r)
 	if (r == NULL)
 		return;
 	free(r->threads);
+	strmap_free(r->served, NULL);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cond);
 	free(r);

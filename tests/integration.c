@@ -902,6 +902,93 @@ START_TEST(an_unrelated_write_mid_transform_keeps_the_result)
 }
 END_TEST
 
+/* The position (0-based) of session ss's first claim in the log, or -1. */
+static int
+claim_position(const char *log, const char *ss)
+{
+	FILE *f = fopen(log, "r");
+	char line[4096], want[96];
+	int n = 0, at = -1;
+
+	ck_assert_ptr_nonnull(f);
+	snprintf(want, sizeof(want), "session=%s ", ss);
+	while (at < 0 && fgets(line, sizeof(line), f)) {
+		if (strstr(line, "state=transforming") == NULL)
+			continue;
+		if (strncmp(strstr(line, "session="), want, strlen(want)) == 0)
+			at = n;
+		n++;
+	}
+	fclose(f);
+	return at;
+}
+
+/*
+ * One event with eight guests waiting, then one guest in each of three
+ * other events: the three are served in turn with the big event's
+ * guests, not after all of them.
+ */
+START_TEST(every_event_gets_its_turn)
+{
+	const char *args[] = { "--plugin-dir", NULL, "--workers", "1", NULL };
+	static const char *const others[] = { "x1", "y1", "z1" };
+	struct ctx t;
+	pid_t p;
+	char *dir, ss[16];
+	int last_big = -1;
+
+	ctx_init(&t, "fair", em.host);
+	dir = plugin_dir(&t);
+	args[1] = dir;
+	put_experience_with(&t, "slow", "probe-slow", "300", NULL);
+	p = start_daemon(&t, NULL, args);
+	for (int i = 0; i < 8; i++) {
+		snprintf(ss, sizeof(ss), "b%d", i);
+		capture_photo(&t, "big", ss, "slow", 1, 16, 16);
+	}
+	wait_transforming(&t, "events/big/sessions/b0");
+	for (int i = 0; i < 3; i++) {
+		char ev[8];
+
+		snprintf(ev, sizeof(ev), "%c", others[i][0]);
+		capture_photo(&t, ev, others[i], "slow", 1, 16, 16);
+	}
+	for (int i = 0; i < 8; i++) {
+		FsDocument *d;
+
+		snprintf(ss, sizeof(ss), "b%d", i);
+		d = wait_final(&t, "big", ss, 60000);
+		ck_assert_str_eq(state_of(d), "ready");
+		doc_free(d);
+	}
+	for (int i = 0; i < 3; i++) {
+		char ev[8];
+		FsDocument *d;
+
+		snprintf(ev, sizeof(ev), "%c", others[i][0]);
+		d = wait_final(&t, ev, others[i], 60000);
+		ck_assert_str_eq(state_of(d), "ready");
+		doc_free(d);
+	}
+	/* the big event's claims already under way when the others came
+	 * (its first two, with one worker's two claim slots, and perhaps a
+	 * third being taken) may go first; no more */
+	for (int i = 0; i < 3; i++) {
+		int at = claim_position(t.log, others[i]);
+
+		ck_assert_msg(at >= 0 && at <= 5, "%s claimed %dth", others[i],
+		    at + 1);
+	}
+	snprintf(ss, sizeof(ss), "b7");
+	last_big = claim_position(t.log, ss);
+	ck_assert_int_eq(last_big, 10);		/* the last of eleven */
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(p, 10000), 0);
+	free(dir);
+	ctx_done(&t);
+}
+END_TEST
+
 /* Reference images resolve only under references/: one guest's capture
  * (or result) is never another's reference, however the URL is written. */
 START_TEST(references_come_only_from_references)
@@ -2695,6 +2782,28 @@ START_TEST(a_silent_server_gets_the_stream_reopened)
 }
 END_TEST
 
+/* Only the tests named in $FIRESYNC_TESTS (space-separated), if set: for
+ * running one while working on it. */
+static bool
+wanted(const char *name)
+{
+	const char *only = getenv("FIRESYNC_TESTS");
+	size_t n = strlen(name);
+
+	if (only == NULL || *only == '\0')
+		return true;
+	for (const char *p = only; (p = strstr(p, name)) != NULL; p += n)
+		if ((p == only || p[-1] == ' ') && (p[n] == '\0' ||
+		    p[n] == ' '))
+			return true;
+	return false;
+}
+
+#define add_test(tc, fn) do { \
+	if (wanted(#fn)) \
+		tcase_add_test(tc, fn); \
+} while (0)
+
 static Suite *
 integration_suite(void)
 {
@@ -2702,36 +2811,37 @@ integration_suite(void)
 	TCase *tc = tcase_create("emulator");
 
 	tcase_set_timeout(tc, 240);
-	tcase_add_test(tc, ai_off_session_ends_ready);
-	tcase_add_test(tc, failures_end_in_error_and_daemon_keeps_serving);
-	tcase_add_test(tc, retry_after_error_is_processed_again);
-	tcase_add_test(tc, backlog_captured_before_start_is_processed);
-	tcase_add_test(tc, two_daemons_share_a_burst_without_double_claims);
-	tcase_add_test(tc, a_daemon_killed_while_others_run_loses_nothing);
-	tcase_add_test(tc, emulator_restart_loses_nothing);
-	tcase_add_test(tc, sigkill_mid_transform_is_recovered);
-	tcase_add_test(tc, interrupted_too_often_ends_in_error);
-	tcase_add_test(tc, recovery_pages_through_many_interrupted_sessions);
-	tcase_add_test(tc, experience_changes_apply_to_the_next_session);
-	tcase_add_test(tc, plugin_sessions_crash_and_hang_cost_only_themselves);
-	tcase_add_test(tc, cartoon_and_style_sessions_are_transformed);
-	tcase_add_test(tc, genai_sessions_end_to_end);
-	tcase_add_test(tc, firebase_storage_end_to_end);
-	tcase_add_test(tc, metrics_count_what_happened);
-	tcase_add_test(tc, firesyncctl_status_in_each_state);
-	tcase_add_test(tc, service_notify_reload_and_drain);
-	tcase_add_test(tc, reloads_during_a_burst_keep_each_session_s_settings);
-	tcase_add_test(tc, multibyte_text_is_cut_cleanly);
-	tcase_add_test(tc, an_unrelated_write_mid_transform_keeps_the_result);
-	tcase_add_test(tc, references_come_only_from_references);
-	tcase_add_test(tc, sessions_at_the_size_limit_end_in_error);
-	tcase_add_test(tc, gcs_sessions_end_to_end);
-	tcase_add_test(tc, gcs_faults_through_the_daemon);
-	tcase_add_test(tc, production_path_tls_and_tokens);
-	tcase_add_test(tc, production_tokens_refresh_and_streams_reopen);
-	tcase_add_test(tc, a_drain_timeout_leaves_the_session_to_recovery);
-	tcase_add_test(tc, event_scoping_serves_only_listed_events);
-	tcase_add_test(tc, a_silent_server_gets_the_stream_reopened);
+	add_test(tc, ai_off_session_ends_ready);
+	add_test(tc, failures_end_in_error_and_daemon_keeps_serving);
+	add_test(tc, retry_after_error_is_processed_again);
+	add_test(tc, backlog_captured_before_start_is_processed);
+	add_test(tc, two_daemons_share_a_burst_without_double_claims);
+	add_test(tc, a_daemon_killed_while_others_run_loses_nothing);
+	add_test(tc, emulator_restart_loses_nothing);
+	add_test(tc, sigkill_mid_transform_is_recovered);
+	add_test(tc, interrupted_too_often_ends_in_error);
+	add_test(tc, recovery_pages_through_many_interrupted_sessions);
+	add_test(tc, experience_changes_apply_to_the_next_session);
+	add_test(tc, plugin_sessions_crash_and_hang_cost_only_themselves);
+	add_test(tc, cartoon_and_style_sessions_are_transformed);
+	add_test(tc, genai_sessions_end_to_end);
+	add_test(tc, firebase_storage_end_to_end);
+	add_test(tc, every_event_gets_its_turn);
+	add_test(tc, metrics_count_what_happened);
+	add_test(tc, firesyncctl_status_in_each_state);
+	add_test(tc, service_notify_reload_and_drain);
+	add_test(tc, reloads_during_a_burst_keep_each_session_s_settings);
+	add_test(tc, multibyte_text_is_cut_cleanly);
+	add_test(tc, an_unrelated_write_mid_transform_keeps_the_result);
+	add_test(tc, references_come_only_from_references);
+	add_test(tc, sessions_at_the_size_limit_end_in_error);
+	add_test(tc, gcs_sessions_end_to_end);
+	add_test(tc, gcs_faults_through_the_daemon);
+	add_test(tc, production_path_tls_and_tokens);
+	add_test(tc, production_tokens_refresh_and_streams_reopen);
+	add_test(tc, a_drain_timeout_leaves_the_session_to_recovery);
+	add_test(tc, event_scoping_serves_only_listed_events);
+	add_test(tc, a_silent_server_gets_the_stream_reopened);
 	suite_add_tcase(s, tc);
 	return s;
 }
