@@ -11,6 +11,10 @@
  * hands over:
  *   probe-slow        sleeps the milliseconds in the prompt, then returns
  *                     the photo;
+ *   probe-gate        waits (up to a minute) until the file named by the
+ *                     prompt can be opened (in the plugin directory, which
+ *                     the sandbox lets it read), then returns the photo: a
+ *                     test opens the gate when it has seen what it needs;
  *   probe-refs        fails with "N reference(s)": how many it was given;
  *   probe-escape      tries to read the file named by the prompt's first
  *                     word, create the second, open a TCP socket, signal
@@ -204,6 +208,21 @@ h_transform(void *state, const struct firesync_request *req,
 		nanosleep(&ts, NULL);
 		return copy_photo(req, res);
 	}
+	if (strcmp(req->model, "probe-gate") == 0) {
+		struct timespec ts = { 0, 10 * 1000000L };
+
+		for (int i = 0; i < 6000; i++) {
+			int fd = open(req->prompt, O_RDONLY | O_CLOEXEC);
+
+			if (fd >= 0) {
+				close(fd);
+				return copy_photo(req, res);
+			}
+			nanosleep(&ts, NULL);
+		}
+		snprintf(err, errlen, "the gate never opened");
+		return FIRESYNC_ERROR;
+	}
 	if (strcmp(req->model, "probe-escape") == 0)
 		return escape(req->prompt, err, errlen);
 	snprintf(err, errlen, "unknown model");
@@ -211,7 +230,8 @@ h_transform(void *state, const struct firesync_request *req,
 }
 
 static const char *const models[] = { "hostile-unsealed", "hostile-twofds",
-    "hostile-die-idle", "probe-slow", "probe-refs", "probe-escape", NULL };
+    "hostile-die-idle", "probe-slow", "probe-gate", "probe-refs",
+    "probe-escape", NULL };
 
 const struct firesync_plugin firesync_plugin = {
 	.abi_major = FIRESYNC_PLUGIN_ABI_MAJOR,
