@@ -203,21 +203,24 @@ struct candidate {
 	const char *name;
 	const FsDocument *doc;
 	int64_t order;			/* capture + turn delay, server ms */
-	const char *event;		/* in name: "{eventId}/sessions/..." */
+	const char *event;		/* the event id, in name */
 	size_t event_len;
 	size_t rank;			/* 0 for its event's first turn, ... */
 };
 
-/* The event id inside a session's document name. */
+/* The event id inside a session's document name (a name that is not a
+ * session's is an event of its own). */
 static void
 event_of(struct candidate *c)
 {
-	const char *e = strstr(c->name, "/events/");
-	const char *end;
+	const char *ss;
+	size_t sn;
 
-	c->event = e ? e + 8 : c->name;
-	end = strchr(c->event, '/');
-	c->event_len = end ? (size_t)(end - c->event) : strlen(c->event);
+	if (session_name_ids(c->name, &c->event, &c->event_len, &ss,
+	    &sn) < 0) {
+		c->event = c->name;
+		c->event_len = strlen(c->name);
+	}
 }
 
 static int

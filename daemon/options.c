@@ -201,14 +201,37 @@ set_str(char **dst, const char *v)
 	*dst = v ? xstrdup(v) : NULL;
 }
 
-static void
-free_prefixes(struct options *o)
+/* ---- list settings (K_EVENTS, K_PREFIXES): strings and a count ---- */
+
+struct list {
+	char ***v;
+	size_t *n;
+};
+
+/* The strings of list setting kind k in o. */
+static struct list
+list_of(enum kind k, struct options *o)
 {
-	for (size_t i = 0; i < o->n_reference_prefixes; i++)
-		free(o->reference_prefixes[i]);
-	free(o->reference_prefixes);
-	o->reference_prefixes = NULL;
-	o->n_reference_prefixes = 0;
+	return k == K_EVENTS ? (struct list){ &o->events, &o->n_events } :
+	    (struct list){ &o->reference_prefixes, &o->n_reference_prefixes };
+}
+
+static void
+list_clear(struct list l)
+{
+	for (size_t i = 0; i < *l.n; i++)
+		free((*l.v)[i]);
+	free(*l.v);
+	*l.v = NULL;
+	*l.n = 0;
+}
+
+/* Append s (taken). */
+static void
+list_add(struct list l, char *s)
+{
+	*l.v = xrealloc(*l.v, (*l.n + 1) * sizeof(char *));
+	(*l.v)[(*l.n)++] = s;
 }
 
 static void
@@ -216,10 +239,8 @@ add_prefix(struct options *o, const char *p)
 {
 	size_t n = strlen(p);
 
-	o->reference_prefixes = xrealloc(o->reference_prefixes,
-	    (o->n_reference_prefixes + 1) * sizeof(char *));
-	o->reference_prefixes[o->n_reference_prefixes++] = n > 0 &&
-	    p[n - 1] == '/' ? xstrdup(p) : xasprintf("%s/", p);
+	list_add(list_of(K_PREFIXES, o), n > 0 && p[n - 1] == '/' ?
+	    xstrdup(p) : xasprintf("%s/", p));
 }
 
 /* Does one of the prefixes a and b hold the other? */
@@ -252,16 +273,6 @@ bad_prefix(const char *p, char *buf, size_t len)
 		return buf;
 	}
 	return NULL;
-}
-
-static void
-free_events(struct options *o)
-{
-	for (size_t i = 0; i < o->n_events; i++)
-		free(o->events[i]);
-	free(o->events);
-	o->events = NULL;
-	o->n_events = 0;
 }
 
 /*
@@ -315,7 +326,7 @@ apply(struct options *o, const struct setting *s, const char *value,
 		char *copy = xstrdup(value), *tok, *save = NULL;
 		const char *why = NULL;
 
-		free_prefixes(o);
+		list_clear(list_of(K_PREFIXES, o));
 		for (tok = strtok_r(copy, ", \t", &save); tok && !why;
 		    tok = strtok_r(NULL, ", \t", &save))
 			if ((why = bad_prefix(tok, buf, len)) == NULL)
@@ -328,7 +339,7 @@ apply(struct options *o, const struct setting *s, const char *value,
 	case K_EVENTS: {
 		char *copy = xstrdup(value), *tok, *save = NULL;
 
-		free_events(o);
+		list_clear(list_of(K_EVENTS, o));
 		for (tok = strtok_r(copy, ", \t", &save); tok;
 		    tok = strtok_r(NULL, ", \t", &save)) {
 			if (strchr(tok, '/') || strcmp(tok, ".") == 0 ||
@@ -338,9 +349,7 @@ apply(struct options *o, const struct setting *s, const char *value,
 				free(copy);
 				return buf;
 			}
-			o->events = xrealloc(o->events, (o->n_events + 1) *
-			    sizeof(char *));
-			o->events[o->n_events++] = xstrdup(tok);
+			list_add(list_of(K_EVENTS, o), xstrdup(tok));
 		}
 		free(copy);
 		if (o->n_events == 0)
@@ -746,21 +755,18 @@ differs(const struct setting *s, const struct options *a,
 
 		return (x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0);
 	}
-	case K_PREFIXES:
-		if (a->n_reference_prefixes != b->n_reference_prefixes)
-			return true;
-		for (size_t i = 0; i < a->n_reference_prefixes; i++)
-			if (strcmp(a->reference_prefixes[i],
-			    b->reference_prefixes[i]) != 0)
-				return true;
-		return false;
 	case K_EVENTS:
-		if (a->n_events != b->n_events)
+	case K_PREFIXES: {
+		struct list x = list_of(s->kind, (struct options *)a);
+		struct list y = list_of(s->kind, (struct options *)b);
+
+		if (*x.n != *y.n)
 			return true;
-		for (size_t i = 0; i < a->n_events; i++)
-			if (strcmp(a->events[i], b->events[i]) != 0)
+		for (size_t i = 0; i < *x.n; i++)
+			if (strcmp((*x.v)[i], (*y.v)[i]) != 0)
 				return true;
 		return false;
+	}
 	case K_MP:
 		return *(const uint64_t *)(const void *)pa !=
 		    *(const uint64_t *)(const void *)pb;
@@ -793,19 +799,16 @@ copy_setting(const struct setting *s, struct options *dst,
 		*d = v ? xstrdup(v) : NULL;
 		break;
 	}
-	case K_PREFIXES:
-		free_prefixes(dst);
-		for (size_t i = 0; i < src->n_reference_prefixes; i++)
-			add_prefix(dst, src->reference_prefixes[i]);
-		break;
 	case K_EVENTS:
-		free_events(dst);
-		for (size_t i = 0; i < src->n_events; i++) {
-			dst->events = xrealloc(dst->events, (dst->n_events +
-			    1) * sizeof(char *));
-			dst->events[dst->n_events++] = xstrdup(src->events[i]);
-		}
+	case K_PREFIXES: {
+		struct list d = list_of(s->kind, dst);
+		struct list from = list_of(s->kind, (struct options *)src);
+
+		list_clear(d);
+		for (size_t i = 0; i < *from.n; i++)
+			list_add(d, xstrdup((*from.v)[i]));
 		break;
+	}
 	case K_MP:
 		memcpy(pd, ps, sizeof(uint64_t));
 		break;
@@ -880,7 +883,7 @@ options_clear(struct options *o)
 	free(o->database);
 	free(o->emulator);
 	free(o->credentials);
-	free_events(o);
+	list_clear(list_of(K_EVENTS, o));
 	free(o->storage_root);
 	free(o->public_url_base);
 	free(o->firestore_endpoint);
@@ -889,7 +892,7 @@ options_clear(struct options *o)
 	free(o->storage_endpoint);
 	free(o->storage_ca_file);
 	free(o->storage_emulator);
-	free_prefixes(o);
+	list_clear(list_of(K_PREFIXES, o));
 	free(o->plugin_dir);
 	free(o->metrics_listen);
 	memset(o, 0, sizeof(*o));

@@ -727,6 +727,7 @@ transform_store_finish(struct run *r, struct prepared *o)
 	struct pool_result res;
 	char why[512], *result_path, *url = NULL;
 	char token[STORE_TOKEN_LEN + 1];
+	const char *tok = NULL;		/* the result's download token */
 	enum outcome out;
 	int rc;
 
@@ -744,14 +745,14 @@ transform_store_finish(struct run *r, struct prepared *o)
 	result_path = path_result(s->event_id, s->session_id);
 	/* a fresh token with each result: a retried session's URL works,
 	 * and the one before no longer opens anything */
-	if (store_wants_token(r->p->store))
+	if (store_wants_token(r->p->store)) {
 		store_new_token(token);
+		tok = token;
+	}
 	rc = store_put(r->p->store, result_path, res.png, res.png_len,
-	    "image/png", store_wants_token(r->p->store) ? token : NULL, why,
-	    sizeof(why));
+	    "image/png", tok, why, sizeof(why));
 	if (rc == 0)
-		url = store_url(r->p->store, result_path,
-		    store_wants_token(r->p->store) ? token : NULL);
+		url = store_url(r->p->store, result_path, tok);
 	free(result_path);
 	free(res.png);
 	if (rc < 0) {

@@ -54,32 +54,43 @@ segment(const char *path, int i, const char **start, size_t *len)
 }
 
 int
-session_parse_name(const char *name, char **event_id, char **session_id)
+session_name_ids(const char *name, const char **event_id, size_t *event_len,
+    const char **session_id, size_t *session_len)
 {
 	const char *docs = strstr(name, "/documents/");
-	const char *s;
-	size_t n;
 
-	*event_id = *session_id = NULL;
 	if (docs == NULL)
 		return -EINVAL;
 	docs += strlen("/documents/");
 	/* exactly events/E/sessions/S */
-	if (!segment(docs, 0, &s, &n) || n != 6 || strncmp(s, "events", 6))
+	if (!segment(docs, 0, event_id, event_len) || *event_len != 6 ||
+	    strncmp(*event_id, "events", 6))
 		return -EINVAL;
-	if (!segment(docs, 2, &s, &n) || n != 8 || strncmp(s, "sessions", 8))
+	if (!segment(docs, 2, event_id, event_len) || *event_len != 8 ||
+	    strncmp(*event_id, "sessions", 8))
 		return -EINVAL;
-	if (segment(docs, 4, &s, &n))
+	if (segment(docs, 4, event_id, event_len))
 		return -EINVAL;
-	if (!segment(docs, 1, &s, &n) || n == 0 || n > SESSION_MAX_ID)
+	if (!segment(docs, 1, event_id, event_len) || *event_len == 0 ||
+	    *event_len > SESSION_MAX_ID)
 		return -EINVAL;
-	*event_id = xstrndup(s, n);
-	if (!segment(docs, 3, &s, &n) || n == 0 || n > SESSION_MAX_ID) {
-		free(*event_id);
-		*event_id = NULL;
+	if (!segment(docs, 3, session_id, session_len) || *session_len == 0 ||
+	    *session_len > SESSION_MAX_ID)
 		return -EINVAL;
-	}
-	*session_id = xstrndup(s, n);
+	return 0;
+}
+
+int
+session_parse_name(const char *name, char **event_id, char **session_id)
+{
+	const char *e, *s;
+	size_t en, sn;
+
+	*event_id = *session_id = NULL;
+	if (session_name_ids(name, &e, &en, &s, &sn) < 0)
+		return -EINVAL;
+	*event_id = xstrndup(e, en);
+	*session_id = xstrndup(s, sn);
 	return 0;
 }
 

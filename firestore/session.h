@@ -71,6 +71,9 @@ struct session {
  * "sessions" collections elsewhere; those are not ours).
  */
 int session_parse_name(const char *name, char **event_id, char **session_id);
+/* The same, without copying: spans of name. */
+int session_name_ids(const char *name, const char **event_id,
+    size_t *event_len, const char **session_id, size_t *session_len);
 
 /*
  * Decode doc into *s (zeroed first).  Returns 0, or -EINVAL with a message

@@ -325,6 +325,17 @@ daemon_stop(pid_t pid, int ms)
 }
 
 int
+log_count_reaches(const char *path, const char *needle, int want, int ms)
+{
+	int64_t end = test_now_ms() + ms;
+	int n;
+
+	while ((n = log_count(path, needle)) < want && test_now_ms() < end)
+		usleep(20000);
+	return n;
+}
+
+int
 log_count(const char *path, const char *needle)
 {
 	char line[8192];

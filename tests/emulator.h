@@ -70,6 +70,12 @@ int daemon_stop(pid_t pid, int ms);
 
 /* Lines of the file at path holding needle; 0 if it cannot be read. */
 int log_count(const char *path, const char *needle);
+/* The same once it reaches want, or what it is after ms (a deadline,
+ * not a delay).  The daemon logs a session's end after its last write
+ * lands, so a test that has just seen the document can be a moment
+ * ahead of the log. */
+int log_count_reaches(const char *path, const char *needle, int want,
+    int ms);
 
 /* Monotonic milliseconds, for test deadlines. */
 #define test_now_ms() now_mono_ms()

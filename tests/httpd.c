@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "emulator.h"
 #include "httpd.h"
+#include "store.h"
 
 static int
 run(const char *cmd)
@@ -500,27 +501,11 @@ http_get(const char *url, const char *ca, uint8_t **body, size_t *len)
 	return request("GET", url, ca, NULL, NULL, 0, body, len);
 }
 
-/* name with every byte but the unreserved ones %-encoded */
-static char *
-encode_all(const char *name)
-{
-	char *out = malloc(strlen(name) * 3 + 1), *o = out;
-
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		    (*p >= '0' && *p <= '9') || strchr("-._~", *p))
-			*o++ = (char)*p;
-		else
-			o += sprintf(o, "%%%02X", *p);
-	*o = '\0';
-	return out;
-}
-
 int
 storage_emu_put(const struct storage_emu *e, const char *bucket,
     const char *name, const uint8_t *data, size_t len, const char *type)
 {
-	char url[1024], ctype[160], *enc = encode_all(name);
+	char url[1024], ctype[160], *enc = store_encode(name, false);
 	struct curl_slist *h = NULL;
 	long status;
 
@@ -545,7 +530,7 @@ char *
 storage_emu_metadata(const struct storage_emu *e, const char *bucket,
     const char *name)
 {
-	char url[1024], *enc = encode_all(name);
+	char url[1024], *enc = store_encode(name, false);
 	struct curl_slist *h = curl_slist_append(NULL,
 	    "Authorization: Bearer owner");
 	uint8_t *body = NULL;

@@ -295,22 +295,6 @@ schema_ok(struct ctx *t)
 }
 
 
-/*
- * The count of lines with needle once it reaches want, or what it is after
- * ms.  The daemon logs a session's end after its last write lands, so a
- * test that has just seen the document can be a moment ahead of the log.
- */
-static int
-log_count_reaches(const char *path, const char *needle, int want, int ms)
-{
-	int64_t end = test_now_ms() + ms;
-	int n;
-
-	while ((n = log_count(path, needle)) < want && test_now_ms() < end)
-		usleep(20000);
-	return n;
-}
-
 /* Decode the result PNG at the URL's path (file:// URLs). */
 static void
 load_result(const char *url, struct image *img)
@@ -1941,11 +1925,12 @@ END_TEST
 /*
  * The genai plugin in a plugin directory of t's, with a key for gm and a
  * configuration file (its path into conf) of extra lines, then genai's
- * section.  The directory, malloc'd.
+ * section; the daemon's arguments for both into args[0..4].  The
+ * directory, malloc'd.
  */
 static char *
 genai_setup(struct ctx *t, const struct gemini *gm, const char *extra,
-    char *conf, size_t len)
+    char *conf, size_t len, const char *args[5])
 {
 	char *dir = xasprintf("%s/plugins", t->root), cmd[1024];
 	FILE *f;
@@ -1963,6 +1948,11 @@ genai_setup(struct ctx *t, const struct gemini *gm, const char *extra,
 	    "models = gemini-2.5-flash-image\n", extra, gm->nx.endpoint,
 	    gm->nx.ca, t->root);
 	fclose(f);
+	args[0] = "--plugin-dir";
+	args[1] = dir;
+	args[2] = "-c";
+	args[3] = conf;
+	args[4] = NULL;
 	return dir;
 }
 
@@ -1989,12 +1979,7 @@ START_TEST(genai_sessions_end_to_end)
 
 	ck_assert_int_eq(gemini_start(&gm, "AIzaIntegration"), 0);
 	ctx_init(&t, "genai", em.host);
-	dir = genai_setup(&t, &gm, "", path, sizeof(path));
-	args[0] = "--plugin-dir";
-	args[1] = dir;
-	args[2] = "-c";
-	args[3] = path;
-	args[4] = NULL;
+	dir = genai_setup(&t, &gm, "", path, sizeof(path), args);
 	d = start_daemon(&t, NULL, args);
 	refs = value_array();
 	value_array_add(refs, value_string("references/beach.jpg"));
@@ -2072,13 +2057,8 @@ START_TEST(firebase_storage_end_to_end)
 	ctx_init(&t, "fbstorage", em.host);
 	snprintf(cmd, sizeof(cmd), "[storage]\nbackend = gcs\nbucket = %s\n",
 	    bucket);
-	dir = genai_setup(&t, &gm, cmd, path, sizeof(path));
+	dir = genai_setup(&t, &gm, cmd, path, sizeof(path), args);
 	ck_assert_int_eq(setenv("STORAGE_EMULATOR_HOST", se.host, 1), 0);
-	args[0] = "--plugin-dir";
-	args[1] = dir;
-	args[2] = "-c";
-	args[3] = path;
-	args[4] = NULL;
 	d = start_daemon(&t, NULL, args);
 
 	/* three references, each in one of the forms the app stores */

@@ -83,12 +83,7 @@ start_daemon(void)
 static int
 log_reaches(const char *needle, int want)
 {
-	int64_t end = now_mono_ms() + WAIT_MS;
-	int n;
-
-	while ((n = log_count(logpath, needle)) < want && now_mono_ms() < end)
-		sleep_ms(20);
-	return n;
+	return log_count_reaches(logpath, needle, want, WAIT_MS);
 }
 
 /* The delay of the k-th (1-based) "reconnecting in" line, in seconds. */
