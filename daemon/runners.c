@@ -28,8 +28,8 @@ struct runners {
 	int claim_limit;
 	int running;			/* tasks in the pipeline now */
 	bool stopping;			/* runners: no more tasks */
-	struct strmap *served;		/* event id -> tasks of it taken
-					   while it had tasks queued */
+	struct strmap *served;		/* event id -> its tasks in flight
+					   (taken, not yet ended) */
 	pthread_t *threads;
 	int n_threads;
 };
@@ -75,18 +75,17 @@ event_id(const struct task *t)
 }
 
 /*
- * Unlink and return the next task, round-robin by event: the first in
- * turn order of the events taken from least since they last had nothing
- * queued.  A 200-guest activation queued whole takes every other event's
- * next guest in turn with its own.  Under r->lock; the queue is not
- * empty.
+ * Unlink and return the next task, fairly by event: the first in turn
+ * order of the events with the fewest tasks in flight (taken, not yet
+ * ended).  A 200-guest activation holding every worker leaves the next
+ * slot to another event's guest, however the queue filled.  Under
+ * r->lock; the queue is not empty.
  */
 static struct task *
 take_fairly(struct runners *r)
 {
 	struct task **pp, **best = NULL, *t;
 	uintptr_t best_n = 0;
-	bool more = false;
 
 	for (pp = &r->head; *pp != NULL; pp = &(*pp)->next) {
 		uintptr_t n = (uintptr_t)strmap_get(r->served,
@@ -100,18 +99,21 @@ take_fairly(struct runners *r)
 	t = *best;
 	*best = t->next;
 	t->next = NULL;
-	for (struct task *u = r->head; u != NULL && !more; u = u->next)
-		more = strcmp(event_id(u), event_id(t)) == 0;
-	if (r->head == NULL) {
-		/* nothing waits: every event starts even again */
-		strmap_free(r->served, NULL);
-		r->served = strmap_new();
-	} else if (more) {
-		strmap_put(r->served, event_id(t), (void *)(best_n + 1));
-	} else {
-		strmap_del(r->served, event_id(t));
-	}
+	strmap_put(r->served, event_id(t), (void *)(best_n + 1));
 	return t;
+}
+
+/* t's run has ended: one task fewer in flight for its event.  Under
+ * r->lock. */
+static void
+ended_locked(struct runners *r, const struct task *t)
+{
+	uintptr_t n = (uintptr_t)strmap_get(r->served, event_id(t));
+
+	if (n <= 1)
+		strmap_del(r->served, event_id(t));
+	else
+		strmap_put(r->served, event_id(t), (void *)(n - 1));
 }
 
 /* The next task once a claim slot is free; NULL when stopping. */
@@ -154,6 +156,7 @@ runner_main(void *arg)
 		    out == OUTCOME_RETRY);
 		pthread_mutex_lock(&r->lock);
 		release_locked(r, t);
+		ended_locked(r, t);
 		r->running--;
 		pthread_cond_broadcast(&r->cond);
 		pthread_mutex_unlock(&r->lock);

@@ -3,9 +3,9 @@
  * through the pipeline (pipeline.h).
  *
  * Tasks wait in turn order.  A runner takes the next one once a claim
- * slot is free, round-robin by event (the first in turn order of the
- * events served least since they last had nothing queued), so one
- * event's burst never holds back another event's next guest: at most claim_limit tasks are between their claim and the
+ * slot is free, fairly by event (the first in turn order of the events
+ * with the fewest tasks in flight), so one event's burst never holds
+ * back another event's next guest: at most claim_limit tasks are between their claim and the
  * end of their transform (the claim round trip overlaps the transform
  * before it, yet a busy daemon does not take sessions an idle one could
  * start at once), while the other runners write finishes.  A task holds
