@@ -34,6 +34,11 @@
  * overlaps the transform before it, yet a busy daemon does not take
  * sessions an idle one could start at once. */
 #define CLAIMS_AHEAD	1
+/* A remote plugin's lane claims its calls setting and one more: a
+ * claim's round trip is small beside a hosted model's seconds, and a
+ * session claimed ahead waits for a call slot outside the event-fair
+ * queue, so few are. */
+#define HOSTED_CLAIMS(calls)	((calls) + 1)
 /* After a drain timeout, how long runners get to notice they may not
  * write (their workers are killed; a Firestore call may still be out). */
 #define ABANDON_GRACE_MS 5000
@@ -62,6 +67,8 @@ struct engine {
 	atomic_llong peer_ms;		/* monotonic: another daemon last
 					   seen taking a session; 0 never */
 
+	int lane_claims[RUNNERS_LANES_MAX];	/* claim slots by lane, as
+					   last set (main loop) */
 	atomic_int reload;		/* SIGHUP seen, not yet handled */
 	struct settings *(*on_reload)(void *, const struct settings *);
 	void *reload_arg;
@@ -170,6 +177,61 @@ count(void *arg, enum outcome out)
 
 /* ---- from a session found to a task ---- */
 
+/*
+ * The runners' lane for w: its model's, when the experience is known and
+ * asks for a model of a remote plugin (a hosted call); else 0, the CPU
+ * looks'.  A session whose experience is not in the Listen cache (the
+ * recovery query's) counts as a CPU look until the pipeline reads it;
+ * the pool still runs its call on a hosted-call worker.
+ */
+static int
+lane_of(struct engine *e, const struct work *w)
+{
+	const struct experience *x;
+	const char *bad;
+	int lane;
+
+	if (w->kind == TASK_GIVE_UP || w->experience == NULL ||
+	    experience_ref_get(w->experience, &x, &bad) < 0 ||
+	    !x->ai_enabled || x->model == NULL)
+		return 0;
+	lane = pool_model_lane(e->pool, x->model);
+	return lane > 0 && lane < RUNNERS_LANES_MAX ? lane : 0;
+}
+
+/*
+ * The claim slots of each lane and the runner threads to fill them, from
+ * the settings and the remote plugins the workers announced (a reload
+ * may bring new ones, or new calls settings).
+ */
+static void
+size_lanes(struct engine *e)
+{
+	struct pool_lane lanes[RUNNERS_LANES_MAX - 1];
+	int n = pool_lanes(e->pool, lanes, RUNNERS_LANES_MAX - 1, NULL);
+	int threads = e->opt->firestore_concurrency;
+	int want[RUNNERS_LANES_MAX] = { e->opt->workers * (1 + CLAIMS_AHEAD) };
+	bool changed = false;
+
+	if (n > RUNNERS_LANES_MAX - 1)
+		n = RUNNERS_LANES_MAX - 1;
+	for (int i = 0; i < n; i++)
+		want[i + 1] = HOSTED_CLAIMS(lanes[i].limit);
+	if (threads < want[0])
+		threads = want[0];
+	for (int i = 0; i < RUNNERS_LANES_MAX; i++) {
+		if (i > 0)
+			threads += want[i];
+		if (want[i] != e->lane_claims[i]) {
+			runners_set_claim_limit(e->runners, i, want[i]);
+			e->lane_claims[i] = want[i];
+			changed = true;
+		}
+	}
+	if (changed)
+		runners_ensure_threads(e->runners, threads);
+}
+
 static bool
 room(void *arg, size_t n)
 {
@@ -230,6 +292,7 @@ consider(struct engine *e, const char *name, const FsDocument *doc,
 	t = xcalloc(1, sizeof(*t));
 	t->w = w;
 	t->order = order;
+	t->lane = lane_of(e, &w);
 	runners_enqueue(e->runners, t);
 }
 
@@ -342,6 +405,8 @@ tick(void *arg, const char *state)
 		settings_drop(cur);
 		notify_send("READY=1");
 	}
+	if (e->runners != NULL)
+		size_lanes(e);	/* the workers' announcement may change */
 	update_status(e, state);
 }
 
@@ -353,13 +418,26 @@ metrics_source(void *arg, struct metrics_source *out)
 {
 	struct engine *e = arg;
 	struct runners_load load = { 0 };
+	struct pool_lane lanes[METRICS_LANES];
 	struct listen_stats ls;
-	int busy, workers, plugins;
+	int busy, workers, plugins, hosted, n;
 
 	pool_stats(e->pool, &busy, &workers, &plugins);
+	n = pool_lanes(e->pool, lanes, METRICS_LANES, &hosted);
 	if (e->runners != NULL)
 		runners_load(e->runners, &load);
 	listen_stats(e->listen, &ls);
+	out->n_lanes = n < METRICS_LANES ? n : METRICS_LANES;
+	for (int i = 0; i < out->n_lanes; i++) {
+		snprintf(out->lanes[i].plugin, sizeof(out->lanes[i].plugin),
+		    "%.63s", lanes[i].plugin);
+		out->lanes[i].queued = i + 1 < RUNNERS_LANES_MAX ?
+		    (int64_t)load.lane[i + 1].queued : 0;
+		out->lanes[i].running = lanes[i].in_flight;
+		out->lanes[i].limit = lanes[i].limit;
+	}
+	out->cpu_queued = (int64_t)load.lane[0].queued;
+	out->hosted_workers = hosted;
 	out->queued = load.queued;
 	out->in_flight = load.running;
 	out->workers_busy = busy;
@@ -450,8 +528,7 @@ engine_run(struct engine *e)
 	};
 
 	e->runners = runners_start(&rc);
-	runners_set_claim_limit(e->runners, e->opt->workers *
-	    (1 + CLAIMS_AHEAD));
+	size_lanes(e);
 	e->idle = false;
 	e->recovery = recovery_start(&vc);
 	log_notice("firesyncd %s: project=%s database=%s%s%s workers=%d "

@@ -270,6 +270,29 @@ family(struct out *o, const char *name, const char *type, const char *help)
 	put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+enum work_what { WORK_QUEUED, WORK_RUNNING, WORK_LIMIT };
+
+/* One gauge of the work by kind: the CPU looks', then each hosted
+ * plugin's. */
+static void
+work_gauge(struct out *o, const struct metrics_source *src,
+    enum work_what what, const char *name, const char *help)
+{
+	const int64_t cpu[] = { [WORK_QUEUED] = src->cpu_queued,
+	    [WORK_RUNNING] = src->workers_busy, [WORK_LIMIT] = src->workers };
+
+	family(o, name, "gauge", help);
+	put(o, "%s{kind=\"cpu\"} %" PRId64 "\n", name, cpu[what]);
+	for (int i = 0; i < src->n_lanes && i < METRICS_LANES; i++) {
+		const int64_t v[] = { [WORK_QUEUED] = src->lanes[i].queued,
+		    [WORK_RUNNING] = src->lanes[i].running,
+		    [WORK_LIMIT] = src->lanes[i].limit };
+
+		put(o, "%s{kind=\"hosted\",plugin=\"%s\"} %" PRId64 "\n",
+		    name, src->lanes[i].plugin, v[what]);
+	}
+}
+
 /* Label text: {k="v"} or {k="v",le=...}; values are already clean. */
 static void
 histogram(struct out *o, const char *name, const char *label,
@@ -515,6 +538,19 @@ metrics_render(size_t *len)
 	put(&o, "firesync_workers{state=\"busy\"} %" PRId64 "\n"
 	    "firesync_workers{state=\"idle\"} %" PRId64 "\n", src.workers_busy,
 	    src.workers - src.workers_busy);
+	work_gauge(&o, &src, WORK_QUEUED, "firesync_work_queued",
+	    "Sessions queued for a claim, by kind of work (cpu: a local "
+	    "look; hosted: a remote plugin's call) and plugin.");
+	work_gauge(&o, &src, WORK_RUNNING, "firesync_work_running",
+	    "Transforms running, by kind of work and plugin: CPU workers "
+	    "busy, hosted calls in flight.");
+	work_gauge(&o, &src, WORK_LIMIT, "firesync_work_limit",
+	    "Transforms that may run at once, by kind of work and plugin: "
+	    "workers, and each remote plugin's calls setting.");
+	family(&o, "firesync_hosted_workers", "gauge",
+	    "Hosted-call worker processes running (each runs up to 16 "
+	    "calls).");
+	put(&o, "firesync_hosted_workers %" PRId64 "\n", src.hosted_workers);
 	family(&o, "firesync_plugins_loaded", "gauge",
 	    "Plugins the workers loaded.");
 	put(&o, "firesync_plugins_loaded %" PRId64 "\n", src.plugins_loaded);

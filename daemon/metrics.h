@@ -42,9 +42,20 @@ enum metrics_reason {
 
 /* Gauges and counters the engine and the pool keep themselves, read at
  * each scrape through the callback set with metrics_set_source. */
+#define METRICS_LANES	16	/* remote plugins shown */
+
 struct metrics_source {
 	int64_t in_flight, queued;
 	int64_t workers_busy, workers;
+	int64_t cpu_queued;		/* CPU-look sessions queued */
+	struct {
+		char plugin[64];
+		int64_t queued;		/* sessions queued for its lane */
+		int64_t running;	/* calls in flight */
+		int64_t limit;		/* its calls setting */
+	} lanes[METRICS_LANES];		/* remote plugins (hosted calls) */
+	int n_lanes;
+	int64_t hosted_workers;		/* hosted-call worker processes */
 	int64_t plugins_loaded;
 	bool listen_up;
 	int64_t listen_targets_down;

@@ -12,6 +12,7 @@
 #include <ini.h>
 #include <jansson.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -137,7 +138,8 @@ static const struct setting settings[] = {
 	{ "plugin-dir", "plugins", "dir", K_STR, O(plugin_dir), 0, 0,
 	  "transform plugins (default " PLUGINDIR ")", LIVE },
 	{ "workers", "plugins", "workers", K_INT, O(workers), 1, 256,
-	  "sessions processed at once (default 4)", RESTART },
+	  "CPU looks run at once (default: the CPUs firesyncd may use)",
+	  RESTART },
 	{ "transform-timeout", "plugins", "transform-timeout", K_INT,
 	  O(transform_timeout_s), 1, 3600,
 	  "deadline of one transform in seconds (default 45)", LIVE },
@@ -494,13 +496,31 @@ usage(FILE *out)
 	    out);
 }
 
+/* The CPUs this process may run on (its affinity mask, which systemd's
+ * CPUAffinity= and containers set), at least 1, at most 256. */
+static int
+usable_cpus(void)
+{
+	cpu_set_t set;
+	int n = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	if (n < 1) {
+		long c = sysconf(_SC_NPROCESSORS_ONLN);
+
+		n = c > 0 ? (int)c : 1;
+	}
+	return n > 256 ? 256 : n;
+}
+
 static void
 defaults(struct options *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->storage_root = xstrdup(LOCALSTATEDIR "/lib/firesync");
 	o->plugin_dir = xstrdup(PLUGINDIR);
-	o->workers = 4;
+	o->workers = usable_cpus();
 	o->transform_timeout_s = 45;
 	o->recovery_margin_s = 15;
 	o->recovery_interval_s = 15;

@@ -24,12 +24,17 @@ struct runners {
 	pthread_cond_t cond;
 	struct task *head;		/* in order (task.order) */
 	size_t queued;			/* tasks waiting for a runner */
-	int claiming;			/* tasks holding a claim slot */
-	int claim_limit;
 	int running;			/* tasks in the pipeline now */
 	bool stopping;			/* runners: no more tasks */
-	struct strmap *served;		/* event id -> its tasks in flight
-					   (taken, not yet ended) */
+	struct {
+		size_t queued;
+		int claiming;		/* tasks holding a claim slot */
+		int claim_limit;
+		int running;
+		struct strmap *served;	/* event id -> its tasks of this
+					   lane in flight (taken, not yet
+					   ended) */
+	} lane[RUNNERS_LANES_MAX];
 	pthread_t *threads;
 	int n_threads;
 };
@@ -55,7 +60,7 @@ release_locked(struct runners *r, struct task *t)
 {
 	if (t->holds_slot) {
 		t->holds_slot = false;
-		r->claiming--;
+		r->lane[t->lane].claiming--;
 		pthread_cond_broadcast(&r->cond);
 	}
 }
@@ -74,12 +79,20 @@ event_id(const struct task *t)
 	return t->w.s.event_id ? t->w.s.event_id : "";
 }
 
+/* Has t's lane a free claim slot?  Under r->lock. */
+static bool
+lane_open(const struct runners *r, const struct task *t)
+{
+	return r->lane[t->lane].claiming < r->lane[t->lane].claim_limit;
+}
+
 /*
- * Unlink and return the next task, fairly by event: the first in turn
- * order of the events with the fewest tasks in flight (taken, not yet
- * ended).  A 200-guest activation holding every worker leaves the next
- * slot to another event's guest, however the queue filled.  Under
- * r->lock; the queue is not empty.
+ * Unlink and return the next task, fairly by event within its lane: of
+ * the tasks whose lane has a free claim slot, the first in turn order of
+ * those whose event has the fewest tasks of that lane in flight (taken,
+ * not yet ended).  A 200-guest activation holding every worker leaves
+ * the next slot to another event's guest, however the queue filled.
+ * NULL if no queued task's lane has room.  Under r->lock.
  */
 static struct task *
 take_fairly(struct runners *r)
@@ -88,18 +101,24 @@ take_fairly(struct runners *r)
 	uintptr_t best_n = 0;
 
 	for (pp = &r->head; *pp != NULL; pp = &(*pp)->next) {
-		uintptr_t n = (uintptr_t)strmap_get(r->served,
-		    event_id(*pp));
+		uintptr_t n;
 
+		if (!lane_open(r, *pp))
+			continue;
+		n = (uintptr_t)strmap_get(r->lane[(*pp)->lane].served,
+		    event_id(*pp));
 		if (best == NULL || n < best_n) {
 			best = pp;
 			best_n = n;
 		}
 	}
+	if (best == NULL)
+		return NULL;
 	t = *best;
 	*best = t->next;
 	t->next = NULL;
-	strmap_put(r->served, event_id(t), (void *)(best_n + 1));
+	strmap_put(r->lane[t->lane].served, event_id(t),
+	    (void *)(best_n + 1));
 	return t;
 }
 
@@ -108,31 +127,34 @@ take_fairly(struct runners *r)
 static void
 ended_locked(struct runners *r, const struct task *t)
 {
-	uintptr_t n = (uintptr_t)strmap_get(r->served, event_id(t));
+	struct strmap *served = r->lane[t->lane].served;
+	uintptr_t n = (uintptr_t)strmap_get(served, event_id(t));
 
 	if (n <= 1)
-		strmap_del(r->served, event_id(t));
+		strmap_del(served, event_id(t));
 	else
-		strmap_put(r->served, event_id(t), (void *)(n - 1));
+		strmap_put(served, event_id(t), (void *)(n - 1));
 }
 
-/* The next task once a claim slot is free; NULL when stopping. */
+/* The next task once its lane has a free claim slot; NULL when
+ * stopping. */
 static struct task *
 next_task(struct runners *r)
 {
-	struct task *t;
+	struct task *t = NULL;
 
 	pthread_mutex_lock(&r->lock);
-	while ((r->head == NULL || r->claiming >= r->claim_limit) &&
-	    !r->stopping)
+	while (!r->stopping && (r->head == NULL ||
+	    (t = take_fairly(r)) == NULL))
 		pthread_cond_wait(&r->cond, &r->lock);
 	if (r->stopping) {
 		pthread_mutex_unlock(&r->lock);
 		return NULL;
 	}
-	t = take_fairly(r);
 	r->queued--;
-	r->claiming++;
+	r->lane[t->lane].queued--;
+	r->lane[t->lane].claiming++;
+	r->lane[t->lane].running++;
 	r->running++;
 	t->holds_slot = true;
 	pthread_mutex_unlock(&r->lock);
@@ -158,6 +180,7 @@ runner_main(void *arg)
 		release_locked(r, t);
 		ended_locked(r, t);
 		r->running--;
+		r->lane[t->lane].running--;
 		pthread_cond_broadcast(&r->cond);
 		pthread_mutex_unlock(&r->lock);
 		task_free(t);
@@ -171,17 +194,31 @@ runners_start(const struct runners_config *c)
 	struct runners *r = xcalloc(1, sizeof(*r));
 
 	r->c = *c;
-	r->claim_limit = 1;
-	r->served = strmap_new();
+	r->lane[0].claim_limit = 1;
+	for (int i = 0; i < RUNNERS_LANES_MAX; i++)
+		r->lane[i].served = strmap_new();
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
-	r->threads = xcalloc((size_t)c->threads, sizeof(*r->threads));
-	for (int i = 0; i < c->threads; i++) {
-		if (pthread_create(&r->threads[i], NULL, runner_main, r) != 0)
-			fatal("cannot start a runner thread: out of resources");
-		r->n_threads++;
-	}
+	runners_ensure_threads(r, c->threads);
 	return r;
+}
+
+void
+runners_ensure_threads(struct runners *r, int n)
+{
+	pthread_mutex_lock(&r->lock);
+	if (n > r->n_threads && !r->stopping) {
+		r->threads = xrealloc(r->threads, (size_t)n *
+		    sizeof(*r->threads));
+		while (r->n_threads < n) {
+			if (pthread_create(&r->threads[r->n_threads], NULL,
+			    runner_main, r) != 0)
+				fatal("cannot start a runner thread: out of "
+				    "resources");
+			r->n_threads++;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
 }
 
 bool
@@ -189,6 +226,8 @@ runners_enqueue(struct runners *r, struct task *t)
 {
 	struct task **pp;
 
+	if (t->lane < 0 || t->lane >= RUNNERS_LANES_MAX)
+		t->lane = 0;
 	pthread_mutex_lock(&r->lock);
 	if (r->stopping) {	/* the recovery thread, during a drain */
 		pthread_mutex_unlock(&r->lock);
@@ -201,7 +240,9 @@ runners_enqueue(struct runners *r, struct task *t)
 	t->next = *pp;
 	*pp = t;
 	r->queued++;
-	pthread_cond_signal(&r->cond);
+	r->lane[t->lane].queued++;
+	/* several lanes: the runner that wakes must be free to take it */
+	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
 	return true;
 }
@@ -218,10 +259,12 @@ runners_have_room(struct runners *r, size_t n)
 }
 
 void
-runners_set_claim_limit(struct runners *r, int limit)
+runners_set_claim_limit(struct runners *r, int lane, int limit)
 {
+	if (lane < 0 || lane >= RUNNERS_LANES_MAX)
+		return;
 	pthread_mutex_lock(&r->lock);
-	r->claim_limit = limit > 0 ? limit : 1;
+	r->lane[lane].claim_limit = limit > 0 ? limit : lane == 0 ? 1 : 0;
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
 }
@@ -229,11 +272,18 @@ runners_set_claim_limit(struct runners *r, int limit)
 void
 runners_load(struct runners *r, struct runners_load *out)
 {
+	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&r->lock);
 	out->queued = r->queued;
-	out->claiming = r->claiming;
 	out->running = r->running;
-	out->claim_limit = r->claim_limit;
+	for (int i = 0; i < RUNNERS_LANES_MAX; i++) {
+		out->lane[i].queued = r->lane[i].queued;
+		out->lane[i].claiming = r->lane[i].claiming;
+		out->lane[i].running = r->lane[i].running;
+		out->lane[i].claim_limit = r->lane[i].claim_limit;
+		out->claiming += r->lane[i].claiming;
+		out->claim_limit += r->lane[i].claim_limit;
+	}
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -270,6 +320,8 @@ runners_drain(struct runners *r, int64_t timeout_ms,
 	}
 	r->head = NULL;
 	r->queued = 0;
+	for (int i = 0; i < RUNNERS_LANES_MAX; i++)
+		r->lane[i].queued = 0;
 	r->stopping = true;
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
@@ -294,7 +346,8 @@ runners_free(struct runners *r)
 	if (r == NULL)
 		return;
 	free(r->threads);
-	strmap_free(r->served, NULL);
+	for (int i = 0; i < RUNNERS_LANES_MAX; i++)
+		strmap_free(r->lane[i].served, NULL);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cond);
 	free(r);

@@ -2,15 +2,19 @@
  * runners.h - the task queue and the runner threads that take each task
  * through the pipeline (pipeline.h).
  *
- * Tasks wait in turn order.  A runner takes the next one once a claim
- * slot is free, fairly by event (the first in turn order of the events
- * with the fewest tasks in flight), so one event's burst never holds
- * back another event's next guest: at most claim_limit tasks are between their claim and the
- * end of their transform (the claim round trip overlaps the transform
- * before it, yet a busy daemon does not take sessions an idle one could
- * start at once), while the other runners write finishes.  A task holds
- * its slot from the moment a runner takes it until the pipeline says it
- * no longer needs a worker (runners_transformed) or its run ends.
+ * Tasks wait in turn order, each in a lane: lane 0 for the CPU looks,
+ * lane i for the calls of remote plugin i (a hosted model), so neither
+ * kind waits for the other's room.  A runner takes the next task whose
+ * lane has a free claim slot, fairly by event within the lane (the first
+ * in turn order of the events with the fewest tasks of that lane in
+ * flight), so one event's burst never holds back another event's next
+ * guest: at most a lane's claim limit of its tasks are between their
+ * claim and the end of their transform (the claim round trip overlaps
+ * the transform before it, yet a busy daemon does not take sessions an
+ * idle one could start at once), while the other runners write finishes.
+ * A task holds its slot from the moment a runner takes it until the
+ * pipeline says it no longer needs a worker (runners_transformed) or its
+ * run ends.
  *
  * Thread-safe: the listen and recovery threads enqueue, runner threads
  * run, the engine drains.
@@ -31,7 +35,9 @@ struct task {
 	struct work w;		/* what the pipeline runs */
 	int64_t order;		/* queue position: capture time (server ms)
 				   plus this daemon's turn delay */
-	bool holds_slot;	/* counts against the claim slots */
+	int lane;		/* 0: a CPU look (or not known yet); i: the
+				   calls of remote plugin lane i */
+	bool holds_slot;	/* counts against its lane's claim slots */
 };
 
 /* Free a task and what it owns; NULL is a no-op. */
@@ -72,16 +78,31 @@ bool runners_have_room(struct runners *r, size_t n);
  * backlog waits in the snapshot (slim, as a name and a version). */
 #define RUNNERS_QUEUE_MAX	256
 
-/* How many claim slots there are: sessions between claim and transform
- * end.  Set before any run and on reload. */
-void runners_set_claim_limit(struct runners *r, int limit);
+/* Lanes: 0 for the CPU looks, then one per remote plugin. */
+#define RUNNERS_LANES_MAX	17
 
-/* The queue's load, for turn spreading and the metrics. */
+/* How many claim slots lane has: its sessions between claim and
+ * transform end.  Set before any run, and again when it changes (0: the
+ * lane's tasks wait). */
+void runners_set_claim_limit(struct runners *r, int lane, int limit);
+
+/* At least n runner threads (fatal if the system cannot start them). */
+void runners_ensure_threads(struct runners *r, int n);
+
+/* The queue's load, for turn spreading and the metrics: in all, and by
+ * lane. */
+struct runners_lane_load {
+	size_t queued;
+	int claiming;
+	int running;
+	int claim_limit;
+};
 struct runners_load {
 	size_t queued;		/* waiting for a runner */
 	int claiming;		/* holding a claim slot */
 	int running;		/* in the pipeline now */
-	int claim_limit;
+	int claim_limit;	/* all lanes' */
+	struct runners_lane_load lane[RUNNERS_LANES_MAX];
 };
 void runners_load(struct runners *r, struct runners_load *out);
 

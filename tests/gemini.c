@@ -4,6 +4,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <time.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
@@ -25,26 +29,62 @@
 static const char *const ratios[] = { "1:1", "2:3", "3:2", "3:4", "4:3",
     "4:5", "5:4", "9:16", "16:9", "21:9" };
 
+/* The server's state, shared by its connections' threads (in the child
+ * process). */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 /* How many requests each [429xN] prompt has had. */
 static struct { char *text; int n; } seen[64];
 static size_t n_seen;
+static int in_flight;			/* requests being answered */
+static int log_fd = -1;			/* O_APPEND */
+static int latency_ms;			/* before each answer */
+static const char *api_key;
+static char gate_path[160];		/* [gate]: wait until it exists */
+/* this request's log line, written out before its answer goes */
+static _Thread_local char *line_buf;
+static _Thread_local size_t line_len;
+static _Thread_local FILE *line;
 
 static int
 seen_count(const char *text)
 {
+	int n = 1;
+
+	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < n_seen; i++)
-		if (strcmp(seen[i].text, text) == 0)
-			return ++seen[i].n;
+		if (strcmp(seen[i].text, text) == 0) {
+			n = ++seen[i].n;
+			goto out;
+		}
 	if (n_seen < sizeof(seen) / sizeof(seen[0])) {
 		seen[n_seen].text = strdup(text);
 		seen[n_seen++].n = 1;
 	}
-	return 1;
+out:
+	pthread_mutex_unlock(&lock);
+	return n;
+}
+
+/* The request's line to the log, in one write: each line is on disk
+ * before its answer goes out (it ends with the outcome), so a test that
+ * got the answer finds it. */
+static void
+line_flush(void)
+{
+	if (line == NULL)
+		return;
+	fclose(line);
+	line = NULL;
+	if (line_len > 0 && write(log_fd, line_buf, line_len) < 0)
+		_exit(1);
+	free(line_buf);
+	line_buf = NULL;
 }
 
 static void
 send_all(int fd, const char *p, size_t n)
 {
+	line_flush();
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
 
@@ -275,6 +315,15 @@ answer(int fd, const char *model, const char *body, size_t len, FILE *log)
 		else
 			fputc(*t, log);
 	fputs("]", log);
+	if (why == NULL && strstr(text, "[gate]")) {
+		/* held until the test opens the gate (two minutes at most) */
+		for (int w = 0; w < 12000 && access(gate_path, F_OK) != 0;
+		    w++) {
+			struct timespec ts = { 0, 10000000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
 	if (why) {
 		fprintf(log, " -> 400 (%s)\n", why);
 		reply_error(fd, 400, "INVALID_ARGUMENT", why, NULL);
@@ -323,7 +372,7 @@ answer(int fd, const char *model, const char *body, size_t len, FILE *log)
 }
 
 static void
-serve(int fd, const char *key, FILE *log)
+serve(int fd, const char *key, FILE *log, int now_in_flight)
 {
 	char head[65536], *end, *p, model[128] = "";
 	size_t got = 0, clen = 0, have;
@@ -368,8 +417,15 @@ serve(int fd, const char *key, FILE *log)
 	body[have] = '\0';
 	sscanf(head, "POST /v1beta/models/%127[a-z0-9._-]:generateContent ",
 	    model);
-	fprintf(log, "%.*s key=%s bytes=%zu", (int)strcspn(head, "\r"), head,
-	    key_ok ? "ok" : "bad", clen);
+	fprintf(log, "%.*s key=%s bytes=%zu inflight=%d", (int)strcspn(head,
+	    "\r"), head, key_ok ? "ok" : "bad", clen, now_in_flight);
+	if (latency_ms > 0) {
+		struct timespec ts = { latency_ms / 1000,
+		    (long)(latency_ms % 1000) * 1000000 };
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
 	if (*model == '\0' || strstr(head, ":generateContent HTTP/") ==
 	    NULL) {
 		fprintf(log, " -> 404\n");
@@ -388,8 +444,35 @@ serve(int fd, const char *key, FILE *log)
 	free(body);
 }
 
+/* One connection, on a thread of its own. */
+static void *
+connection(void *arg)
+{
+	int c = (int)(intptr_t)arg, now;
+
+	pthread_mutex_lock(&lock);
+	now = ++in_flight;
+	pthread_mutex_unlock(&lock);
+	line = open_memstream(&line_buf, &line_len);
+	if (line == NULL)
+		_exit(1);
+	serve(c, api_key, line, now);
+	line_flush();
+	close(c);
+	pthread_mutex_lock(&lock);
+	in_flight--;
+	pthread_mutex_unlock(&lock);
+	return NULL;
+}
+
 int
 gemini_start(struct gemini *g, const char *key)
+{
+	return gemini_start_slow(g, key, 0);
+}
+
+int
+gemini_start_slow(struct gemini *g, const char *key, int latency)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET,
 	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -423,22 +506,29 @@ gemini_start(struct gemini *g, const char *key)
 		signal(SIGALRM, SIG_DFL);
 		signal(SIGPIPE, SIG_IGN);
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		log_fd = open(g->log, O_WRONLY | O_CREAT | O_APPEND |
+		    O_CLOEXEC, 0644);
+		if (log_fd < 0)
+			_exit(1);
+		latency_ms = latency;
+		api_key = key;
+		snprintf(gate_path, sizeof(gate_path), "%s/gate", g->nx.dir);
+		/* each connection on a thread: calls overlap as they do at
+		 * the service, and the lines say how many did */
 		for (;;) {
 			int c = accept(fd, NULL, NULL);
-			FILE *log;
+			pthread_attr_t attr;
+			pthread_t t;
 
 			if (c < 0)
 				continue;
-			log = fopen(g->log, "a");
-			if (log == NULL)
-				_exit(1);
-			/* each request's line is on disk before its answer
-			 * goes out (it ends with the outcome): a test that
-			 * got the answer finds the line */
-			setvbuf(log, NULL, _IOLBF, 0);
-			serve(c, key, log);
-			fclose(log);
-			close(c);
+			pthread_attr_init(&attr);
+			pthread_attr_setdetachstate(&attr,
+			    PTHREAD_CREATE_DETACHED);
+			if (pthread_create(&t, &attr, connection,
+			    (void *)(intptr_t)c) != 0)
+				close(c);
+			pthread_attr_destroy(&attr);
 		}
 	}
 	close(fd);
@@ -460,4 +550,35 @@ int
 gemini_count(const struct gemini *g, const char *needle)
 {
 	return log_count(g->log, needle);
+}
+
+int
+gemini_peak(const struct gemini *g)
+{
+	FILE *f = fopen(g->log, "r");
+	char buf[4096];
+	int peak = 0;
+
+	if (f == NULL)
+		return 0;
+	while (fgets(buf, sizeof(buf), f)) {
+		const char *p = strstr(buf, " inflight=");
+		int n;
+
+		if (p && sscanf(p + 10, "%d", &n) == 1 && n > peak)
+			peak = n;
+	}
+	fclose(f);
+	return peak;
+}
+
+void
+gemini_open_gate(const struct gemini *g)
+{
+	char path[160];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/gate", g->nx.dir);
+	if ((f = fopen(path, "w")) != NULL)
+		fclose(f);
 }

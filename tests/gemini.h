@@ -20,7 +20,11 @@
  *   [notjson]       200 with an HTML page
  *   [huge]          200 with 48 MB of JSON
  *   [webp]          an image/webp part
- * Each request is logged as one line (see gemini_count).
+ *   [gate]          held until gemini_open_gate (two minutes at most)
+ * Each request is logged as one line (see gemini_count), with
+ * inflight=N: the requests being answered when it arrived, itself
+ * included.  Each connection is served on a thread of its own, so calls
+ * overlap as they do at the service.
  */
 #ifndef FIRESYNC_GEMINI_H
 #define FIRESYNC_GEMINI_H
@@ -38,6 +42,14 @@ struct gemini {
 
 /* Start both, accepting key.  0, or -1 with the reason on stderr. */
 int gemini_start(struct gemini *g, const char *key);
+/* The same, with every answer sent latency_ms after its request: a
+ * hosted model's seconds. */
+int gemini_start_slow(struct gemini *g, const char *key, int latency_ms);
+/* The most requests being answered at once so far (the log's highest
+ * inflight=N). */
+int gemini_peak(const struct gemini *g);
+/* Let every [gate] request, held or to come, be answered. */
+void gemini_open_gate(const struct gemini *g);
 void gemini_stop(struct gemini *g);
 /* Requests logged so far whose line holds needle, e.g. "images=3". */
 int gemini_count(const struct gemini *g, const char *needle);

@@ -137,7 +137,7 @@ nginx_start_front(struct nginx *n, const char *token, int grpc_port,
 	    "worker_processes 1;\n"
 	    "pid %1$s/nginx.pid;\n"
 	    "error_log %1$s/error.log;\n"
-	    "events { worker_connections 64; }\n"
+	    "events { worker_connections 1024; }\n"
 	    "http {\n"
 	    "  log_format t '$request_method $uri $status "
 	    "ct=$http_content_type cc=$http_cache_control args=$args';\n"

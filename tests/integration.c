@@ -907,6 +907,39 @@ claim_position(const char *log, const char *ss)
 	return at;
 }
 
+/* The fairness tests' guests all end ready: b0..b{n-1} of event "big",
+ * and each of others[] in the event named by its first letter. */
+static void
+fair_all_ready(struct ctx *t, int n, const char *const *others)
+{
+	char ev[8], ss[16];
+
+	for (int i = 0; i < n + 3; i++) {
+		FsDocument *d;
+
+		if (i < n)
+			snprintf(ss, sizeof(ss), "b%d", i);
+		else
+			snprintf(ev, sizeof(ev), "%c", others[i - n][0]);
+		d = i < n ? wait_final(t, "big", ss, 60000) :
+		    wait_final(t, ev, others[i - n], 60000);
+		ck_assert_str_eq(state_of(d), "ready");
+		doc_free(d);
+	}
+}
+
+/* Each of the three others[] was claimed lo-th to hi-th (from 0). */
+static void
+fair_claims_within(struct ctx *t, const char *const *others, int lo, int hi)
+{
+	for (int i = 0; i < 3; i++) {
+		int at = claim_position(t->log, others[i]);
+
+		ck_assert_msg(at >= lo && at <= hi, "%s claimed %dth",
+		    others[i], at + 1);
+	}
+}
+
 /* The sessions queued for a claim, by the daemon's metrics at port. */
 static int
 queued(int port)
@@ -970,23 +1003,7 @@ START_TEST(every_event_gets_its_turn)
 		usleep(20000);
 	}
 	ck_assert_int_eq(close(creat(gate, 0644)), 0);
-	for (int i = 0; i < 8; i++) {
-		FsDocument *d;
-
-		snprintf(ss, sizeof(ss), "b%d", i);
-		d = wait_final(&t, "big", ss, 60000);
-		ck_assert_str_eq(state_of(d), "ready");
-		doc_free(d);
-	}
-	for (int i = 0; i < 3; i++) {
-		char ev[8];
-		FsDocument *d;
-
-		snprintf(ev, sizeof(ev), "%c", others[i][0]);
-		d = wait_final(&t, ev, others[i], 60000);
-		ck_assert_str_eq(state_of(d), "ready");
-		doc_free(d);
-	}
+	fair_all_ready(&t, 8, others);
 	/*
 	 * b0 and b1 were taken before the others came.  Then each take goes
 	 * to the event with the fewest in flight: x1, y1 and z1 all before
@@ -995,12 +1012,7 @@ START_TEST(every_event_gets_its_turn)
 	 * flight may land in either order, so each of the three is within
 	 * the first seven (the previous runners: 9th to 11th).
 	 */
-	for (int i = 0; i < 3; i++) {
-		int at = claim_position(t.log, others[i]);
-
-		ck_assert_msg(at >= 1 && at <= 6, "%s claimed %dth", others[i],
-		    at + 1);
-	}
+	fair_claims_within(&t, others, 1, 6);
 	schema_ok(&t);
 	ck_assert_int_eq(daemon_stop(p, 10000), 0);
 	free(dir);
@@ -2212,6 +2224,274 @@ assert_exposition(const struct ctx *t, const char *text)
 	    "python3-prometheus-client installed?)", path);
 }
 
+/* ---- hosted calls beside the CPU looks ---- */
+
+/* A gauge of the daemon's metrics at port, or -1 if it is not there. */
+static double
+gauge(int port, const char *series)
+{
+	char url[64], *text, *want, *v;
+	double n = -1;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+	text = scrape(url);
+	want = xasprintf("\n%s ", series);
+	if (text != NULL && (v = strstr(text, want)) != NULL)
+		n = strtod(v + strlen(want), NULL);
+	free(want);
+	free(text);
+	return n;
+}
+
+/* Wait (a minute at most) until the gauge reaches want. */
+static void
+gauge_reaches(int port, const char *series, double want)
+{
+	int64_t end = test_now_ms() + 60000;
+	double v;
+
+	while ((v = gauge(port, series)) < want) {
+		ck_assert_msg(test_now_ms() < end, "%s stayed at %g, not %g",
+		    series, v, want);
+		sleep_ms(20);
+	}
+}
+
+/* Wait (a minute at most) until the gauge is down to want. */
+static void
+gauge_falls_to(int port, const char *series, double want)
+{
+	int64_t end = test_now_ms() + 60000;
+	double v;
+
+	while ((v = gauge(port, series)) > want || v < 0) {
+		ck_assert_msg(test_now_ms() < end, "%s stayed at %g, not %g",
+		    series, v, want);
+		sleep_ms(20);
+	}
+}
+
+#define HOSTED_RUNNING	"firesync_work_running{kind=\"hosted\"," \
+	"plugin=\"genai\"}"
+#define HOSTED_QUEUED	"firesync_work_queued{kind=\"hosted\"," \
+	"plugin=\"genai\"}"
+
+/*
+ * A daemon with the genai plugin (calls = calls, one CPU worker) beside
+ * the passthrough look, its metrics on *port, against gm.  Experiences:
+ * exp_held (a hosted model the Gemini stand-in holds at its gate) and
+ * exp_local (the CPU look).  extra: more flags, or NULL.
+ */
+static pid_t
+hosted_daemon(struct ctx *t, const struct gemini *gm, int calls, int *port,
+    const char *logpath, const char *const *extra, char **dir)
+{
+	const char *args[24];
+	static char listen[32];
+	char conf[512], cmd[1200], calls_line[32];
+	FILE *f;
+	int n = 0;
+
+	*dir = genai_setup(t, gm, "", conf, sizeof(conf), args);
+	n = 4;
+	snprintf(cmd, sizeof(cmd), "cp %s/passthrough.so %s/ && chmod 755 "
+	    "%s/passthrough.so", TEST_PLUGINS, *dir, *dir);
+	ck_assert_int_eq(system(cmd), 0);
+	f = fopen(conf, "a");	/* [plugin.genai] is the last section */
+	ck_assert_ptr_nonnull(f);
+	snprintf(calls_line, sizeof(calls_line), "calls = %d\n", calls);
+	fputs(calls_line, f);
+	fclose(f);
+	*port = free_port();
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", *port);
+	args[n++] = "--metrics-listen";
+	args[n++] = listen;
+	args[n++] = "--workers";
+	args[n++] = "1";
+	for (; extra && *extra; extra++)
+		args[n++] = *extra;
+	args[n] = NULL;
+	put_experience_with(t, "exp_held", "gemini-2.5-flash-image",
+	    "[gate] us, as a painting", NULL);
+	put_experience_with(t, "exp_local", "test-passthrough", "", NULL);
+	return start_daemon(t, logpath, args);
+}
+
+/*
+ * Twelve guests ask for a hosted model that takes its time (the
+ * stand-in holds every call until the test opens its gate), then one
+ * guest in another event picks a local look: the local guest is ready
+ * while all twelve calls are still out, because hosted calls hold no CPU
+ * worker (there is one) and have slots of their own; the service sees the
+ * twelve at once, not four.
+ */
+START_TEST(a_local_look_never_waits_behind_hosted_calls)
+{
+	struct gemini gm;
+	struct ctx t;
+	char ss[16], *dir;
+	FsDocument *doc;
+	int port;
+	pid_t d;
+
+	ck_assert_int_eq(gemini_start(&gm, "AIzaIntegration"), 0);
+	ctx_init(&t, "hostedlocal", em.host);
+	d = hosted_daemon(&t, &gm, 16, &port, NULL, NULL, &dir);
+	for (int i = 0; i < 12; i++) {
+		snprintf(ss, sizeof(ss), "h%d", i);
+		capture_photo(&t, "gala", ss, "exp_held", 1, 64, 48);
+	}
+	gauge_reaches(port, HOSTED_RUNNING, 12);
+	capture_photo(&t, "wedding", "local", "exp_local", 1, 64, 48);
+	doc = wait_final(&t, "wedding", "local", 60000);
+	ck_assert_str_eq(state_of(doc), "ready");
+	doc_free(doc);
+	/* and every hosted call is still out: the gate is shut */
+	for (int i = 0; i < 12; i++) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "events/gala/sessions/h%d", i);
+		doc = admin_get(t.c, path);
+		ck_assert_str_eq(state_of(doc), "transforming");
+		doc_free(doc);
+	}
+	ck_assert_int_eq(gauge(port, HOSTED_RUNNING), 12);
+	ck_assert_int_eq(gauge(port, "firesync_work_limit{kind=\"hosted\","
+	    "plugin=\"genai\"}"), 16);
+	ck_assert_int_eq(gauge(port, "firesync_work_limit{kind=\"cpu\"}"), 1);
+	ck_assert_int_ge(gauge(port, "firesync_hosted_workers"), 1);
+	gemini_open_gate(&gm);
+	for (int i = 0; i < 12; i++) {
+		snprintf(ss, sizeof(ss), "h%d", i);
+		doc = wait_final(&t, "gala", ss, 60000);
+		ck_assert_msg(strcmp(state_of(doc), "ready") == 0, "%s: %s",
+		    ss, doc_string(doc, "error"));
+		doc_free(doc);
+	}
+	/* the twelfth request found the other eleven still held */
+	ck_assert_int_eq(gemini_peak(&gm), 12);
+	gauge_falls_to(port, HOSTED_RUNNING, 0);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	gemini_stop(&gm);
+	free(dir);
+	ctx_done(&t);
+}
+END_TEST
+
+/*
+ * Within the hosted lane, too, every event gets its turn: two calls at
+ * once, six guests of one event waiting, then one guest in each of three
+ * other events; once the gate opens, the three are claimed before the
+ * big event's last three.
+ */
+START_TEST(hosted_calls_take_events_in_turn)
+{
+	static const char *const others[] = { "x1", "y1", "z1" };
+	struct gemini gm;
+	struct ctx t;
+	char ss[16], *dir;
+	int port;
+	pid_t d;
+
+	ck_assert_int_eq(gemini_start(&gm, "AIzaIntegration"), 0);
+	ctx_init(&t, "hostedfair", em.host);
+	d = hosted_daemon(&t, &gm, 2, &port, NULL, NULL, &dir);
+	for (int i = 0; i < 6; i++) {
+		snprintf(ss, sizeof(ss), "b%d", i);
+		capture_photo(&t, "big", ss, "exp_held", 1, 32, 32);
+	}
+	/* two calls out, one claimed behind them (2 + 1 slots),
+	 * three queued */
+	gauge_reaches(port, HOSTED_RUNNING, 2);
+	gauge_reaches(port, HOSTED_QUEUED, 3);
+	for (int i = 0; i < 3; i++) {
+		char ev[8];
+
+		snprintf(ev, sizeof(ev), "%c", others[i][0]);
+		capture_photo(&t, ev, others[i], "exp_held", 1, 32, 32);
+	}
+	gauge_reaches(port, HOSTED_QUEUED, 6);
+	gemini_open_gate(&gm);
+	fair_all_ready(&t, 6, others);
+	/* b0-b2 were claimed first; then the event with the fewest calls
+	 * out goes next: x1, y1, z1 before b4 (b3 may come before one of
+	 * them once a big guest's call ends), so within the first seven */
+	fair_claims_within(&t, others, 3, 6);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	gemini_stop(&gm);
+	free(dir);
+	ctx_done(&t);
+}
+END_TEST
+
+/*
+ * A daemon killed (SIGKILL) with ten hosted calls out: its hosted-call
+ * workers die with it, the sessions stay "transforming", and the next
+ * daemon runs each again exactly once when its lease is over: every guest
+ * ready, two attempts each, nothing stuck and nothing finished twice.
+ */
+START_TEST(a_daemon_killed_with_hosted_calls_out_loses_nothing)
+{
+	static const char *const fast[] = { "--transform-timeout", "10",
+	    "--recovery-margin", "1", "--recovery-interval", "1", NULL };
+	struct gemini gm;
+	struct ctx t;
+	char ss[16], log2[256], *dir, *dir2;
+	int port;
+	pid_t d;
+
+	ck_assert_int_eq(gemini_start(&gm, "AIzaIntegration"), 0);
+	ctx_init(&t, "hostedkill", em.host);
+	snprintf(log2, sizeof(log2), "%s/daemon2.log", t.root);
+	d = hosted_daemon(&t, &gm, 16, &port, NULL, NULL, &dir);
+	for (int i = 0; i < 10; i++) {
+		snprintf(ss, sizeof(ss), "k%d", i);
+		capture_photo(&t, "gala", ss, "exp_held", 1, 32, 32);
+	}
+	gauge_reaches(port, HOSTED_RUNNING, 10);
+	kill(d, SIGKILL);
+	waitpid(d, NULL, 0);
+	gemini_open_gate(&gm);
+	/* a second daemon, in a fresh plugin directory, picks them up */
+	dir2 = xasprintf("%s.old", dir);
+	ck_assert_int_eq(rename(dir, dir2), 0);
+	free(dir);
+	d = hosted_daemon(&t, &gm, 16, &port, log2, fast, &dir);
+	for (int i = 0; i < 10; i++) {
+		FsDocument *doc;
+		char want[64];
+
+		snprintf(ss, sizeof(ss), "k%d", i);
+		doc = wait_final(&t, "gala", ss, 90000);
+		ck_assert_msg(strcmp(state_of(doc), "ready") == 0, "%s: %s",
+		    ss, doc_string(doc, "error"));
+		ck_assert_int_eq(doc_get(doc, "transformAttempts")->
+		    integer_value, 2);
+		doc_free(doc);
+		snprintf(want, sizeof(want), "session=%s event=gala ", ss);
+		ck_assert_int_eq(log_count(log2, want) > 0, 1);
+	}
+	ck_assert_int_eq(log_count_reaches(log2, "plugin=genai state=ready",
+	    10, 5000), 10);
+	ck_assert_int_eq(log_count(log2, "its daemon was interrupted"), 10);
+	for (int i = 0; i < 10; i++) {
+		char want[96];
+
+		snprintf(want, sizeof(want), "session=k%d event=gala model="
+		    "gemini-2.5-flash-image plugin=genai state=ready", i);
+		ck_assert_int_eq(log_count(log2, want), 1);
+	}
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	gemini_stop(&gm);
+	free(dir);
+	free(dir2);
+	ctx_done(&t);
+}
+END_TEST
+
 /*
  * The metrics move by exactly what happened: N ready, M error with their
  * reasons, in flight back to 0, histograms counting each session; the
@@ -2842,6 +3122,9 @@ integration_suite(void)
 	add_test(tc, genai_sessions_end_to_end);
 	add_test(tc, firebase_storage_end_to_end);
 	add_test(tc, every_event_gets_its_turn);
+	add_test(tc, a_local_look_never_waits_behind_hosted_calls);
+	add_test(tc, hosted_calls_take_events_in_turn);
+	add_test(tc, a_daemon_killed_with_hosted_calls_out_loses_nothing);
 	add_test(tc, metrics_count_what_happened);
 	add_test(tc, firesyncctl_status_in_each_state);
 	add_test(tc, service_notify_reload_and_drain);

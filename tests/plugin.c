@@ -126,7 +126,8 @@ START_TEST(loader_refuses_with_reasons)
 	    "already served by plugin 'test-good'");
 	expect_line(out, "loaded", "test-hostile 1.0.0");
 	expect_line(out, "loaded", "test-soak 1.0.0");
-	expect_line(out, "10 plugin(s) loaded", "7 refused");
+	expect_line(out, "loaded", "models: test-remote remote, calls=32");
+	expect_line(out, "11 plugin(s) loaded", "7 refused");
 	rm_plugin_dir();
 }
 END_TEST
@@ -596,30 +597,241 @@ START_TEST(reload_while_plugins_crash)
 }
 END_TEST
 
-START_TEST(plugin_configuration)
+/* ---- hosted calls: a remote plugin's many calls at once ---- */
+
+/* A pool like the jobs' (one CPU worker, a 1.5 s deadline) whose
+ * test-remote plugin may have calls calls at once. */
+/* Replace the pool with one CPU worker reading conf (a configuration
+ * file's text) under these limits. */
+static void
+pool_with_config(const char *conf, int64_t timeout_ms, int max_jobs)
 {
-	struct image img;
 	char err[512], path[128];
-	const uint8_t *px;
 	FILE *f;
 
 	pool_free(pool);
 	snprintf(path, sizeof(path), "%s/firesyncd.conf", dir);
 	f = fopen(path, "w");
 	ck_assert_ptr_nonnull(f);
-	fprintf(f, "[plugin.test-good]\nmode = grey\n[plugin.other]\nx = 1\n");
+	fputs(conf, f);
 	fclose(f);
 	{
 		struct pool_options o = {
 			.worker_path = worker, .plugin_dir = dir,
 			.config_path = path, .workers = 1,
-			.timeout_ms = 5000, .memory_mb = 512, .max_jobs = 10,
-			.max_pixels = 50000000, .log_level = LOG_ERR,
+			.timeout_ms = timeout_ms, .memory_mb = 512,
+			.max_jobs = max_jobs, .max_pixels = 50000000,
+			.log_level = LOG_ERR,
 		};
 
 		pool = pool_new(&o, err, sizeof(err));
-		ck_assert_ptr_nonnull(pool);
+		ck_assert_msg(pool != NULL, "pool_new: %s", err);
 	}
+}
+
+/* A pool like the jobs' (one CPU worker, a 1.5 s deadline) whose
+ * test-remote plugin may have calls calls at once. */
+static void
+remote_pool(int calls)
+{
+	char conf[64];
+
+	snprintf(conf, sizeof(conf), "[plugin.test-remote]\ncalls = %d\n",
+	    calls);
+	pool_with_config(conf, 1500, 100);
+}
+
+/* One test-remote call, its prompt saying what it does (testplugin.c). */
+struct call {
+	char prompt[160];
+	pthread_t thread;
+	int rc;
+	char err[512];
+};
+
+static void *
+call_main(void *arg)
+{
+	struct call *c = arg;
+	struct pool_job job = {
+		.ai = true, .model = "test-remote", .prompt = c->prompt,
+		.aspect_ratio = "", .session_id = "s", .event_id = "e",
+		.input = jpg, .input_len = jpglen,
+	};
+	struct pool_result res;
+
+	c->rc = pool_transform(pool, &job, &res);
+	snprintf(c->err, sizeof(c->err), "%s", res.message);
+	free(res.png);
+	return NULL;
+}
+
+static void
+call_start(struct call *c, const char *prompt)
+{
+	snprintf(c->prompt, sizeof(c->prompt), "%s", prompt);
+	ck_assert_int_eq(pthread_create(&c->thread, NULL, call_main, c), 0);
+}
+
+/* test-remote's lane, as the pool counts it. */
+static struct pool_lane
+remote_lane(int *hosted_workers)
+{
+	struct pool_lane lanes[POOL_LANES_MAX];
+	int n = pool_lanes(pool, lanes, POOL_LANES_MAX, hosted_workers);
+
+	for (int i = 0; i < n; i++)
+		if (strcmp(lanes[i].plugin, "test-remote") == 0)
+			return lanes[i];
+	ck_abort_msg("no lane for test-remote");
+	return lanes[0];
+}
+
+/* Wait (30 s at most) until test-remote has running calls in flight and
+ * waiting waiting for room. */
+static void
+lane_reaches(int running, int waiting)
+{
+	int64_t end = now_mono_ms() + 30000;
+	struct pool_lane l;
+
+	while (l = remote_lane(NULL), l.in_flight != running ||
+	    l.waiting != waiting) {
+		ck_assert_msg(now_mono_ms() < end, "lane at %d running, %d "
+		    "waiting; not %d, %d", l.in_flight, l.waiting, running,
+		    waiting);
+		usleep(5000);
+	}
+}
+
+/* A gate file for "gate PATH" prompts, and the prompt. */
+static void
+gate_prompt(char *prompt, size_t len, char *gate, size_t gatelen)
+{
+	snprintf(gate, gatelen, "%s/gate", dir);
+	snprintf(prompt, len, "gate %s", gate);
+}
+
+static void
+gate_open(const char *gate)
+{
+	FILE *f = fopen(gate, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+}
+
+/*
+ * Eight calls of a remote plugin are out at once in one process, and the
+ * one CPU worker still runs a CPU look meanwhile: neither kind waits for
+ * the other.  The lane and the model's kind are as the workers announced.
+ */
+START_TEST(remote_calls_run_at_once_beside_cpu_looks)
+{
+	struct call c[8];
+	struct image img;
+	char prompt[160], gate[128], err[512];
+	int hw;
+
+	remote_pool(8);
+	ck_assert_int_eq(pool_model_lane(pool, "test-good"), 0);
+	ck_assert_int_eq(pool_model_lane(pool, "test-remote"), 1);
+	ck_assert_int_eq(pool_model_lane(pool, "no-such-model"), 0);
+	ck_assert_int_eq(remote_lane(NULL).limit, 8);
+	gate_prompt(prompt, sizeof(prompt), gate, sizeof(gate));
+	for (int i = 0; i < 8; i++)
+		call_start(&c[i], prompt);
+	lane_reaches(8, 0);
+	ck_assert_int_eq(run("test-good", "", &img, err, sizeof(err)), 0);
+	image_free(&img);
+	/* 8 of 16 calls: one process (which may still be starting) */
+	for (int64_t end = now_mono_ms() + 30000; remote_lane(&hw), hw != 1;
+	    usleep(5000))
+		ck_assert_msg(now_mono_ms() < end, "%d hosted workers", hw);
+	ck_assert_int_eq(remote_lane(NULL).in_flight, 8);
+	gate_open(gate);
+	for (int i = 0; i < 8; i++) {
+		pthread_join(c[i].thread, NULL);
+		ck_assert_msg(c[i].rc == POOL_OK, "call %d: %s", i, c[i].err);
+	}
+	lane_reaches(0, 0);
+}
+END_TEST
+
+/* A lane holds its calls setting and no more: the rest wait for room. */
+START_TEST(a_lane_holds_its_calls_setting)
+{
+	struct call c[5];
+	char prompt[160], gate[128];
+
+	remote_pool(2);
+	gate_prompt(prompt, sizeof(prompt), gate, sizeof(gate));
+	for (int i = 0; i < 5; i++)
+		call_start(&c[i], prompt);
+	lane_reaches(2, 3);
+	gate_open(gate);
+	for (int i = 0; i < 5; i++) {
+		pthread_join(c[i].thread, NULL);
+		ck_assert_msg(c[i].rc == POOL_OK, "call %d: %s", i, c[i].err);
+	}
+}
+END_TEST
+
+/*
+ * A crash in one call takes the calls beside it in its process with it
+ * (each told so, naming the plugin); the next call gets a new process.
+ * A call that never returns is given up at its deadline, and its process
+ * is replaced once its other calls end: the next call is served.
+ */
+START_TEST(a_remote_crash_or_hang_costs_its_process_s_calls_only)
+{
+	struct call c[3], segv, hang;
+	char prompt[160], gate[128];
+	int hw;
+
+	remote_pool(16);
+	gate_prompt(prompt, sizeof(prompt), gate, sizeof(gate));
+	for (int i = 0; i < 3; i++)
+		call_start(&c[i], prompt);
+	lane_reaches(3, 0);
+	call_start(&segv, "segv");
+	pthread_join(segv.thread, NULL);
+	ck_assert_int_eq(segv.rc, POOL_CRASH);
+	/* SIGSEGV; SIGABRT where AddressSanitizer catches it first */
+	ck_assert_msg(strcmp(segv.err, "plugin test-remote crashed (signal "
+	    "11)") == 0 || strcmp(segv.err, "plugin test-remote crashed "
+	    "(signal 6)") == 0, "%s", segv.err);
+	for (int i = 0; i < 3; i++) {
+		pthread_join(c[i].thread, NULL);
+		ck_assert_int_eq(c[i].rc, POOL_CRASH);
+		ck_assert_str_eq(c[i].err, segv.err);
+	}
+	call_start(&c[0], "answer");
+	pthread_join(c[0].thread, NULL);
+	ck_assert_msg(c[0].rc == POOL_OK, "after the crash: %s", c[0].err);
+
+	call_start(&hang, "hang");
+	pthread_join(hang.thread, NULL);
+	ck_assert_int_eq(hang.rc, POOL_TIMEOUT);
+	ck_assert_str_eq(hang.err, "timeout after 1.5s");
+	call_start(&c[1], "answer");
+	pthread_join(c[1].thread, NULL);
+	ck_assert_msg(c[1].rc == POOL_OK, "after the hang: %s", c[1].err);
+	/* the hung process was stopped: only the new one is left */
+	for (int64_t end = now_mono_ms() + 30000; remote_lane(&hw), hw > 1;
+	    usleep(5000))
+		ck_assert_msg(now_mono_ms() < end, "%d hosted workers", hw);
+}
+END_TEST
+
+START_TEST(plugin_configuration)
+{
+	struct image img;
+	char err[512];
+	const uint8_t *px;
+
+	pool_with_config("[plugin.test-good]\nmode = grey\n[plugin.other]\n"
+	    "x = 1\n", 5000, 10);
 	ck_assert_int_eq(run("test-good", "", &img, err, sizeof(err)), 0);
 	px = img.pixels + (8 * img.width + 40) * img.channels;
 	ck_assert_msg(px[0] == px[1] && px[1] == px[2], "not grey: %d,%d,%d",
@@ -787,6 +999,9 @@ plugin_suite(void)
 	tcase_add_test(jobs, forged_results_are_refused_and_closed);
 	tcase_add_test(jobs, a_worker_dead_while_idle_is_not_blamed);
 	tcase_add_test(jobs, the_sandbox_holds);
+	tcase_add_test(jobs, remote_calls_run_at_once_beside_cpu_looks);
+	tcase_add_test(jobs, a_lane_holds_its_calls_setting);
+	tcase_add_test(jobs, a_remote_crash_or_hang_costs_its_process_s_calls_only);
 	suite_add_tcase(s, jobs);
 
 	tcase_set_timeout(tool, 60);

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,13 @@ START_TEST(defaults_and_environment)
 	ck_assert_int_eq(parse(&o, none), OPTIONS_RUN);
 	ck_assert_str_eq(o.project, "proj-env");
 	ck_assert_str_eq(o.emulator, "127.0.0.1:8080");
-	ck_assert_int_eq(o.workers, 4);
+	{
+		/* the CPUs this process may use */
+		cpu_set_t set;
+
+		ck_assert_int_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+		ck_assert_int_eq(o.workers, CPU_COUNT(&set));
+	}
 	ck_assert_int_eq(o.transform_timeout_s, 45);
 	ck_assert_uint_eq(o.max_pixels, 50000000);
 	ck_assert_int_eq(o.keepalive_ms, 0);	/* off: emulator GOAWAYs */

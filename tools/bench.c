@@ -35,6 +35,7 @@
 #include "emulator.h"
 #include "httpd.h"
 #include "engine.h"
+#include "gemini.h"
 #include "log.h"
 #include "strmap.h"
 #include "testimg.h"
@@ -53,6 +54,7 @@ struct bench {
 					   root; NULL: the Storage emulator */
 	struct storage_emu *emu;	/* gcs: the bucket's server */
 	int metrics_port;		/* --scrape-ms: the daemon's */
+	const char *experience;		/* a capture's; NULL: exp_bench */
 };
 
 static int doc_kb;			/* --doc-kb */
@@ -228,10 +230,11 @@ watch_sessions(struct bench *b, char **names, int n)
 }
 
 /* Pump the stream until every name in names is ready; records the
- * arrival time of each into done_ms. */
+ * arrival time of each into done_ms, and (start_ms not NULL) when each
+ * was first seen "transforming". */
 static int
-wait_ready(struct fs_listen *l, char **names, int n, int64_t *done_ms,
-    int64_t timeout_ms)
+wait_states(struct fs_listen *l, char **names, int n, int64_t *start_ms,
+    int64_t *done_ms, int64_t timeout_ms)
 {
 	int64_t end = test_now_ms() + timeout_ms;
 	struct strmap *idx = strmap_new();
@@ -239,6 +242,8 @@ wait_ready(struct fs_listen *l, char **names, int n, int64_t *done_ms,
 
 	for (int i = 0; i < n; i++) {
 		done_ms[i] = 0;
+		if (start_ms != NULL)
+			start_ms[i] = 0;
 		strmap_put(idx, names[i], (void *)(intptr_t)(i + 1));
 	}
 	while (left > 0 && test_now_ms() < end) {
@@ -256,16 +261,28 @@ wait_ready(struct fs_listen *l, char **names, int n, int64_t *done_ms,
 		    (doc = resp->document_change->document) != NULL &&
 		    (i = (intptr_t)strmap_get(idx, doc->name)) > 0 &&
 		    done_ms[i - 1] == 0 &&
-		    (state = doc_string(doc, "state")) != NULL &&
-		    strcmp(state, "ready") == 0) {
-			done_ms[i - 1] = test_now_ms();
-			left--;
+		    (state = doc_string(doc, "state")) != NULL) {
+			if (strcmp(state, "ready") == 0) {
+				done_ms[i - 1] = test_now_ms();
+				left--;
+			}
+			if (start_ms != NULL && start_ms[i - 1] == 0 &&
+			    (strcmp(state, "transforming") == 0 ||
+			    strcmp(state, "ready") == 0))
+				start_ms[i - 1] = test_now_ms();
 		}
 		google__firestore__v1__listen_response__free_unpacked(resp,
 		    NULL);
 	}
 	strmap_free(idx, NULL);
 	return left == 0 ? 0 : -ETIMEDOUT;
+}
+
+static int
+wait_ready(struct fs_listen *l, char **names, int n, int64_t *done_ms,
+    int64_t timeout_ms)
+{
+	return wait_states(l, names, n, NULL, done_ms, timeout_ms);
 }
 
 static void
@@ -290,7 +307,8 @@ capture_write(struct bench *b, const char *ev, const char *ss)
 	    ss);
 	google__firestore__v1__write__init(w);
 	w->operation_case = GOOGLE__FIRESTORE__V1__WRITE__OPERATION_UPDATE;
-	fields = session_fields(ev, ss, "exp_bench", path, now_wall_ms());
+	fields = session_fields(ev, ss, b->experience ? b->experience :
+	    "exp_bench", path, now_wall_ms());
 	if (b->doc_kb > 0)	/* a guest's long answers: a big document */
 		session_pad(fields, (size_t)b->doc_kb * 1024);
 	w->update = value_map_to_doc(fields, name);
@@ -813,6 +831,330 @@ run_subject(struct emulator *em, const struct subject *sub, int n, int w,
 	free(names);
 }
 
+/* ---- hosted models at event scale (--hosted MS) ---- */
+
+/* Peak RSS of a daemon and its workers together, sampled every 50 ms. */
+struct rss_sampler {
+	pthread_t thread;
+	pid_t pid;
+	atomic_bool stop;
+	long peak_kb;
+	int peak_workers;
+};
+
+static void *
+rss_main(void *arg)
+{
+	struct rss_sampler *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		int n;
+		long kb = rss_kb(r->pid, "VmRSS:") + children_rss_kb(r->pid,
+		    &n);
+
+		if (kb > r->peak_kb) {
+			r->peak_kb = kb;
+			r->peak_workers = n;
+		}
+		sleep_ms(50);
+	}
+	return NULL;
+}
+
+/* Commit captures of ss[0..n) in events ev[i], all in one commit, with
+ * experience exp; their names into names. */
+static void
+capture_all(struct bench *b, char **ev, char **ss, int n, const char *exp,
+    const uint8_t *jpg, size_t jlen, char **names)
+{
+	FsWrite **ws = xcalloc((size_t)n, sizeof(*ws));
+	struct fs_status st;
+
+	b->experience = exp;
+	for (int i = 0; i < n; i++) {
+		put_input(b, ev[i], ss[i], jpg, jlen);
+		ws[i] = capture_write(b, ev[i], ss[i]);
+		names[i] = xstrdup(ws[i]->update->name);
+	}
+	if (fs_commit(b->c, ws, (size_t)n, 30000, NULL, &st) != 0)
+		fatal("commit: %s", st.message);
+	for (int i = 0; i < n; i++)
+		google__firestore__v1__write__free_unpacked(ws[i], NULL);
+	free(ws);
+}
+
+static int64_t
+median(int64_t *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp64);
+	return v[n / 2];
+}
+
+/* The directory of the subject's build tree its plugins are in. */
+static char *
+build_tree(const char *exe)
+{
+	char *dir = realpath(exe, NULL), *slash;
+
+	if (dir == NULL)
+		fatal("bench: %s: %s", exe, strerror(errno));
+	for (int i = 0; i < 2 && (slash = strrchr(dir, '/')) != NULL; i++)
+		*slash = '\0';
+	return dir;
+}
+
+/*
+ * A hosted model answering after latency_ms (the project's Gemini test
+ * server behind nginx), the genai plugin at the subject's defaults with
+ * `calls` as given (an older build ignores it), and cartoon as the
+ * local look:
+ *   1. a local-look guest alone, three times (its solo latency);
+ *   2. 64 guests at once on the hosted model across four events, and a
+ *      local-look guest a second later;
+ *   3. one event with 100 hosted guests, then a guest in each of three
+ *      other events a second later: when each of the three starts.
+ */
+static void
+run_hosted(struct emulator *em, const struct subject *sub, int latency_ms,
+    int calls, int w, int h)
+{
+	enum { BURST = 64, BIG = 100 };
+	struct bench b = { 0 };
+	struct gemini gm;
+	struct rss_sampler rs = { 0 };
+	char conf[128], log[128], cmd[1400], *tree, *ev[BIG + 3], *ss[BIG + 3];
+	char *names[BIG + 3];
+	int64_t t0, start[BIG + 3], done[BIG + 3], solo[3], last = 0, local;
+	uint8_t *jpg;
+	size_t jlen;
+	struct fs_listen *l;
+	const char *args[24];
+	FILE *f;
+	pid_t d;
+	int k = 0;
+
+	b.project = sub->project;
+	snprintf(b.root, sizeof(b.root), "/tmp/fsbench-XXXXXX");
+	if (mkdtemp(b.root) == NULL)
+		fatal("mkdtemp: %s", strerror(errno));
+	b.objects = b.root;
+	b.c = admin_client(em->host, b.project);
+	if (gemini_start_slow(&gm, "AIzaBench", latency_ms) != 0)
+		fatal("bench: cannot start the Gemini test server");
+	tree = build_tree(sub->exe);
+	snprintf(cmd, sizeof(cmd), "mkdir -m 755 %s/plugins && cp "
+	    "%s/plugins/genai/.libs/genai.so %s/plugins/cartoon/.libs/"
+	    "cartoon.so %s/plugins/ && chmod 755 %s/plugins/*.so && "
+	    "printf 'AIzaBench\\n' > %s/key && chmod 600 %s/key", b.root, tree,
+	    tree, b.root, b.root, b.root, b.root);
+	if (system(cmd) != 0)
+		fatal("bench: %s", cmd);
+	free(tree);
+	snprintf(conf, sizeof(conf), "%s/firesyncd.conf", b.root);
+	if ((f = fopen(conf, "w")) == NULL)
+		fatal("bench: %s: %s", conf, strerror(errno));
+	fprintf(f, "[plugin.genai]\nnetwork = yes\nendpoint = %s\nca-file = "
+	    "%s\napi-key-file = %s/key\nmodels = gemini-2.5-flash-image\n"
+	    "timeout = 300\n", gm.nx.endpoint, gm.nx.ca, b.root);
+	if (calls > 0)
+		fprintf(f, "calls = %d\n", calls);
+	fclose(f);
+	{
+		FsValue *x = value_map(), *cfg = value_map();
+
+		value_map_put(cfg, "enabled", value_bool(true));
+		value_map_put(cfg, "model", value_string(
+		    "gemini-2.5-flash-image"));
+		value_map_put(cfg, "prompt", value_string("us, as a painting"));
+		value_map_put(x, "aiPhotoConfig", cfg);
+		if (admin_set(b.c, "experiences/exp_ai", x) != 0)
+			fatal("cannot write the experience");
+		x = value_map();
+		cfg = value_map();
+		value_map_put(cfg, "enabled", value_bool(true));
+		value_map_put(cfg, "model", value_string("cartoon"));
+		value_map_put(x, "aiPhotoConfig", cfg);
+		if (admin_set(b.c, "experiences/exp_local", x) != 0)
+			fatal("cannot write the experience");
+	}
+	snprintf(log, sizeof(log), "%s/daemon.log", b.root);
+	args[k++] = "--emulator";
+	args[k++] = em->host;
+	args[k++] = "--project";
+	args[k++] = b.project;
+	args[k++] = "--storage-root";
+	args[k++] = b.root;
+	args[k++] = "--plugin-dir";
+	args[k++] = xasprintf("%s/plugins", b.root);
+	args[k++] = "-c";
+	args[k++] = conf;
+	args[k++] = "--transform-timeout";
+	args[k++] = "600";
+	args[k++] = "--log-level";
+	args[k++] = getenv("BENCH_LOG_LEVEL") ? getenv("BENCH_LOG_LEVEL") :
+	    "warning";
+	args[k] = NULL;
+	d = daemon_spawn(sub->exe, args, log);
+
+	/* every guest of the run, watched as their tablets do */
+	k = 0;
+	for (int i = 0; i < 5; i++) {
+		ev[k] = xstrdup("warm");
+		ss[k++] = xasprintf("w%d", i);
+	}
+	for (int i = 0; i < 3; i++) {
+		ev[k] = xstrdup("solo");
+		ss[k++] = xasprintf("s%d", i);
+	}
+	for (int i = 0; i < k; i++)
+		names[i] = session_name(&b, ev[i], ss[i]);
+	{
+		char **all = xcalloc(BURST + BIG + 16, sizeof(*all));
+		int n = 0;
+
+		for (int i = 0; i < k; i++)
+			all[n++] = xstrdup(names[i]);
+		for (int i = 0; i < BURST; i++) {
+			char e[32], s1[32];
+
+			snprintf(e, sizeof(e), "burst%d", i % 4);
+			snprintf(s1, sizeof(s1), "g%d", i);
+			all[n++] = session_name(&b, e, s1);
+		}
+		all[n++] = session_name(&b, "burst-local", "l0");
+		for (int i = 0; i < BIG; i++) {
+			char s1[32];
+
+			snprintf(s1, sizeof(s1), "a%d", i);
+			all[n++] = session_name(&b, "activation", s1);
+		}
+		for (int i = 0; i < 3; i++) {
+			char e[32];
+
+			snprintf(e, sizeof(e), "wedding%d", i);
+			all[n++] = session_name(&b, e, "guest");
+		}
+		l = watch_sessions(&b, all, n);
+		for (int i = 0; i < n; i++)
+			free(all[i]);
+		free(all);
+	}
+	testimg_jpeg((uint32_t)w, (uint32_t)h, 1, &jpg, &jlen);
+	printf("== %s: a hosted model answering in %d ms, %dx%d JPEG\n",
+	    sub->label, latency_ms, w, h);
+
+	/* warm-up: two hosted calls and three local looks */
+	capture_all(&b, ev, ss, 2, "exp_ai", jpg, jlen, names);
+	capture_all(&b, ev + 2, ss + 2, 3, "exp_local", jpg, jlen, names + 2);
+	if (wait_ready(l, names, 5, done, 120000) < 0)
+		fatal("bench: the warm-up did not finish; see %s", log);
+	for (int i = 0; i < 5; i++)
+		free(names[i]);
+
+	/* 1. the local look alone */
+	for (int i = 0; i < 3; i++) {
+		capture_all(&b, ev + 5 + i, ss + 5 + i, 1, "exp_local", jpg,
+		    jlen, names);
+		t0 = test_now_ms();
+		if (wait_ready(l, names, 1, done, 60000) < 0)
+			fatal("bench: a local look never finished; see %s",
+			    log);
+		solo[i] = done[0] - t0;
+		free(names[0]);
+	}
+	for (int i = 0; i < k; i++) {
+		free(ev[i]);
+		free(ss[i]);
+	}
+
+	/* 2. the burst, and a local look a second into it */
+	for (int i = 0; i < BURST; i++) {
+		ev[i] = xasprintf("burst%d", i % 4);
+		ss[i] = xasprintf("g%d", i);
+	}
+	ev[BURST] = xstrdup("burst-local");
+	ss[BURST] = xstrdup("l0");
+	rs.pid = d;
+	atomic_store(&rs.stop, false);
+	if (pthread_create(&rs.thread, NULL, rss_main, &rs) != 0)
+		fatal("bench: cannot start the RSS sampler");
+	t0 = test_now_ms();
+	capture_all(&b, ev, ss, BURST, "exp_ai", jpg, jlen, names);
+	sleep_ms(1000);
+	capture_all(&b, ev + BURST, ss + BURST, 1, "exp_local", jpg, jlen,
+	    names + BURST);
+	local = test_now_ms();
+	if (wait_ready(l, names, BURST + 1, done, 900000) < 0)
+		fatal("bench: the burst did not finish; see %s", log);
+	atomic_store(&rs.stop, true);
+	pthread_join(rs.thread, NULL);
+	for (int i = 0; i < BURST; i++)
+		if (done[i] > last)
+			last = done[i];
+	printf("burst    %d hosted guests at once: the last ready after %"
+	    PRId64 " ms = %.2f x the model's %d ms; the service saw %d at "
+	    "once\n", BURST, last - t0, (double)(last - t0) / latency_ms,
+	    latency_ms, gemini_peak(&gm));
+	{
+		int64_t s = median(solo, 3);
+
+		printf("local    a local look during the burst: ready after %"
+		    PRId64 " ms; alone: %" PRId64 " ms (median of 3); "
+		    "%+" PRId64 " ms\n", done[BURST] - local, s,
+		    done[BURST] - local - s);
+	}
+	printf("RSS      peak of daemon + workers during the burst: %ld kB "
+	    "(%d worker process(es) then)\n", rs.peak_kb, rs.peak_workers);
+	for (int i = 0; i <= BURST; i++) {
+		free(ev[i]);
+		free(ss[i]);
+		free(names[i]);
+	}
+
+	/* 3. one event's hundred, then three other events' guests */
+	for (int i = 0; i < BIG; i++) {
+		ev[i] = xstrdup("activation");
+		ss[i] = xasprintf("a%d", i);
+	}
+	for (int i = 0; i < 3; i++) {
+		ev[BIG + i] = xasprintf("wedding%d", i);
+		ss[BIG + i] = xstrdup("guest");
+	}
+	t0 = test_now_ms();
+	capture_all(&b, ev, ss, BIG, "exp_ai", jpg, jlen, names);
+	sleep_ms(1000);
+	local = test_now_ms();
+	capture_all(&b, ev + BIG, ss + BIG, 3, "exp_ai", jpg, jlen,
+	    names + BIG);
+	if (wait_states(l, names, BIG + 3, start, done, 1800000) < 0)
+		fatal("bench: the activation did not finish; see %s", log);
+	last = 0;
+	for (int i = 0; i < BIG; i++)
+		if (done[i] > last)
+			last = done[i];
+	printf("fair     %d guests of one event, then 3 of other events 1 s "
+	    "later: the three started after", BIG);
+	for (int i = 0; i < 3; i++)
+		printf(" %" PRId64, start[BIG + i] - local);
+	printf(" ms and were ready after");
+	for (int i = 0; i < 3; i++)
+		printf(" %" PRId64, done[BIG + i] - local);
+	printf(" ms; the hundredth after %" PRId64 " ms\n", last - t0);
+	for (int i = 0; i < BIG + 3; i++) {
+		free(ev[i]);
+		free(ss[i]);
+		free(names[i]);
+	}
+	fs_listen_close(l, NULL);
+	if (daemon_stop(d, 30000) != 0)
+		fprintf(stderr, "%s did not exit cleanly; see %s\n", sub->label,
+		    log);
+	gemini_stop(&gm);
+	fs_client_free(b.c);
+	free((char *)args[7]);
+	free(jpg);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -831,6 +1173,8 @@ main(int argc, char **argv)
 		{ "concurrency", required_argument, NULL, 'c' },
 		{ "baseline", required_argument, NULL, 'b' },
 		{ "scrape-ms", required_argument, NULL, 'S' },
+		{ "hosted", required_argument, NULL, 'H' },
+		{ "calls", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct subject fsd = { "firesyncd", "firesyncd", "daemon/firesyncd",
@@ -840,7 +1184,8 @@ main(int argc, char **argv)
 	struct subject base = { "baseline", "baseline", NULL, NULL, "4",
 	    false, false, false };
 	const char *empath = FIRESTORE_EMULATOR_PATH;
-	int n = 100, w = 640, h = 480, warmup = 300, c;
+	int n = 100, w = 640, h = 480, warmup = 300, c, hosted = 0;
+	int calls = 64;
 	bool gcs = false;
 	struct emulator em = { 0 };
 
@@ -866,12 +1211,15 @@ main(int argc, char **argv)
 		case 'c': concurrency = optarg; break;
 		case 'b': base.exe = optarg; break;
 		case 'S': scrape_ms = atoi(optarg); break;
+		case 'H': hosted = atoi(optarg); break;
+		case 'C': calls = atoi(optarg); break;
 		default:
 			fprintf(stderr, "usage: firesync-bench [--sessions N] "
 			    "[--daemon PATH] [--size WxH] [--workers N] "
 			    "[--emulator-path PATH] [--warmup N] [--doc-kb N] "
 			    "[--gcs] [--delay-ms MS] [--daemons N] "
 			    "[--concurrency N] [--baseline PATH] [--scrape-ms MS] "
+			    "[--hosted MS [--calls N]] "
 			    "[--node-reference tools/node-reference/daemon.mjs]\n");
 			return 2;
 		}
@@ -907,6 +1255,19 @@ main(int argc, char **argv)
 		n_daemons = nd;
 		delay_ms = dl;
 		count_runs = cr;
+	}
+	if (hosted > 0) {
+		/* the previous build and this one, one after the other on
+		 * the same emulator and test server settings */
+		if (base.exe != NULL) {
+			base.project = "hosted-baseline";
+			run_hosted(&em, &base, hosted, calls, w, h);
+		}
+		fsd.project = "hosted-firesyncd";
+		run_hosted(&em, &fsd, hosted, calls, w, h);
+		grpc_shutdown();
+		emulator_stop(&em);
+		return 0;
 	}
 	if (base.exe != NULL)	/* another build, side by side */
 		run_subject(&em, &base, n, w, h);

@@ -134,6 +134,25 @@ summarise(const char *text)
 	    sample(text, "firesync_workers{state=\"busy\"}") +
 	    sample(text, "firesync_workers{state=\"idle\"}"),
 	    sample(text, "firesync_plugins_loaded"));
+	printf("cpu looks:  %.0f running of %.0f worker(s), %.0f queued\n",
+	    sample(text, "firesync_work_running{kind=\"cpu\"}"),
+	    sample(text, "firesync_work_limit{kind=\"cpu\"}"),
+	    sample(text, "firesync_work_queued{kind=\"cpu\"}"));
+	for (const char *p = text; (p = strstr(p, "\nfiresync_work_limit{"
+	    "kind=\"hosted\",plugin=\"")) != NULL; p++) {
+		char plugin[64], key[160];
+		double limit;
+
+		if (sscanf(p + 43, "%63[^\"]\"} %lf", plugin, &limit) != 2)
+			continue;
+		snprintf(key, sizeof(key), "firesync_work_running{kind="
+		    "\"hosted\",plugin=\"%s\"}", plugin);
+		printf("hosted:     %s: %.0f call(s) running of %.0f, ", plugin,
+		    sample(text, key), limit);
+		snprintf(key, sizeof(key), "firesync_work_queued{kind="
+		    "\"hosted\",plugin=\"%s\"}", plugin);
+		printf("%.0f queued\n", sample(text, key));
+	}
 	printf("last hour:  %.0f ready, %.0f error", sample(text,
 	    "firesync_recent_sessions{outcome=\"ready\"}"), sample(text,
 	    "firesync_recent_sessions{outcome=\"error\"}"));

@@ -200,7 +200,7 @@ main(int argc, char **argv)
 			rc = -EINVAL;
 			goto out;
 		}
-		plugins_load(&set, dir, &cfgs, false, NULL);
+		plugins_load(&set, dir, &cfgs, false, NULL, false);
 		/* the same layout a worker sees: capture, then references */
 		for (size_t i = 0; i < n_refs; i++)
 			total += ref_lens[i];

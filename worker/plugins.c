@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -158,7 +159,7 @@ config_warning(bool log, FILE *out, const char *fmt, ...)
 static bool
 host_key(const char *key)
 {
-	return strcmp(key, "network") == 0;
+	return strcmp(key, "network") == 0 || strcmp(key, "calls") == 0;
 }
 
 static bool
@@ -234,8 +235,9 @@ plugins_config_warnings(const struct plugin_set *set,
 
 /* ---- the host table ---- */
 
-static const char *host_plugin = "-";
-static int64_t host_deadline_ms;
+/* per thread: a remote plugin's calls run on threads of their own */
+static _Thread_local const char *host_plugin = "-";
+static _Thread_local int64_t host_deadline_ms;
 
 void
 plugin_host_begin(const char *plugin_name, int64_t timeout_ms)
@@ -324,6 +326,7 @@ struct load_ctx {
 	struct plugin_set *set;
 	bool announce;
 	FILE *report;
+	bool remote_only;	/* a hosted-call worker: skip CPU looks */
 };
 
 static void
@@ -502,6 +505,50 @@ models_ok(struct load_ctx *lc, const char *path, const char *const *models)
 	return true;
 }
 
+/* A plugin that says its calls wait on a remote service (ABI 1.2). */
+static bool
+is_remote(const struct firesync_plugin *d)
+{
+	return d->abi_minor >= 2 &&
+	    d->struct_size >= offsetof(struct firesync_plugin, flags) +
+	    sizeof(d->flags) && (d->flags & FIRESYNC_PLUGIN_REMOTE) != 0;
+}
+
+/* lp's calls setting ([plugin.NAME] calls, read by the host): how many
+ * of its transforms may run at once across the daemon.  False (refused)
+ * if it is not a whole number in range. */
+static bool
+calls_ok(struct load_ctx *lc, struct loaded_plugin *lp)
+{
+	const char *v = NULL;
+	char *end;
+	long n;
+
+	lp->calls = lp->remote ? PLUGIN_CALLS_DEFAULT : 1;
+	for (size_t i = 0; i < lp->config->n; i++)
+		if (strcmp(lp->config->keys[i], "calls") == 0)
+			v = lp->config->values[i];
+	if (v == NULL)
+		return true;
+	if (!lp->remote) {
+		log_at(lc->announce ? LOG_WARNING : LOG_DEBUG, "plugin %s: "
+		    "calls = %.32s ignored: it runs on the CPU workers "
+		    "(workers = N sets how many)", lp->desc->name, v);
+		return true;
+	}
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || end == v || *end != '\0' || n < 1 ||
+	    n > PLUGIN_CALLS_MAX) {
+		refuse(lc, lp->path, "[plugin.%s] calls = %.32s: give a whole "
+		    "number from 1 to %d", lp->desc->name, v,
+		    PLUGIN_CALLS_MAX);
+		return false;
+	}
+	lp->calls = (int)n;
+	return true;
+}
+
 /* Call the plugin's init() with its configuration; false if refused. */
 static bool
 plugin_init(struct load_ctx *lc, struct loaded_plugin *lp)
@@ -569,6 +616,8 @@ report_loaded(FILE *report, const struct loaded_plugin *lp)
 	fprintf(report, " models:");
 	for (const char *const *m = lp->models; *m; m++)
 		fprintf(report, " %s", *m);
+	if (lp->remote)
+		fprintf(report, " remote, calls=%d", lp->calls);
 	fprintf(report, " [%s]\n", lp->path);
 }
 
@@ -593,15 +642,21 @@ load_one(struct load_ctx *lc, const char *path,
 	if ((d = descriptor(lc, path, dl)) == NULL || !name_ok(lc, path, d) ||
 	    (!has_configured_models(d) && !models_ok(lc, path, d->models)))
 		goto refused;
+	if (lc->remote_only && !is_remote(d)) {
+		dlclose(dl);	/* a CPU look: the CPU workers run it */
+		return;
+	}
 	memset(&lp, 0, sizeof(lp));
 	lp.path = xstrdup(path);
 	lp.dl = dl;
 	lp.desc = d;
+	lp.remote = is_remote(d);
 	lp.config = &empty_config;
 	for (size_t i = 0; cfgs && i < cfgs->n; i++)
 		if (strcmp(cfgs->v[i].plugin, d->name) == 0)
 			lp.config = &cfgs->v[i];
-	if (!plugin_init(lc, &lp) || !served_models(lc, &lp)) {
+	if (!calls_ok(lc, &lp) || !plugin_init(lc, &lp) ||
+	    !served_models(lc, &lp)) {
 		free(lp.path);
 		goto refused;
 	}
@@ -609,9 +664,15 @@ load_one(struct load_ctx *lc, const char *path,
 	set->v[set->n++] = lp;
 	if (lc->report)
 		report_loaded(lc->report, &lp);
-	log_at(lc->announce ? LOG_INFO : LOG_DEBUG,
-	    "plugin %s %s loaded from %s (ABI %u.%u)", d->name, d->version,
-	    path, d->abi_major, d->abi_minor);
+	if (lp.remote)
+		log_at(lc->announce ? LOG_INFO : LOG_DEBUG,
+		    "plugin %s %s loaded from %s (ABI %u.%u; remote: up to "
+		    "%d calls at once)", d->name, d->version, path,
+		    d->abi_major, d->abi_minor, lp.calls);
+	else
+		log_at(lc->announce ? LOG_INFO : LOG_DEBUG,
+		    "plugin %s %s loaded from %s (ABI %u.%u)", d->name,
+		    d->version, path, d->abi_major, d->abi_minor);
 	return;
 refused:
 	dlclose(dl);
@@ -625,9 +686,10 @@ cmp_str(const void *a, const void *b)
 
 void
 plugins_load(struct plugin_set *set, const char *dir,
-    const struct plugin_configs *cfgs, bool announce, FILE *report)
+    const struct plugin_configs *cfgs, bool announce, FILE *report,
+    bool remote_only)
 {
-	struct load_ctx lc = { set, announce, report };
+	struct load_ctx lc = { set, announce, report, remote_only };
 	struct dirent *de;
 	struct stat sb;
 	char why[512], **names = NULL;

@@ -41,7 +41,14 @@ struct loaded_plugin {
 					   plugin's configured_models() */
 	void *state;
 	const struct firesync_config *config;	/* never NULL */
+	bool remote;			/* FIRESYNC_PLUGIN_REMOTE */
+	int calls;			/* remote: calls at once, daemon-wide
+					   ([plugin.NAME] calls); else 1 */
 };
+
+/* A remote plugin's calls at once unless [plugin.NAME] calls says. */
+#define PLUGIN_CALLS_DEFAULT	32
+#define PLUGIN_CALLS_MAX	1024
 
 struct plugin_set {
 	struct loaded_plugin *v;
@@ -61,10 +68,13 @@ void plugin_configs_free(struct plugin_configs *c);
 /*
  * Load the plugins in dir.  Each outcome is logged (loads at announce_prio,
  * refusals at LOG_WARNING when announce, LOG_DEBUG otherwise) and, if
- * report is not NULL, also written there one per line.
+ * report is not NULL, also written there one per line.  remote_only: only
+ * the plugins flagged FIRESYNC_PLUGIN_REMOTE (a hosted-call worker); the
+ * others are skipped without a word.
  */
 void plugins_load(struct plugin_set *set, const char *dir,
-    const struct plugin_configs *cfgs, bool announce, FILE *report);
+    const struct plugin_configs *cfgs, bool announce, FILE *report,
+    bool remote_only);
 /* The first plugin whose section says network = yes (the host reads that
  * key for the sandbox), or NULL. */
 const char *plugin_wants_network(const struct plugin_configs *cfgs);

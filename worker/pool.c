@@ -53,6 +53,52 @@ struct worker {
 	bool stale;		/* started with old settings: retire */
 };
 
+/*
+ * A hosted-call worker: one process running up to HOSTED_CALLS_PER_WORKER
+ * calls of remote plugins at once.  Its reader thread takes each result
+ * to the caller waiting for that tag, and when the process ends fails the
+ * calls still pending and reaps it.  Callers never close its socket: a
+ * worker is stopped by shutting its sending side (it exits at EOF) or by
+ * SIGKILL, and the reader closes the socket once it has reaped it.
+ */
+struct hcall {
+	struct hcall *next;		/* the worker's pending list */
+	uint32_t tag;
+	char plugin[WIRE_NAME_LEN];	/* its lane's */
+	bool done;
+	pthread_cond_t cond;		/* done */
+	enum pool_status st;		/* POOL_OK: res (and fd) hold the
+					   answer; else err says why */
+	struct wire_result res;
+	int fd;
+	char err[256];
+};
+
+struct hworker {
+	pid_t pid;			/* 0: no process */
+	int sock;
+	bool starting;			/* a caller is starting it */
+	bool retiring;			/* take no new calls */
+	bool dead;			/* the reader saw it end */
+	bool reader;			/* a thread to join */
+	pthread_t thread;		/* started the process, reads it */
+	char start_err[256];		/* why it could not start */
+	int calls;			/* in flight (or waiting for the
+					   start) on it */
+	int jobs;			/* sent in this process's life */
+	uint32_t next_tag;
+	struct hcall *pending;
+	struct pool *p;
+};
+
+/* What one remote plugin may have in flight, daemon-wide. */
+struct lane {
+	char plugin[WIRE_NAME_LEN];
+	int limit;			/* its calls setting */
+	int in_flight;			/* holding a call slot */
+	int waiting;			/* waiting for one */
+};
+
 struct pool {
 	struct pool_options o;
 	char *worker_path, *plugin_dir, *config_path;
@@ -60,13 +106,20 @@ struct pool {
 	pthread_cond_t cond;
 	struct worker *w;
 	int n;
-	/* from the first hello: model -> plugin */
+	/* from the first hello: model -> plugin, and its lane (0: the CPU
+	 * workers; i + 1: lanes[i]) */
 	char (*models)[WIRE_NAME_LEN];
 	char (*plugins)[WIRE_NAME_LEN];
+	int *model_lane;
 	uint32_t n_models;
+	struct lane lanes[POOL_LANES_MAX];
+	int n_lanes;
+	struct hworker hw[POOL_HOSTED_WORKERS_MAX];
 	bool announced;
 	bool abandoned;			/* pool_abandon: no new workers */
 };
+
+static void hw_retire_idle(struct hworker *h);
 
 char *
 pool_find_worker(void)
@@ -137,7 +190,7 @@ worker_stop(struct worker *w, bool kill_it)
  * replaced by pool_reconfigure while a worker starts). */
 static void
 worker_argv(struct pool *p, const char **argv, char bufs[][PATH_LEN],
-    bool announce, const char *mode)
+    bool announce, const char *mode, int calls)
 {
 	struct pool_options o;
 	int n = 0;
@@ -168,6 +221,11 @@ worker_argv(struct pool *p, const char **argv, char bufs[][PATH_LEN],
 		argv[n++] = "--announce";
 	if (mode)
 		argv[n++] = mode;
+	if (calls > 0) {
+		snprintf(bufs[4], PATH_LEN, "%d", calls);
+		argv[n++] = "--calls";
+		argv[n++] = bufs[4];
+	}
 	argv[n] = NULL;
 }
 
@@ -203,20 +261,71 @@ worker_env(const char **env, char (*buf)[PATH_LEN])
 	env[n] = NULL;
 }
 
-/* Start worker w and wait for its hello.  0 or -errno with err. */
+/*
+ * The lane of remote plugin name (1-based), made or updated with its
+ * calls limit; 0 (the CPU workers) if there is no room for another lane.
+ * Under p->lock.  Lanes are never removed: a plugin gone after a reload
+ * keeps an idle lane.
+ */
 static int
-worker_start(struct pool *p, struct worker *w, char *err, size_t errlen)
+lane_of(struct pool *p, const char *name, int calls)
+{
+	int i;
+
+	if (calls < 1)
+		calls = 1;
+	for (i = 0; i < p->n_lanes; i++)
+		if (strcmp(p->lanes[i].plugin, name) == 0)
+			break;
+	if (i == p->n_lanes) {
+		if (p->n_lanes == POOL_LANES_MAX) {
+			log_warn("plugin %s: more than %d remote plugins; its "
+			    "calls run on the CPU workers", name,
+			    POOL_LANES_MAX);
+			return 0;
+		}
+		snprintf(p->lanes[i].plugin, WIRE_NAME_LEN, "%s", name);
+		p->n_lanes++;
+	}
+	p->lanes[i].limit = calls;
+	pthread_cond_broadcast(&p->cond);
+	return i + 1;
+}
+
+/* Kill a worker that failed to start, and reap it. */
+static void
+start_failed(pid_t pid, int sock)
+{
+	kill(pid, SIGKILL);
+	close(sock);
+	reap(pid, 1000);
+}
+
+/*
+ * Start a worker and wait for its hello: a CPU worker (calls 0), whose
+ * first hello after a (re)configuration sets the model table, or a
+ * hosted-call worker for up to calls calls at once.  0 with *pidp and
+ * *sockp, or -errno with err.
+ */
+static int
+spawn_worker(struct pool *p, int calls, pid_t *pidp, int *sockp, char *err,
+    size_t errlen)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t mask, deflt;
 	struct wire_hello *hello;
 	const char *argv[24], *env[8];
-	char (*bufs)[PATH_LEN] = xmalloc(4 * PATH_LEN);
+	char (*bufs)[PATH_LEN] = xmalloc(5 * PATH_LEN);
 	char (*envbuf)[PATH_LEN] = xmalloc(4 * PATH_LEN);
 	struct pollfd pfd;
-	int sv[2], rc;
-	bool announce = !p->announced;
+	pid_t pid;
+	int sv[2], rc, sock;
+	bool announce;
+
+	pthread_mutex_lock(&p->lock);
+	announce = calls == 0 && !p->announced;
+	pthread_mutex_unlock(&p->lock);
 
 	pthread_mutex_lock(&p->lock);
 	if (p->abandoned) {
@@ -229,7 +338,7 @@ worker_start(struct pool *p, struct worker *w, char *err, size_t errlen)
 		snprintf(err, errlen, "socketpair: %s", strerror(errno));
 		return -errno;
 	}
-	worker_argv(p, argv, bufs, announce, NULL);
+	worker_argv(p, argv, bufs, announce, NULL, calls);
 	posix_spawn_file_actions_init(&fa);
 	/* dup2 onto 3 clears close-on-exec for the worker's end only, and
 	 * nothing else of ours crosses over, close-on-exec or not */
@@ -248,7 +357,7 @@ worker_start(struct pool *p, struct worker *w, char *err, size_t errlen)
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
 	    POSIX_SPAWN_SETSIGDEF);
 	worker_env(env, envbuf);
-	rc = posix_spawn(&w->pid, p->worker_path, &fa, &attr,
+	rc = posix_spawn(&pid, p->worker_path, &fa, &attr,
 	    (char *const *)argv, (char *const *)env);
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
@@ -257,44 +366,49 @@ worker_start(struct pool *p, struct worker *w, char *err, size_t errlen)
 	close(sv[1]);
 	if (rc != 0) {
 		close(sv[0]);
-		w->pid = 0;
 		snprintf(err, errlen, "cannot start %s: %s", p->worker_path,
 		    strerror(rc));
 		return -rc;
 	}
-	w->sock = sv[0];
-	w->jobs = 0;
-	pfd.fd = w->sock;
+	sock = sv[0];
+	pfd.fd = sock;
 	pfd.events = POLLIN;
 	if (poll(&pfd, 1, HELLO_TIMEOUT_MS) <= 0) {
 		snprintf(err, errlen, "worker %d did not start within %d s",
-		    (int)w->pid, HELLO_TIMEOUT_MS / 1000);
-		worker_stop(w, true);
+		    (int)pid, HELLO_TIMEOUT_MS / 1000);
+		start_failed(pid, sock);
 		return -ETIMEDOUT;
 	}
 	hello = xmalloc(sizeof(*hello));
-	rc = wire_recv(w->sock, hello, sizeof(*hello), WIRE_HELLO, NULL);
+	rc = wire_recv(sock, hello, sizeof(*hello), WIRE_HELLO, NULL);
 	if (rc < 0) {
 		free(hello);
 		snprintf(err, errlen, "worker %d failed while starting "
-		    "(see the lines above)", (int)w->pid);
-		worker_stop(w, true);
+		    "(see the lines above)", (int)pid);
+		start_failed(pid, sock);
 		return -EIO;
 	}
+	*pidp = pid;
+	*sockp = sock;
 	pthread_mutex_lock(&p->lock);
-	if (!p->announced) {
+	if (calls == 0 && !p->announced) {
 		uint32_t n = hello->n_models > WIRE_MAX_MODELS ?
 		    WIRE_MAX_MODELS : hello->n_models;
 
 		free(p->models);
 		free(p->plugins);
+		free(p->model_lane);
 		p->models = xcalloc(n ? n : 1, sizeof(*p->models));
 		p->plugins = xcalloc(n ? n : 1, sizeof(*p->plugins));
+		p->model_lane = xcalloc(n ? n : 1, sizeof(*p->model_lane));
 		for (uint32_t i = 0; i < n; i++) {
 			memcpy(p->models[i], hello->model[i],
 			    WIRE_NAME_LEN - 1);
 			memcpy(p->plugins[i], hello->plugin[i],
 			    WIRE_NAME_LEN - 1);
+			if (hello->flags[i] & WIRE_MODEL_REMOTE)
+				p->model_lane[i] = lane_of(p, p->plugins[i],
+				    (int)hello->calls[i]);
 		}
 		p->n_models = n;
 		p->announced = true;
@@ -305,6 +419,18 @@ worker_start(struct pool *p, struct worker *w, char *err, size_t errlen)
 	pthread_mutex_unlock(&p->lock);
 	free(hello);
 	return 0;
+}
+
+/* Start CPU worker w.  0 or -errno with err. */
+static int
+worker_start(struct pool *p, struct worker *w, char *err, size_t errlen)
+{
+	int rc = spawn_worker(p, 0, &w->pid, &w->sock, err, errlen);
+
+	if (rc < 0)
+		w->pid = 0;
+	w->jobs = 0;
+	return rc;
 }
 
 struct pool *
@@ -343,9 +469,19 @@ pool_free(struct pool *p)
 		return;
 	for (int i = 0; i < p->n; i++)
 		worker_stop(&p->w[i], false);
+	pthread_mutex_lock(&p->lock);
+	for (int i = 0; i < POOL_HOSTED_WORKERS_MAX; i++) {
+		p->hw[i].retiring = true;
+		hw_retire_idle(&p->hw[i]);
+	}
+	pthread_mutex_unlock(&p->lock);
+	for (int i = 0; i < POOL_HOSTED_WORKERS_MAX; i++)
+		if (p->hw[i].reader)
+			pthread_join(p->hw[i].thread, NULL);
 	free(p->w);
 	free(p->models);
 	free(p->plugins);
+	free(p->model_lane);
 	free(p->worker_path);
 	free(p->plugin_dir);
 	free(p->config_path);
@@ -372,6 +508,10 @@ pool_reconfigure(struct pool *p, const struct pool_options *o)
 	 * slot with no process has nothing to retire) */
 	for (int i = 0; i < p->n; i++)
 		p->w[i].stale = true;
+	for (int i = 0; i < POOL_HOSTED_WORKERS_MAX; i++) {
+		p->hw[i].retiring = true;
+		hw_retire_idle(&p->hw[i]);
+	}
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -383,6 +523,10 @@ pool_abandon(struct pool *p)
 	for (int i = 0; i < p->n; i++)
 		if (p->w[i].pid > 0)
 			kill(p->w[i].pid, SIGKILL);
+	for (int i = 0; i < POOL_HOSTED_WORKERS_MAX; i++)
+		if (p->hw[i].pid > 0 && !p->hw[i].dead)
+			kill(p->hw[i].pid, SIGKILL);
+	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -705,6 +849,438 @@ receive(struct pool *p, struct worker *w, const struct pool_job *job,
 	return POOL_OK;
 }
 
+
+/* ---- hosted calls: remote plugins' transforms, many per process ---- */
+
+static void *hw_main(void *arg);
+
+/* The call with tag on h, unlinked; NULL if it is not pending (given up
+ * at its deadline).  Under p->lock. */
+static struct hcall *
+hw_unlink(struct hworker *h, uint32_t tag)
+{
+	for (struct hcall **pp = &h->pending; *pp; pp = &(*pp)->next)
+		if ((*pp)->tag == tag) {
+			struct hcall *c = *pp;
+
+			*pp = c->next;
+			c->next = NULL;
+			return c;
+		}
+	return NULL;
+}
+
+/* A call is over: status st, why in err (if not OK).  Under p->lock. */
+static void
+hcall_end(struct hcall *c, enum pool_status st, const char *err)
+{
+	c->st = st;
+	if (err)
+		snprintf(c->err, sizeof(c->err), "%s", err);
+	c->done = true;
+	pthread_cond_signal(&c->cond);
+}
+
+/* Stop h once it has no call in flight: it exits when its socket's
+ * sending side closes.  Under p->lock. */
+static void
+hw_retire_idle(struct hworker *h)
+{
+	if (h->retiring && h->calls == 0 && h->pid > 0 && !h->dead &&
+	    !h->starting)
+		shutdown(h->sock, SHUT_WR);
+}
+
+/*
+ * A hosted-call worker's thread: starts its process, then takes each
+ * result to the call waiting for its tag; when the process ends (or
+ * misbehaves, and is killed), the calls it took with it fail, and it is
+ * reaped.
+ */
+static void *
+hw_main(void *arg)
+{
+	struct hworker *h = arg;
+	struct pool *p = h->p;
+	struct wire_result *res;
+	struct hcall *lost, *c;
+	char why[160];
+	int fd, rc, status, n_lost = 0, sock = -1;
+	pid_t pid = 0;
+	bool quiet;
+
+	rc = spawn_worker(p, POOL_CALLS_PER_WORKER, &pid, &sock, why,
+	    sizeof(why));
+	pthread_mutex_lock(&p->lock);
+	h->starting = false;
+	if (rc == 0) {
+		h->pid = pid;
+		h->sock = sock;
+		h->dead = false;
+		h->retiring = false;
+		h->jobs = 0;
+	} else {
+		snprintf(h->start_err, sizeof(h->start_err), "%s", why);
+	}
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	if (rc != 0)
+		return NULL;
+	log_debug("hosted-call worker %d started", (int)pid);
+	res = xmalloc(sizeof(*res));
+
+	for (;;) {
+		rc = wire_recv(h->sock, res, sizeof(*res), WIRE_RESULT, &fd);
+		if (rc < 0)
+			break;
+		pthread_mutex_lock(&p->lock);
+		c = hw_unlink(h, res->tag);
+		if (c != NULL) {
+			c->res = *res;
+			c->fd = fd;
+			fd = -1;
+			hcall_end(c, POOL_OK, NULL);
+		}
+		pthread_mutex_unlock(&p->lock);
+		if (fd >= 0)
+			close(fd);	/* a call given up at its deadline */
+	}
+	if (rc != -EPIPE && rc != -ECONNRESET) {
+		log_err("hosted-call worker %d sent a malformed message; "
+		    "killing it", (int)pid);
+		kill(pid, SIGKILL);
+	}
+	pthread_mutex_lock(&p->lock);
+	h->dead = true;			/* nobody signals it from now on */
+	quiet = p->abandoned || (h->retiring && h->pending == NULL);
+	pthread_mutex_unlock(&p->lock);
+	status = reap(pid, 2000);
+	if (WIFSIGNALED(status))
+		snprintf(why, sizeof(why), "crashed (signal %d%s)",
+		    WTERMSIG(status), WTERMSIG(status) == SIGXCPU ?
+		    ": CPU time limit" : "");
+	else
+		snprintf(why, sizeof(why), "exited unexpectedly (status %d)",
+		    WEXITSTATUS(status));
+	pthread_mutex_lock(&p->lock);
+	lost = h->pending;
+	h->pending = NULL;
+	while ((c = lost) != NULL) {
+		char err[256];
+
+		lost = c->next;
+		c->next = NULL;
+		if (p->abandoned)
+			snprintf(err, sizeof(err), "the daemon is shutting "
+			    "down");
+		else
+			snprintf(err, sizeof(err), "plugin %s %s", c->plugin,
+			    why);
+		hcall_end(c, POOL_CRASH, err);
+		n_lost++;
+	}
+	close(h->sock);
+	h->sock = -1;
+	h->pid = 0;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	if (n_lost > 0 || !quiet)
+		log_warn("hosted-call worker %d %s with %d call(s) in flight; "
+		    "the next call starts a new one", (int)pid, why, n_lost);
+	else
+		log_debug("hosted-call worker %d: stopped", (int)pid);
+	free(res);
+	return NULL;
+}
+
+/*
+ * A hosted-call worker with room for one more call, that call counted on
+ * it (h->calls), or NULL if every process slot is taken.  *start: the
+ * slot is empty and the caller starts its process.  Under p->lock.
+ */
+static struct hworker *
+hw_pick(struct pool *p, bool *start)
+{
+	struct hworker *best = NULL, *empty = NULL;
+
+	*start = false;
+	for (int i = 0; i < POOL_HOSTED_WORKERS_MAX; i++) {
+		struct hworker *h = &p->hw[i];
+
+		if ((h->pid > 0 || h->starting) && !h->dead && !h->retiring &&
+		    h->calls < POOL_CALLS_PER_WORKER) {
+			/* the least loaded of those running: calls spread,
+			 * and a new process only when all are full */
+			if (best == NULL || h->calls < best->calls)
+				best = h;
+		} else if (h->pid == 0 && !h->starting && h->calls == 0 &&
+		    empty == NULL) {
+			/* calls == 0: the callers of a process that died
+			 * have all left it */
+			empty = h;
+		}
+	}
+	if (best == NULL && empty != NULL) {
+		best = empty;
+		best->starting = true;
+		best->dead = false;
+		*start = true;
+	}
+	if (best != NULL)
+		best->calls++;
+	return best;
+}
+
+/*
+ * Start the process of slot h (the caller set h->starting) from a thread
+ * of its own, which then reads its results: a worker dies with the thread
+ * that started it (PR_SET_PDEATHSIG), so not with the caller's.  Returns
+ * with h started, or h->pid 0 and why in err.  Takes and leaves p->lock
+ * held.
+ */
+static void
+hw_start(struct pool *p, struct hworker *h, char *err, size_t errlen)
+{
+	bool joined = h->reader;
+
+	h->reader = false;
+	h->p = p;
+	h->start_err[0] = '\0';
+	pthread_mutex_unlock(&p->lock);
+	if (joined)		/* the last process's thread has ended */
+		pthread_join(h->thread, NULL);
+	if (pthread_create(&h->thread, NULL, hw_main, h) != 0)
+		fatal("cannot start a thread: out of resources");
+	pthread_mutex_lock(&p->lock);
+	h->reader = true;
+	while (h->starting)
+		pthread_cond_wait(&p->cond, &p->lock);
+	if (h->pid == 0)
+		snprintf(err, errlen, "%s", h->start_err);
+}
+
+/* Wait for c until deadline (monotonic ms); false if it did not end.
+ * Under p->lock. */
+static bool
+hcall_wait(struct pool *p, struct hcall *c, int64_t deadline)
+{
+	while (!c->done) {
+		int64_t left = deadline - now_mono_ms();
+		struct timespec ts;
+
+		if (left <= 0)
+			return false;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += left / 1000;
+		ts.tv_nsec += (left % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&c->cond, &p->lock, &ts);
+	}
+	return true;
+}
+
+/* The answer of a call that ended well into out; its status. */
+static enum pool_status
+hcall_result(struct pool *p, struct hworker *h, pid_t pid, struct hcall *c,
+    const struct limits *l, struct pool_result *out)
+{
+	char *err = out->message, why[256];
+	size_t errlen = sizeof(out->message);
+	int rc = 0;
+
+	if (c->res.status == WIRE_OK && c->fd >= 0) {
+		rc = wire_read_sealed(c->fd, c->res.output_len,
+		    POOL_MAX_RESULT, &out->png, why, sizeof(why));
+		if (rc == 0)
+			out->png_len = c->res.output_len;
+	} else if (c->res.status == WIRE_OK) {
+		snprintf(why, sizeof(why), "a result without its buffer");
+		rc = -EPROTO;
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	if (rc < 0) {
+		log_err("hosted-call worker %d sent %s; killing it", (int)pid,
+		    why);
+		pthread_mutex_lock(&p->lock);
+		if (h->pid == pid && !h->dead)
+			kill(pid, SIGKILL);
+		pthread_mutex_unlock(&p->lock);
+		snprintf(err, errlen, "the transform worker misbehaved");
+		return POOL_WORKER;
+	}
+	c->res.plugin[sizeof(c->res.plugin) - 1] = '\0';
+	c->res.message[sizeof(c->res.message) - 1] = '\0';
+	snprintf(out->plugin, sizeof(out->plugin), "%s", c->res.plugin);
+	return result_status(l, &c->res, err, errlen);
+}
+
+/*
+ * Run job, a model of remote plugin lane (1-based), on a hosted-call
+ * worker: wait for room in the lane, send it with a tag, wait for its
+ * answer until the deadline.  A call past its deadline is given up (its
+ * late answer is dropped) and its process takes no new calls: it is
+ * stopped once its other calls end, so a plugin thread stuck in a call
+ * cannot pile up.
+ */
+static enum pool_status
+hosted_run(struct pool *p, int lane, const struct pool_job *job,
+    const struct limits *l, struct pool_result *out)
+{
+	struct lane *ln = &p->lanes[lane - 1];
+	char *err = out->message;
+	size_t errlen = sizeof(out->message);
+	struct hcall c = { .fd = -1 };
+	struct hworker *h = NULL;
+	struct wire_job *wj;
+	pthread_condattr_t ca;
+	enum pool_status st;
+	bool start = false, ended = false;
+	pid_t pid = 0;
+	int fd, sock, rc;
+
+	if ((fd = job_memfd(job, err, errlen)) < 0)
+		return POOL_WORKER;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c.cond, &ca);
+	pthread_condattr_destroy(&ca);
+	snprintf(c.plugin, sizeof(c.plugin), "%s", ln->plugin);
+
+	pthread_mutex_lock(&p->lock);
+	ln->waiting++;
+	while (!p->abandoned && (ln->in_flight >= ln->limit ||
+	    (h = hw_pick(p, &start)) == NULL))
+		pthread_cond_wait(&p->cond, &p->lock);
+	ln->waiting--;
+	if (p->abandoned) {
+		if (h != NULL) {
+			h->calls--;
+			h->starting = h->starting && !start;
+		}
+		pthread_mutex_unlock(&p->lock);
+		close(fd);
+		pthread_cond_destroy(&c.cond);
+		snprintf(err, errlen, "the daemon is shutting down");
+		return POOL_WORKER;
+	}
+	ln->in_flight++;
+	if (start)
+		hw_start(p, h, err, errlen);
+	while (h->starting)
+		pthread_cond_wait(&p->cond, &p->lock);
+	if (h->pid == 0 || h->dead) {
+		if (!start)
+			snprintf(err, errlen, "no hosted-call worker could be "
+			    "started (see the log)");
+		st = POOL_WORKER;
+		goto done;
+	}
+	c.tag = ++h->next_tag;
+	c.next = h->pending;
+	h->pending = &c;
+	if (++h->jobs >= l->max_jobs)
+		h->retiring = true;	/* recycled after this call */
+	pid = h->pid;
+	/* our own handle: the reader closes h->sock when the process ends */
+	sock = fcntl(h->sock, F_DUPFD_CLOEXEC, 0);
+	pthread_mutex_unlock(&p->lock);
+
+	wj = xmalloc(sizeof(*wj));
+	fill_job(wj, job, l);
+	wj->tag = c.tag;
+	rc = sock < 0 ? -errno : wire_send(sock, wj, sizeof(*wj), fd);
+	free(wj);
+	if (sock >= 0)
+		close(sock);
+
+	pthread_mutex_lock(&p->lock);
+	if (rc < 0 && !c.done) {
+		/* the process is going or gone; its reader fails the rest */
+		hw_unlink(h, c.tag);
+		if (h->pid == pid && !h->dead)
+			kill(pid, SIGKILL);
+		snprintf(c.err, sizeof(c.err), "plugin %s: the hosted-call "
+		    "worker could not take the call (%s)", c.plugin,
+		    strerror(-rc));
+		c.st = POOL_CRASH;
+		c.done = true;
+	}
+	/* a plugin that watches host->cancelled() gets a moment to return
+	 * at its deadline */
+	ended = hcall_wait(p, &c, now_mono_ms() + l->timeout_ms +
+	    KILL_GRACE_MS);
+	if (!ended) {
+		hw_unlink(h, c.tag);
+		h->retiring = true;
+		log_warn("hosted-call worker %d: a call of plugin %s ran past "
+		    "its %" PRId64 " ms deadline (model %s); given up, and "
+		    "the worker is replaced once its other calls end",
+		    (int)pid, c.plugin, l->timeout_ms, job->model);
+	}
+	st = ended ? c.st : POOL_TIMEOUT;
+done:
+	h->calls--;
+	hw_retire_idle(h);
+	ln->in_flight--;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	close(fd);
+	if (st == POOL_TIMEOUT) {
+		format_timeout(l->timeout_ms, err, errlen, "");
+	} else if (st != POOL_OK) {
+		if (*c.err)
+			snprintf(err, errlen, "%s", c.err);
+	} else {
+		st = hcall_result(p, h, pid, &c, l, out);
+	}
+	pthread_cond_destroy(&c.cond);
+	return st;
+}
+
+int
+pool_model_lane(struct pool *p, const char *model)
+{
+	int lane = 0;
+
+	pthread_mutex_lock(&p->lock);
+	for (uint32_t i = 0; model && i < p->n_models; i++)
+		if (strcmp(p->models[i], model) == 0) {
+			lane = p->model_lane[i];
+			break;
+		}
+	pthread_mutex_unlock(&p->lock);
+	return lane;
+}
+
+int
+pool_lanes(struct pool *p, struct pool_lane *out, int max,
+    int *hosted_workers)
+{
+	int n;
+
+	pthread_mutex_lock(&p->lock);
+	n = p->n_lanes;
+	for (int i = 0; i < n && i < max; i++) {
+		snprintf(out[i].plugin, sizeof(out[i].plugin), "%s",
+		    p->lanes[i].plugin);
+		out[i].limit = p->lanes[i].limit;
+		out[i].in_flight = p->lanes[i].in_flight;
+		out[i].waiting = p->lanes[i].waiting;
+	}
+	if (hosted_workers != NULL) {
+		*hosted_workers = 0;
+		for (int i = 0; i < POOL_HOSTED_WORKERS_MAX; i++)
+			*hosted_workers += p->hw[i].pid > 0 &&
+			    !p->hw[i].dead;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
 /* Hand job to a worker and collect its answer into out. */
 static enum pool_status
 run_job(struct pool *p, const struct pool_job *job, struct pool_result *out)
@@ -717,7 +1293,7 @@ run_job(struct pool *p, const struct pool_job *job, struct pool_result *out)
 	enum pool_status st;
 	struct limits l = limits_of(p, job);
 	bool stale;
-	int fd;
+	int fd, lane;
 
 	if (job->n_refs > WIRE_MAX_REFS) {
 		snprintf(err, errlen, "too many reference images (%zu, at "
@@ -740,6 +1316,8 @@ run_job(struct pool *p, const struct pool_job *job, struct pool_result *out)
 		    "most %d)", strlen(job->prompt), WIRE_PROMPT_LEN - 1);
 		return POOL_BAD_INPUT;
 	}
+	if (job->ai && (lane = pool_model_lane(p, job->model)) > 0)
+		return hosted_run(p, lane, job, &l, out);
 	if ((fd = job_memfd(job, err, errlen)) < 0)
 		return POOL_WORKER;
 	wj = xmalloc(sizeof(*wj));
@@ -830,7 +1408,7 @@ pool_worker_report(const char *worker_path, const char *plugin_dir,
 {
 	struct pool p;
 	const char *argv[24];
-	char bufs[4][PATH_LEN];
+	char bufs[5][PATH_LEN];
 	pid_t pid;
 	int status, rc;
 
@@ -843,7 +1421,7 @@ pool_worker_report(const char *worker_path, const char *plugin_dir,
 	p.o.max_jobs = 1;
 	p.o.timeout_ms = 1000;
 	p.o.log_level = LOG_ERR;
-	worker_argv(&p, argv, bufs, false, mode);
+	worker_argv(&p, argv, bufs, false, mode, 0);
 	rc = posix_spawn(&pid, worker_path, NULL, NULL, (char *const *)argv,
 	    environ);
 	pthread_mutex_destroy(&p.lock);

@@ -1,6 +1,13 @@
 /*
  * pool.h - a pool of firesync-worker processes that run transforms.
  *
+ * Two kinds of work, neither waiting for the other's room.  A CPU look
+ * runs on one of `workers` CPU workers, one job each.  A model of a
+ * remote plugin (FIRESYNC_PLUGIN_REMOTE: a hosted model, whose call
+ * waits on a service) runs on a hosted-call worker, up to
+ * POOL_CALLS_PER_WORKER calls per process, a thread each; each remote
+ * plugin has a lane of its own holding up to its `calls` setting at once.
+ *
  * pool_transform() hands one job to an idle worker and waits for the
  * result until the deadline.  A worker that overruns it is killed; one
  * that dies (a plugin crash) is reaped and the session gets a message
@@ -74,6 +81,9 @@ enum pool_status {
 
 #define POOL_NAME_LEN	64	/* a plugin's or model's name, and NUL */
 #define POOL_MAX_REFS	8	/* reference images one job may carry */
+#define POOL_LANES_MAX	16	/* remote plugins with a lane */
+#define POOL_CALLS_PER_WORKER	16	/* calls one hosted-call worker runs */
+#define POOL_HOSTED_WORKERS_MAX	64	/* hosted-call worker processes */
 
 struct pool_result {
 	enum pool_status status;
@@ -122,6 +132,25 @@ char *pool_find_worker(void);
 /* Workers busy with a job, workers in all, and plugins the workers
  * loaded (from the first hello), for the metrics. */
 void pool_stats(struct pool *p, int *busy, int *workers, int *plugins);
+
+/*
+ * The lane model's calls run in: 0 for the CPU workers (a CPU look, or a
+ * model no plugin serves), i + 1 for remote plugin lane i.  Lanes are
+ * numbered from the first hello and never renumbered.
+ */
+int pool_model_lane(struct pool *p, const char *model);
+
+/* A remote plugin's lane, for the metrics and the claim slots. */
+struct pool_lane {
+	char plugin[POOL_NAME_LEN];
+	int limit;		/* its calls setting */
+	int in_flight;		/* calls running */
+	int waiting;		/* calls waiting for room in the lane */
+};
+/* Up to max lanes into out (lane i + 1 is out[i]); how many there are.
+ * hosted_workers, if not NULL: hosted-call worker processes running. */
+int pool_lanes(struct pool *p, struct pool_lane *out, int max,
+    int *hosted_workers);
 
 /*
  * Run the worker in a reporting mode: "--list" (what loads and why others

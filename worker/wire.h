@@ -12,7 +12,10 @@
  *   host -> worker  WIRE_JOB     + memfd: the capture, then references
  *   worker -> host  WIRE_RESULT  + memfd: the PNG (status OK only)
  *
- * A worker exits when its socket closes.
+ * A CPU worker runs one job at a time.  A hosted-call worker (started
+ * with --calls N, loading only remote plugins) takes up to N jobs at
+ * once, each on a thread of its own, and answers each as it ends: a
+ * result carries its job's tag.  A worker exits when its socket closes.
  */
 #ifndef FIRESYNC_WIRE_H
 #define FIRESYNC_WIRE_H
@@ -52,12 +55,18 @@ struct wire_header {
 	uint32_t reserved;
 };
 
+#define WIRE_MODEL_REMOTE 0x1	/* its plugin's calls wait on a remote
+				   service: run them on hosted workers */
+
 struct wire_hello {
 	struct wire_header h;
 	uint32_t n_models;
 	uint32_t n_refused;	/* plugin files refused */
 	char model[WIRE_MAX_MODELS][WIRE_NAME_LEN];
 	char plugin[WIRE_MAX_MODELS][WIRE_NAME_LEN];	/* serving model[i] */
+	uint32_t flags[WIRE_MAX_MODELS];	/* WIRE_MODEL_* */
+	uint32_t calls[WIRE_MAX_MODELS];	/* remote: the plugin's calls
+						   at once, daemon-wide */
 };
 
 #define WIRE_JOB_AI	0x1	/* run the model; otherwise passthrough */
@@ -66,6 +75,8 @@ struct wire_job {
 	struct wire_header h;
 	uint32_t flags;
 	uint32_t n_refs;
+	uint32_t tag;				/* echoed in the result */
+	uint32_t reserved;
 	uint64_t input_len;			/* at offset 0 of the memfd */
 	uint64_t ref_len[WIRE_MAX_REFS];	/* then each reference */
 	int64_t timeout_ms;
@@ -80,7 +91,7 @@ struct wire_job {
 struct wire_result {
 	struct wire_header h;
 	int32_t status;			/* enum wire_status */
-	uint32_t reserved;
+	uint32_t tag;			/* the job's */
 	uint64_t output_len;		/* PNG bytes in the memfd */
 	char plugin[WIRE_NAME_LEN];	/* who produced it, or "" */
 	char message[512];		/* why not, for the guest */

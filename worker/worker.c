@@ -20,6 +20,8 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +39,9 @@
 #include "plugins.h"
 #include "sandbox.h"
 #include "wire.h"
+
+/* The most calls one hosted-call worker runs at once. */
+#define WORKER_CALLS_MAX 64
 
 /* This worker process: its plugins and the largest result it sends. */
 struct process {
@@ -103,70 +108,188 @@ enter_sandbox(const char *dir, const struct plugin_configs *cfgs,
 	return 0;
 }
 
+/* Say hello: the models this worker serves, and of what kind. */
+static int
+hello(const struct process *w, int sock)
+{
+	struct wire_hello *hi = xcalloc(1, sizeof(*hi));
+	int rc;
+
+	wire_header_init(&hi->h, WIRE_HELLO, sizeof(*hi));
+	hi->n_refused = (uint32_t)w->plugins.n_refused;
+	for (size_t i = 0; i < w->plugins.n; i++) {
+		const struct loaded_plugin *lp = &w->plugins.v[i];
+
+		for (const char *const *m = lp->models; *m; m++) {
+			uint32_t k = hi->n_models;
+
+			if (k == WIRE_MAX_MODELS)
+				break;
+			snprintf(hi->model[k], WIRE_NAME_LEN, "%s", *m);
+			snprintf(hi->plugin[k], WIRE_NAME_LEN, "%s",
+			    lp->desc->name);
+			hi->flags[k] = lp->remote ? WIRE_MODEL_REMOTE : 0;
+			hi->calls[k] = (uint32_t)lp->calls;
+			hi->n_models++;
+		}
+	}
+	rc = wire_send(sock, hi, sizeof(*hi), -1);
+	free(hi);
+	return rc;
+}
+
+/* Run one job mapped at mem and answer it on sock (under send_lock if
+ * not NULL); false if the host is gone. */
+static bool
+answer(struct process *w, int sock, pthread_mutex_t *send_lock,
+    const struct wire_job *job, const uint8_t *mem)
+{
+	struct wire_result r;
+	uint8_t *png = NULL;
+	size_t pnglen = 0;
+	int out = -1, rc;
+
+	memset(&r, 0, sizeof(r));
+	wire_header_init(&r.h, WIRE_RESULT, sizeof(r));
+	r.tag = job->tag;
+	job_run(&w->plugins, w->max_output, job, mem, &png, &pnglen, &r);
+	if (r.status == WIRE_OK) {
+		const void *parts[1] = { png };
+		uint64_t lens[1] = { pnglen };
+
+		out = wire_memfd("firesync-result", parts, lens, 1);
+		if (out < 0)
+			job_error(&r, WIRE_INTERNAL, r.plugin, "cannot hand "
+			    "back the result: %s", strerror(-out));
+		r.output_len = pnglen;
+	}
+	free(png);
+	if (send_lock)
+		pthread_mutex_lock(send_lock);
+	rc = wire_send(sock, &r, sizeof(r), out);
+	if (send_lock)
+		pthread_mutex_unlock(send_lock);
+	if (out >= 0)
+		close(out);
+	return rc == 0;
+}
+
+/* The next job and its mapped buffer (munmap *need bytes); NULL when the
+ * host closed the socket. */
+static uint8_t *
+next_job(int sock, struct wire_job *job, size_t *need)
+{
+	uint8_t *mem;
+	int fd, rc;
+
+	rc = wire_recv(sock, job, sizeof(*job), WIRE_JOB, &fd);
+	if (rc == -EPIPE)
+		return NULL;			/* host closed: done */
+	if (rc < 0)
+		fatal("worker: bad message from the host: %s", strerror(-rc));
+	mem = job_accept(job, fd, need);
+	close(fd);
+	if (mem == NULL)
+		fatal("worker: job without a usable image buffer");
+	return mem;
+}
+
+/* A CPU worker: one job at a time. */
 static int
 serve(struct process *w, int sock)
 {
-	struct wire_hello *hello = xcalloc(1, sizeof(*hello));
 	struct wire_job *job = xmalloc(sizeof(*job));
-	struct wire_result r;
+	uint8_t *mem;
+	size_t need;
 
-	wire_header_init(&hello->h, WIRE_HELLO, sizeof(*hello));
-	hello->n_refused = (uint32_t)w->plugins.n_refused;
-	for (size_t i = 0; i < w->plugins.n; i++)
-		for (const char *const *m = w->plugins.v[i].models; *m;
-		    m++) {
-			if (hello->n_models == WIRE_MAX_MODELS)
-				break;
-			snprintf(hello->model[hello->n_models],
-			    WIRE_NAME_LEN, "%s", *m);
-			snprintf(hello->plugin[hello->n_models],
-			    WIRE_NAME_LEN, "%s", w->plugins.v[i].desc->name);
-			hello->n_models++;
-		}
-	if (wire_send(sock, hello, sizeof(*hello), -1) < 0)
+	if (hello(w, sock) < 0)
 		return 1;
-	free(hello);
+	while ((mem = next_job(sock, job, &need)) != NULL) {
+		bool ok = answer(w, sock, NULL, job, mem);
 
-	for (;;) {
-		uint8_t *png = NULL, *mem;
-		size_t pnglen = 0, need;
-		int fd, out = -1, rc;
-
-		rc = wire_recv(sock, job, sizeof(*job), WIRE_JOB, &fd);
-		if (rc == -EPIPE)
-			break;			/* host closed: done */
-		if (rc < 0)
-			fatal("worker: bad message from the host: %s",
-			    strerror(-rc));
-		mem = job_accept(job, fd, &need);
-		close(fd);
-		if (mem == NULL)
-			fatal("worker: job without a usable image buffer");
-
-		memset(&r, 0, sizeof(r));
-		wire_header_init(&r.h, WIRE_RESULT, sizeof(r));
-		job_run(&w->plugins, w->max_output, job, mem, &png, &pnglen,
-		    &r);
 		munmap(mem, need);
-		if (r.status == WIRE_OK) {
-			const void *parts[1] = { png };
-			uint64_t lens[1] = { pnglen };
-
-			out = wire_memfd("firesync-result", parts, lens, 1);
-			if (out < 0)
-				job_error(&r, WIRE_INTERNAL, r.plugin,
-				    "cannot hand back the result: %s",
-				    strerror(-out));
-			r.output_len = pnglen;
-		}
-		free(png);
-		rc = wire_send(sock, &r, sizeof(r), out);
-		if (out >= 0)
-			close(out);
-		if (rc < 0)
+		if (!ok)
 			break;
 	}
 	free(job);
+	return 0;
+}
+
+/* ---- a hosted-call worker: up to max_calls jobs at once ---- */
+
+struct calls {
+	struct process *w;
+	int sock;
+	int max;
+	pthread_mutex_t lock;		/* active; sending a result */
+	int active;
+};
+
+struct call {
+	struct calls *cs;
+	struct wire_job *job;
+	uint8_t *mem;
+	size_t need;
+};
+
+static void *
+call_main(void *arg)
+{
+	struct call *c = arg;
+	struct calls *cs = c->cs;
+
+	answer(cs->w, cs->sock, &cs->lock, c->job, c->mem);
+	munmap(c->mem, c->need);
+	free(c->job);
+	free(c);
+	pthread_mutex_lock(&cs->lock);
+	cs->active--;
+	pthread_mutex_unlock(&cs->lock);
+	return NULL;
+}
+
+static int
+serve_calls(struct process *w, int sock, int max)
+{
+	struct calls cs = { .w = w, .sock = sock, .max = max };
+	pthread_attr_t attr;
+
+	pthread_mutex_init(&cs.lock, NULL);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (hello(w, sock) < 0)
+		return 1;
+	for (;;) {
+		struct call *c = xcalloc(1, sizeof(*c));
+		pthread_t t;
+		int active;
+
+		c->cs = &cs;
+		c->job = xmalloc(sizeof(*c->job));
+		c->mem = next_job(sock, c->job, &c->need);
+		if (c->mem == NULL) {
+			free(c->job);
+			free(c);
+			break;
+		}
+		pthread_mutex_lock(&cs.lock);
+		active = ++cs.active;
+		pthread_mutex_unlock(&cs.lock);
+		if (active > max)
+			fatal("worker: the host sent call %d of at most %d",
+			    active, max);
+		if (pthread_create(&t, &attr, call_main, c) != 0)
+			fatal("worker: cannot start a thread for a call");
+	}
+	pthread_attr_destroy(&attr);
+	pthread_mutex_lock(&cs.lock);
+	if (cs.active > 0) {
+		/* the host left with calls running (it is shutting down or
+		 * gave up on them): nobody wants their answers, and their
+		 * plugin may not be unloaded under them */
+		_exit(0);
+	}
+	pthread_mutex_unlock(&cs.lock);
 	return 0;
 }
 
@@ -183,11 +306,12 @@ main(int argc, char **argv)
 		{ "announce", no_argument, NULL, 'a' },
 		{ "list", no_argument, NULL, 'L' },
 		{ "check-config", no_argument, NULL, 'C' },
+		{ "calls", required_argument, NULL, 'n' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir = NULL, *config = NULL;
-	long memory_mb = 2048, cpu_s = 0, output_mb = 256;
+	long memory_mb = 2048, cpu_s = 0, output_mb = 256, calls = 0;
 	bool announce = false, list = false, check = false;
 	struct plugin_configs cfgs;
 	struct process w;
@@ -209,6 +333,14 @@ main(int argc, char **argv)
 		case 'a': announce = true; break;
 		case 'L': list = true; break;
 		case 'C': check = true; break;
+		case 'n':
+			calls = atol(optarg);
+			if (calls < 1 || calls > WORKER_CALLS_MAX) {
+				fprintf(stderr, "firesync-worker: --calls "
+				    "1..%d\n", WORKER_CALLS_MAX);
+				return 2;
+			}
+			break;
 		case 'V':
 			printf("firesync-worker %s\n", PACKAGE_VERSION);
 			return 0;
@@ -235,14 +367,17 @@ main(int argc, char **argv)
 	}
 	memset(&w, 0, sizeof(w));
 	w.max_output = (uint64_t)output_mb << 20;
+	if (calls > 0)		/* threads share few arenas: bounded */
+		mallopt(M_ARENA_MAX, 4);
 	plugins_load(&w.plugins, dir, &cfgs, announce || list,
-	    list ? stdout : NULL);
+	    list ? stdout : NULL, calls > 0);
 	plugins_config_warnings(&w.plugins, &cfgs, announce || list,
 	    check ? stderr : NULL);
 	if (list)
 		printf("%zu plugin(s) loaded, %zu refused\n", w.plugins.n,
 		    w.plugins.n_refused);
-	rc = list || check ? 0 : serve(&w, WIRE_FD);
+	rc = list || check ? 0 : calls > 0 ? serve_calls(&w, WIRE_FD,
+	    (int)calls) : serve(&w, WIRE_FD);
 	plugins_unload(&w.plugins);
 	plugin_configs_free(&cfgs);
 	return rc;

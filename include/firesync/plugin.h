@@ -22,7 +22,10 @@
  * Threads.  Each worker process runs one transform at a time; init, every
  * transform and fini are called from the same thread.  A plugin may start
  * threads of its own inside transform() but must join them before
- * returning.
+ * returning.  A plugin whose transform mostly waits on a remote service
+ * may say so with FIRESYNC_PLUGIN_REMOTE (ABI 1.2): its calls then run
+ * many at once, each on a thread of its own, in workers apart from the
+ * CPU looks' (see `flags` below).
  *
  * Build a plugin with
  *
@@ -45,7 +48,7 @@ extern "C" {
 #endif
 
 #define FIRESYNC_PLUGIN_ABI_MAJOR 1
-#define FIRESYNC_PLUGIN_ABI_MINOR 1
+#define FIRESYNC_PLUGIN_ABI_MINOR 2
 
 /* The name of the one symbol a plugin exports. */
 #define FIRESYNC_PLUGIN_SYMBOL "firesync_plugin"
@@ -239,8 +242,27 @@ struct firesync_plugin {
 	 */
 	const char *const *(*configured_models)(void *state);
 
-	void *reserved[7];		/* zero; room for growth */
+	/*
+	 * Optional, ABI 1.2 (set abi_minor to 2 or more to have it read):
+	 * FIRESYNC_PLUGIN_* flags, or 0.
+	 */
+	uintptr_t flags;
+
+	void *reserved[6];		/* zero; room for growth */
 };
+
+/*
+ * flags: transform() spends its time waiting on a remote service (a hosted
+ * model), not on this machine's CPU.  The host then runs the plugin in
+ * workers of its own, calling transform() from several threads at once
+ * with the same state: up to [plugin.NAME] calls (default 32) across the
+ * daemon, up to 16 in one worker process.  transform() must be
+ * thread-safe (no shared scratch buffers, a connection handle per call or
+ * a locked pool of them); host->cancelled() and host->time_left_ms()
+ * answer for the calling thread's transform.  init() and fini() are still
+ * called once, from one thread, with no transform running.
+ */
+#define FIRESYNC_PLUGIN_REMOTE	0x1u
 
 /* The smallest descriptor a host of this major version accepts. */
 #define FIRESYNC_PLUGIN_MIN_SIZE \

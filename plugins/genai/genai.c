@@ -12,6 +12,7 @@
  * reply and the image are held in memory within the limits below.
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -59,8 +60,31 @@ struct genai {
 	int max_retries;
 	char *model_buf;
 	const char *models[MODELS_MAX + 1];
-	CURL *curl;			/* kept: connections are reused */
+	/* connections, TLS sessions and DNS answers shared by the calls,
+	 * which run on threads of their own (FIRESYNC_PLUGIN_REMOTE) */
+	CURLSH *share;
+	pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
+	bool locks_made;
 };
+
+static void
+share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *arg)
+{
+	struct genai *g = arg;
+
+	(void)h;
+	(void)access;
+	pthread_mutex_lock(&g->locks[data]);
+}
+
+static void
+share_unlock(CURL *h, curl_lock_data data, void *arg)
+{
+	struct genai *g = arg;
+
+	(void)h;
+	pthread_mutex_unlock(&g->locks[data]);
+}
 
 /* data as base64, straight into the buffer (it needs no JSON escaping). */
 static int
@@ -292,11 +316,22 @@ genai_init(const struct firesync_host *host,
 	if (read_key(g, key_file, err, errlen) < 0)
 		goto fail;
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());	/* jitter */
-	g->curl = curl_easy_init();
-	if (g->curl == NULL) {
+	/* once, before any call's thread exists */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+	    (g->share = curl_share_init()) == NULL) {
 		snprintf(err, errlen, "libcurl failed to start");
 		goto fail;
 	}
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&g->locks[i], NULL);
+	g->locks_made = true;
+	curl_share_setopt(g->share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(g->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(g->share, CURLSHOPT_USERDATA, g);
+	curl_share_setopt(g->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	curl_share_setopt(g->share, CURLSHOPT_SHARE,
+	    CURL_LOCK_DATA_SSL_SESSION);
+	curl_share_setopt(g->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	host->log(FIRESYNC_LOG_INFO, "serving %s via %s (timeout %lds, %ld "
 	    "retries)", models ? models : "gemini-2.5-flash-image",
 	    g->endpoint, timeout_s, retries);
@@ -322,8 +357,13 @@ genai_fini(void *state)
 
 	if (g == NULL)
 		return;
-	if (g->curl)
-		curl_easy_cleanup(g->curl);
+	if (g->share) {
+		curl_share_cleanup(g->share);
+		curl_global_cleanup();
+	}
+	if (g->locks_made)
+		for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+			pthread_mutex_destroy(&g->locks[i]);
 	/* the key does not linger in freed memory */
 	memset(g->key, 0, sizeof(g->key));
 	free(g->endpoint);
@@ -981,6 +1021,7 @@ genai_transform(void *state, const struct firesync_request *req,
 	struct buf body;
 	struct summary sum = { 0 };
 	struct call c = { .g = g };
+	CURL *curl;
 	char url[768], keyhdr[KEY_MAX + 32], curlerr[CURL_ERROR_SIZE];
 	long status = 0, backoff_ms = 500;
 	int rc = FIRESYNC_ERROR, attempt;
@@ -1003,6 +1044,12 @@ genai_transform(void *state, const struct firesync_request *req,
 		buf_free(&body);
 		return FIRESYNC_ERROR;
 	}
+	if ((curl = curl_easy_init()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		curl_slist_free_all(headers);
+		buf_free(&body);
+		return FIRESYNC_ERROR;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (attempt = 0; ; attempt++) {
 		int64_t left = g->host->time_left_ms() - 500;
@@ -1020,36 +1067,37 @@ genai_transform(void *state, const struct firesync_request *req,
 		buf_reset(&c.reply);
 		c.retry_after_s = -1;
 		curlerr[0] = '\0';
-		curl_easy_reset(g->curl);
-		curl_easy_setopt(g->curl, CURLOPT_URL, url);
-		curl_easy_setopt(g->curl, CURLOPT_PROTOCOLS_STR, "https");
-		curl_easy_setopt(g->curl, CURLOPT_HTTPHEADER, headers);
-		curl_easy_setopt(g->curl, CURLOPT_POSTFIELDS, body.p);
-		curl_easy_setopt(g->curl, CURLOPT_POSTFIELDSIZE_LARGE,
+		curl_easy_reset(curl);
+		curl_easy_setopt(curl, CURLOPT_SHARE, g->share);
+		curl_easy_setopt(curl, CURLOPT_URL, url);
+		curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.p);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
 		    (curl_off_t)body.len);
 		if (g->ca_file)
-			curl_easy_setopt(g->curl, CURLOPT_CAINFO, g->ca_file);
-		curl_easy_setopt(g->curl, CURLOPT_SSL_VERIFYPEER, 1L);
-		curl_easy_setopt(g->curl, CURLOPT_SSL_VERIFYHOST, 2L);
-		curl_easy_setopt(g->curl, CURLOPT_ACCEPT_ENCODING, "");
-		curl_easy_setopt(g->curl, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(g->curl, CURLOPT_TIMEOUT_MS, timeout);
-		curl_easy_setopt(g->curl, CURLOPT_CONNECTTIMEOUT_MS,
+			curl_easy_setopt(curl, CURLOPT_CAINFO, g->ca_file);
+		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+		curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
+		curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout);
+		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
 		    timeout < 10000 ? timeout : 10000L);
-		curl_easy_setopt(g->curl, CURLOPT_WRITEFUNCTION, buf_write);
-		curl_easy_setopt(g->curl, CURLOPT_WRITEDATA, &c.reply);
-		curl_easy_setopt(g->curl, CURLOPT_HEADERFUNCTION, on_header);
-		curl_easy_setopt(g->curl, CURLOPT_HEADERDATA, &c);
-		curl_easy_setopt(g->curl, CURLOPT_XFERINFOFUNCTION,
+		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, buf_write);
+		curl_easy_setopt(curl, CURLOPT_WRITEDATA, &c.reply);
+		curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+		curl_easy_setopt(curl, CURLOPT_HEADERDATA, &c);
+		curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION,
 		    on_progress);
-		curl_easy_setopt(g->curl, CURLOPT_XFERINFODATA, &c);
-		curl_easy_setopt(g->curl, CURLOPT_NOPROGRESS, 0L);
-		curl_easy_setopt(g->curl, CURLOPT_ERRORBUFFER, curlerr);
-		curl_easy_setopt(g->curl, CURLOPT_USERAGENT, "firesync-genai/"
+		curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &c);
+		curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curlerr);
+		curl_easy_setopt(curl, CURLOPT_USERAGENT, "firesync-genai/"
 		    PACKAGE_VERSION);
-		cc = curl_easy_perform(g->curl);
+		cc = curl_easy_perform(curl);
 		status = 0;
-		curl_easy_getinfo(g->curl, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 		if (c.cancelled) {
 			rc = FIRESYNC_CANCELLED;
 			goto out;
@@ -1127,6 +1175,7 @@ out:
 		g->host->log(FIRESYNC_LOG_WARNING, "session=%s model=%s: "
 		    "failed after %d attempt(s): %s", req->session_id,
 		    req->model, attempt + 1, err);
+	curl_easy_cleanup(curl);
 	curl_slist_free_all(headers);
 	buf_free(&body);
 	buf_free(&c.reply);
@@ -1138,7 +1187,7 @@ static const char *const default_models[] = { "gemini-2.5-flash-image",
 
 const struct firesync_plugin firesync_plugin = {
 	.abi_major = FIRESYNC_PLUGIN_ABI_MAJOR,
-	.abi_minor = 1,			/* configured_models */
+	.abi_minor = 2,			/* configured_models, flags */
 	.struct_size = sizeof(struct firesync_plugin),
 	.name = "genai",
 	.version = PACKAGE_VERSION,
@@ -1149,4 +1198,5 @@ const struct firesync_plugin firesync_plugin = {
 	.transform = genai_transform,
 	.fini = genai_fini,
 	.configured_models = genai_models,
+	.flags = FIRESYNC_PLUGIN_REMOTE,
 };

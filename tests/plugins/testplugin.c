@@ -108,6 +108,24 @@ tp_transform(void *state, const struct firesync_request *req,
 	while (!host->cancelled())
 		usleep(10000);
 	return FIRESYNC_CANCELLED;
+#elif defined(TP_REMOTE)
+	/* a hosted model's stand-in, called from many threads at once; the
+	 * prompt says what this call does: "gate PATH" waits (watching its
+	 * own deadline) until PATH exists, "segv" crashes the worker,
+	 * "hang" never returns; anything else answers at once */
+	if (strncmp(req->prompt, "gate ", 5) == 0) {
+		while (access(req->prompt + 5, F_OK) != 0) {
+			if (host->cancelled())
+				return FIRESYNC_CANCELLED;
+			usleep(5000);
+		}
+	} else if (strcmp(req->prompt, "segv") == 0) {
+		raise(SIGSEGV);
+	} else if (strcmp(req->prompt, "hang") == 0) {
+		for (;;)
+			pause();
+	}
+	return copy_pixels(req, res, 1, 0);
 #elif defined(TP_PASSTHROUGH)
 	/* one line per run: the bench and the tests count runs per session
 	 * from it; a prompt "sleep MS" makes the run take that long */
@@ -146,6 +164,8 @@ tp_transform(void *state, const struct firesync_request *req,
 #define TP_NAME "test-garbage"
 #elif defined(TP_SLOW)
 #define TP_NAME "test-slow"
+#elif defined(TP_REMOTE)
+#define TP_NAME "test-remote"
 #elif defined(TP_PASSTHROUGH)
 #define TP_NAME "test-passthrough"
 #elif defined(TP_ABI_MAJOR)
@@ -200,6 +220,9 @@ const struct firesync_plugin firesync_plugin = {
 	.init = tp_init,
 #ifndef TP_NOFIELD
 	.transform = tp_transform,
+#endif
+#ifdef TP_REMOTE
+	.flags = FIRESYNC_PLUGIN_REMOTE,
 #endif
 };
 #endif
