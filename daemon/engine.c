@@ -435,6 +435,16 @@ metrics_source(void *arg, struct metrics_source *out)
 		    (int64_t)load.lane[i + 1].queued : 0;
 		out->lanes[i].running = lanes[i].in_flight;
 		out->lanes[i].limit = lanes[i].limit;
+		out->lanes[i].allowed = lanes[i].allowed;
+		out->lanes[i].circuit_open = lanes[i].circuit_open;
+		out->lanes[i].paused_s = (double)lanes[i].paused_ms / 1000.0;
+		out->lanes[i].ok = lanes[i].n.ok;
+		out->lanes[i].rate_limited = lanes[i].n.rate_limited;
+		out->lanes[i].unavailable = lanes[i].n.unavailable;
+		out->lanes[i].failed = lanes[i].n.failed;
+		out->lanes[i].turned_away = lanes[i].n.turned_away;
+		out->lanes[i].circuit_opened = lanes[i].n.circuit_opened;
+		out->lanes[i].fallbacks = lanes[i].n.fallbacks;
 	}
 	out->cpu_queued = (int64_t)load.lane[0].queued;
 	out->hosted_workers = hosted;

@@ -36,6 +36,8 @@ static const char *const reason_names[REASON_N] = {
 	[REASON_CRASH] = "crash",
 	[REASON_WORKER] = "worker",
 	[REASON_INTERRUPTED] = "interrupted",
+	[REASON_UNAVAILABLE] = "unavailable",
+	[REASON_BUDGET] = "budget",
 };
 
 /* Upper bounds, seconds; +Inf is implied. */
@@ -80,6 +82,20 @@ static struct {
 	    1];
 	struct histogram latency, commit;
 	struct histogram transform[METRICS_MAX_NAMES + 1];
+	/* hosted calls, by model and by event */
+	struct names events;
+	uint64_t requests[METRICS_MAX_NAMES + 1];
+	uint64_t tokens_in[METRICS_MAX_NAMES + 1];
+	uint64_t tokens_out[METRICS_MAX_NAMES + 1];
+	uint64_t images[METRICS_MAX_NAMES + 1];
+	uint64_t fallbacks[METRICS_MAX_NAMES + 1];
+	uint64_t ev_requests[METRICS_MAX_NAMES + 1];
+	uint64_t ev_images[METRICS_MAX_NAMES + 1];
+	uint64_t ev_fallbacks[METRICS_MAX_NAMES + 1];
+	double ev_spend[METRICS_MAX_NAMES + 1];
+	int64_t ev_count[METRICS_MAX_NAMES + 1], ev_limit[METRICS_MAX_NAMES +
+	    1];
+	bool priced;			/* a call had a price */
 	struct minute window[WINDOW_MIN];
 	void (*source)(void *, struct metrics_source *);
 	void *source_arg;
@@ -219,6 +235,45 @@ metrics_commit(double seconds)
 }
 
 void
+metrics_hosted(const char *model, const char *event, int requests,
+    uint64_t input_tokens, uint64_t output_tokens, bool image, bool fallback,
+    double price)
+{
+	size_t i, e;
+
+	pthread_mutex_lock(&m.lock);
+	i = name_index(&m.models, model);
+	e = name_index(&m.events, event);
+	m.requests[i] += (uint64_t)(requests > 0 ? requests : 0);
+	m.tokens_in[i] += input_tokens;
+	m.tokens_out[i] += output_tokens;
+	m.images[i] += image;
+	m.fallbacks[i] += fallback;
+	m.ev_requests[e] += (uint64_t)(requests > 0 ? requests : 0);
+	m.ev_images[e] += image;
+	m.ev_fallbacks[e] += fallback;
+	/* providers bill the images they make */
+	if (price >= 0) {
+		m.priced = true;
+		if (image)
+			m.ev_spend[e] += price;
+	}
+	pthread_mutex_unlock(&m.lock);
+}
+
+void
+metrics_budget(const char *event, int64_t count, int64_t limit)
+{
+	size_t e;
+
+	pthread_mutex_lock(&m.lock);
+	e = name_index(&m.events, event);
+	m.ev_count[e] = count;
+	m.ev_limit[e] = limit;
+	pthread_mutex_unlock(&m.lock);
+}
+
+void
 metrics_worker_crash(const char *plugin)
 {
 	pthread_mutex_lock(&m.lock);
@@ -271,6 +326,61 @@ family(struct out *o, const char *name, const char *type, const char *help)
 }
 
 enum work_what { WORK_QUEUED, WORK_RUNNING, WORK_LIMIT };
+
+/* The one view of each hosted service its calls share. */
+static void
+provider_families(struct out *o, const struct metrics_source *src)
+{
+	int n = src->n_lanes < METRICS_LANES ? src->n_lanes : METRICS_LANES;
+
+	family(o, "firesync_provider_requests_total", "counter",
+	    "Requests to each remote plugin's service, by how it answered.");
+	for (int i = 0; i < n; i++) {
+		static const char *const what[] = { "ok", "rate_limited",
+		    "unavailable", "failed" };
+		const uint64_t v[] = { src->lanes[i].ok,
+		    src->lanes[i].rate_limited, src->lanes[i].unavailable,
+		    src->lanes[i].failed };
+
+		for (size_t k = 0; k < 4; k++)
+			put(o, "firesync_provider_requests_total{plugin=\"%s\","
+			    "outcome=\"%s\"} %" PRIu64 "\n",
+			    src->lanes[i].plugin, what[k], v[k]);
+	}
+	family(o, "firesync_provider_turned_away_total", "counter",
+	    "Calls not sent: the service's circuit was open, or it asked for "
+	    "a pause past the call's deadline.");
+	family(o, "firesync_provider_circuit_opened_total", "counter",
+	    "Times the service failed often enough in a row to open its "
+	    "circuit.");
+	family(o, "firesync_provider_fallbacks_total", "counter",
+	    "Guests given the plugin's fallback look after a failed call.");
+	family(o, "firesync_provider_circuit_open", "gauge",
+	    "1 while the service's circuit is open (calls turned away but "
+	    "for a probe every 5 s).");
+	family(o, "firesync_provider_allowed_calls", "gauge",
+	    "Calls the service is allowed at once now: its calls setting, "
+	    "halved by each 429, one back with each answer.");
+	family(o, "firesync_provider_paused_seconds", "gauge",
+	    "Seconds before the next call may start (Retry-After or "
+	    "backoff).");
+	for (int i = 0; i < n; i++) {
+		const char *pl = src->lanes[i].plugin;
+
+		put(o, "firesync_provider_turned_away_total{plugin=\"%s\"} %"
+		    PRIu64 "\n", pl, src->lanes[i].turned_away);
+		put(o, "firesync_provider_circuit_opened_total{plugin=\"%s\"} %"
+		    PRIu64 "\n", pl, src->lanes[i].circuit_opened);
+		put(o, "firesync_provider_fallbacks_total{plugin=\"%s\"} %"
+		    PRIu64 "\n", pl, src->lanes[i].fallbacks);
+		put(o, "firesync_provider_circuit_open{plugin=\"%s\"} %d\n",
+		    pl, src->lanes[i].circuit_open ? 1 : 0);
+		put(o, "firesync_provider_allowed_calls{plugin=\"%s\"} %"
+		    PRId64 "\n", pl, src->lanes[i].allowed);
+		put(o, "firesync_provider_paused_seconds{plugin=\"%s\"} %.3f\n",
+		    pl, src->lanes[i].paused_s);
+	}
+}
 
 /* One gauge of the work by kind: the CPU looks', then each hosted
  * plugin's. */
@@ -484,6 +594,68 @@ metrics_render(size_t *len)
 		    PRIu64 "\n", name_at(&m.plugins, i), m.timeouts[i]);
 	}
 
+	family(&o, "firesync_hosted_requests_total", "counter",
+	    "Requests sent to hosted models' services, retries included, by "
+	    "model.");
+	family(&o, "firesync_hosted_images_total", "counter",
+	    "Images hosted models made, by model.");
+	family(&o, "firesync_hosted_fallbacks_total", "counter",
+	    "Guests given the fallback look instead of a hosted model's "
+	    "image, by model.");
+	family(&o, "firesync_hosted_tokens_total", "counter",
+	    "Tokens the services reported using, by model and direction.");
+	for (size_t i = 0; i <= METRICS_MAX_NAMES; i++) {
+		const char *name = name_at(&m.models, i);
+
+		if (!m.requests[i] && !m.fallbacks[i])
+			continue;
+		put(&o, "firesync_hosted_requests_total{model=\"%s\"} %"
+		    PRIu64 "\n", name, m.requests[i]);
+		put(&o, "firesync_hosted_images_total{model=\"%s\"} %"
+		    PRIu64 "\n", name, m.images[i]);
+		put(&o, "firesync_hosted_fallbacks_total{model=\"%s\"} %"
+		    PRIu64 "\n", name, m.fallbacks[i]);
+		put(&o, "firesync_hosted_tokens_total{model=\"%s\","
+		    "direction=\"input\"} %" PRIu64 "\n", name,
+		    m.tokens_in[i]);
+		put(&o, "firesync_hosted_tokens_total{model=\"%s\","
+		    "direction=\"output\"} %" PRIu64 "\n", name,
+		    m.tokens_out[i]);
+	}
+	family(&o, "firesync_event_hosted_requests_total", "counter",
+	    "Requests sent to hosted models' services for each event's "
+	    "guests, by this daemon.");
+	family(&o, "firesync_event_hosted_images_total", "counter",
+	    "Images hosted models made for each event's guests.");
+	family(&o, "firesync_event_fallbacks_total", "counter",
+	    "Each event's guests given the fallback look.");
+	family(&o, "firesync_event_spend_usd", "counter",
+	    "Estimated spend on hosted models for each event: images made "
+	    "times [hosted] prices (only when prices are set).");
+	for (size_t i = 0; i <= METRICS_MAX_NAMES; i++) {
+		const char *name = name_at(&m.events, i);
+
+		if (!m.ev_requests[i] && !m.ev_fallbacks[i])
+			continue;
+		put(&o, "firesync_event_hosted_requests_total{event=\"%s\"} %"
+		    PRIu64 "\n", name, m.ev_requests[i]);
+		put(&o, "firesync_event_hosted_images_total{event=\"%s\"} %"
+		    PRIu64 "\n", name, m.ev_images[i]);
+		put(&o, "firesync_event_fallbacks_total{event=\"%s\"} %"
+		    PRIu64 "\n", name, m.ev_fallbacks[i]);
+		if (m.priced)
+			put(&o, "firesync_event_spend_usd{event=\"%s\"} %.4f\n",
+			    name, m.ev_spend[i]);
+	}
+	family(&o, "firesync_event_budget_used_ratio", "gauge",
+	    "Each limited event's hosted calls, all daemons together, of its "
+	    "[hosted] limit, as last counted here.");
+	for (size_t i = 0; i <= METRICS_MAX_NAMES; i++)
+		if (m.ev_limit[i] > 0)
+			put(&o, "firesync_event_budget_used_ratio{event=\"%s\"} "
+			    "%.4f\n", name_at(&m.events, i),
+			    (double)m.ev_count[i] / (double)m.ev_limit[i]);
+
 	/* the last hour, for firesyncctl status */
 	for (int k = 0; k < WINDOW_MIN; k++) {
 		const struct minute *s = &m.window[k];
@@ -547,6 +719,7 @@ metrics_render(size_t *len)
 	work_gauge(&o, &src, WORK_LIMIT, "firesync_work_limit",
 	    "Transforms that may run at once, by kind of work and plugin: "
 	    "workers, and each remote plugin's calls setting.");
+	provider_families(&o, &src);
 	family(&o, "firesync_hosted_workers", "gauge",
 	    "Hosted-call worker processes running (each runs up to 16 "
 	    "calls).");

@@ -37,6 +37,9 @@ enum metrics_reason {
 	REASON_CRASH,			/* the worker died */
 	REASON_WORKER,			/* the worker could not be reached */
 	REASON_INTERRUPTED,		/* out of attempts after interruptions */
+	REASON_UNAVAILABLE,		/* the hosted service turned the call
+					   away (circuit open, paused) */
+	REASON_BUDGET,			/* the event's hosted-call limit */
 	REASON_N
 };
 
@@ -53,6 +56,12 @@ struct metrics_source {
 		int64_t queued;		/* sessions queued for its lane */
 		int64_t running;	/* calls in flight */
 		int64_t limit;		/* its calls setting */
+		int64_t allowed;	/* calls at once now */
+		bool circuit_open;
+		double paused_s;	/* no call starts for this long */
+		/* the service's answers */
+		uint64_t ok, rate_limited, unavailable, failed;
+		uint64_t turned_away, circuit_opened, fallbacks;
 	} lanes[METRICS_LANES];		/* remote plugins (hosted calls) */
 	int n_lanes;
 	int64_t hosted_workers;		/* hosted-call worker processes */
@@ -78,6 +87,18 @@ void metrics_session_error(const char *model, enum metrics_reason reason);
 void metrics_transform(const char *model, double seconds);
 /* A Firestore commit's round trip (claims and finishes). */
 void metrics_commit(double seconds);
+/*
+ * A session's hosted call to model for event: requests sent to the
+ * service (retries included), the tokens it reported, whether it made the
+ * image (image) or the guest got the fallback look (fallback), and the
+ * price of one call of model (USD; < 0: none set) for the spend estimate.
+ */
+void metrics_hosted(const char *model, const char *event, int requests,
+    uint64_t input_tokens, uint64_t output_tokens, bool image, bool fallback,
+    double price);
+/* An event's hosted-call count as a call took its unit (or was turned
+ * away), of its limit. */
+void metrics_budget(const char *event, int64_t count, int64_t limit);
 /* A worker that crashed or was killed at the deadline, by plugin. */
 void metrics_worker_crash(const char *plugin);
 void metrics_worker_timeout(const char *plugin);

@@ -50,6 +50,8 @@ enum kind {
 	K_EVENTS,	/* comma-separated event ids */
 	K_URLKIND,	/* firebase|public */
 	K_PREFIXES,	/* comma-separated storage path prefixes */
+	K_LIMITS,	/* comma-separated EVENT:N */
+	K_PRICES,	/* comma-separated MODEL:USD */
 };
 
 struct setting {
@@ -143,6 +145,13 @@ static const struct setting settings[] = {
 	{ "transform-timeout", "plugins", "transform-timeout", K_INT,
 	  O(transform_timeout_s), 1, 3600,
 	  "deadline of one transform in seconds (default 45)", LIVE },
+	{ "event-limit", "hosted", "event-limit", K_INT, O(event_limit), 0,
+	  1000000000, "hosted-model calls per event, all daemons together "
+	  "(default 0: no limit)", LIVE },
+	{ "event-limits", "hosted", "event-limits", K_LIMITS, O(event_limits),
+	  0, 0, "other limits for these events", LIVE },
+	{ "prices", "hosted", "prices", K_PRICES, O(prices), 0, 0,
+	  "what one call of each model costs, for the spend estimate", LIVE },
 	{ "recovery-margin", "plugins", "recovery-margin", K_INT,
 	  O(recovery_margin_s), 0, 3600,
 	  "re-run sessions 'transforming' for timeout + SECS (default 15)",
@@ -203,7 +212,8 @@ set_str(char **dst, const char *v)
 	*dst = v ? xstrdup(v) : NULL;
 }
 
-/* ---- list settings (K_EVENTS, K_PREFIXES): strings and a count ---- */
+/* ---- list settings (K_EVENTS, K_PREFIXES, K_LIMITS, K_PRICES): strings
+ * and a count ---- */
 
 struct list {
 	char ***v;
@@ -214,8 +224,17 @@ struct list {
 static struct list
 list_of(enum kind k, struct options *o)
 {
-	return k == K_EVENTS ? (struct list){ &o->events, &o->n_events } :
-	    (struct list){ &o->reference_prefixes, &o->n_reference_prefixes };
+	switch (k) {
+	case K_EVENTS:
+		return (struct list){ &o->events, &o->n_events };
+	case K_LIMITS:
+		return (struct list){ &o->event_limits, &o->n_event_limits };
+	case K_PRICES:
+		return (struct list){ &o->prices, &o->n_prices };
+	default:
+		return (struct list){ &o->reference_prefixes,
+		    &o->n_reference_prefixes };
+	}
 }
 
 static void
@@ -336,6 +355,36 @@ apply(struct options *o, const struct setting *s, const char *value,
 		free(copy);
 		if (why == NULL && o->n_reference_prefixes == 0)
 			why = "lists no prefix";
+		return why;
+	}
+	case K_LIMITS:
+	case K_PRICES: {
+		char *copy = xstrdup(value), *tok, *save = NULL;
+		const char *why = NULL;
+
+		list_clear(list_of(s->kind, o));
+		for (tok = strtok_r(copy, ", \t", &save); tok && !why;
+		    tok = strtok_r(NULL, ", \t", &save)) {
+			char *colon = strrchr(tok, ':'), *e;
+			double v;
+
+			errno = 0;
+			v = colon ? strtod(colon + 1, &e) : -1;
+			if (colon == NULL || colon == tok || errno ||
+			    e == colon + 1 || *e != '\0' || v < 0 ||
+			    (s->kind == K_LIMITS && (v != (double)(long)v ||
+			    v > 1000000000)) || v > 1e9 ||
+			    strchr(tok, '/') != NULL) {
+				snprintf(buf, len, "'%.64s': give %s", tok,
+				    s->kind == K_LIMITS ? "EVENT:CALLS, a "
+				    "whole number" : "MODEL:USD, a price per "
+				    "call");
+				why = buf;
+			} else {
+				list_add(list_of(s->kind, o), xstrdup(tok));
+			}
+		}
+		free(copy);
 		return why;
 	}
 	case K_EVENTS: {
@@ -481,6 +530,8 @@ usage(FILE *out)
 		snprintf(left, sizeof(left), "--%s %s", settings[i].flag,
 		    settings[i].kind == K_STR || settings[i].kind == K_EVENTS ||
 		    settings[i].kind == K_PREFIXES ? "VALUE" :
+		    settings[i].kind == K_LIMITS ? "EVENT:N,..." :
+		    settings[i].kind == K_PRICES ? "MODEL:USD,..." :
 		    settings[i].kind == K_LEVEL ||
 		    settings[i].kind == K_FORMAT ||
 		    settings[i].kind == K_BACKEND ||
@@ -776,7 +827,9 @@ differs(const struct setting *s, const struct options *a,
 		return (x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0);
 	}
 	case K_EVENTS:
-	case K_PREFIXES: {
+	case K_PREFIXES:
+	case K_LIMITS:
+	case K_PRICES: {
 		struct list x = list_of(s->kind, (struct options *)a);
 		struct list y = list_of(s->kind, (struct options *)b);
 
@@ -820,7 +873,9 @@ copy_setting(const struct setting *s, struct options *dst,
 		break;
 	}
 	case K_EVENTS:
-	case K_PREFIXES: {
+	case K_PREFIXES:
+	case K_LIMITS:
+	case K_PRICES: {
 		struct list d = list_of(s->kind, dst);
 		struct list from = list_of(s->kind, (struct options *)src);
 
@@ -913,7 +968,39 @@ options_clear(struct options *o)
 	free(o->storage_ca_file);
 	free(o->storage_emulator);
 	list_clear(list_of(K_PREFIXES, o));
+	list_clear(list_of(K_LIMITS, o));
+	list_clear(list_of(K_PRICES, o));
 	free(o->plugin_dir);
 	free(o->metrics_listen);
 	memset(o, 0, sizeof(*o));
+}
+
+/* The value of name in a NAME:VALUE list, or -1. */
+static double
+pair_value(char *const *v, size_t n, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; name && i < n; i++) {
+		const char *colon = strrchr(v[i], ':');
+
+		if (colon != NULL && (size_t)(colon - v[i]) == len &&
+		    strncmp(v[i], name, len) == 0)
+			return strtod(colon + 1, NULL);
+	}
+	return -1;
+}
+
+int64_t
+options_event_limit(const struct options *o, const char *event)
+{
+	double v = pair_value(o->event_limits, o->n_event_limits, event);
+
+	return v >= 0 ? (int64_t)v : o->event_limit;
+}
+
+double
+options_price(const struct options *o, const char *model)
+{
+	return pair_value(o->prices, o->n_prices, model);
 }

@@ -52,6 +52,11 @@ struct options {
 	size_t n_reference_prefixes;
 	char *plugin_dir;
 	char *metrics_listen;	/* HOST:PORT or a socket path; NULL: off */
+	int event_limit;	/* hosted calls per event; 0: no limit */
+	char **event_limits;	/* "EVENT:N": other limits */
+	size_t n_event_limits;
+	char **prices;		/* "MODEL:USD": a call's price */
+	size_t n_prices;
 	int workers;
 	int transform_timeout_s;
 	int recovery_margin_s;	/* "transforming" older than timeout+margin
@@ -119,5 +124,10 @@ struct settings *settings_new(struct options *o, unsigned generation);
 struct settings *settings_hold(struct settings *s);
 /* Drop a reference; the last frees the set.  NULL is a no-op. */
 void settings_drop(struct settings *s);
+
+/* Hosted-model calls event may make, all daemons together; 0: no limit. */
+int64_t options_event_limit(const struct options *o, const char *event);
+/* What one call of model costs in USD, or -1 if no price is set. */
+double options_price(const struct options *o, const char *model);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "alloc.h"
 #include "backoff.h"
+#include "budget.h"
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
@@ -562,7 +563,47 @@ reason_of(enum pool_status st)
 	case POOL_BAD_RESULT: return REASON_BAD_RESULT;
 	case POOL_TIMEOUT: return REASON_TIMEOUT;
 	case POOL_CRASH: return REASON_CRASH;
+	case POOL_UNAVAILABLE: return REASON_UNAVAILABLE;
 	default: return REASON_WORKER;
+	}
+}
+
+/*
+ * A hosted call's unit of the event's limit ([hosted] event-limit): NULL
+ * if the call may go (*taken: a unit was taken for it), or why not, for
+ * the guest.
+ */
+static const char *
+take_budget(struct run *r, const char *model, bool *taken)
+{
+	int64_t limit = options_event_limit(r->opt, r->s->event_id), count = 0;
+	struct fs_status st;
+
+	*taken = false;
+	if (limit <= 0)
+		return NULL;
+	switch (budget_take(r->p->fs, r->s->event_id, limit, &count, &st)) {
+	case BUDGET_OK:
+		*taken = true;
+		metrics_budget(r->s->event_id, count, limit);
+		log_debug("session=%s event=%s model=%s: hosted call %" PRId64
+		    " of the event's %" PRId64, r->s->session_id,
+		    r->s->event_id, model, count, limit);
+		return NULL;
+	case BUDGET_SPENT:
+		metrics_budget(r->s->event_id, count, limit);
+		log_notice("session=%s event=%s model=%s: the event's limit of "
+		    "%" PRId64 " hosted calls is reached ([hosted] "
+		    "event-limit(s)); no call made", r->s->session_id,
+		    r->s->event_id, model, limit);
+		return BUDGET_SPENT_MESSAGE;
+	default:
+		log_warn("session=%s event=%s model=%s: the event's hosted-call "
+		    "count could not be read (%s: %s); no call made",
+		    r->s->session_id, r->s->event_id, model,
+		    fs_status_name(&st), st.message);
+		return "this event's AI limit could not be checked; please "
+		    "try again";
 	}
 }
 
@@ -588,16 +629,51 @@ transform(struct run *r, const struct prepared *o, struct pool_result *out)
 		.timeout_ms = (int64_t)r->opt->transform_timeout_s * 1000,
 		.max_pixels = r->opt->max_pixels,
 	};
-	const char *plugin;
+	const char *plugin, *spent = NULL;
+	char fb[POOL_NAME_LEN];
+	bool hosted = x->ai_enabled &&
+	    pool_model_lane(r->p->pool, x->model) > 0, taken = false;
 	int64_t t0;
 
+	if (hosted)
+		spent = take_budget(r, x->model, &taken);
 	t0 = now_mono_ms();
-	pool_transform(r->p->pool, &job, out);
+	if (spent == NULL) {
+		pool_transform(r->p->pool, &job, out);
+	} else if (pool_fallback_for(r->p->pool, x->model, fb, sizeof(fb))) {
+		/* no call: the fallback look straight away */
+		job.model = fb;
+		job.no_fallback = true;
+		pool_transform(r->p->pool, &job, out);
+		if (out->status == POOL_OK) {
+			out->fallback = true;
+			snprintf(out->fallback_why, sizeof(out->fallback_why),
+			    "%s", spent);
+		}
+	} else {
+		memset(out, 0, sizeof(*out));
+		out->status = POOL_UNAVAILABLE;
+		snprintf(out->message, sizeof(out->message), "%s", spent);
+	}
+	if (taken && out->requests == 0)
+		budget_give_back(r->p->fs, r->s->event_id);	/* never sent */
+	if (hosted)
+		metrics_hosted(x->model, r->s->event_id, out->requests,
+		    out->input_tokens, out->output_tokens, out->status ==
+		    POOL_OK && !out->fallback, out->fallback,
+		    options_price(r->opt, x->model));
+	if (out->fallback)
+		log_notice("session=%s event=%s model=%s: %s; the guest gets "
+		    "the fallback look %s instead", r->s->session_id,
+		    r->s->event_id, x->model, out->fallback_why, out->model);
 	metrics_transform(r->model, (double)(now_mono_ms() - t0) / 1000.0);
 	plugin = *out->plugin ? out->plugin : x->ai_enabled ? "-" : "none";
 	if (*out->plugin)
 		snprintf(r->plugin, sizeof(r->plugin), "%s", out->plugin);
-	r->reason = reason_of(out->status);
+	r->reason = spent != NULL && !out->fallback &&
+	    out->status == POOL_UNAVAILABLE ? (strcmp(spent,
+	    BUDGET_SPENT_MESSAGE) == 0 ? REASON_BUDGET : REASON_UNAVAILABLE) :
+	    reason_of(out->status);
 	if (out->status == POOL_CRASH)
 		metrics_worker_crash(plugin);
 	else if (out->status == POOL_TIMEOUT)

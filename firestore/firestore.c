@@ -921,6 +921,50 @@ update_write(const char *name, const FsTimestamp *version, FsValue *map,
 	return w;
 }
 
+enum fs_kind
+fs_increment(struct fs_client *c, const char *name, const char *field,
+    int64_t by, int64_t timeout_ms, int64_t *after, struct fs_status *st)
+{
+	FsWrite *w = xcalloc(1, sizeof(*w));
+	Google__Firestore__V1__DocumentMask *m = xcalloc(1, sizeof(*m));
+	Google__Firestore__V1__DocumentTransform__FieldTransform *t =
+	    xcalloc(1, sizeof(*t));
+	FsCommitResponse *resp = NULL;
+	const FsValue *v;
+
+	google__firestore__v1__write__init(w);
+	google__firestore__v1__document_mask__init(m);
+	google__firestore__v1__document_transform__field_transform__init(t);
+	/* an update of no field (an empty mask) that creates the document if
+	 * need be, and the increment, applied atomically by the server */
+	t->field_path = xstrdup(field);
+	t->transform_type_case = GOOGLE__FIRESTORE__V1__DOCUMENT_TRANSFORM__FIELD_TRANSFORM__TRANSFORM_TYPE_INCREMENT;
+	t->increment = value_int(by);
+	w->operation_case = GOOGLE__FIRESTORE__V1__WRITE__OPERATION_UPDATE;
+	w->update = value_map_to_doc(value_map(), name);
+	w->update_mask = m;
+	w->n_update_transforms = 1;
+	w->update_transforms = xcalloc(1, sizeof(*w->update_transforms));
+	w->update_transforms[0] = t;
+	fs_commit(c, &w, 1, timeout_ms, &resp, st);
+	google__firestore__v1__write__free_unpacked(w, NULL);
+	if (st->kind != FS_OK)
+		return st->kind;
+	v = resp->n_write_results > 0 &&
+	    resp->write_results[0]->n_transform_results > 0 ?
+	    resp->write_results[0]->transform_results[0] : NULL;
+	if (v == NULL || v->value_type_case !=
+	    GOOGLE__FIRESTORE__V1__VALUE__VALUE_TYPE_INTEGER_VALUE) {
+		st->kind = FS_FAILED;
+		snprintf(st->message, sizeof(st->message), "the increment of "
+		    "%s came back without its value", field);
+	} else if (after != NULL) {
+		*after = v->integer_value;
+	}
+	google__firestore__v1__commit_response__free_unpacked(resp, NULL);
+	return st->kind;
+}
+
 struct fs_call *
 fs_update_start(struct fs_client *c, const char *name,
     const FsTimestamp *version, FsValue *map, const char *const *mask,

@@ -116,6 +116,15 @@ enum fs_kind fs_commit(struct fs_client *c, FsWrite **writes, size_t n,
     int64_t timeout_ms, FsCommitResponse **resp, struct fs_status *st);
 
 /*
+ * Add by to the integer field of the document name (created if missing),
+ * atomically on the server; on FS_OK, *after (if not NULL) is its value
+ * after this increment: two callers never see the same one.
+ */
+enum fs_kind fs_increment(struct fs_client *c, const char *name,
+    const char *field, int64_t by, int64_t timeout_ms, int64_t *after,
+    struct fs_status *st);
+
+/*
  * One update of the document name: the fields of map (consumed) named in
  * mask are set, and those named but absent from map deleted, only if the
  * document's update_time is still version.  On FS_OK, w (if not NULL)

@@ -195,10 +195,11 @@ answer_image(int fd, const struct image *photo, const char *ratio)
 	b64 = base64(png, len);
 	free(png);
 	j = json_pack("{s:[{s:{s:[{s:s},{s:{s:s,s:s}}],s:s},s:s,s:i}],"
-	    "s:{s:i}}", "candidates", "content", "parts", "text",
+	    "s:{s:i,s:i}}", "candidates", "content", "parts", "text",
 	    "Here is your portrait.", "inlineData", "mimeType", "image/png",
 	    "data", b64, "role", "model", "finishReason", "STOP", "index", 0,
-	    "usageMetadata", "totalTokenCount", 1290);
+	    "usageMetadata", "promptTokenCount", 1300, "candidatesTokenCount",
+	    1290);
 	free(b64);
 	body = json_dumps(j, JSON_COMPACT);
 	reply(fd, 200, "application/json", body);
@@ -371,6 +372,52 @@ answer(int fd, const char *model, const char *body, size_t len, FILE *log)
 	json_decref(j);
 }
 
+/*
+ * The service's mode (gemini_mode): "503" answers 503 to everything,
+ * "429" answers 429; "503 N" and "429 N" with Retry-After: N.  True if
+ * it answered so.
+ */
+static bool
+outage(int fd, FILE *log)
+{
+	char mode[32] = "", path[200];
+	FILE *f;
+	int status = 0, after = 0;
+
+	snprintf(path, sizeof(path), "%s.mode", gate_path);
+	if ((f = fopen(path, "r")) == NULL)
+		return false;
+	if (fgets(mode, sizeof(mode), f) == NULL)
+		mode[0] = '\0';
+	fclose(f);
+	if (sscanf(mode, "%d %d", &status, &after) < 1 || (status != 503 &&
+	    status != 429))
+		return false;
+	fprintf(log, " -> %d (mode)\n", status);
+	if (after > 0) {
+		char head[256];
+		const char *body = status == 429 ? "{\"error\":{\"code\":429,"
+		    "\"message\":\"Resource has been exhausted (e.g. check "
+		    "quota).\",\"status\":\"RESOURCE_EXHAUSTED\"}}" :
+		    "{\"error\":{\"code\":503,\"message\":\"The service is "
+		    "currently unavailable.\",\"status\":\"UNAVAILABLE\"}}";
+
+		snprintf(head, sizeof(head), "HTTP/1.1 %d X\r\nContent-Type: "
+		    "application/json\r\nRetry-After: %d\r\nContent-Length: "
+		    "%zu\r\nConnection: close\r\n\r\n", status, after,
+		    strlen(body));
+		send_all(fd, head, strlen(head));
+		send_all(fd, body, strlen(body));
+	} else if (status == 429) {
+		reply_error(fd, 429, "RESOURCE_EXHAUSTED", "Resource has been "
+		    "exhausted (e.g. check quota).", NULL);
+	} else {
+		reply_error(fd, 503, "UNAVAILABLE", "The service is currently "
+		    "unavailable.", NULL);
+	}
+	return true;
+}
+
 static void
 serve(int fd, const char *key, FILE *log, int now_in_flight)
 {
@@ -434,6 +481,8 @@ serve(int fd, const char *key, FILE *log, int now_in_flight)
 		fprintf(log, " -> 400 (key)\n");
 		reply_error(fd, 400, "INVALID_ARGUMENT", "API key not valid. "
 		    "Please pass a valid API key.", "API_KEY_INVALID");
+	} else if (outage(fd, log)) {
+		/* the whole service is down or rationing: see gemini_mode */
 	} else if (strcmp(model, "no-such-model") == 0) {
 		fprintf(log, " -> 404\n");
 		reply_error(fd, 404, "NOT_FOUND", "models/no-such-model is not "
@@ -581,4 +630,23 @@ gemini_open_gate(const struct gemini *g)
 	snprintf(path, sizeof(path), "%s/gate", g->nx.dir);
 	if ((f = fopen(path, "w")) != NULL)
 		fclose(f);
+}
+
+void
+gemini_mode(const struct gemini *g, const char *mode)
+{
+	char path[200], tmp[220];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/gate.mode", g->nx.dir);
+	if (mode == NULL) {
+		unlink(path);
+		return;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((f = fopen(tmp, "w")) != NULL) {
+		fputs(mode, f);
+		fclose(f);
+		rename(tmp, path);	/* whole, for the next request */
+	}
 }

@@ -50,6 +50,11 @@ int gemini_start_slow(struct gemini *g, const char *key, int latency_ms);
 int gemini_peak(const struct gemini *g);
 /* Let every [gate] request, held or to come, be answered. */
 void gemini_open_gate(const struct gemini *g);
+/* How the whole service answers from the next request on: "503" (an
+ * outage), "429" (rate limited), "503 N" or "429 N" (with Retry-After:
+ * N); NULL:
+ * normally again.  Such answers are logged "-> 503 (mode)". */
+void gemini_mode(const struct gemini *g, const char *mode);
 void gemini_stop(struct gemini *g);
 /* Requests logged so far whose line holds needle, e.g. "images=3". */
 int gemini_count(const struct gemini *g, const char *needle);

@@ -928,6 +928,45 @@ fair_all_ready(struct ctx *t, int n, const char *const *others)
 	}
 }
 
+/*
+ * Where ss was in the order the daemon took its sessions for a claim
+ * (from 0), -1 if never.  Claims in flight together land in any order,
+ * so the take is read off each claim's debug line: its time less the
+ * claim's round trip.
+ */
+static int
+take_position(const char *log, const char *ss)
+{
+	FILE *f = fopen(log, "r");
+	char line[4096], id[128], want[160];
+	int64_t mine = -1, t[256];
+	int n = 0, at = 0;
+
+	ck_assert_ptr_nonnull(f);
+	snprintf(want, sizeof(want), "%s", ss);
+	while (fgets(line, sizeof(line), f) && n < 256) {
+		int hh, mm, ss_, ms;
+		long q, c;
+		const char *p = strstr(line, " session=");
+
+		if (p == NULL || strstr(line, ", claimed in ") == NULL ||
+		    sscanf(line, "%*10sT%d:%d:%d.%dZ", &hh, &mm, &ss_, &ms) != 4 ||
+		    sscanf(p, " session=%127s event=%*s queued %ld ms, claimed "
+		    "in %ld ms", id, &q, &c) != 3)
+			continue;
+		t[n] = ((int64_t)hh * 3600 + mm * 60 + ss_) * 1000 + ms - c;
+		if (strcmp(id, want) == 0)
+			mine = t[n];
+		n++;
+	}
+	fclose(f);
+	if (mine < 0)
+		return -1;
+	for (int i = 0; i < n; i++)
+		at += t[i] < mine;
+	return at;
+}
+
 /* Each of the three others[] was claimed lo-th to hi-th (from 0). */
 static void
 fair_claims_within(struct ctx *t, const char *const *others, int lo, int hi)
@@ -2277,44 +2316,77 @@ gauge_falls_to(int port, const char *series, double want)
 	"plugin=\"genai\"}"
 
 /*
- * A daemon with the genai plugin (calls = calls, one CPU worker) beside
- * the passthrough look, its metrics on *port, against gm.  Experiences:
- * exp_held (a hosted model the Gemini stand-in holds at its gate) and
- * exp_local (the CPU look).  extra: more flags, or NULL.
+ * The set-up of the hosted-call tests: the genai plugin against gm, with
+ * genai_lines in its section (calls, fallback...), beside the passthrough
+ * look, and before (other sections) in the configuration.  Experiences:
+ * exp_held (a hosted model the Gemini stand-in holds at its gate),
+ * exp_ai (the hosted model, answered at once) and exp_local (the CPU
+ * look).
  */
+struct hosted {
+	char *dir;			/* the plugin directory */
+	char conf[512];
+	int port;			/* the last daemon's metrics */
+	char listen[32];
+};
+
+static void
+hosted_setup(struct ctx *t, const struct gemini *gm, const char *genai_lines,
+    const char *before, struct hosted *h)
+{
+	const char *args[5];
+	char cmd[1200];
+	FILE *f;
+
+	h->dir = genai_setup(t, gm, before, h->conf, sizeof(h->conf), args);
+	snprintf(cmd, sizeof(cmd), "cp %s/passthrough.so %s/ && chmod 755 "
+	    "%s/passthrough.so", TEST_PLUGINS, h->dir, h->dir);
+	ck_assert_int_eq(system(cmd), 0);
+	f = fopen(h->conf, "a");	/* [plugin.genai] is the last section */
+	ck_assert_ptr_nonnull(f);
+	fputs(genai_lines, f);
+	fclose(f);
+	put_experience_with(t, "exp_held", "gemini-2.5-flash-image",
+	    "[gate] us, as a painting", NULL);
+	put_experience_with(t, "exp_ai", "gemini-2.5-flash-image",
+	    "us, as a painting", NULL);
+	put_experience_with(t, "exp_local", "test-passthrough", "", NULL);
+}
+
+/* A daemon of the set-up (one CPU worker), its metrics at h->port;
+ * extra: more flags, or NULL. */
+static pid_t
+hosted_start(struct ctx *t, struct hosted *h, const char *logpath,
+    const char *const *extra)
+{
+	const char *args[24] = { "--plugin-dir", h->dir, "-c", h->conf,
+	    "--metrics-listen", h->listen, "--workers", "1" };
+	int n = 8;
+
+	/* not the last daemon's, which may not be listening yet */
+	for (int last = h->port; (h->port = free_port()) == last; )
+		;
+	snprintf(h->listen, sizeof(h->listen), "127.0.0.1:%d", h->port);
+	for (; extra && *extra; extra++)
+		args[n++] = *extra;
+	args[n] = NULL;
+	return start_daemon(t, logpath, args);
+}
+
 static pid_t
 hosted_daemon(struct ctx *t, const struct gemini *gm, int calls, int *port,
     const char *logpath, const char *const *extra, char **dir)
 {
-	const char *args[24];
-	static char listen[32];
-	char conf[512], cmd[1200], calls_line[32];
-	FILE *f;
-	int n = 0;
+	struct hosted h = { 0 };
+	char lines[32];
+	pid_t d;
 
-	*dir = genai_setup(t, gm, "", conf, sizeof(conf), args);
-	n = 4;
-	snprintf(cmd, sizeof(cmd), "cp %s/passthrough.so %s/ && chmod 755 "
-	    "%s/passthrough.so", TEST_PLUGINS, *dir, *dir);
-	ck_assert_int_eq(system(cmd), 0);
-	f = fopen(conf, "a");	/* [plugin.genai] is the last section */
-	ck_assert_ptr_nonnull(f);
-	snprintf(calls_line, sizeof(calls_line), "calls = %d\n", calls);
-	fputs(calls_line, f);
-	fclose(f);
-	*port = free_port();
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", *port);
-	args[n++] = "--metrics-listen";
-	args[n++] = listen;
-	args[n++] = "--workers";
-	args[n++] = "1";
-	for (; extra && *extra; extra++)
-		args[n++] = *extra;
-	args[n] = NULL;
-	put_experience_with(t, "exp_held", "gemini-2.5-flash-image",
-	    "[gate] us, as a painting", NULL);
-	put_experience_with(t, "exp_local", "test-passthrough", "", NULL);
-	return start_daemon(t, logpath, args);
+	snprintf(lines, sizeof(lines), "calls = %d\n", calls);
+	hosted_setup(t, gm, lines, "", &h);
+	d = hosted_start(t, &h, logpath, extra);
+	*port = h.port;
+	*dir = h.dir;
+	return d;
 }
 
 /*
@@ -2414,10 +2486,14 @@ START_TEST(hosted_calls_take_events_in_turn)
 	gauge_reaches(port, HOSTED_QUEUED, 6);
 	gemini_open_gate(&gm);
 	fair_all_ready(&t, 6, others);
-	/* b0-b2 were claimed first; then the event with the fewest calls
-	 * out goes next: x1, y1, z1 before b4 (b3 may come before one of
-	 * them once a big guest's call ends), so within the first seven */
-	fair_claims_within(&t, others, 3, 6);
+	/* b0-b2 were taken first; then the event with the fewest calls out
+	 * goes next: x1, y1, z1 before b3 (a millisecond's tie aside) */
+	for (int i = 0; i < 3; i++) {
+		int at = take_position(t.log, others[i]);
+
+		ck_assert_msg(at >= 3 && at <= 6, "%s taken %dth", others[i],
+		    at + 1);
+	}
 	schema_ok(&t);
 	ck_assert_int_eq(daemon_stop(d, 10000), 0);
 	gemini_stop(&gm);
@@ -2488,6 +2564,331 @@ START_TEST(a_daemon_killed_with_hosted_calls_out_loses_nothing)
 	gemini_stop(&gm);
 	free(dir);
 	free(dir2);
+	ctx_done(&t);
+}
+END_TEST
+
+/* ---- the provider's view: outages, rate limits, budgets ---- */
+
+/* Did the model make guest ss's result (the Gemini stand-in inverts the
+ * photo), rather than the fallback look (passthrough: the photo)? */
+static bool
+models_image(struct ctx *t, const char *ev, const char *ss)
+{
+	FsDocument *doc = wait_final(t, ev, ss, 60000);
+	struct image img;
+	const uint8_t *px;
+	bool inverted;
+
+	ck_assert_msg(strcmp(state_of(doc), "ready") == 0, "%s: %s", ss,
+	    doc_string(doc, "error"));
+	load_result(doc_string(doc, "resultImagePath"), &img);
+	doc_free(doc);
+	/* testimg's photo is dark red at the top left */
+	px = img.pixels + (4 * img.width + 4) * img.channels;
+	inverted = px[0] < 90 && px[1] > 160 && px[2] > 160;
+	image_free(&img);
+	return inverted;
+}
+
+/* The event's hosted-call count in firesync's own budget document. */
+static int64_t
+budget_count(struct ctx *t, const char *ev)
+{
+	char path[128];
+	FsDocument *doc;
+	int64_t n;
+
+	snprintf(path, sizeof(path), "firesyncBudgets/%s", ev);
+	doc = admin_get(t->c, path);
+	ck_assert_msg(doc != NULL, "no %s", path);
+	ck_assert_ptr_nonnull(doc_get(doc, "hostedCalls"));
+	n = doc_get(doc, "hostedCalls")->integer_value;
+	doc_free(doc);
+	return n;
+}
+
+/*
+ * The service is down (503 to everything) when twenty guests capture.
+ * With a fallback look, every guest leaves with a picture; the service
+ * sees the calls already out when it failed and then one probe every 5 s,
+ * not three tries each; once it answers again, the next guest gets the
+ * model.  Without one, each guest is told the AI service is unavailable.
+ */
+START_TEST(an_outage_sends_guests_to_the_fallback_look)
+{
+	struct gemini gm;
+	struct ctx t;
+	struct hosted h = { 0 };
+	char ss[32], *text, url[64];
+	int sent, n;
+	pid_t d;
+
+	ck_assert_int_eq(gemini_start(&gm, "AIzaIntegration"), 0);
+	ctx_init(&t, "outage", em.host);
+	hosted_setup(&t, &gm, "calls = 32\nfallback = test-passthrough\n", "",
+	    &h);
+	d = hosted_start(&t, &h, NULL, NULL);
+	gemini_mode(&gm, "503");
+	for (int i = 0; i < 20; i++) {
+		snprintf(ss, sizeof(ss), "o%d", i);
+		capture_photo(&t, "gala", ss, "exp_ai", 1, 64, 48);
+	}
+	for (int i = 0; i < 20; i++) {
+		snprintf(ss, sizeof(ss), "o%d", i);
+		ck_assert_msg(!models_image(&t, "gala", ss), "%s: the model's "
+		    "image during the outage", ss);
+	}
+	sent = gemini_count(&gm, "-> 503 (mode)");
+	/* every call may have gone out before the first answer; then no
+	 * retries, and a probe every 5 s at most */
+	ck_assert_int_le(sent, 20 + 2);
+	ck_assert_int_eq(log_count_reaches(t.log, "the guest gets the "
+	    "fallback look test-passthrough instead", 20, 5000), 20);
+	ck_assert_int_eq(log_count(t.log, "its service failed 5 times in a "
+	    "row"), 1);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", h.port);
+	text = scrape_until(url, "firesync_provider_circuit_open{plugin="
+	    "\"genai\"} 1", NULL);
+	assert_metric(text, "firesync_hosted_fallbacks_total{model="
+	    "\"gemini-2.5-flash-image\"} 20");
+	assert_metric(text, "firesync_provider_fallbacks_total{plugin="
+	    "\"genai\"} 20");
+	assert_metric(text, "firesync_event_fallbacks_total{event=\"gala\"} "
+	    "20");
+	free(text);
+
+	/* it answers again: within a probe's interval, guests get it */
+	gemini_mode(&gm, NULL);
+	n = 0;
+	for (;;) {
+		snprintf(ss, sizeof(ss), "after%d", n++);
+		capture_photo(&t, "gala", ss, "exp_ai", 1, 64, 48);
+		if (models_image(&t, "gala", ss))
+			break;
+		ck_assert_msg(n < 200, "the service never came back");
+		sleep_ms(100);
+	}
+	ck_assert_int_eq(log_count(t.log, "its service answers again"), 1);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	gemini_stop(&gm);
+	free(h.dir);
+	ctx_done(&t);
+}
+END_TEST
+
+START_TEST(an_outage_without_a_fallback_is_an_honest_error)
+{
+	struct gemini gm;
+	struct ctx t;
+	struct hosted h = { 0 };
+	char ss[16];
+	pid_t d;
+
+	ck_assert_int_eq(gemini_start(&gm, "AIzaIntegration"), 0);
+	ctx_init(&t, "outage2", em.host);
+	hosted_setup(&t, &gm, "calls = 32\n", "", &h);
+	d = hosted_start(&t, &h, NULL, NULL);
+	gemini_mode(&gm, "503");
+	for (int i = 0; i < 12; i++) {
+		snprintf(ss, sizeof(ss), "e%d", i);
+		capture_photo(&t, "gala", ss, "exp_ai", 1, 64, 48);
+	}
+	for (int i = 0; i < 12; i++) {
+		snprintf(ss, sizeof(ss), "e%d", i);
+		assert_error(&t, "gala", ss, "AI transform failed: the AI "
+		    "service is unavailable; please try again");
+	}
+	ck_assert_int_le(gemini_count(&gm, "-> 503 (mode)"), 12 + 2);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	gemini_stop(&gm);
+	free(h.dir);
+	ctx_done(&t);
+}
+END_TEST
+
+/*
+ * The service rations calls (429), with and without Retry-After: every
+ * call to it slows down (fewer at once, a shared pause), none is given up
+ * while its deadline allows, and every guest gets the model's image once
+ * the service lets calls through.
+ */
+START_TEST(rate_limits_slow_every_call_and_fail_no_guest)
+{
+	static const char *const modes[] = { "429 1", "429" };
+	struct gemini gm;
+	struct ctx t;
+	struct hosted h = { 0 };
+	char ss[16], ev[16];
+	pid_t d;
+
+	ck_assert_int_eq(gemini_start(&gm, "AIzaIntegration"), 0);
+	ctx_init(&t, "ratelimit", em.host);
+	hosted_setup(&t, &gm, "calls = 8\nfallback = test-passthrough\n", "",
+	    &h);
+	d = hosted_start(&t, &h, NULL, (const char *const[]){
+	    "--transform-timeout", "60", NULL });
+	for (int m = 0; m < 2; m++) {
+		int before = gemini_count(&gm, "-> 429 (mode)");
+
+		gemini_mode(&gm, modes[m]);
+		snprintf(ev, sizeof(ev), "rl%d", m);
+		for (int i = 0; i < 6; i++) {
+			snprintf(ss, sizeof(ss), "r%d", i);
+			capture_photo(&t, ev, ss, "exp_ai", 1, 64, 48);
+		}
+		/* each of the six turned away at least once, or half of
+		 * them twice: then the service lets calls through */
+		ck_assert_int_ge(log_count_reaches(gm.log, "-> 429 (mode)",
+		    before + 6, 60000), before + 6);
+		/* every call slowed: half as many at once after the wave */
+		gauge_falls_to(h.port, "firesync_provider_allowed_calls{"
+		    "plugin=\"genai\"}", 4);
+		gemini_mode(&gm, NULL);
+		for (int i = 0; i < 6; i++) {
+			snprintf(ss, sizeof(ss), "r%d", i);
+			ck_assert_msg(models_image(&t, ev, ss), "%s/%s: not "
+			    "the model's image", ev, ss);
+		}
+	}
+	ck_assert_int_eq(log_count(t.log, "fallback look"), 0);
+	ck_assert_int_eq(log_count(t.log, "its service failed"), 0);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	gemini_stop(&gm);
+	free(h.dir);
+	ctx_done(&t);
+}
+END_TEST
+
+/*
+ * An event's limit of five hosted calls, eight of its guests, two daemons
+ * sharing them: exactly five calls reach the service, three guests get
+ * the fallback look, and firesync's counter document says five.
+ */
+START_TEST(an_event_budget_holds_across_daemons)
+{
+	struct gemini gm;
+	struct ctx t;
+	struct hosted h = { 0 };
+	char ss[16], log2[256];
+	int images = 0;
+	pid_t d1, d2;
+
+	ck_assert_int_eq(gemini_start(&gm, "AIzaIntegration"), 0);
+	ctx_init(&t, "budget", em.host);
+	snprintf(log2, sizeof(log2), "%s/daemon2.log", t.root);
+	hosted_setup(&t, &gm, "fallback = test-passthrough\n",
+	    "[hosted]\nevent-limit = 100\nevent-limits = gala:5\n", &h);
+	d1 = hosted_start(&t, &h, NULL, NULL);
+	d2 = hosted_start(&t, &h, log2, NULL);
+	for (int i = 0; i < 8; i++) {
+		snprintf(ss, sizeof(ss), "b%d", i);
+		capture_photo(&t, "gala", ss, "exp_ai", 1, 64, 48);
+	}
+	for (int i = 0; i < 8; i++) {
+		snprintf(ss, sizeof(ss), "b%d", i);
+		images += models_image(&t, "gala", ss);
+	}
+	ck_assert_int_eq(images, 5);
+	ck_assert_int_eq(gemini_count(&gm, "-> image"), 5);
+	ck_assert_int_eq(log_count(t.log, "this event's AI limit has been "
+	    "reached; the guest gets the fallback look") + log_count(log2,
+	    "this event's AI limit has been reached; the guest gets the "
+	    "fallback look"), 3);
+	ck_assert_int_eq(budget_count(&t, "gala"), 5);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(d1, 10000), 0);
+	ck_assert_int_eq(daemon_stop(d2, 10000), 0);
+	gemini_stop(&gm);
+	free(h.dir);
+	ctx_done(&t);
+}
+END_TEST
+
+/*
+ * Without a fallback, the guest over the limit is told so.  A daemon
+ * killed mid-call keeps the units of the calls it had out (they reached
+ * the service) and gives none back twice; the sessions are run again,
+ * each with a unit of its own.  A call the service never saw (turned
+ * away: its circuit is open) hands its unit back.
+ */
+START_TEST(budget_units_are_counted_once)
+{
+	static const char *const fast[] = { "--transform-timeout", "10",
+	    "--recovery-margin", "1", "--recovery-interval", "1", NULL };
+	struct gemini gm;
+	struct ctx t;
+	struct hosted h = { 0 };
+	char ss[16], log2[256];
+	pid_t d;
+
+	ck_assert_int_eq(gemini_start(&gm, "AIzaIntegration"), 0);
+	ctx_init(&t, "budget2", em.host);
+	snprintf(log2, sizeof(log2), "%s/daemon2.log", t.root);
+	hosted_setup(&t, &gm, "", "[hosted]\nevent-limits = gala:10, small:1, "
+	    "down:10\n", &h);
+	d = hosted_start(&t, &h, NULL, NULL);
+
+	/* three calls held at the gate: three units out; then killed */
+	for (int i = 0; i < 3; i++) {
+		snprintf(ss, sizeof(ss), "k%d", i);
+		capture_photo(&t, "gala", ss, "exp_held", 1, 32, 32);
+	}
+	gauge_reaches(h.port, HOSTED_RUNNING, 3);
+	ck_assert_int_eq(budget_count(&t, "gala"), 3);
+	kill(d, SIGKILL);
+	waitpid(d, NULL, 0);
+	gemini_open_gate(&gm);
+	d = hosted_start(&t, &h, log2, fast);
+	for (int i = 0; i < 3; i++) {
+		FsDocument *doc;
+
+		snprintf(ss, sizeof(ss), "k%d", i);
+		doc = wait_final(&t, "gala", ss, 90000);
+		ck_assert_str_eq(state_of(doc), "ready");
+		ck_assert_int_eq(doc_get(doc, "transformAttempts")->
+		    integer_value, 2);
+		doc_free(doc);
+	}
+	ck_assert_int_eq(budget_count(&t, "gala"), 6);
+
+	/* a limit of one: the second guest is told */
+	capture_photo(&t, "small", "s1", "exp_ai", 1, 64, 48);
+	ck_assert(models_image(&t, "small", "s1"));
+	capture_photo(&t, "small", "s2", "exp_ai", 1, 64, 48);
+	assert_error(&t, "small", "s2", "AI transform failed: this event's AI "
+	    "limit has been reached");
+	ck_assert_int_eq(budget_count(&t, "small"), 1);
+
+	/* the service down, asking for a minute: calls wait for no
+	 * minute, they are turned away, and give their units back */
+	gemini_mode(&gm, "503 60");
+	for (int i = 0; i < 6; i++) {
+		snprintf(ss, sizeof(ss), "w%d", i);
+		capture_photo(&t, "warm", ss, "exp_ai", 1, 32, 32);
+	}
+	for (int i = 0; i < 6; i++) {
+		FsDocument *doc;
+
+		snprintf(ss, sizeof(ss), "w%d", i);
+		doc = wait_final(&t, "warm", ss, 60000);
+		ck_assert_str_eq(state_of(doc), "error");
+		doc_free(doc);
+	}
+	for (int i = 0; i < 2; i++) {
+		snprintf(ss, sizeof(ss), "d%d", i);
+		capture_photo(&t, "down", ss, "exp_ai", 1, 32, 32);
+		assert_error(&t, "down", ss, "AI transform failed: the AI "
+		    "service is unavailable; please try again");
+	}
+	ck_assert_int_eq(budget_count(&t, "down"), 0);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	gemini_stop(&gm);
+	free(h.dir);
 	ctx_done(&t);
 }
 END_TEST
@@ -3125,6 +3526,11 @@ integration_suite(void)
 	add_test(tc, a_local_look_never_waits_behind_hosted_calls);
 	add_test(tc, hosted_calls_take_events_in_turn);
 	add_test(tc, a_daemon_killed_with_hosted_calls_out_loses_nothing);
+	add_test(tc, an_outage_sends_guests_to_the_fallback_look);
+	add_test(tc, an_outage_without_a_fallback_is_an_honest_error);
+	add_test(tc, rate_limits_slow_every_call_and_fail_no_guest);
+	add_test(tc, an_event_budget_holds_across_daemons);
+	add_test(tc, budget_units_are_counted_once);
 	add_test(tc, metrics_count_what_happened);
 	add_test(tc, firesyncctl_status_in_each_state);
 	add_test(tc, service_notify_reload_and_drain);

@@ -778,6 +778,24 @@ START_TEST(a_lane_holds_its_calls_setting)
 END_TEST
 
 /*
+ * Forty calls through a lane of 32, more than two processes' worth: each
+ * answer frees its slot, and the next call may reuse it at once.
+ */
+START_TEST(calls_follow_each_other_through_full_processes)
+{
+	struct call c[40];
+
+	remote_pool(32);
+	for (int i = 0; i < 40; i++)
+		call_start(&c[i], "answer");
+	for (int i = 0; i < 40; i++) {
+		pthread_join(c[i].thread, NULL);
+		ck_assert_msg(c[i].rc == POOL_OK, "call %d: %s", i, c[i].err);
+	}
+}
+END_TEST
+
+/*
  * A crash in one call takes the calls beside it in its process with it
  * (each told so, naming the plugin); the next call gets a new process.
  * A call that never returns is given up at its deadline, and its process
@@ -814,6 +832,11 @@ START_TEST(a_remote_crash_or_hang_costs_its_process_s_calls_only)
 	pthread_join(hang.thread, NULL);
 	ck_assert_int_eq(hang.rc, POOL_TIMEOUT);
 	ck_assert_str_eq(hang.err, "timeout after 1.5s");
+	/* no answer in time is the service's failure: calls pause a
+	 * moment; the next one goes after the pause */
+	for (int64_t end = now_mono_ms() + 30000; remote_lane(NULL).paused_ms
+	    > 0; usleep(5000))
+		ck_assert_msg(now_mono_ms() < end, "paused for good");
 	call_start(&c[1], "answer");
 	pthread_join(c[1].thread, NULL);
 	ck_assert_msg(c[1].rc == POOL_OK, "after the hang: %s", c[1].err);
@@ -1001,6 +1024,7 @@ plugin_suite(void)
 	tcase_add_test(jobs, the_sandbox_holds);
 	tcase_add_test(jobs, remote_calls_run_at_once_beside_cpu_looks);
 	tcase_add_test(jobs, a_lane_holds_its_calls_setting);
+	tcase_add_test(jobs, calls_follow_each_other_through_full_processes);
 	tcase_add_test(jobs, a_remote_crash_or_hang_costs_its_process_s_calls_only);
 	suite_add_tcase(s, jobs);
 

@@ -262,7 +262,14 @@ wait_states(struct fs_listen *l, char **names, int n, int64_t *start_ms,
 		    (i = (intptr_t)strmap_get(idx, doc->name)) > 0 &&
 		    done_ms[i - 1] == 0 &&
 		    (state = doc_string(doc, "state")) != NULL) {
-			if (strcmp(state, "ready") == 0) {
+			if (strcmp(state, "ready") == 0 ||
+			    strcmp(state, "error") == 0) {
+				/* an error ends it too: reported, not waited
+				 * for until the timeout */
+				if (strcmp(state, "error") == 0)
+					fprintf(stderr, "bench: %s ended in "
+					    "error: %s\n", doc->name,
+					    doc_string(doc, "error"));
 				done_ms[i - 1] = test_now_ms();
 				left--;
 			}
@@ -383,6 +390,8 @@ struct subject {
 	bool new_flags;			/* takes --firestore-concurrency */
 	bool scrape;			/* its metrics scraped every
 					   scrape_ms during the runs */
+	const char *hosted_workers;	/* --hosted, --outage: its --workers;
+					   NULL: its default */
 };
 
 /* What the daemons' logs say about claims and transform runs. */
@@ -903,6 +912,107 @@ build_tree(const char *exe)
 	return dir;
 }
 
+/* The end of a hosted run: its stream, daemon and test server. */
+static void
+hosted_done(const struct subject *sub, struct bench *b, struct gemini *gm,
+    struct fs_listen *l, pid_t d, const char *log, uint8_t *jpg)
+{
+	fs_listen_close(l, NULL);
+	if (daemon_stop(d, 30000) != 0)
+		fprintf(stderr, "%s did not exit cleanly; see %s\n", sub->label,
+		    log);
+	gemini_stop(gm);
+	fs_client_free(b->c);
+	free(jpg);
+}
+
+/*
+ * A hosted model answering after latency_ms (the project's Gemini test
+ * server behind nginx), the genai plugin at the subject's defaults with
+ * `calls` as given (an older build ignores it), and cartoon as the
+ * local look:
+ *   1. a local-look guest alone, three times (its solo latency);
+ *   2. 64 guests at once on the hosted model across four events, and a
+ *      local-look guest a second later;
+ *   3. one event with 100 hosted guests, then a guest in each of three
+ *      other events a second later: when each of the three starts.
+ */
+/* A hosted run's set-up: the subject's genai and cartoon plugins, a
+ * configuration against gm (genai's section gets extra), the experiences
+ * exp_ai and exp_local; its daemon started, its log in log. */
+static pid_t
+hosted_subject(struct emulator *em, const struct subject *sub,
+    struct bench *b, const struct gemini *gm, const char *extra, char *log,
+    size_t loglen)
+{
+	char conf[128], cmd[1400], *tree, plugins[128];
+	const char *args[24];
+	FILE *f;
+	int k = 0;
+
+	b->project = sub->project;
+	snprintf(b->root, sizeof(b->root), "/tmp/fsbench-XXXXXX");
+	if (mkdtemp(b->root) == NULL)
+		fatal("mkdtemp: %s", strerror(errno));
+	b->objects = b->root;
+	b->c = admin_client(em->host, b->project);
+	tree = build_tree(sub->exe);
+	snprintf(cmd, sizeof(cmd), "mkdir -m 755 %s/plugins && cp "
+	    "%s/plugins/genai/.libs/genai.so %s/plugins/cartoon/.libs/"
+	    "cartoon.so %s/plugins/ && chmod 755 %s/plugins/*.so && "
+	    "printf 'AIzaBench\\n' > %s/key && chmod 600 %s/key", b->root,
+	    tree, tree, b->root, b->root, b->root, b->root);
+	if (system(cmd) != 0)
+		fatal("bench: %s", cmd);
+	free(tree);
+	snprintf(conf, sizeof(conf), "%s/firesyncd.conf", b->root);
+	if ((f = fopen(conf, "w")) == NULL)
+		fatal("bench: %s: %s", conf, strerror(errno));
+	fprintf(f, "[plugin.genai]\nnetwork = yes\nendpoint = %s\nca-file = "
+	    "%s\napi-key-file = %s/key\nmodels = gemini-2.5-flash-image\n"
+	    "timeout = 300\n%s", gm->nx.endpoint, gm->nx.ca, b->root, extra);
+	fclose(f);
+	{
+		FsValue *x = value_map(), *cfg = value_map();
+
+		value_map_put(cfg, "enabled", value_bool(true));
+		value_map_put(cfg, "model", value_string(
+		    "gemini-2.5-flash-image"));
+		value_map_put(cfg, "prompt", value_string("us, as a painting"));
+		value_map_put(x, "aiPhotoConfig", cfg);
+		if (admin_set(b->c, "experiences/exp_ai", x) != 0)
+			fatal("cannot write the experience");
+		x = value_map();
+		cfg = value_map();
+		value_map_put(cfg, "enabled", value_bool(true));
+		value_map_put(cfg, "model", value_string("cartoon"));
+		value_map_put(x, "aiPhotoConfig", cfg);
+		if (admin_set(b->c, "experiences/exp_local", x) != 0)
+			fatal("cannot write the experience");
+	}
+	snprintf(log, loglen, "%s/daemon.log", b->root);
+	snprintf(plugins, sizeof(plugins), "%s/plugins", b->root);
+	args[k++] = "--emulator";
+	args[k++] = em->host;
+	args[k++] = "--project";
+	args[k++] = b->project;
+	args[k++] = "--storage-root";
+	args[k++] = b->root;
+	args[k++] = "--plugin-dir";
+	args[k++] = plugins;
+	args[k++] = "-c";
+	args[k++] = conf;
+	if (sub->hosted_workers != NULL) {
+		args[k++] = "--workers";
+		args[k++] = sub->hosted_workers;
+	}
+	args[k++] = "--log-level";
+	args[k++] = getenv("BENCH_LOG_LEVEL") ? getenv("BENCH_LOG_LEVEL") :
+	    "warning";
+	args[k] = NULL;
+	return daemon_spawn(sub->exe, args, log);
+}
+
 /*
  * A hosted model answering after latency_ms (the project's Gemini test
  * server behind nginx), the genai plugin at the subject's defaults with
@@ -922,79 +1032,21 @@ run_hosted(struct emulator *em, const struct subject *sub, int latency_ms,
 	struct bench b = { 0 };
 	struct gemini gm;
 	struct rss_sampler rs = { 0 };
-	char conf[128], log[128], cmd[1400], *tree, *ev[BIG + 3], *ss[BIG + 3];
+	char log[128], extra[64], *ev[BIG + 3], *ss[BIG + 3];
 	char *names[BIG + 3];
 	int64_t t0, start[BIG + 3], done[BIG + 3], solo[3], last = 0, local;
 	uint8_t *jpg;
 	size_t jlen;
 	struct fs_listen *l;
-	const char *args[24];
-	FILE *f;
+	long cpu_server, cpu_daemon;
 	pid_t d;
 	int k = 0;
 
-	b.project = sub->project;
-	snprintf(b.root, sizeof(b.root), "/tmp/fsbench-XXXXXX");
-	if (mkdtemp(b.root) == NULL)
-		fatal("mkdtemp: %s", strerror(errno));
-	b.objects = b.root;
-	b.c = admin_client(em->host, b.project);
 	if (gemini_start_slow(&gm, "AIzaBench", latency_ms) != 0)
 		fatal("bench: cannot start the Gemini test server");
-	tree = build_tree(sub->exe);
-	snprintf(cmd, sizeof(cmd), "mkdir -m 755 %s/plugins && cp "
-	    "%s/plugins/genai/.libs/genai.so %s/plugins/cartoon/.libs/"
-	    "cartoon.so %s/plugins/ && chmod 755 %s/plugins/*.so && "
-	    "printf 'AIzaBench\\n' > %s/key && chmod 600 %s/key", b.root, tree,
-	    tree, b.root, b.root, b.root, b.root);
-	if (system(cmd) != 0)
-		fatal("bench: %s", cmd);
-	free(tree);
-	snprintf(conf, sizeof(conf), "%s/firesyncd.conf", b.root);
-	if ((f = fopen(conf, "w")) == NULL)
-		fatal("bench: %s: %s", conf, strerror(errno));
-	fprintf(f, "[plugin.genai]\nnetwork = yes\nendpoint = %s\nca-file = "
-	    "%s\napi-key-file = %s/key\nmodels = gemini-2.5-flash-image\n"
-	    "timeout = 300\n", gm.nx.endpoint, gm.nx.ca, b.root);
-	if (calls > 0)
-		fprintf(f, "calls = %d\n", calls);
-	fclose(f);
-	{
-		FsValue *x = value_map(), *cfg = value_map();
-
-		value_map_put(cfg, "enabled", value_bool(true));
-		value_map_put(cfg, "model", value_string(
-		    "gemini-2.5-flash-image"));
-		value_map_put(cfg, "prompt", value_string("us, as a painting"));
-		value_map_put(x, "aiPhotoConfig", cfg);
-		if (admin_set(b.c, "experiences/exp_ai", x) != 0)
-			fatal("cannot write the experience");
-		x = value_map();
-		cfg = value_map();
-		value_map_put(cfg, "enabled", value_bool(true));
-		value_map_put(cfg, "model", value_string("cartoon"));
-		value_map_put(x, "aiPhotoConfig", cfg);
-		if (admin_set(b.c, "experiences/exp_local", x) != 0)
-			fatal("cannot write the experience");
-	}
-	snprintf(log, sizeof(log), "%s/daemon.log", b.root);
-	args[k++] = "--emulator";
-	args[k++] = em->host;
-	args[k++] = "--project";
-	args[k++] = b.project;
-	args[k++] = "--storage-root";
-	args[k++] = b.root;
-	args[k++] = "--plugin-dir";
-	args[k++] = xasprintf("%s/plugins", b.root);
-	args[k++] = "-c";
-	args[k++] = conf;
-	args[k++] = "--transform-timeout";
-	args[k++] = "600";
-	args[k++] = "--log-level";
-	args[k++] = getenv("BENCH_LOG_LEVEL") ? getenv("BENCH_LOG_LEVEL") :
-	    "warning";
-	args[k] = NULL;
-	d = daemon_spawn(sub->exe, args, log);
+	snprintf(extra, sizeof(extra), "calls = %d\n", calls);
+	d = hosted_subject(em, sub, &b, &gm, calls > 0 ? extra : "", log,
+	    sizeof(log));
 
 	/* every guest of the run, watched as their tablets do */
 	k = 0;
@@ -1078,6 +1130,8 @@ run_hosted(struct emulator *em, const struct subject *sub, int latency_ms,
 	atomic_store(&rs.stop, false);
 	if (pthread_create(&rs.thread, NULL, rss_main, &rs) != 0)
 		fatal("bench: cannot start the RSS sampler");
+	cpu_server = procs_cpu_ms(0, gm.pid) + procs_cpu_ms(0, gm.nx.pid);
+	cpu_daemon = procs_cpu_ms(0, d);
 	t0 = test_now_ms();
 	capture_all(&b, ev, ss, BURST, "exp_ai", jpg, jlen, names);
 	sleep_ms(1000);
@@ -1105,6 +1159,11 @@ run_hosted(struct emulator *em, const struct subject *sub, int latency_ms,
 	}
 	printf("RSS      peak of daemon + workers during the burst: %ld kB "
 	    "(%d worker process(es) then)\n", rs.peak_kb, rs.peak_workers);
+	printf("CPU      in the burst (%ld cores): the test server and nginx "
+	    "%ld ms, daemon and workers %ld ms\n",
+	    sysconf(_SC_NPROCESSORS_ONLN), procs_cpu_ms(0, gm.pid) +
+	    procs_cpu_ms(0, gm.nx.pid) - cpu_server, procs_cpu_ms(0, d) -
+	    cpu_daemon);
 	for (int i = 0; i <= BURST; i++) {
 		free(ev[i]);
 		free(ss[i]);
@@ -1145,14 +1204,122 @@ run_hosted(struct emulator *em, const struct subject *sub, int latency_ms,
 		free(ss[i]);
 		free(names[i]);
 	}
-	fs_listen_close(l, NULL);
-	if (daemon_stop(d, 30000) != 0)
-		fprintf(stderr, "%s did not exit cleanly; see %s\n", sub->label,
-		    log);
-	gemini_stop(&gm);
-	fs_client_free(b.c);
-	free((char *)args[7]);
-	free(jpg);
+	hosted_done(sub, &b, &gm, l, d, log, jpg);
+}
+
+/*
+ * A 30 s outage of the hosted model (503 to everything) with 20 guests
+ * captured as it begins: the requests the service receives during it,
+ * how the guests end (with a fallback look configured), and, once it is
+ * over, how long until a guest gets the model's image again (a guest
+ * every half second).
+ */
+static void
+run_outage(struct emulator *em, const struct subject *sub, int w, int h)
+{
+	enum { N = 20, OUTAGE_MS = 30000 };
+	struct bench b = { 0 };
+	struct gemini gm;
+	char log[128], *ev[N], *ss[N], *names[N];
+	int64_t t0, done[N], end, back = -1;
+	int ready = 0, errors = 0, during, images;
+	uint8_t *jpg;
+	size_t jlen;
+	struct fs_listen *l;
+	pid_t d;
+
+	if (gemini_start(&gm, "AIzaBench") != 0)
+		fatal("bench: cannot start the Gemini test server");
+	setenv("BENCH_LOG_LEVEL", "notice", 0);	/* the fallback lines */
+	d = hosted_subject(em, sub, &b, &gm, "fallback = cartoon\n", log,
+	    sizeof(log));
+	for (int i = 0; i < N; i++) {
+		ev[i] = xasprintf("outage%d", i % 2);
+		ss[i] = xasprintf("g%d", i);
+		names[i] = session_name(&b, ev[i], ss[i]);
+	}
+	l = watch_sessions(&b, names, N);
+	for (int i = 0; i < N; i++)
+		free(names[i]);
+	testimg_jpeg((uint32_t)w, (uint32_t)h, 1, &jpg, &jlen);
+	printf("== %s: a 30 s outage (503 to everything), %d guests "
+	    "captured as it begins, fallback = cartoon\n", sub->label, N);
+	/* warm: one call answered, so the worker and its connection are up */
+	{
+		char *wev = "warmup", *wss = "w0", *wn;
+
+		capture_all(&b, &wev, &wss, 1, "exp_ai", jpg, jlen, &wn);
+		fs_listen_close(l, NULL);
+		l = watch_sessions(&b, &wn, 1);
+		if (wait_ready(l, &wn, 1, done, 60000) < 0)
+			fatal("bench: the warm-up failed; see %s", log);
+		fs_listen_close(l, NULL);
+		free(wn);
+		for (int i = 0; i < N; i++)
+			names[i] = session_name(&b, ev[i], ss[i]);
+		l = watch_sessions(&b, names, N);
+		for (int i = 0; i < N; i++)
+			free(names[i]);
+	}
+	gemini_mode(&gm, "503");
+	t0 = test_now_ms();
+	capture_all(&b, ev, ss, N, "exp_ai", jpg, jlen, names);
+	if (wait_ready(l, names, N, done, OUTAGE_MS * 3) < 0)
+		fatal("bench: the guests never ended; see %s", log);
+	for (int i = 0; i < N; i++) {
+		char path[256];
+		FsDocument *doc;
+
+		snprintf(path, sizeof(path), "events/%s/sessions/%s", ev[i],
+		    ss[i]);
+		doc = admin_get(b.c, path);
+		if (doc && doc_string(doc, "state") &&
+		    strcmp(doc_string(doc, "state"), "ready") == 0)
+			ready++;
+		else
+			errors++;
+		doc_free(doc);
+	}
+	end = t0 + OUTAGE_MS;
+	while (test_now_ms() < end)
+		sleep_ms(50);
+	during = gemini_count(&gm, "-> 503 (mode)");
+	gemini_mode(&gm, NULL);
+	images = gemini_count(&gm, "-> image");
+	/* a guest every half second until the model answers one */
+	for (int i = 0; i < 240 && back < 0; i++) {
+		char e[16] = "after", s1[16], *pe = e, *ps = s1, *name;
+
+		snprintf(s1, sizeof(s1), "a%d", i);
+		capture_all(&b, &pe, &ps, 1, "exp_ai", jpg, jlen, &name);
+		free(name);
+		for (int k = 0; k < 10 && back < 0; k++) {
+			if (gemini_count(&gm, "-> image") > images)
+				back = test_now_ms() - end;
+			sleep_ms(50);
+		}
+	}
+	printf("outage   the service received %d request(s) during the "
+	    "outage for %d guests; %d ended ready (%d with the fallback "
+	    "look), %d in error\n", during, N, ready, log_count(log,
+	    "fallback look"), errors);
+	{
+		int64_t last = 0;
+
+		for (int i = 0; i < N; i++)
+			if (done[i] > last)
+				last = done[i];
+		printf("ended    the guests' last state %" PRId64 " ms after the "
+		    "outage began\n", last - t0);
+	}
+	printf("recover  the model answered a guest again %" PRId64 " ms after "
+	    "the outage ended\n", back);
+	for (int i = 0; i < N; i++) {
+		free(ev[i]);
+		free(ss[i]);
+		free(names[i]);
+	}
+	hosted_done(sub, &b, &gm, l, d, log, jpg);
 }
 
 int
@@ -1175,17 +1342,20 @@ main(int argc, char **argv)
 		{ "scrape-ms", required_argument, NULL, 'S' },
 		{ "hosted", required_argument, NULL, 'H' },
 		{ "calls", required_argument, NULL, 'C' },
+		{ "outage", no_argument, NULL, 'O' },
+		{ "baseline-workers", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct subject fsd = { "firesyncd", "firesyncd", "daemon/firesyncd",
-	    NULL, "4", false, true, false };
+	    NULL, "4", false, true, false, NULL };
 	struct subject node = { "node-reference", "node-reference",
-	    "/usr/bin/env", NULL, NULL, false, false, false };
+	    "/usr/bin/env", NULL, NULL, false, false, false, NULL };
 	struct subject base = { "baseline", "baseline", NULL, NULL, "4",
-	    false, false, false };
+	    false, false, false, NULL };
 	const char *empath = FIRESTORE_EMULATOR_PATH;
 	int n = 100, w = 640, h = 480, warmup = 300, c, hosted = 0;
 	int calls = 64;
+	bool outage = false;
 	bool gcs = false;
 	struct emulator em = { 0 };
 
@@ -1213,13 +1383,16 @@ main(int argc, char **argv)
 		case 'S': scrape_ms = atoi(optarg); break;
 		case 'H': hosted = atoi(optarg); break;
 		case 'C': calls = atoi(optarg); break;
+		case 'O': outage = true; break;
+		case 'B': base.hosted_workers = optarg; break;
 		default:
 			fprintf(stderr, "usage: firesync-bench [--sessions N] "
 			    "[--daemon PATH] [--size WxH] [--workers N] "
 			    "[--emulator-path PATH] [--warmup N] [--doc-kb N] "
 			    "[--gcs] [--delay-ms MS] [--daemons N] "
 			    "[--concurrency N] [--baseline PATH] [--scrape-ms MS] "
-			    "[--hosted MS [--calls N]] "
+			    "[--hosted MS [--calls N] [--baseline-workers N]] "
+			    "[--outage] "
 			    "[--node-reference tools/node-reference/daemon.mjs]\n");
 			return 2;
 		}
@@ -1232,6 +1405,7 @@ main(int argc, char **argv)
 	if (n < 1 || n > 500 || warmup < 1 || warmup > 500)
 		fatal("--sessions and --warmup must be 1..500");
 	log_init();
+	setvbuf(stdout, NULL, _IOLBF, 0);	/* each figure as it comes */
 	if (emulator_start(&em, empath, 0) < 0)
 		fatal("cannot start the Firestore emulator at %s", empath);
 	grpc_init();
@@ -1255,6 +1429,17 @@ main(int argc, char **argv)
 		n_daemons = nd;
 		delay_ms = dl;
 		count_runs = cr;
+	}
+	if (outage) {
+		if (base.exe != NULL) {
+			base.project = "outage-baseline";
+			run_outage(&em, &base, w, h);
+		}
+		fsd.project = "outage-firesyncd";
+		run_outage(&em, &fsd, w, h);
+		grpc_shutdown();
+		emulator_stop(&em);
+		return 0;
 	}
 	if (hosted > 0) {
 		/* the previous build and this one, one after the other on

@@ -151,7 +151,48 @@ summarise(const char *text)
 		    sample(text, key), limit);
 		snprintf(key, sizeof(key), "firesync_work_queued{kind="
 		    "\"hosted\",plugin=\"%s\"}", plugin);
-		printf("%.0f queued\n", sample(text, key));
+		printf("%.0f queued", sample(text, key));
+		snprintf(key, sizeof(key), "firesync_provider_circuit_open{"
+		    "plugin=\"%s\"}", plugin);
+		if (sample(text, key) == 1)
+			printf("; its service is FAILING: calls turned away "
+			    "but for a probe every 5 s");
+		snprintf(key, sizeof(key), "firesync_provider_paused_seconds{"
+		    "plugin=\"%s\"}", plugin);
+		if (sample(text, key) > 0)
+			printf("; paused %.1f s (rate limited)", sample(text,
+			    key));
+		snprintf(key, sizeof(key), "firesync_provider_fallbacks_total{"
+		    "plugin=\"%s\"}", plugin);
+		if (sample(text, key) > 0)
+			printf("; %.0f fallback(s)", sample(text, key));
+		printf("\n");
+	}
+	for (const char *p = text; (p = strstr(p,
+	    "\nfiresync_event_hosted_requests_total{event=\"")) != NULL;
+	    p++) {
+		char event[64], key[160];
+		double n, x;
+
+		if (sscanf(p + 45, "%63[^\"]\"} %lf", event, &n) != 2)
+			continue;
+		printf("event %s: %.0f hosted request(s)", event, n);
+		snprintf(key, sizeof(key), "firesync_event_hosted_images_total"
+		    "{event=\"%s\"}", event);
+		printf(", %.0f image(s)", sample(text, key));
+		snprintf(key, sizeof(key), "firesync_event_fallbacks_total"
+		    "{event=\"%s\"}", event);
+		if ((x = sample(text, key)) > 0)
+			printf(", %.0f fallback(s)", x);
+		snprintf(key, sizeof(key), "firesync_event_spend_usd"
+		    "{event=\"%s\"}", event);
+		if (!isnan(x = sample(text, key)))
+			printf(", about $%.2f", x);
+		snprintf(key, sizeof(key), "firesync_event_budget_used_ratio"
+		    "{event=\"%s\"}", event);
+		if (!isnan(x = sample(text, key)))
+			printf("; %.0f%% of its limit", x * 100);
+		printf("\n");
 	}
 	printf("last hour:  %.0f ready, %.0f error", sample(text,
 	    "firesync_recent_sessions{outcome=\"ready\"}"), sample(text,

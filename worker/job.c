@@ -248,6 +248,15 @@ run_plugin(struct loaded_plugin *lp, uint64_t max_output,
 	else
 		job_error(r, WIRE_PLUGIN_ERROR, name, "%s",
 		    *err ? err : "the model failed without saying why");
+	if (lp->remote) {
+		/* what the service said, for the host's provider-wide view */
+		r->service = res.service <= FIRESYNC_SERVICE_REJECTED ?
+		    res.service : FIRESYNC_SERVICE_NONE;
+		r->retry_after_ms = res.retry_after_ms > 0 &&
+		    res.retry_after_ms <= 3600000 ? res.retry_after_ms : 0;
+		r->input_tokens = res.input_tokens;
+		r->output_tokens = res.output_tokens;
+	}
 	free(res.pixels);
 	free(res.data);
 	for (size_t i = 0; i < n_refs; i++)

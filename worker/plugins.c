@@ -159,7 +159,8 @@ config_warning(bool log, FILE *out, const char *fmt, ...)
 static bool
 host_key(const char *key)
 {
-	return strcmp(key, "network") == 0 || strcmp(key, "calls") == 0;
+	return strcmp(key, "network") == 0 || strcmp(key, "calls") == 0 ||
+	    strcmp(key, "max-retries") == 0 || strcmp(key, "fallback") == 0;
 }
 
 static bool
@@ -514,38 +515,80 @@ is_remote(const struct firesync_plugin *d)
 	    sizeof(d->flags) && (d->flags & FIRESYNC_PLUGIN_REMOTE) != 0;
 }
 
-/* lp's calls setting ([plugin.NAME] calls, read by the host): how many
- * of its transforms may run at once across the daemon.  False (refused)
- * if it is not a whole number in range. */
-static bool
-calls_ok(struct load_ctx *lc, struct loaded_plugin *lp)
+/* The value of key in lp's section, or NULL. */
+static const char *
+section_value(const struct loaded_plugin *lp, const char *key)
 {
-	const char *v = NULL;
+	for (size_t i = 0; i < lp->config->n; i++)
+		if (strcmp(lp->config->keys[i], key) == 0)
+			return lp->config->values[i];
+	return NULL;
+}
+
+/* A whole number from lo to hi in key of lp's section into *out (left as
+ * it is when unset); false (refused) otherwise. */
+static bool
+section_number(struct load_ctx *lc, struct loaded_plugin *lp,
+    const char *key, long lo, long hi, int *out)
+{
+	const char *v = section_value(lp, key);
 	char *end;
 	long n;
 
-	lp->calls = lp->remote ? PLUGIN_CALLS_DEFAULT : 1;
-	for (size_t i = 0; i < lp->config->n; i++)
-		if (strcmp(lp->config->keys[i], "calls") == 0)
-			v = lp->config->values[i];
 	if (v == NULL)
 		return true;
-	if (!lp->remote) {
-		log_at(lc->announce ? LOG_WARNING : LOG_DEBUG, "plugin %s: "
-		    "calls = %.32s ignored: it runs on the CPU workers "
-		    "(workers = N sets how many)", lp->desc->name, v);
-		return true;
-	}
 	errno = 0;
 	n = strtol(v, &end, 10);
-	if (errno || end == v || *end != '\0' || n < 1 ||
-	    n > PLUGIN_CALLS_MAX) {
-		refuse(lc, lp->path, "[plugin.%s] calls = %.32s: give a whole "
-		    "number from 1 to %d", lp->desc->name, v,
-		    PLUGIN_CALLS_MAX);
+	if (errno || end == v || *end != '\0' || n < lo || n > hi) {
+		refuse(lc, lp->path, "[plugin.%s] %s = %.32s: give a whole "
+		    "number from %ld to %ld", lp->desc->name, key, v, lo, hi);
 		return false;
 	}
-	lp->calls = (int)n;
+	*out = (int)n;
+	return true;
+}
+
+/*
+ * The keys of lp's section the host reads for a remote plugin: calls
+ * (how many of its transforms may run at once across the daemon),
+ * max-retries (of a call the service turned away) and fallback (the model
+ * run instead when the service fails).  False (refused) if one is out of
+ * range.  A CPU plugin runs on the CPU workers: they are ignored, said
+ * once.
+ */
+static bool
+host_settings_ok(struct load_ctx *lc, struct loaded_plugin *lp)
+{
+	static const char *const keys[] = { "calls", "max-retries",
+	    "fallback" };
+	const char *fb;
+
+	lp->calls = lp->remote ? PLUGIN_CALLS_DEFAULT : 1;
+	lp->retries = PLUGIN_RETRIES_DEFAULT;
+	lp->fallback = NULL;
+	if (!lp->remote) {
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (section_value(lp, keys[i]) != NULL)
+				log_at(lc->announce ? LOG_WARNING : LOG_DEBUG,
+				    "plugin %s: %s ignored: it runs on the CPU "
+				    "workers (workers = N sets how many)",
+				    lp->desc->name, keys[i]);
+		return true;
+	}
+	if (!section_number(lc, lp, "calls", 1, PLUGIN_CALLS_MAX,
+	    &lp->calls) || !section_number(lc, lp, "max-retries", 0,
+	    PLUGIN_RETRIES_MAX, &lp->retries))
+		return false;
+	fb = section_value(lp, "fallback");
+	if (fb != NULL && *fb != '\0' && strcmp(fb, "none") != 0) {
+		if (!valid_name(fb)) {
+			refuse(lc, lp->path, "[plugin.%s] fallback = %.64s: "
+			    "name a model ([a-z0-9._-]), or none",
+			    lp->desc->name, fb);
+			return false;
+		}
+		lp->fallback = fb;
+	}
 	return true;
 }
 
@@ -617,7 +660,9 @@ report_loaded(FILE *report, const struct loaded_plugin *lp)
 	for (const char *const *m = lp->models; *m; m++)
 		fprintf(report, " %s", *m);
 	if (lp->remote)
-		fprintf(report, " remote, calls=%d", lp->calls);
+		fprintf(report, " remote, calls=%d%s%s", lp->calls,
+		    lp->fallback ? ", fallback=" : "",
+		    lp->fallback ? lp->fallback : "");
 	fprintf(report, " [%s]\n", lp->path);
 }
 
@@ -655,7 +700,7 @@ load_one(struct load_ctx *lc, const char *path,
 	for (size_t i = 0; cfgs && i < cfgs->n; i++)
 		if (strcmp(cfgs->v[i].plugin, d->name) == 0)
 			lp.config = &cfgs->v[i];
-	if (!calls_ok(lc, &lp) || !plugin_init(lc, &lp) ||
+	if (!host_settings_ok(lc, &lp) || !plugin_init(lc, &lp) ||
 	    !served_models(lc, &lp)) {
 		free(lp.path);
 		goto refused;

@@ -44,11 +44,18 @@ struct loaded_plugin {
 	bool remote;			/* FIRESYNC_PLUGIN_REMOTE */
 	int calls;			/* remote: calls at once, daemon-wide
 					   ([plugin.NAME] calls); else 1 */
+	int retries;			/* remote: retries of a call the
+					   service turned away (max-retries) */
+	const char *fallback;		/* remote: the model run instead when
+					   the service fails ([plugin.NAME]
+					   fallback), or NULL */
 };
 
 /* A remote plugin's calls at once unless [plugin.NAME] calls says. */
 #define PLUGIN_CALLS_DEFAULT	32
 #define PLUGIN_CALLS_MAX	1024
+#define PLUGIN_RETRIES_DEFAULT	2
+#define PLUGIN_RETRIES_MAX	100
 
 struct plugin_set {
 	struct loaded_plugin *v;

@@ -24,6 +24,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "firesync/plugin.h"
 #include "log.h"
 #include "pool.h"
 #include "text.h"
@@ -91,13 +92,45 @@ struct hworker {
 	struct pool *p;
 };
 
-/* What one remote plugin may have in flight, daemon-wide. */
+/*
+ * One remote plugin, daemon-wide: its call slots and the one view of its
+ * service that every call shares.  A 429 halves the calls allowed at once
+ * (one more comes back with each answer) and pauses new calls for the
+ * service's Retry-After, or a backoff that doubles from 1 s to 30 s
+ * without one; CIRCUIT_FAILURES failures in a row (5xx, unreachable, no
+ * answer in time) open the circuit: calls fail at once (to the fallback
+ * look, if any), and every PROBE_MS one call is let through; its answer
+ * closes the circuit again.
+ */
+enum circuit { CLOSED, OPEN, HALF_OPEN };
+
 struct lane {
 	char plugin[WIRE_NAME_LEN];
 	int limit;			/* its calls setting */
+	int allowed;			/* calls at once now, <= limit */
 	int in_flight;			/* holding a call slot */
 	int waiting;			/* waiting for one */
+	int retries;			/* of a call the service turned away */
+	char fallback[WIRE_NAME_LEN];	/* the model run instead, or "" */
+	int64_t not_before;		/* monotonic ms: no call starts
+					   before */
+	int64_t slowed_ms;		/* monotonic: when the last 429 or
+					   failure slowed calls down */
+	int64_t backoff_ms;		/* the next pause without a
+					   Retry-After; 0: none yet */
+	int failures;			/* the service's, in a row */
+	enum circuit circuit;
+	int64_t probe_at;		/* OPEN: when one call may go */
+	bool probe_out;			/* HALF_OPEN: it has gone */
+	struct pool_provider_stats n;	/* counters */
 };
+
+#define CIRCUIT_FAILURES	5
+#define PROBE_MS		5000
+#define BACKOFF_FIRST_MS	1000
+#define BACKOFF_MAX_MS		30000
+/* A call is not started with less than this left before its deadline. */
+#define CALL_MIN_MS		1000
 
 struct pool {
 	struct pool_options o;
@@ -268,7 +301,8 @@ worker_env(const char **env, char (*buf)[PATH_LEN])
  * keeps an idle lane.
  */
 static int
-lane_of(struct pool *p, const char *name, int calls)
+lane_of(struct pool *p, const char *name, int calls, int retries,
+    const char *fallback)
 {
 	int i;
 
@@ -285,11 +319,42 @@ lane_of(struct pool *p, const char *name, int calls)
 			return 0;
 		}
 		snprintf(p->lanes[i].plugin, WIRE_NAME_LEN, "%s", name);
+		p->lanes[i].allowed = calls;
 		p->n_lanes++;
 	}
 	p->lanes[i].limit = calls;
+	if (p->lanes[i].allowed > calls)
+		p->lanes[i].allowed = calls;
+	p->lanes[i].retries = retries;
+	snprintf(p->lanes[i].fallback, WIRE_NAME_LEN, "%.*s",
+	    WIRE_NAME_LEN - 1, fallback);
 	pthread_cond_broadcast(&p->cond);
 	return i + 1;
+}
+
+/* Say at once if lane's fallback is no look of the CPU workers (a
+ * typo, a missing plugin, a hosted model): then its guests get errors.
+ * Under p->lock, with the model table in place. */
+static void
+check_fallback(struct pool *p, const struct lane *ln)
+{
+	bool found = false;
+
+	if (*ln->fallback == '\0')
+		return;
+	for (uint32_t i = 0; i < p->n_models && !found; i++)
+		if (strcmp(p->models[i], ln->fallback) == 0) {
+			found = true;
+			if (p->model_lane[i] != 0)
+				log_err("plugin %s: fallback = %s is a hosted "
+				    "model; a fallback must be a local look "
+				    "(cartoon, style, ...): none is used",
+				    ln->plugin, ln->fallback);
+		}
+	if (!found)
+		log_err("plugin %s: fallback = %s: no plugin serves that "
+		    "model; none is used (firesyncd --list-plugins lists the "
+		    "models)", ln->plugin, ln->fallback);
 }
 
 /* Kill a worker that failed to start, and reap it. */
@@ -406,12 +471,16 @@ spawn_worker(struct pool *p, int calls, pid_t *pidp, int *sockp, char *err,
 			    WIRE_NAME_LEN - 1);
 			memcpy(p->plugins[i], hello->plugin[i],
 			    WIRE_NAME_LEN - 1);
+			hello->fallback[i][WIRE_NAME_LEN - 1] = '\0';
 			if (hello->flags[i] & WIRE_MODEL_REMOTE)
 				p->model_lane[i] = lane_of(p, p->plugins[i],
-				    (int)hello->calls[i]);
+				    (int)hello->calls[i],
+				    (int)hello->retries[i], hello->fallback[i]);
 		}
 		p->n_models = n;
 		p->announced = true;
+		for (int k = 0; k < p->n_lanes; k++)
+			check_fallback(p, &p->lanes[k]);
 		log_notice("workers: %u model(s) available%s", n,
 		    hello->n_refused ? "; some plugins were refused (see "
 		    "above, or run firesyncd --list-plugins)" : "");
@@ -1118,56 +1187,194 @@ hcall_result(struct pool *p, struct hworker *h, pid_t pid, struct hcall *c,
 	return result_status(l, &c->res, err, errlen);
 }
 
+/* ---- the provider view: every call of a remote plugin shares it ---- */
+
+/* A pause before the next call to ln's service: its Retry-After, or the
+ * backoff (jittered by a fifth either way), which then doubles.  Under
+ * p->lock. */
+static void
+lane_pause(struct lane *ln, int64_t retry_after_ms, int64_t now)
+{
+	int64_t wait = retry_after_ms;
+
+	if (wait <= 0) {
+		ln->backoff_ms = ln->backoff_ms == 0 ? BACKOFF_FIRST_MS :
+		    ln->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
+		    ln->backoff_ms * 2;
+		wait = ln->backoff_ms - ln->backoff_ms / 5 +
+		    (int64_t)((uint64_t)random() % (uint64_t)(ln->backoff_ms *
+		    2 / 5 + 1));
+	}
+	if (now + wait > ln->not_before)
+		ln->not_before = now + wait;
+}
+
+/* Open ln's circuit: calls are turned away but for one probe every
+ * PROBE_MS (or the service's Retry-After, if longer).  Under p->lock. */
+static void
+lane_open(struct lane *ln, int64_t retry_after_ms, int64_t now)
+{
+	bool was = ln->circuit != CLOSED;
+
+	ln->circuit = OPEN;
+	ln->probe_out = false;
+	ln->probe_at = now + (retry_after_ms > PROBE_MS ? retry_after_ms :
+	    PROBE_MS);
+	if (!was) {
+		ln->n.circuit_opened++;
+		log_err("plugin %s: its service failed %d times in a row; "
+		    "calls are turned away%s, and one is let through every "
+		    "%d s to see when it answers again", ln->plugin,
+		    ln->failures, *ln->fallback ? " to the fallback look" : "",
+		    PROBE_MS / 1000);
+	}
+}
+
 /*
- * Run job, a model of remote plugin lane (1-based), on a hosted-call
- * worker: wait for room in the lane, send it with a tag, wait for its
- * answer until the deadline.  A call past its deadline is given up (its
- * late answer is dropped) and its process takes no new calls: it is
- * stopped once its other calls end, so a plugin thread stuck in a call
- * cannot pile up.
+ * What a call's answer says about ln's service; the request went out at
+ * sent (monotonic ms).  Calls slow down once per wave: answers to
+ * requests sent before the last slow-down halve nothing more and double
+ * no backoff (twenty 429s at once are one signal, not twenty), though
+ * a Retry-After still counts.  Under p->lock.
+ */
+static void
+lane_learn(struct lane *ln, enum pool_status st, uint32_t service,
+    int64_t retry_after_ms, bool probe, int64_t sent)
+{
+	int64_t now = now_mono_ms();
+	bool fresh = sent >= ln->slowed_ms;
+
+	if (probe)
+		ln->probe_out = false;
+	if (st == POOL_OK) {
+		ln->n.ok++;
+		if (ln->circuit != CLOSED)
+			log_notice("plugin %s: its service answers again; calls "
+			    "resume", ln->plugin);
+		ln->circuit = CLOSED;
+		ln->failures = 0;
+		ln->backoff_ms = 0;
+		if (ln->allowed < ln->limit)
+			ln->allowed++;
+		return;
+	}
+	if (service == FIRESYNC_SERVICE_RATE_LIMITED ||
+	    service == FIRESYNC_SERVICE_UNAVAILABLE || st == POOL_TIMEOUT) {
+		bool limited = service == FIRESYNC_SERVICE_RATE_LIMITED;
+
+		if (limited) {
+			ln->n.rate_limited++;
+		} else {
+			ln->n.unavailable++;
+			ln->failures++;
+		}
+		if (fresh) {
+			/* slower, every call: half as many at once, and a
+			 * pause */
+			ln->allowed = ln->allowed > 1 ? ln->allowed / 2 : 1;
+			lane_pause(ln, retry_after_ms, now);
+			ln->slowed_ms = now;
+		} else if (retry_after_ms > 0 &&
+		    now + retry_after_ms > ln->not_before) {
+			ln->not_before = now + retry_after_ms;
+		}
+		if (probe || (!limited && ln->failures >= CIRCUIT_FAILURES))
+			lane_open(ln, retry_after_ms, now);
+		return;
+	}
+	ln->n.failed++;
+	if (probe && ln->circuit == HALF_OPEN)
+		ln->circuit = CLOSED;	/* it answered, if not with an image */
+}
+
+/* The service turned the call away, retryable. */
+static bool
+retryable(enum pool_status st, uint32_t service)
+{
+	if (st == POOL_TIMEOUT)
+		return false;	/* the deadline: no time for another */
+	return service == FIRESYNC_SERVICE_RATE_LIMITED ||
+	    service == FIRESYNC_SERVICE_UNAVAILABLE;
+}
+
+enum admit { ADMIT_OK, ADMIT_OPEN, ADMIT_LATE, ADMIT_GONE };
+
+/*
+ * A call slot in ln and a worker for the call, once ln's service may be
+ * called: its circuit closed (or this call its probe), the pause over, a
+ * slot free.  ADMIT_OPEN: the circuit is open (turned away at once);
+ * ADMIT_LATE: not before the deadline (monotonic ms); ADMIT_GONE: the
+ * daemon is shutting down.  Under p->lock.
+ */
+static enum admit
+admit(struct pool *p, struct lane *ln, int64_t deadline,
+    struct hworker **hp, bool *start, bool *probe)
+{
+	*probe = false;
+	ln->waiting++;
+	for (;;) {
+		int64_t now = now_mono_ms(), until;
+		struct timespec ts;
+
+		if (p->abandoned) {
+			ln->waiting--;
+			return ADMIT_GONE;
+		}
+		if (ln->circuit == OPEN && now >= ln->probe_at)
+			ln->circuit = HALF_OPEN;
+		if (ln->circuit == OPEN || (ln->circuit == HALF_OPEN &&
+		    ln->probe_out)) {
+			ln->waiting--;
+			return ADMIT_OPEN;
+		}
+		if (deadline - now < CALL_MIN_MS ||
+		    deadline - ln->not_before < CALL_MIN_MS) {
+			ln->waiting--;
+			return ADMIT_LATE;
+		}
+		if (now >= ln->not_before && ln->in_flight < ln->allowed &&
+		    (*hp = hw_pick(p, start)) != NULL)
+			break;
+		until = ln->not_before > now ? ln->not_before : deadline;
+		ts = realtime_in_ms(until - now);
+		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+	}
+	ln->waiting--;
+	ln->in_flight++;
+	if (ln->circuit == HALF_OPEN) {
+		ln->probe_out = true;
+		*probe = true;
+	}
+	return ADMIT_OK;
+}
+
+/*
+ * One request of a hosted call on a hosted-call worker: send job (its
+ * deadline timeout_ms from now) with a tag and wait for the answer.  The
+ * caller was admitted to ln with worker h (start: h's process is the
+ * caller's to start).  Returns the status, with the answer in c.  A call
+ * past its deadline is given up (its late answer is dropped) and its
+ * process takes no new calls: it is stopped once its other calls end, so
+ * a plugin thread stuck in a call cannot pile up.  Takes and leaves
+ * p->lock held.
  */
 static enum pool_status
-hosted_run(struct pool *p, int lane, const struct pool_job *job,
-    const struct limits *l, struct pool_result *out)
+hosted_request(struct pool *p, struct lane *ln, struct hworker *h,
+    bool start, const struct pool_job *job, const struct limits *l,
+    int64_t timeout_ms, int fd, struct hcall *c, pid_t *pidp, char *err,
+    size_t errlen)
 {
-	struct lane *ln = &p->lanes[lane - 1];
-	char *err = out->message;
-	size_t errlen = sizeof(out->message);
-	struct hcall c = { .fd = -1 };
-	struct hworker *h = NULL;
 	struct wire_job *wj;
-	pthread_condattr_t ca;
+	struct limits lim = *l;
 	enum pool_status st;
-	bool start = false, ended = false;
-	pid_t pid = 0;
-	int fd, sock, rc;
+	pid_t pid;
+	int sock, rc;
 
-	if ((fd = job_memfd(job, err, errlen)) < 0)
-		return POOL_WORKER;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&c.cond, &ca);
-	pthread_condattr_destroy(&ca);
-	snprintf(c.plugin, sizeof(c.plugin), "%s", ln->plugin);
-
-	pthread_mutex_lock(&p->lock);
-	ln->waiting++;
-	while (!p->abandoned && (ln->in_flight >= ln->limit ||
-	    (h = hw_pick(p, &start)) == NULL))
-		pthread_cond_wait(&p->cond, &p->lock);
-	ln->waiting--;
-	if (p->abandoned) {
-		if (h != NULL) {
-			h->calls--;
-			h->starting = h->starting && !start;
-		}
-		pthread_mutex_unlock(&p->lock);
-		close(fd);
-		pthread_cond_destroy(&c.cond);
-		snprintf(err, errlen, "the daemon is shutting down");
-		return POOL_WORKER;
-	}
-	ln->in_flight++;
+	memset(&c->res, 0, sizeof(c->res));
+	c->done = false;
+	c->fd = -1;
+	c->err[0] = '\0';
+	*pidp = 0;
 	if (start)
 		hw_start(p, h, err, errlen);
 	while (h->starting)
@@ -1179,66 +1386,172 @@ hosted_run(struct pool *p, int lane, const struct pool_job *job,
 		st = POOL_WORKER;
 		goto done;
 	}
-	c.tag = ++h->next_tag;
-	c.next = h->pending;
-	h->pending = &c;
+	c->tag = ++h->next_tag;
+	c->next = h->pending;
+	h->pending = c;
 	if (++h->jobs >= l->max_jobs)
 		h->retiring = true;	/* recycled after this call */
-	pid = h->pid;
+	*pidp = pid = h->pid;
 	/* our own handle: the reader closes h->sock when the process ends */
 	sock = fcntl(h->sock, F_DUPFD_CLOEXEC, 0);
+	ln->n.requests++;
 	pthread_mutex_unlock(&p->lock);
 
+	lim.timeout_ms = timeout_ms;
 	wj = xmalloc(sizeof(*wj));
-	fill_job(wj, job, l);
-	wj->tag = c.tag;
+	fill_job(wj, job, &lim);
+	wj->tag = c->tag;
 	rc = sock < 0 ? -errno : wire_send(sock, wj, sizeof(*wj), fd);
 	free(wj);
 	if (sock >= 0)
 		close(sock);
 
 	pthread_mutex_lock(&p->lock);
-	if (rc < 0 && !c.done) {
+	if (rc < 0 && !c->done) {
 		/* the process is going or gone; its reader fails the rest */
-		hw_unlink(h, c.tag);
+		hw_unlink(h, c->tag);
 		if (h->pid == pid && !h->dead)
 			kill(pid, SIGKILL);
-		snprintf(c.err, sizeof(c.err), "plugin %s: the hosted-call "
-		    "worker could not take the call (%s)", c.plugin,
+		snprintf(c->err, sizeof(c->err), "plugin %s: the hosted-call "
+		    "worker could not take the call (%s)", c->plugin,
 		    strerror(-rc));
-		c.st = POOL_CRASH;
-		c.done = true;
+		c->st = POOL_CRASH;
+		c->done = true;
 	}
 	/* a plugin that watches host->cancelled() gets a moment to return
 	 * at its deadline */
-	ended = hcall_wait(p, &c, now_mono_ms() + l->timeout_ms +
-	    KILL_GRACE_MS);
-	if (!ended) {
-		hw_unlink(h, c.tag);
+	if (hcall_wait(p, c, now_mono_ms() + timeout_ms + KILL_GRACE_MS)) {
+		st = c->st;
+		if (st != POOL_OK)
+			snprintf(err, errlen, "%s", c->err);
+	} else {
+		hw_unlink(h, c->tag);
 		h->retiring = true;
 		log_warn("hosted-call worker %d: a call of plugin %s ran past "
 		    "its %" PRId64 " ms deadline (model %s); given up, and "
 		    "the worker is replaced once its other calls end",
-		    (int)pid, c.plugin, l->timeout_ms, job->model);
+		    (int)pid, c->plugin, timeout_ms, job->model);
+		format_timeout(l->timeout_ms, err, errlen, "");
+		st = POOL_TIMEOUT;
 	}
-	st = ended ? c.st : POOL_TIMEOUT;
 done:
 	h->calls--;
 	hw_retire_idle(h);
 	ln->in_flight--;
 	pthread_cond_broadcast(&p->cond);
+	return st;
+}
+
+/*
+ * Run job, a model of remote plugin lane (1-based): admitted by the
+ * service's shared view, sent, and sent again (up to the plugin's
+ * max-retries, within the deadline) when the service turns it away.
+ */
+static enum pool_status
+hosted_run(struct pool *p, int lane, const struct pool_job *job,
+    const struct limits *l, struct pool_result *out)
+{
+	struct lane *ln = &p->lanes[lane - 1];
+	char *err = out->message;
+	size_t errlen = sizeof(out->message);
+	int64_t deadline = now_mono_ms() + l->timeout_ms;
+	struct hcall c = { .fd = -1 };
+	pthread_condattr_t ca;
+	enum pool_status st = POOL_WORKER;
+	int fd, failed_tries = 0;
+
+	if ((fd = job_memfd(job, err, errlen)) < 0)
+		return POOL_WORKER;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c.cond, &ca);
+	pthread_condattr_destroy(&ca);
+	snprintf(c.plugin, sizeof(c.plugin), "%s", ln->plugin);
+
+	pthread_mutex_lock(&p->lock);
+	for (int attempt = 0; ; attempt++) {
+		struct hworker *h = NULL;
+		bool start = false, probe;
+		enum admit a = admit(p, ln, deadline, &h, &start, &probe);
+		uint32_t service;
+		int64_t sent;
+		pid_t pid;
+
+		if (a != ADMIT_OK) {
+			if (a == ADMIT_GONE)
+				snprintf(err, errlen, "the daemon is shutting "
+				    "down");
+			else if (attempt == 0 || a == ADMIT_OPEN)
+				snprintf(err, errlen, "the AI service is "
+				    "unavailable; please try again");
+			/* else: err says what the last request got */
+			if (a != ADMIT_GONE)
+				ln->n.turned_away++;
+			st = a == ADMIT_GONE ? POOL_WORKER : attempt == 0 ||
+			    a == ADMIT_OPEN ? POOL_UNAVAILABLE : st;
+			break;
+		}
+		sent = now_mono_ms();
+		st = hosted_request(p, ln, h, start, job, l, deadline - sent,
+		    fd, &c, &pid, err, errlen);
+		out->requests += pid > 0;
+		service = st == POOL_OK ? c.res.service : 0;
+		out->input_tokens += c.res.input_tokens;
+		out->output_tokens += c.res.output_tokens;
+		/* an answer that is the plugin's failure is not the call's */
+		lane_learn(ln, st != POOL_OK ? st : c.res.status == WIRE_OK ?
+		    POOL_OK : c.res.status == WIRE_CANCELLED ? POOL_TIMEOUT :
+		    POOL_PLUGIN_ERROR, service, c.res.retry_after_ms, probe,
+		    sent);
+		if (st == POOL_OK && c.res.status == WIRE_OK) {
+			pthread_mutex_unlock(&p->lock);
+			st = hcall_result(p, h, pid, &c, l, out);
+			pthread_mutex_lock(&p->lock);
+			break;
+		}
+		if (st == POOL_OK) {	/* the plugin's own failure */
+			if (c.fd >= 0)
+				close(c.fd);
+			c.res.plugin[sizeof(c.res.plugin) - 1] = '\0';
+			c.res.message[sizeof(c.res.message) - 1] = '\0';
+			snprintf(out->plugin, sizeof(out->plugin), "%s",
+			    c.res.plugin);
+			st = result_status(l, &c.res, err, errlen);
+		}
+		/* a 429 is the service asking for patience: tried again
+		 * for as long as the deadline allows; a failure, up to the
+		 * plugin's max-retries times (and not once the circuit is
+		 * open) */
+		if (!retryable(st, service) || p->abandoned ||
+		    (service != FIRESYNC_SERVICE_RATE_LIMITED &&
+		    ++failed_tries > ln->retries))
+			break;
+		log_info("plugin %s: model %s: %s; trying again", ln->plugin,
+		    job->model, err);
+	}
+	out->service = st == POOL_OK ? 0 : c.res.service;
 	pthread_mutex_unlock(&p->lock);
 	close(fd);
-	if (st == POOL_TIMEOUT) {
-		format_timeout(l->timeout_ms, err, errlen, "");
-	} else if (st != POOL_OK) {
-		if (*c.err)
-			snprintf(err, errlen, "%s", c.err);
-	} else {
-		st = hcall_result(p, h, pid, &c, l, out);
-	}
 	pthread_cond_destroy(&c.cond);
 	return st;
+}
+
+/* May the guest get the fallback look instead of failure st?  Not when
+ * the model refused the photo, nor for a photo no model could use. */
+static bool
+falls_back(enum pool_status st, uint32_t service)
+{
+	switch (st) {
+	case POOL_OK:
+	case POOL_NO_PLUGIN:
+	case POOL_BAD_INPUT:
+	case POOL_TOO_LARGE:
+		return false;
+	case POOL_PLUGIN_ERROR:
+		return service != FIRESYNC_SERVICE_REFUSED;
+	default:
+		return true;
+	}
 }
 
 int
@@ -1260,6 +1573,7 @@ int
 pool_lanes(struct pool *p, struct pool_lane *out, int max,
     int *hosted_workers)
 {
+	int64_t now = now_mono_ms();
 	int n;
 
 	pthread_mutex_lock(&p->lock);
@@ -1268,8 +1582,15 @@ pool_lanes(struct pool *p, struct pool_lane *out, int max,
 		snprintf(out[i].plugin, sizeof(out[i].plugin), "%s",
 		    p->lanes[i].plugin);
 		out[i].limit = p->lanes[i].limit;
+		out[i].allowed = p->lanes[i].allowed;
 		out[i].in_flight = p->lanes[i].in_flight;
 		out[i].waiting = p->lanes[i].waiting;
+		out[i].circuit_open = p->lanes[i].circuit != CLOSED;
+		out[i].paused_ms = p->lanes[i].not_before > now ?
+		    p->lanes[i].not_before - now : 0;
+		snprintf(out[i].fallback, sizeof(out[i].fallback), "%s",
+		    p->lanes[i].fallback);
+		out[i].n = p->lanes[i].n;
 	}
 	if (hosted_workers != NULL) {
 		*hosted_workers = 0;
@@ -1365,12 +1686,78 @@ run_job(struct pool *p, const struct pool_job *job, struct pool_result *out)
 	return result_status(&l, &res, err, errlen);
 }
 
+bool
+pool_fallback_for(struct pool *p, const char *model, char *out,
+    size_t outlen)
+{
+	int lane = pool_model_lane(p, model);
+	char fb[WIRE_NAME_LEN], plugin[WIRE_NAME_LEN];
+
+	*out = '\0';
+	if (lane <= 0)
+		return false;
+	pthread_mutex_lock(&p->lock);
+	snprintf(fb, sizeof(fb), "%s", p->lanes[lane - 1].fallback);
+	pthread_mutex_unlock(&p->lock);
+	/* a look of the CPU workers: a fallback never waits on a service */
+	if (*fb == '\0' || pool_model_lane(p, fb) != 0 ||
+	    !pool_plugin_for(p, fb, plugin, sizeof(plugin)))
+		return false;
+	snprintf(out, outlen, "%s", fb);
+	return true;
+}
+
+/* job's hosted call failed as out says: give the guest its plugin's
+ * fallback look instead, if it has one and the failure allows. */
+static void
+fall_back(struct pool *p, const struct pool_job *job, struct pool_result *out)
+{
+	char fb[WIRE_NAME_LEN], why[sizeof(out->fallback_why)];
+	struct pool_job fj = *job;
+	struct pool_result *fr;
+	int lane;
+
+	if (!falls_back(out->status, out->service) ||
+	    !pool_fallback_for(p, job->model, fb, sizeof(fb)))
+		return;
+	text_format(why, sizeof(why), "%s", out->message);
+	fj.model = fb;
+	fr = xcalloc(1, sizeof(*fr));
+	fr->status = run_job(p, &fj, fr);
+	if (fr->status == POOL_OK) {
+		free(out->png);
+		out->png = fr->png;
+		out->png_len = fr->png_len;
+		out->status = POOL_OK;
+		out->fallback = true;
+		snprintf(out->fallback_why, sizeof(out->fallback_why), "%s",
+		    why);
+		snprintf(out->model, sizeof(out->model), "%s", fb);
+		snprintf(out->plugin, sizeof(out->plugin), "%s", fr->plugin);
+		out->message[0] = '\0';
+		if ((lane = pool_model_lane(p, job->model)) > 0) {
+			pthread_mutex_lock(&p->lock);
+			p->lanes[lane - 1].n.fallbacks++;
+			pthread_mutex_unlock(&p->lock);
+		}
+	} else {
+		free(fr->png);
+		log_warn("model %s's fallback %s failed too: %s", job->model,
+		    fb, fr->message);
+	}
+	free(fr);
+}
+
 enum pool_status
 pool_transform(struct pool *p, const struct pool_job *job,
     struct pool_result *out)
 {
 	memset(out, 0, sizeof(*out));
+	snprintf(out->model, sizeof(out->model), "%s", job->ai && job->model ?
+	    job->model : "");
 	out->status = run_job(p, job, out);
+	if (out->status != POOL_OK && job->ai && !job->no_fallback)
+		fall_back(p, job, out);
 	if (out->status != POOL_OK) {
 		free(out->png);
 		out->png = NULL;
@@ -1397,6 +1784,7 @@ pool_status_name(enum pool_status st)
 		[POOL_TIMEOUT] = "timeout",
 		[POOL_CRASH] = "crash",
 		[POOL_WORKER] = "worker",
+		[POOL_UNAVAILABLE] = "unavailable",
 	};
 
 	return (unsigned)st < POOL_STATUS_N ? names[st] : "worker";

@@ -49,6 +49,8 @@ struct pool_job {
 	/* this job's limits; 0: the pool's (pool_options) */
 	int64_t timeout_ms;
 	uint64_t max_pixels;
+	bool no_fallback;		/* fail rather than run the model's
+					   fallback look */
 };
 
 struct pool;
@@ -76,6 +78,9 @@ enum pool_status {
 	POOL_CRASH,		/* the worker died during the job */
 	POOL_WORKER,		/* no worker could be started or reached, or
 				   it misbehaved */
+	POOL_UNAVAILABLE,	/* the hosted service is turning calls away
+				   (its circuit is open, or it asked for a
+				   pause past the deadline): not sent */
 	POOL_STATUS_N
 };
 
@@ -94,6 +99,16 @@ struct pool_result {
 	 * no plugin serves the model) */
 	char plugin[POOL_NAME_LEN];
 	char message[512];		/* not OK: why, fit for the guest */
+	/* a hosted call: requests sent to the service (retries included;
+	 * 0: it never reached it), the tokens it reported, and whether the
+	 * result is the plugin's fallback look, run because of why */
+	int requests;
+	uint64_t input_tokens, output_tokens;
+	uint32_t service;		/* FIRESYNC_SERVICE_*: the service's
+					   word on the last failure */
+	bool fallback;
+	char fallback_why[160];
+	char model[POOL_NAME_LEN];	/* the model that made the result */
 };
 
 /*
@@ -140,13 +155,38 @@ void pool_stats(struct pool *p, int *busy, int *workers, int *plugins);
  */
 int pool_model_lane(struct pool *p, const char *model);
 
+/* What a remote plugin's service did, since the pool started. */
+struct pool_provider_stats {
+	uint64_t requests;	/* sent to the service */
+	uint64_t ok;		/* answered with an image */
+	uint64_t rate_limited;	/* 429 */
+	uint64_t unavailable;	/* 5xx, unreachable, no answer in time */
+	uint64_t failed;	/* other failures (refusals, rejections) */
+	uint64_t turned_away;	/* not sent: circuit open, or paused past
+				   the deadline */
+	uint64_t circuit_opened;
+	uint64_t fallbacks;	/* guests given the fallback look */
+};
+
 /* A remote plugin's lane, for the metrics and the claim slots. */
 struct pool_lane {
 	char plugin[POOL_NAME_LEN];
 	int limit;		/* its calls setting */
+	int allowed;		/* calls at once now (lower after 429s) */
 	int in_flight;		/* calls running */
 	int waiting;		/* calls waiting for room in the lane */
+	bool circuit_open;	/* calls turned away but for probes */
+	int64_t paused_ms;	/* no call starts for this long */
+	char fallback[POOL_NAME_LEN];
+	struct pool_provider_stats n;
 };
+/*
+ * The fallback look of model's plugin (a CPU model; "" if none or model
+ * is not a remote plugin's), copied into out; false if none.
+ */
+bool pool_fallback_for(struct pool *p, const char *model, char *out,
+    size_t outlen);
+
 /* Up to max lanes into out (lane i + 1 is out[i]); how many there are.
  * hosted_workers, if not NULL: hosted-call worker processes running. */
 int pool_lanes(struct pool *p, struct pool_lane *out, int max,

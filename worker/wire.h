@@ -67,6 +67,10 @@ struct wire_hello {
 	uint32_t flags[WIRE_MAX_MODELS];	/* WIRE_MODEL_* */
 	uint32_t calls[WIRE_MAX_MODELS];	/* remote: the plugin's calls
 						   at once, daemon-wide */
+	uint32_t retries[WIRE_MAX_MODELS];	/* remote: retries of a call
+						   the service turned away */
+	char fallback[WIRE_MAX_MODELS][WIRE_NAME_LEN];	/* remote: the
+						   model to run instead, or "" */
 };
 
 #define WIRE_JOB_AI	0x1	/* run the model; otherwise passthrough */
@@ -95,6 +99,13 @@ struct wire_result {
 	uint64_t output_len;		/* PNG bytes in the memfd */
 	char plugin[WIRE_NAME_LEN];	/* who produced it, or "" */
 	char message[512];		/* why not, for the guest */
+	/* a remote plugin's word on the service (FIRESYNC_SERVICE_*), its
+	 * Retry-After, and the tokens it reported */
+	uint32_t service;
+	uint32_t reserved;
+	int64_t retry_after_ms;
+	uint64_t input_tokens;
+	uint64_t output_tokens;
 };
 
 /*

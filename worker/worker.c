@@ -130,6 +130,9 @@ hello(const struct process *w, int sock)
 			    lp->desc->name);
 			hi->flags[k] = lp->remote ? WIRE_MODEL_REMOTE : 0;
 			hi->calls[k] = (uint32_t)lp->calls;
+			hi->retries[k] = (uint32_t)lp->retries;
+			snprintf(hi->fallback[k], WIRE_NAME_LEN, "%s",
+			    lp->fallback ? lp->fallback : "");
 			hi->n_models++;
 		}
 	}
@@ -139,9 +142,10 @@ hello(const struct process *w, int sock)
 }
 
 /* Run one job mapped at mem and answer it on sock (under send_lock if
- * not NULL); false if the host is gone. */
+ * not NULL, counting the call out of *active first: the host may send the
+ * next as soon as it has the answer); false if the host is gone. */
 static bool
-answer(struct process *w, int sock, pthread_mutex_t *send_lock,
+answer(struct process *w, int sock, pthread_mutex_t *send_lock, int *active,
     const struct wire_job *job, const uint8_t *mem)
 {
 	struct wire_result r;
@@ -166,6 +170,8 @@ answer(struct process *w, int sock, pthread_mutex_t *send_lock,
 	free(png);
 	if (send_lock)
 		pthread_mutex_lock(send_lock);
+	if (active)
+		(*active)--;
 	rc = wire_send(sock, &r, sizeof(r), out);
 	if (send_lock)
 		pthread_mutex_unlock(send_lock);
@@ -205,7 +211,7 @@ serve(struct process *w, int sock)
 	if (hello(w, sock) < 0)
 		return 1;
 	while ((mem = next_job(sock, job, &need)) != NULL) {
-		bool ok = answer(w, sock, NULL, job, mem);
+		bool ok = answer(w, sock, NULL, NULL, job, mem);
 
 		munmap(mem, need);
 		if (!ok)
@@ -238,13 +244,10 @@ call_main(void *arg)
 	struct call *c = arg;
 	struct calls *cs = c->cs;
 
-	answer(cs->w, cs->sock, &cs->lock, c->job, c->mem);
+	answer(cs->w, cs->sock, &cs->lock, &cs->active, c->job, c->mem);
 	munmap(c->mem, c->need);
 	free(c->job);
 	free(c);
-	pthread_mutex_lock(&cs->lock);
-	cs->active--;
-	pthread_mutex_unlock(&cs->lock);
 	return NULL;
 }
 

@@ -48,7 +48,7 @@ extern "C" {
 #endif
 
 #define FIRESYNC_PLUGIN_ABI_MAJOR 1
-#define FIRESYNC_PLUGIN_ABI_MINOR 2
+#define FIRESYNC_PLUGIN_ABI_MINOR 3
 
 /* The name of the one symbol a plugin exports. */
 #define FIRESYNC_PLUGIN_SYMBOL "firesync_plugin"
@@ -188,7 +188,37 @@ struct firesync_result {
 	enum firesync_encoding encoding;
 	uint8_t *data;
 	size_t data_len;
+
+	/*
+	 * ABI 1.3, for remote plugins (check struct_size first): what the
+	 * service said.  When transform() fails, `service` tells the host
+	 * why, so that it can slow every call to the service down, retry,
+	 * open its circuit or run the fallback look (see FIRESYNC_SERVICE_*);
+	 * retry_after_ms is the service's Retry-After, or 0.  The tokens
+	 * are the usage the service reported for the call (success or not),
+	 * or 0; the host counts them per model.
+	 */
+	uint32_t service;
+	uint32_t reserved0;
+	int64_t retry_after_ms;
+	uint64_t input_tokens;
+	uint64_t output_tokens;
 };
+
+/* Why a remote plugin's transform() failed (firesync_result.service).
+ * The host retries RATE_LIMITED and UNAVAILABLE itself, provider-wide, so
+ * a remote plugin makes one request per transform() call. */
+#define FIRESYNC_SERVICE_NONE		0	/* not said, or not the
+						   service's doing */
+#define FIRESYNC_SERVICE_RATE_LIMITED	1	/* 429, quota: slow down */
+#define FIRESYNC_SERVICE_UNAVAILABLE	2	/* 5xx, unreachable, timed
+						   out: try later */
+#define FIRESYNC_SERVICE_REFUSED	3	/* the model refused the
+						   photo or prompt (safety):
+						   the guest's answer */
+#define FIRESYNC_SERVICE_REJECTED	4	/* the request, key or model
+						   was rejected (4xx): an
+						   operator's problem */
 
 /*
  * The descriptor.  Exported as `firesync_plugin`; must stay valid while the

@@ -7,8 +7,9 @@
  * (JSON), libjpeg (re-encoding) and OpenSSL's base64: the example a vendor
  * of a networked model can read.  docs/plugins.md walks through it.
  *
- * One transform is one generateContent call (retried on 429 and 5xx while
- * the deadline allows).  Nothing is written to disk; the request, the
+ * One transform is one generateContent call.  Its calls run on threads of
+ * their own (FIRESYNC_PLUGIN_REMOTE); retries, the provider-wide backoff
+ * and the fallback look are the host's, told what the service said.  Nothing is written to disk; the request, the
  * reply and the image are held in memory within the limits below.
  */
 #include <ctype.h>
@@ -17,6 +18,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +59,6 @@ struct genai {
 	const char *system_prompt;	/* NULL: none */
 	char key[KEY_MAX];
 	long timeout_ms;		/* one call */
-	int max_retries;
 	char *model_buf;
 	const char *models[MODELS_MAX + 1];
 	/* connections, TLS sessions and DNS answers shared by the calls,
@@ -250,7 +251,7 @@ genai_init(const struct firesync_host *host,
 {
 	struct genai *g = calloc(1, sizeof(*g));
 	const char *endpoint, *network, *models, *key_file;
-	long timeout_s = 60, retries = 2;
+	long timeout_s = 60;
 	size_t len;
 
 	if (g == NULL) {
@@ -267,12 +268,9 @@ genai_init(const struct firesync_host *host,
 	g->system_prompt = host->config_get(config, "system-prompt");
 	network = host->config_get(config, "network");
 	if (parse_long("timeout", host->config_get(config, "timeout"), 1,
-	    3600, &timeout_s, err, errlen) < 0 ||
-	    parse_long("max-retries", host->config_get(config, "max-retries"),
-	    0, 100, &retries, err, errlen) < 0)
+	    3600, &timeout_s, err, errlen) < 0)
 		goto fail;
 	g->timeout_ms = timeout_s * 1000;
-	g->max_retries = (int)retries;
 	if (parse_models(g, models ? models : "gemini-2.5-flash-image", err,
 	    errlen) < 0)
 		goto fail;
@@ -315,7 +313,6 @@ genai_init(const struct firesync_host *host,
 	}
 	if (read_key(g, key_file, err, errlen) < 0)
 		goto fail;
-	srand((unsigned)time(NULL) ^ (unsigned)getpid());	/* jitter */
 	/* once, before any call's thread exists */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
 	    (g->share = curl_share_init()) == NULL) {
@@ -332,9 +329,9 @@ genai_init(const struct firesync_host *host,
 	curl_share_setopt(g->share, CURLSHOPT_SHARE,
 	    CURL_LOCK_DATA_SSL_SESSION);
 	curl_share_setopt(g->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-	host->log(FIRESYNC_LOG_INFO, "serving %s via %s (timeout %lds, %ld "
-	    "retries)", models ? models : "gemini-2.5-flash-image",
-	    g->endpoint, timeout_s, retries);
+	host->log(FIRESYNC_LOG_INFO, "serving %s via %s (timeout %lds)",
+	    models ? models : "gemini-2.5-flash-image", g->endpoint,
+	    timeout_s);
 	return FIRESYNC_OK;
 fail:
 	genai_fini(g);
@@ -848,6 +845,37 @@ bad:
 	return NULL;
 }
 
+/* Tell the host what the service said (ABI 1.3): it retries, slows
+ * every call down, opens the circuit or runs the fallback look. */
+static void
+say(struct firesync_result *res, uint32_t service, long retry_after_s)
+{
+	if (res->struct_size < offsetof(struct firesync_result,
+	    output_tokens) + sizeof(res->output_tokens))
+		return;
+	res->service = service;
+	if (retry_after_s > 0 && retry_after_s <= 3600)
+		res->retry_after_ms = (int64_t)retry_after_s * 1000;
+}
+
+/* The tokens the service reports using (usageMetadata), for the host's
+ * cost counters. */
+static void
+usage(json_t *j, struct firesync_result *res)
+{
+	json_t *u = json_object_get(j, "usageMetadata");
+	json_int_t in = json_integer_value(json_object_get(u,
+	    "promptTokenCount"));
+	json_int_t out = json_integer_value(json_object_get(u,
+	    "candidatesTokenCount"));
+
+	if (res->struct_size < offsetof(struct firesync_result,
+	    output_tokens) + sizeof(res->output_tokens))
+		return;
+	res->input_tokens = in > 0 ? (uint64_t)in : 0;
+	res->output_tokens = out > 0 ? (uint64_t)out : 0;
+}
+
 /*
  * Read a 200 reply: the first image part of the first candidate into
  * res, or the reason there is none into err.
@@ -874,12 +902,14 @@ take_reply(const struct genai *g, const struct firesync_request *req,
 		json_decref(j);
 		return FIRESYNC_ERROR;
 	}
+	usage(j, res);
 	why = json_string_value(json_object_get(json_object_get(j,
 	    "promptFeedback"), "blockReason"));
 	if (why) {
 		reason_of(why, reason, sizeof(reason));
 		snprintf(err, errlen, "the model refused the photo (%s)",
 		    reason);
+		say(res, FIRESYNC_SERVICE_REFUSED, 0);
 		g->host->log(FIRESYNC_LOG_INFO, "session=%s model=%s: the "
 		    "service blocked the request (%s)", req->session_id,
 		    req->model, reason);
@@ -934,10 +964,11 @@ take_reply(const struct genai *g, const struct firesync_request *req,
 	}
 	why = json_string_value(json_object_get(cand, "finishReason"));
 	reason_of(why ? why : "NO_IMAGE", reason, sizeof(reason));
-	if (why && strcmp(why, "STOP") != 0 && refusal(reason))
+	if (why && strcmp(why, "STOP") != 0 && refusal(reason)) {
 		snprintf(err, errlen, "the model refused the photo (%s)",
 		    reason);
-	else if (why && strcmp(why, "STOP") != 0)
+		say(res, FIRESYNC_SERVICE_REFUSED, 0);
+	} else if (why && strcmp(why, "STOP") != 0)
 		snprintf(err, errlen, "the model made no image (%s)", reason);
 	else
 		snprintf(err, errlen, "the model answered without an image");
@@ -947,29 +978,6 @@ take_reply(const struct genai *g, const struct firesync_request *req,
 out:
 	json_decref(j);
 	return rc;
-}
-
-static bool
-retryable(long status)
-{
-	return status == 429 || status == 500 || status == 502 ||
-	    status == 503 || status == 504;
-}
-
-/* Sleep ms, waking early if the host cancels; false if cancelled. */
-static bool
-pause_ms(const struct genai *g, long ms)
-{
-	while (ms > 0) {
-		long step = ms < 100 ? ms : 100;
-		struct timespec ts = { 0, step * 1000000L };
-
-		if (g->host->cancelled())
-			return false;
-		nanosleep(&ts, NULL);
-		ms -= step;
-	}
-	return !g->host->cancelled();
 }
 
 /* The message for a final HTTP error status. */
@@ -1012,6 +1020,38 @@ status_error(const struct genai *g, const struct firesync_request *req,
 	log_api_error(g, req, status, reply->p, reply->len, advice);
 }
 
+/* The service failed to answer (curl's cc): err, the log, and what the
+ * host is told. */
+static void
+transport_error(const struct genai *g, const struct firesync_request *req,
+    CURLcode cc, const char *curlerr, long timeout,
+    struct firesync_result *res, char *err, size_t errlen)
+{
+	bool tls = cc == CURLE_PEER_FAILED_VERIFICATION ||
+	    cc == CURLE_SSL_CACERT_BADFILE || cc == CURLE_SSL_CONNECT_ERROR ||
+	    cc == CURLE_SSL_CERTPROBLEM;
+
+	g->host->log(FIRESYNC_LOG_WARNING, "session=%s model=%s: %s: %s%s",
+	    req->session_id, req->model, g->endpoint, *curlerr ? curlerr :
+	    curl_easy_strerror(cc), tls ? "; check [plugin.genai] ca-file "
+	    "and the endpoint's certificate" : "");
+	if (tls) {
+		snprintf(err, errlen, "cannot reach the AI service securely");
+		say(res, FIRESYNC_SERVICE_REJECTED, 0);
+		return;
+	}
+	snprintf(err, errlen, cc == CURLE_OPERATION_TIMEDOUT ? "the AI "
+	    "service did not answer in time" : "cannot reach the AI service");
+	/* at the transform's own deadline it is not the service's fault */
+	say(res, cc == CURLE_OPERATION_TIMEDOUT && timeout < g->timeout_ms ?
+	    FIRESYNC_SERVICE_NONE : FIRESYNC_SERVICE_UNAVAILABLE, 0);
+}
+
+/*
+ * One generateContent call.  Retries are the host's: it sees every call
+ * to the service, so when the service is struggling it slows them all
+ * down rather than each call retrying on its own.
+ */
 static int
 genai_transform(void *state, const struct firesync_request *req,
     struct firesync_result *res, char *err, size_t errlen)
@@ -1020,13 +1060,20 @@ genai_transform(void *state, const struct firesync_request *req,
 	struct curl_slist *headers = NULL;
 	struct buf body;
 	struct summary sum = { 0 };
-	struct call c = { .g = g };
+	struct call c = { .g = g, .retry_after_s = -1 };
 	CURL *curl;
-	char url[768], keyhdr[KEY_MAX + 32], curlerr[CURL_ERROR_SIZE];
-	long status = 0, backoff_ms = 500;
-	int rc = FIRESYNC_ERROR, attempt;
+	char url[768], keyhdr[KEY_MAX + 32], curlerr[CURL_ERROR_SIZE] = "";
+	long status = 0, timeout;
+	int64_t left = g->host->time_left_ms() - 500;
+	int rc = FIRESYNC_ERROR;
 	struct timespec t0, t1;
+	CURLcode cc;
 
+	timeout = g->timeout_ms < left ? g->timeout_ms : (long)left;
+	if (timeout < 1000) {
+		snprintf(err, errlen, "no time left to call the AI service");
+		return FIRESYNC_ERROR;
+	}
 	buf_init(&body, REQUEST_MAX);
 	buf_init(&c.reply, REPLY_MAX);
 	if (build_request(g, req, &body, &sum, err, errlen) < 0) {
@@ -1039,142 +1086,72 @@ genai_transform(void *state, const struct firesync_request *req,
 	headers = curl_slist_append(headers, "Content-Type: application/json");
 	headers = curl_slist_append(headers, keyhdr);
 	memset(keyhdr, 0, sizeof(keyhdr));
-	if (headers == NULL) {
-		snprintf(err, errlen, "out of memory");
-		buf_free(&body);
-		return FIRESYNC_ERROR;
-	}
-	if ((curl = curl_easy_init()) == NULL) {
+	if (headers == NULL || (curl = curl_easy_init()) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		curl_slist_free_all(headers);
 		buf_free(&body);
 		return FIRESYNC_ERROR;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (attempt = 0; ; attempt++) {
-		int64_t left = g->host->time_left_ms() - 500;
-		long timeout = g->timeout_ms < left ? g->timeout_ms :
-		    (long)left;
-		CURLcode cc;
-
-		if (timeout < 1000) {
-			if (attempt == 0) {
-				snprintf(err, errlen, "no time left to call "
-				    "the AI service");
-			}
-			break;	/* err says what the last attempt got */
-		}
-		buf_reset(&c.reply);
-		c.retry_after_s = -1;
-		curlerr[0] = '\0';
-		curl_easy_reset(curl);
-		curl_easy_setopt(curl, CURLOPT_SHARE, g->share);
-		curl_easy_setopt(curl, CURLOPT_URL, url);
-		curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
-		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.p);
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
-		    (curl_off_t)body.len);
-		if (g->ca_file)
-			curl_easy_setopt(curl, CURLOPT_CAINFO, g->ca_file);
-		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
-		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
-		curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
-		curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout);
-		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-		    timeout < 10000 ? timeout : 10000L);
-		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, buf_write);
-		curl_easy_setopt(curl, CURLOPT_WRITEDATA, &c.reply);
-		curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
-		curl_easy_setopt(curl, CURLOPT_HEADERDATA, &c);
-		curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION,
-		    on_progress);
-		curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &c);
-		curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-		curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curlerr);
-		curl_easy_setopt(curl, CURLOPT_USERAGENT, "firesync-genai/"
-		    PACKAGE_VERSION);
-		cc = curl_easy_perform(curl);
-		status = 0;
-		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-		if (c.cancelled) {
-			rc = FIRESYNC_CANCELLED;
-			goto out;
-		}
-		if (cc == CURLE_WRITE_ERROR && c.reply.too_big) {
-			g->host->log(FIRESYNC_LOG_WARNING, "session=%s "
-			    "model=%s: the reply from %s is larger than %u "
-			    "MB; not read", req->session_id, req->model,
-			    g->endpoint, REPLY_MAX >> 20);
-			snprintf(err, errlen, "the AI service's reply is too "
-			    "large");
-			goto out;
-		}
-		if (cc != CURLE_OK) {
-			bool tls = cc == CURLE_PEER_FAILED_VERIFICATION ||
-			    cc == CURLE_SSL_CACERT_BADFILE ||
-			    cc == CURLE_SSL_CONNECT_ERROR ||
-			    cc == CURLE_SSL_CERTPROBLEM;
-
-			g->host->log(FIRESYNC_LOG_WARNING, "session=%s "
-			    "model=%s: %s: %s%s", req->session_id, req->model,
-			    g->endpoint, *curlerr ? curlerr :
-			    curl_easy_strerror(cc), tls ? "; check "
-			    "[plugin.genai] ca-file and the endpoint's "
-			    "certificate" : "");
-			if (tls) {
-				snprintf(err, errlen, "cannot reach the AI "
-				    "service securely");
-				goto out;
-			}
-			snprintf(err, errlen, cc == CURLE_OPERATION_TIMEDOUT ?
-			    "the AI service did not answer in time" :
-			    "cannot reach the AI service");
-			if (cc == CURLE_OPERATION_TIMEDOUT && timeout <
-			    g->timeout_ms)
-				break;		/* the deadline, not a blip */
-		} else if (status == 200) {
-			rc = take_reply(g, req, &c.reply, res, err, errlen);
-			goto out;
-		} else {
-			status_error(g, req, status, &c.reply, err, errlen);
-			if (!retryable(status))
-				goto out;
-		}
-		if (attempt >= g->max_retries)
-			break;
-		/* back off, jittered, within what is left */
-		{
-			long wait = c.retry_after_s > 0 ? c.retry_after_s *
-			    1000 : backoff_ms;
-
-			wait += rand() % (wait / 4 + 1);
-			if (wait > g->host->time_left_ms() - 1500)
-				break;
-			if (!pause_ms(g, wait)) {
-				rc = FIRESYNC_CANCELLED;
-				goto out;
-			}
-			backoff_ms = backoff_ms < 8000 ? backoff_ms * 2 : 8000;
-		}
+	curl_easy_setopt(curl, CURLOPT_SHARE, g->share);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.p);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+	    (curl_off_t)body.len);
+	if (g->ca_file)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, g->ca_file);
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+	    timeout < 10000 ? timeout : 10000L);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, buf_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &c.reply);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &c);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &c);
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curlerr);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, "firesync-genai/"
+	    PACKAGE_VERSION);
+	cc = curl_easy_perform(curl);
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	if (c.cancelled) {
+		rc = FIRESYNC_CANCELLED;
+	} else if (cc == CURLE_WRITE_ERROR && c.reply.too_big) {
+		g->host->log(FIRESYNC_LOG_WARNING, "session=%s model=%s: the "
+		    "reply from %s is larger than %u MB; not read",
+		    req->session_id, req->model, g->endpoint, REPLY_MAX >> 20);
+		snprintf(err, errlen, "the AI service's reply is too large");
+	} else if (cc != CURLE_OK) {
+		transport_error(g, req, cc, curlerr, timeout, res, err,
+		    errlen);
+	} else if (status == 200) {
+		rc = take_reply(g, req, &c.reply, res, err, errlen);
+	} else {
+		status_error(g, req, status, &c.reply, err, errlen);
+		say(res, status == 429 ? FIRESYNC_SERVICE_RATE_LIMITED :
+		    status >= 500 ? FIRESYNC_SERVICE_UNAVAILABLE :
+		    FIRESYNC_SERVICE_REJECTED, c.retry_after_s);
 	}
-out:
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (rc == FIRESYNC_OK)
 		g->host->log(FIRESYNC_LOG_INFO, "session=%s model=%s: %s "
 		    "photo %ux%u (%zu bytes), %zu reference(s), aspect %s: "
-		    "%zu-byte image after %d attempt(s) in %ld ms",
-		    req->session_id, req->model, sum.original ? "original" :
-		    "re-encoded", sum.photo_w, sum.photo_h, sum.photo_bytes,
-		    sum.n_refs, sum.ratio ? sum.ratio : "(the photo's)",
-		    res->data_len, attempt + 1,
+		    "%zu-byte image in %ld ms", req->session_id, req->model,
+		    sum.original ? "original" : "re-encoded", sum.photo_w,
+		    sum.photo_h, sum.photo_bytes, sum.n_refs, sum.ratio ?
+		    sum.ratio : "(the photo's)", res->data_len,
 		    (long)((t1.tv_sec - t0.tv_sec) * 1000 +
 		    (t1.tv_nsec - t0.tv_nsec) / 1000000));
 	else if (rc == FIRESYNC_ERROR)
 		g->host->log(FIRESYNC_LOG_WARNING, "session=%s model=%s: "
-		    "failed after %d attempt(s): %s", req->session_id,
-		    req->model, attempt + 1, err);
+		    "failed: %s", req->session_id, req->model, err);
 	curl_easy_cleanup(curl);
 	curl_slist_free_all(headers);
 	buf_free(&body);
@@ -1187,7 +1164,8 @@ static const char *const default_models[] = { "gemini-2.5-flash-image",
 
 const struct firesync_plugin firesync_plugin = {
 	.abi_major = FIRESYNC_PLUGIN_ABI_MAJOR,
-	.abi_minor = 2,			/* configured_models, flags */
+	.abi_minor = 3,			/* configured_models, flags,
+					   result.service */
 	.struct_size = sizeof(struct firesync_plugin),
 	.name = "genai",
 	.version = PACKAGE_VERSION,
