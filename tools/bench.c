@@ -1003,7 +1003,10 @@ hosted_subject(struct emulator *em, const struct subject *sub,
 	args[k++] = "-c";
 	args[k++] = conf;
 	if (sub->hosted_workers != NULL) {
+		/* as many runner threads, or they would be the limit */
 		args[k++] = "--workers";
+		args[k++] = sub->hosted_workers;
+		args[k++] = "--firestore-concurrency";
 		args[k++] = sub->hosted_workers;
 	}
 	args[k++] = "--log-level";
@@ -1302,7 +1305,7 @@ run_outage(struct emulator *em, const struct subject *sub, int w, int h)
 	printf("outage   the service received %d request(s) during the "
 	    "outage for %d guests; %d ended ready (%d with the fallback "
 	    "look), %d in error\n", during, N, ready, log_count(log,
-	    "fallback look"), errors);
+	    "the guest gets the fallback look"), errors);
 	{
 		int64_t last = 0;
 
