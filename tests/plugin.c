@@ -777,6 +777,26 @@ START_TEST(a_lane_holds_its_calls_setting)
 }
 END_TEST
 
+/* A model's own limit (calls.MODEL) holds within the plugin's. */
+START_TEST(a_model_holds_its_own_calls_setting)
+{
+	struct call c[4];
+	char prompt[160], gate[128];
+
+	pool_with_config("[plugin.test-remote]\ncalls = 8\n"
+	    "calls.test-remote = 2\n", 1500, 100);
+	gate_prompt(prompt, sizeof(prompt), gate, sizeof(gate));
+	for (int i = 0; i < 4; i++)
+		call_start(&c[i], prompt);
+	lane_reaches(2, 2);
+	gate_open(gate);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(c[i].thread, NULL);
+		ck_assert_msg(c[i].rc == POOL_OK, "call %d: %s", i, c[i].err);
+	}
+}
+END_TEST
+
 /*
  * Forty calls through a lane of 32, more than two processes' worth: each
  * answer frees its slot, and the next call may reuse it at once.
@@ -1025,6 +1045,7 @@ plugin_suite(void)
 	tcase_add_test(jobs, remote_calls_run_at_once_beside_cpu_looks);
 	tcase_add_test(jobs, a_lane_holds_its_calls_setting);
 	tcase_add_test(jobs, calls_follow_each_other_through_full_processes);
+	tcase_add_test(jobs, a_model_holds_its_own_calls_setting);
 	tcase_add_test(jobs, a_remote_crash_or_hang_costs_its_process_s_calls_only);
 	suite_add_tcase(s, jobs);
 

@@ -160,6 +160,7 @@ static bool
 host_key(const char *key)
 {
 	return strcmp(key, "network") == 0 || strcmp(key, "calls") == 0 ||
+	    strncmp(key, "calls.", 6) == 0 ||
 	    strcmp(key, "max-retries") == 0 || strcmp(key, "fallback") == 0;
 }
 
@@ -592,6 +593,69 @@ host_settings_ok(struct load_ctx *lc, struct loaded_plugin *lp)
 	return true;
 }
 
+/*
+ * calls.MODEL = N in a remote plugin's section: a lower limit for one of
+ * its models (a slow or rationed one) within the plugin's calls.  False
+ * (refused, and fini() called) for a model it does not serve or a number
+ * out of range.
+ */
+static bool
+model_calls_ok(struct load_ctx *lc, struct loaded_plugin *lp)
+{
+	const char *why = NULL;
+
+	for (size_t i = 0; i < lp->config->n && why == NULL; i++) {
+		const char *key = lp->config->keys[i], *model = key + 6;
+		bool served = false;
+		char *end;
+		long n;
+
+		if (strncmp(key, "calls.", 6) != 0)
+			continue;
+		if (!lp->remote) {
+			log_at(lc->announce ? LOG_WARNING : LOG_DEBUG, "plugin "
+			    "%s: %s ignored: it runs on the CPU workers",
+			    lp->desc->name, key);
+			continue;
+		}
+		for (const char *const *m = lp->models; *m && !served; m++)
+			served = strcmp(*m, model) == 0;
+		errno = 0;
+		n = strtol(lp->config->values[i], &end, 10);
+		if (!served)
+			why = "names a model the plugin does not serve";
+		else if (errno || end == lp->config->values[i] || *end ||
+		    n < 1 || n > PLUGIN_CALLS_MAX)
+			why = "give a whole number from 1 to 1024";
+		else if (lp->n_model_calls < PLUGIN_MODEL_CALLS_MAX) {
+			lp->model_calls[lp->n_model_calls].model = model;
+			lp->model_calls[lp->n_model_calls++].calls = (int)n;
+		}
+		if (why)
+			refuse(lc, lp->path, "[plugin.%s] %.70s = %.32s: %s",
+			    lp->desc->name, key, lp->config->values[i], why);
+	}
+	if (why == NULL)
+		return true;
+	if (lp->desc->fini) {
+		plugin_host_begin(lp->desc->name, 10000);
+		lp->desc->fini(lp->state);
+		plugin_host_end();
+	}
+	return false;
+}
+
+/* The calls model of lp may have at once: its calls.MODEL, else 0 (only
+ * the plugin's calls). */
+int
+plugin_model_calls(const struct loaded_plugin *lp, const char *model)
+{
+	for (size_t i = 0; i < lp->n_model_calls; i++)
+		if (strcmp(lp->model_calls[i].model, model) == 0)
+			return lp->model_calls[i].calls;
+	return 0;
+}
+
 /* Call the plugin's init() with its configuration; false if refused. */
 static bool
 plugin_init(struct load_ctx *lc, struct loaded_plugin *lp)
@@ -701,7 +765,7 @@ load_one(struct load_ctx *lc, const char *path,
 		if (strcmp(cfgs->v[i].plugin, d->name) == 0)
 			lp.config = &cfgs->v[i];
 	if (!host_settings_ok(lc, &lp) || !plugin_init(lc, &lp) ||
-	    !served_models(lc, &lp)) {
+	    !served_models(lc, &lp) || !model_calls_ok(lc, &lp)) {
 		free(lp.path);
 		goto refused;
 	}

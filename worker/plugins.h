@@ -49,7 +49,14 @@ struct loaded_plugin {
 	const char *fallback;		/* remote: the model run instead when
 					   the service fails ([plugin.NAME]
 					   fallback), or NULL */
+	struct {			/* remote: calls.MODEL = N */
+		const char *model;
+		int calls;
+	} model_calls[16];
+	size_t n_model_calls;
 };
+
+#define PLUGIN_MODEL_CALLS_MAX	16
 
 /* A remote plugin's calls at once unless [plugin.NAME] calls says. */
 #define PLUGIN_CALLS_DEFAULT	32
@@ -101,6 +108,9 @@ size_t plugins_config_warnings(const struct plugin_set *set,
     const struct plugin_configs *cfgs, bool log, FILE *out);
 /* The plugin serving model, or NULL. */
 struct loaded_plugin *plugins_find(struct plugin_set *set, const char *model);
+/* The calls model of remote plugin lp may have at once (calls.MODEL), or
+ * 0 if only the plugin's calls bound it. */
+int plugin_model_calls(const struct loaded_plugin *lp, const char *model);
 /* fini() every plugin and unload them. */
 void plugins_unload(struct plugin_set *set);
 

@@ -104,6 +104,8 @@ struct hworker {
  */
 enum circuit { CLOSED, OPEN, HALF_OPEN };
 
+#define LANE_MODELS_MAX	16
+
 struct lane {
 	char plugin[WIRE_NAME_LEN];
 	int limit;			/* its calls setting */
@@ -123,6 +125,12 @@ struct lane {
 	int64_t probe_at;		/* OPEN: when one call may go */
 	bool probe_out;			/* HALF_OPEN: it has gone */
 	struct pool_provider_stats n;	/* counters */
+	struct model_slots {		/* calls.MODEL: a model's own limit */
+		char model[WIRE_NAME_LEN];
+		int limit;		/* 0: the plugin's only */
+		int in_flight;
+	} models[LANE_MODELS_MAX];
+	int n_models;
 };
 
 #define CIRCUIT_FAILURES	5
@@ -332,6 +340,30 @@ lane_of(struct pool *p, const char *name, int calls, int retries,
 	return i + 1;
 }
 
+/* model's slots in ln, made if need be (NULL if there is no room);
+ * under p->lock. */
+static struct model_slots *
+model_slots(struct lane *ln, const char *model)
+{
+	for (int i = 0; i < ln->n_models; i++)
+		if (strcmp(ln->models[i].model, model) == 0)
+			return &ln->models[i];
+	if (ln->n_models == LANE_MODELS_MAX)
+		return NULL;
+	snprintf(ln->models[ln->n_models].model, WIRE_NAME_LEN, "%s", model);
+	return &ln->models[ln->n_models++];
+}
+
+/* calls.MODEL from the workers' hello (0: none); under p->lock. */
+static void
+model_limit(struct lane *ln, const char *model, int limit)
+{
+	struct model_slots *ms = model_slots(ln, model);
+
+	if (ms != NULL)
+		ms->limit = limit;
+}
+
 /* Say at once if lane's fallback is no look of the CPU workers (a
  * typo, a missing plugin, a hosted model): then its guests get errors.
  * Under p->lock, with the model table in place. */
@@ -472,10 +504,15 @@ spawn_worker(struct pool *p, int calls, pid_t *pidp, int *sockp, char *err,
 			memcpy(p->plugins[i], hello->plugin[i],
 			    WIRE_NAME_LEN - 1);
 			hello->fallback[i][WIRE_NAME_LEN - 1] = '\0';
-			if (hello->flags[i] & WIRE_MODEL_REMOTE)
+			if (hello->flags[i] & WIRE_MODEL_REMOTE) {
 				p->model_lane[i] = lane_of(p, p->plugins[i],
 				    (int)hello->calls[i],
 				    (int)hello->retries[i], hello->fallback[i]);
+				if (p->model_lane[i] > 0)
+					model_limit(&p->lanes[p->model_lane[i] -
+					    1], p->models[i],
+					    (int)hello->model_calls[i]);
+			}
 		}
 		p->n_models = n;
 		p->announced = true;
@@ -1307,8 +1344,8 @@ enum admit { ADMIT_OK, ADMIT_OPEN, ADMIT_LATE, ADMIT_GONE };
  * daemon is shutting down.  Under p->lock.
  */
 static enum admit
-admit(struct pool *p, struct lane *ln, int64_t deadline,
-    struct hworker **hp, bool *start, bool *probe)
+admit(struct pool *p, struct lane *ln, struct model_slots *ms,
+    int64_t deadline, struct hworker **hp, bool *start, bool *probe)
 {
 	*probe = false;
 	ln->waiting++;
@@ -1333,6 +1370,8 @@ admit(struct pool *p, struct lane *ln, int64_t deadline,
 			return ADMIT_LATE;
 		}
 		if (now >= ln->not_before && ln->in_flight < ln->allowed &&
+		    (ms == NULL || ms->limit == 0 ||
+		    ms->in_flight < ms->limit) &&
 		    (*hp = hw_pick(p, start)) != NULL)
 			break;
 		until = ln->not_before > now ? ln->not_before : deadline;
@@ -1341,6 +1380,8 @@ admit(struct pool *p, struct lane *ln, int64_t deadline,
 	}
 	ln->waiting--;
 	ln->in_flight++;
+	if (ms != NULL)
+		ms->in_flight++;
 	if (ln->circuit == HALF_OPEN) {
 		ln->probe_out = true;
 		*probe = true;
@@ -1458,6 +1499,7 @@ hosted_run(struct pool *p, int lane, const struct pool_job *job,
 	struct hcall c = { .fd = -1 };
 	pthread_condattr_t ca;
 	enum pool_status st = POOL_WORKER;
+	struct model_slots *ms;
 	int fd, failed_tries = 0;
 
 	if ((fd = job_memfd(job, err, errlen)) < 0)
@@ -1469,10 +1511,11 @@ hosted_run(struct pool *p, int lane, const struct pool_job *job,
 	snprintf(c.plugin, sizeof(c.plugin), "%s", ln->plugin);
 
 	pthread_mutex_lock(&p->lock);
+	ms = model_slots(ln, job->model);
 	for (int attempt = 0; ; attempt++) {
 		struct hworker *h = NULL;
 		bool start = false, probe;
-		enum admit a = admit(p, ln, deadline, &h, &start, &probe);
+		enum admit a = admit(p, ln, ms, deadline, &h, &start, &probe);
 		uint32_t service;
 		int64_t sent;
 		pid_t pid;
@@ -1494,6 +1537,10 @@ hosted_run(struct pool *p, int lane, const struct pool_job *job,
 		sent = now_mono_ms();
 		st = hosted_request(p, ln, h, start, job, l, deadline - sent,
 		    fd, &c, &pid, err, errlen);
+		if (ms != NULL) {
+			ms->in_flight--;
+			pthread_cond_broadcast(&p->cond);
+		}
 		out->requests += pid > 0;
 		service = st == POOL_OK ? c.res.service : 0;
 		out->input_tokens += c.res.input_tokens;

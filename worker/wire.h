@@ -67,6 +67,8 @@ struct wire_hello {
 	uint32_t flags[WIRE_MAX_MODELS];	/* WIRE_MODEL_* */
 	uint32_t calls[WIRE_MAX_MODELS];	/* remote: the plugin's calls
 						   at once, daemon-wide */
+	uint32_t model_calls[WIRE_MAX_MODELS];	/* remote: this model's own
+						   limit (calls.MODEL), or 0 */
 	uint32_t retries[WIRE_MAX_MODELS];	/* remote: retries of a call
 						   the service turned away */
 	char fallback[WIRE_MAX_MODELS][WIRE_NAME_LEN];	/* remote: the

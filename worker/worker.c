@@ -130,6 +130,8 @@ hello(const struct process *w, int sock)
 			    lp->desc->name);
 			hi->flags[k] = lp->remote ? WIRE_MODEL_REMOTE : 0;
 			hi->calls[k] = (uint32_t)lp->calls;
+			hi->model_calls[k] = (uint32_t)plugin_model_calls(lp,
+			    *m);
 			hi->retries[k] = (uint32_t)lp->retries;
 			snprintf(hi->fallback[k], WIRE_NAME_LEN, "%s",
 			    lp->fallback ? lp->fallback : "");
