@@ -2353,24 +2353,39 @@ hosted_setup(struct ctx *t, const struct gemini *gm, const char *genai_lines,
 	put_experience_with(t, "exp_local", "test-passthrough", "", NULL);
 }
 
-/* A daemon of the set-up (one CPU worker), its metrics at h->port;
- * extra: more flags, or NULL. */
+/* A daemon of the set-up (one CPU worker), its metrics at h->port once
+ * it answers; extra: more flags, or NULL. */
 static pid_t
 hosted_start(struct ctx *t, struct hosted *h, const char *logpath,
     const char *const *extra)
 {
 	const char *args[24] = { "--plugin-dir", h->dir, "-c", h->conf,
 	    "--metrics-listen", h->listen, "--workers", "1" };
+	char url[64];
 	int n = 8;
+	pid_t d;
 
-	/* not the last daemon's, which may not be listening yet */
-	for (int last = h->port; (h->port = free_port()) == last; )
-		;
+	h->port = free_port();
 	snprintf(h->listen, sizeof(h->listen), "127.0.0.1:%d", h->port);
 	for (; extra && *extra; extra++)
 		args[n++] = *extra;
 	args[n] = NULL;
-	return start_daemon(t, logpath, args);
+	d = start_daemon(t, logpath, args);
+	/* listening before anything else (another daemon's connections)
+	 * can take the port */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", h->port);
+	for (int64_t end = test_now_ms() + 60000; ; sleep_ms(20)) {
+		char *text = scrape(url);
+		bool up = text != NULL;
+
+		free(text);
+		if (up)
+			break;
+		ck_assert_msg(alive(d), "the daemon exited; see %s", logpath ?
+		    logpath : t->log);
+		ck_assert_msg(test_now_ms() < end, "%s never answered", url);
+	}
+	return d;
 }
 
 static pid_t
