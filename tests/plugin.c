@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "clock.h"
 #include "image.h"
 #include "log.h"
@@ -777,6 +778,46 @@ START_TEST(a_lane_holds_its_calls_setting)
 }
 END_TEST
 
+static void
+pool_from(void *conf)
+{
+	pool_with_config(conf, 1500, 100);
+}
+
+/*
+ * The host's keys of a remote plugin are checked: a fallback that is no
+ * local look is said at once and not used; a calls.MODEL for a model the
+ * plugin does not serve refuses the plugin.
+ */
+START_TEST(hosted_settings_are_checked)
+{
+	char out[16384], fb[POOL_NAME_LEN];
+
+	capture_stderr(pool_from, "[plugin.test-remote]\nfallback = no-such\n",
+	    out, sizeof(out));
+	ck_assert_msg(strstr(out, "plugin test-remote: fallback = no-such: no "
+	    "plugin serves that model") != NULL, "%s", out);
+	ck_assert(!pool_fallback_for(pool, "test-remote", fb, sizeof(fb)));
+
+	capture_stderr(pool_from, "[plugin.test-remote]\nfallback = "
+	    "test-remote\n", out, sizeof(out));
+	ck_assert_msg(strstr(out, "fallback = test-remote is a hosted model")
+	    != NULL, "%s", out);
+	ck_assert(!pool_fallback_for(pool, "test-remote", fb, sizeof(fb)));
+
+	pool_with_config("[plugin.test-remote]\nfallback = test-good\n", 1500,
+	    100);
+	ck_assert(pool_fallback_for(pool, "test-remote", fb, sizeof(fb)));
+	ck_assert_str_eq(fb, "test-good");
+	ck_assert(!pool_fallback_for(pool, "test-good", fb, sizeof(fb)));
+
+	pool_with_config("[plugin.test-remote]\ncalls.no-such = 2\n", 1500,
+	    100);
+	ck_assert_int_eq(pool_model_lane(pool, "test-remote"), 0);
+	ck_assert(!pool_plugin_for(pool, "test-remote", fb, sizeof(fb)));
+}
+END_TEST
+
 /* A model's own limit (calls.MODEL) holds within the plugin's. */
 START_TEST(a_model_holds_its_own_calls_setting)
 {
@@ -1046,6 +1087,7 @@ plugin_suite(void)
 	tcase_add_test(jobs, a_lane_holds_its_calls_setting);
 	tcase_add_test(jobs, calls_follow_each_other_through_full_processes);
 	tcase_add_test(jobs, a_model_holds_its_own_calls_setting);
+	tcase_add_test(jobs, hosted_settings_are_checked);
 	tcase_add_test(jobs, a_remote_crash_or_hang_costs_its_process_s_calls_only);
 	suite_add_tcase(s, jobs);
 
