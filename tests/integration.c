@@ -2388,9 +2388,11 @@ hosted_start(struct ctx *t, struct hosted *h, const char *logpath,
 	return d;
 }
 
+/* The set-up with calls = calls and its daemon: its metrics port and
+ * plugin directory (to free) into *port and *dir. */
 static pid_t
 hosted_daemon(struct ctx *t, const struct gemini *gm, int calls, int *port,
-    const char *logpath, const char *const *extra, char **dir)
+    char **dir)
 {
 	struct hosted h = { 0 };
 	char lines[32];
@@ -2398,7 +2400,7 @@ hosted_daemon(struct ctx *t, const struct gemini *gm, int calls, int *port,
 
 	snprintf(lines, sizeof(lines), "calls = %d\n", calls);
 	hosted_setup(t, gm, lines, "", &h);
-	d = hosted_start(t, &h, logpath, extra);
+	d = hosted_start(t, &h, NULL, NULL);
 	*port = h.port;
 	*dir = h.dir;
 	return d;
@@ -2423,7 +2425,7 @@ START_TEST(a_local_look_never_waits_behind_hosted_calls)
 
 	ck_assert_int_eq(gemini_start(&gm, "AIzaIntegration"), 0);
 	ctx_init(&t, "hostedlocal", em.host);
-	d = hosted_daemon(&t, &gm, 16, &port, NULL, NULL, &dir);
+	d = hosted_daemon(&t, &gm, 16, &port, &dir);
 	for (int i = 0; i < 12; i++) {
 		snprintf(ss, sizeof(ss), "h%d", i);
 		capture_photo(&t, "gala", ss, "exp_held", 1, 64, 48);
@@ -2483,7 +2485,7 @@ START_TEST(hosted_calls_take_events_in_turn)
 
 	ck_assert_int_eq(gemini_start(&gm, "AIzaIntegration"), 0);
 	ctx_init(&t, "hostedfair", em.host);
-	d = hosted_daemon(&t, &gm, 2, &port, NULL, NULL, &dir);
+	d = hosted_daemon(&t, &gm, 2, &port, &dir);
 	for (int i = 0; i < 6; i++) {
 		snprintf(ss, sizeof(ss), "b%d", i);
 		capture_photo(&t, "big", ss, "exp_held", 1, 32, 32);
@@ -2517,6 +2519,49 @@ START_TEST(hosted_calls_take_events_in_turn)
 }
 END_TEST
 
+/* n guests of event "gala" (k0...) hold calls at the stand-in's gate. */
+static void
+hold_calls(struct ctx *t, struct hosted *h, int n)
+{
+	char ss[16];
+
+	for (int i = 0; i < n; i++) {
+		snprintf(ss, sizeof(ss), "k%d", i);
+		capture_photo(t, "gala", ss, "exp_held", 1, 32, 32);
+	}
+	gauge_reaches(h->port, HOSTED_RUNNING, n);
+}
+
+/*
+ * SIGKILL daemon *d with hold_calls' n calls out, open the gate, start a
+ * daemon (log log2) that recovers them quickly into *d, and wait for each
+ * to be ready after two attempts.
+ */
+static void
+kill_and_rerun(struct ctx *t, struct hosted *h, const struct gemini *gm,
+    pid_t *d, int n, const char *log2)
+{
+	static const char *const fast[] = { "--transform-timeout", "10",
+	    "--recovery-margin", "1", "--recovery-interval", "1", NULL };
+	char ss[16];
+
+	kill(*d, SIGKILL);
+	waitpid(*d, NULL, 0);
+	gemini_open_gate(gm);
+	*d = hosted_start(t, h, log2, fast);
+	for (int i = 0; i < n; i++) {
+		FsDocument *doc;
+
+		snprintf(ss, sizeof(ss), "k%d", i);
+		doc = wait_final(t, "gala", ss, 90000);
+		ck_assert_msg(strcmp(state_of(doc), "ready") == 0, "%s: %s",
+		    ss, doc_string(doc, "error"));
+		ck_assert_int_eq(doc_get(doc, "transformAttempts")->
+		    integer_value, 2);
+		doc_free(doc);
+	}
+}
+
 /*
  * A daemon killed (SIGKILL) with ten hosted calls out: its hosted-call
  * workers die with it, the sessions stay "transforming", and the next
@@ -2525,43 +2570,23 @@ END_TEST
  */
 START_TEST(a_daemon_killed_with_hosted_calls_out_loses_nothing)
 {
-	static const char *const fast[] = { "--transform-timeout", "10",
-	    "--recovery-margin", "1", "--recovery-interval", "1", NULL };
 	struct gemini gm;
 	struct ctx t;
-	char ss[16], log2[256], *dir, *dir2;
-	int port;
+	struct hosted h = { 0 };
+	char log2[256];
 	pid_t d;
 
 	ck_assert_int_eq(gemini_start(&gm, "AIzaIntegration"), 0);
 	ctx_init(&t, "hostedkill", em.host);
 	snprintf(log2, sizeof(log2), "%s/daemon2.log", t.root);
-	d = hosted_daemon(&t, &gm, 16, &port, NULL, NULL, &dir);
+	hosted_setup(&t, &gm, "calls = 16\n", "", &h);
+	d = hosted_start(&t, &h, NULL, NULL);
+	hold_calls(&t, &h, 10);
+	kill_and_rerun(&t, &h, &gm, &d, 10, log2);
 	for (int i = 0; i < 10; i++) {
-		snprintf(ss, sizeof(ss), "k%d", i);
-		capture_photo(&t, "gala", ss, "exp_held", 1, 32, 32);
-	}
-	gauge_reaches(port, HOSTED_RUNNING, 10);
-	kill(d, SIGKILL);
-	waitpid(d, NULL, 0);
-	gemini_open_gate(&gm);
-	/* a second daemon, in a fresh plugin directory, picks them up */
-	dir2 = xasprintf("%s.old", dir);
-	ck_assert_int_eq(rename(dir, dir2), 0);
-	free(dir);
-	d = hosted_daemon(&t, &gm, 16, &port, log2, fast, &dir);
-	for (int i = 0; i < 10; i++) {
-		FsDocument *doc;
 		char want[64];
 
-		snprintf(ss, sizeof(ss), "k%d", i);
-		doc = wait_final(&t, "gala", ss, 90000);
-		ck_assert_msg(strcmp(state_of(doc), "ready") == 0, "%s: %s",
-		    ss, doc_string(doc, "error"));
-		ck_assert_int_eq(doc_get(doc, "transformAttempts")->
-		    integer_value, 2);
-		doc_free(doc);
-		snprintf(want, sizeof(want), "session=%s event=gala ", ss);
+		snprintf(want, sizeof(want), "session=k%d event=gala ", i);
 		ck_assert_int_eq(log_count(log2, want) > 0, 1);
 	}
 	ck_assert_int_eq(log_count_reaches(log2, "plugin=genai state=ready",
@@ -2577,8 +2602,7 @@ START_TEST(a_daemon_killed_with_hosted_calls_out_loses_nothing)
 	schema_ok(&t);
 	ck_assert_int_eq(daemon_stop(d, 10000), 0);
 	gemini_stop(&gm);
-	free(dir);
-	free(dir2);
+	free(h.dir);
 	ctx_done(&t);
 }
 END_TEST
@@ -2835,8 +2859,6 @@ END_TEST
  */
 START_TEST(budget_units_are_counted_once)
 {
-	static const char *const fast[] = { "--transform-timeout", "10",
-	    "--recovery-margin", "1", "--recovery-interval", "1", NULL };
 	struct gemini gm;
 	struct ctx t;
 	struct hosted h = { 0 };
@@ -2851,26 +2873,9 @@ START_TEST(budget_units_are_counted_once)
 	d = hosted_start(&t, &h, NULL, NULL);
 
 	/* three calls held at the gate: three units out; then killed */
-	for (int i = 0; i < 3; i++) {
-		snprintf(ss, sizeof(ss), "k%d", i);
-		capture_photo(&t, "gala", ss, "exp_held", 1, 32, 32);
-	}
-	gauge_reaches(h.port, HOSTED_RUNNING, 3);
+	hold_calls(&t, &h, 3);
 	ck_assert_int_eq(budget_count(&t, "gala"), 3);
-	kill(d, SIGKILL);
-	waitpid(d, NULL, 0);
-	gemini_open_gate(&gm);
-	d = hosted_start(&t, &h, log2, fast);
-	for (int i = 0; i < 3; i++) {
-		FsDocument *doc;
-
-		snprintf(ss, sizeof(ss), "k%d", i);
-		doc = wait_final(&t, "gala", ss, 90000);
-		ck_assert_str_eq(state_of(doc), "ready");
-		ck_assert_int_eq(doc_get(doc, "transformAttempts")->
-		    integer_value, 2);
-		doc_free(doc);
-	}
+	kill_and_rerun(&t, &h, &gm, &d, 3, log2);
 	ck_assert_int_eq(budget_count(&t, "gala"), 6);
 
 	/* a limit of one: the second guest is told */
