@@ -231,9 +231,10 @@ token_jwt(struct token_source *ts, int64_t now, char *err, size_t errlen)
 	return jwt;
 }
 
-/* Fetch a token; on success sets ts->token and ts->expires. */
+/* Fetch a token; on success sets ts->token and ts->expires, on failure
+ * *http the endpoint's status (0: no answer). */
 static int
-fetch(struct token_source *ts, char *err, size_t errlen)
+fetch(struct token_source *ts, long *http, char *err, size_t errlen)
 {
 	struct curl_slist *hdrs = NULL;
 	struct buf b;
@@ -244,6 +245,7 @@ fetch(struct token_source *ts, char *err, size_t errlen)
 	CURL *c;
 	int rc = -1;
 
+	*http = 0;
 	buf_init(&b, 1 << 20);		/* no token response is this big */
 	c = curl_easy_init();
 	if (c == NULL) {
@@ -280,6 +282,7 @@ fetch(struct token_source *ts, char *err, size_t errlen)
 		goto out;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	*http = status;
 	root = b.p ? json_loads(b.p, 0, &jerr) : NULL;
 	if (status != 200 || root == NULL) {
 		json_t *e = root ? json_object_get(root, "error") : NULL;
@@ -325,12 +328,21 @@ out:
 char *
 token_get(struct token_source *ts, char *err, size_t errlen)
 {
+	long http;
+
+	return token_fetch(ts, &http, err, errlen);
+}
+
+char *
+token_fetch(struct token_source *ts, long *http, char *err, size_t errlen)
+{
 	char *t = NULL;
 
+	*http = 0;
 	pthread_mutex_lock(&ts->lock);
 	if (ts->token == NULL ||
 	    (int64_t)time(NULL) >= ts->expires - REFRESH_MARGIN_S) {
-		if (fetch(ts, err, errlen) < 0) {
+		if (fetch(ts, http, err, errlen) < 0) {
 			pthread_mutex_unlock(&ts->lock);
 			return NULL;
 		}

@@ -36,6 +36,10 @@ const char *token_source_project(const struct token_source *ts);
  * cache.  NULL + err on failure.
  */
 char *token_get(struct token_source *ts, char *err, size_t errlen);
+/* The same; on failure *http is the token endpoint's HTTP status (0 when
+ * it did not answer), so a refused key can be told from an outage. */
+char *token_fetch(struct token_source *ts, long *http, char *err,
+    size_t errlen);
 
 /*
  * The cached token if it is good for at least min_s more seconds, without

@@ -155,21 +155,21 @@ base64(const uint8_t *p, size_t n)
 	return s;
 }
 
-/* The photo inverted, cropped near ratio (3 pixels wider than exact). */
-static int
-answer_image(int fd, const struct image *photo, const char *ratio)
+/* The photo inverted, cropped near ratio (3 pixels wider than exact
+ * when widen), as base64 PNG (malloc'd). */
+static char *
+inverted_png(const struct image *photo, const char *ratio, bool widen)
 {
 	struct image img = *photo;
 	uint8_t *png;
 	size_t len;
-	char err[256], *b64, *body;
-	json_t *j;
+	char err[256], *b64;
 
 	img.pixels = malloc((size_t)img.width * img.height * img.channels);
 	memcpy(img.pixels, photo->pixels, (size_t)img.width * img.height *
 	    img.channels);
 	if (ratio && image_crop_aspect(&img, ratio, err, sizeof(err)) == 0 &&
-	    img.width + 3 <= photo->width) {
+	    widen && img.width + 3 <= photo->width) {
 		/* widen the exact crop by 3 columns, as if the service had
 		 * its own idea of the size */
 		uint32_t w = img.width + 3, c = img.channels;
@@ -189,11 +189,22 @@ answer_image(int fd, const struct image *photo, const char *ratio)
 			img.pixels[i * img.channels + k] ^= 0xFF;
 	if (image_encode_png(&img, &png, &len, err, sizeof(err)) < 0) {
 		free(img.pixels);
-		return -1;
+		return NULL;
 	}
 	free(img.pixels);
 	b64 = base64(png, len);
 	free(png);
+	return b64;
+}
+
+static int
+answer_image(int fd, const struct image *photo, const char *ratio)
+{
+	char *b64 = inverted_png(photo, ratio, true), *body;
+	json_t *j;
+
+	if (b64 == NULL)
+		return -1;
 	j = json_pack("{s:[{s:{s:[{s:s},{s:{s:s,s:s}}],s:s},s:s,s:i}],"
 	    "s:{s:i,s:i}}", "candidates", "content", "parts", "text",
 	    "Here is your portrait.", "inlineData", "mimeType", "image/png",
@@ -209,11 +220,8 @@ answer_image(int fd, const struct image *photo, const char *ratio)
 }
 
 static void
-answer_huge(int fd)
+answer_huge(int fd, const char *start, const char *end)
 {
-	static const char start[] = "{\"candidates\":[{\"content\":{\"parts\":"
-	    "[{\"inlineData\":{\"mimeType\":\"image/png\",\"data\":\"";
-	static const char end[] = "\"}}]}}]}";
 	size_t chunk = 1u << 20, n = 48;
 	char head[256], *a = malloc(chunk);
 
@@ -357,7 +365,9 @@ answer(int fd, const char *model, const char *body, size_t len, FILE *log)
 		    "</html>");
 	} else if (strstr(text, "[huge]")) {
 		fprintf(log, " -> huge\n");
-		answer_huge(fd);
+		answer_huge(fd, "{\"candidates\":[{\"content\":{\"parts\":"
+		    "[{\"inlineData\":{\"mimeType\":\"image/png\",\"data\":"
+		    "\"", "\"}}]}}]}");
 	} else if (strstr(text, "[webp]")) {
 		fprintf(log, " -> webp\n");
 		reply(fd, 200, "application/json", "{\"candidates\":[{"
@@ -418,13 +428,253 @@ outage(int fd, FILE *log)
 	return true;
 }
 
+/* The value of header name (with its colon) in head, into out; false
+ * if it is not there.  Counts how many there are into *n. */
+static bool
+header(const char *head, const char *name, char *out, size_t len, int *n)
+{
+	char pat[64];
+	const char *p = head, *v, *e;
+	bool found = false;
+
+	snprintf(pat, sizeof(pat), "\r\n%s", name);
+	while ((p = strcasestr(p, pat)) != NULL) {
+		v = p + strlen(pat);
+		while (*v == ' ')
+			v++;
+		e = strstr(v, "\r\n");
+		if (!found)
+			snprintf(out, len, "%.*s", (int)(e ? e - v :
+			    (ptrdiff_t)strlen(v)), v);
+		found = true;
+		if (n)
+			(*n)++;
+		p = v;
+	}
+	return found;
+}
+
+/* The token Vertex requests must carry (gemini_token), or "". */
+static void
+vertex_token(char *out, size_t len)
+{
+	char path[200];
+	FILE *f;
+
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "%s.token", gate_path);
+	if ((f = fopen(path, "r")) == NULL)
+		return;
+	if (fgets(out, (int)len, f) == NULL)
+		out[0] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+	fclose(f);
+}
+
+/* An OpenAI API error. */
+static void
+reply_openai_error(int fd, int status, const char *type, const char *code,
+    const char *msg)
+{
+	json_t *j = json_pack("{s:{s:s,s:s,s:n,s:s?}}", "error", "message",
+	    msg, "type", type, "param", "code", code);
+	char *body = json_dumps(j, 0);
+
+	reply(fd, status, "application/json", body);
+	free(body);
+	json_decref(j);
+}
+
+static const char *const openai_sizes[] = { "1024x1024", "1536x1024",
+    "1024x1536" };
+
+/*
+ * An images/edits request: the multipart body's parts (model, prompt,
+ * image[] that decode as JPEG, a size the model accepts, output_format
+ * png), then the answer its prompt asks for.
+ */
+static void
+answer_openai(int fd, const char *head, const char *body, size_t len,
+    FILE *log)
+{
+	char ctype[256] = "", boundary[128], model[128] = "", size[32] = "",
+	    format[16] = "", *text = NULL;
+	struct image photo = { 0 };
+	const char *p = body, *end = body + len, *why = NULL, *b;
+	size_t images = 0;
+	int n;
+
+	header(head, "content-type:", ctype, sizeof(ctype), NULL);
+	b = strstr(ctype, "boundary=");
+	if (strncmp(ctype, "multipart/form-data", 19) != 0 || b == NULL) {
+		fprintf(log, " -> 400 (not multipart)\n");
+		reply_openai_error(fd, 400, "invalid_request_error", NULL,
+		    "Invalid Content-Type header, expected multipart/form-data");
+		return;
+	}
+	snprintf(boundary, sizeof(boundary), "--%s", b + 9);
+	/* each part: --boundary, headers, a blank line, the data */
+	while ((p = memmem(p, (size_t)(end - p), boundary,
+	    strlen(boundary))) != NULL) {
+		const char *ph = p + strlen(boundary), *pd, *pe, *nm;
+		char name[64] = "", ptype[64] = "";
+		size_t dlen;
+
+		if (ph + 2 <= end && memcmp(ph, "--", 2) == 0)
+			break;			/* the closing boundary */
+		pd = memmem(ph, (size_t)(end - ph), "\r\n\r\n", 4);
+		if (pd == NULL)
+			break;
+		pd += 4;
+		pe = memmem(pd, (size_t)(end - pd), boundary,
+		    strlen(boundary));
+		if (pe == NULL)
+			break;
+		dlen = (size_t)(pe - pd) - 2;	/* the CRLF before it */
+		nm = memmem(ph, (size_t)(pd - ph), "name=\"", 6);
+		if (nm)
+			sscanf(nm + 6, "%63[^\"]", name);
+		nm = memmem(ph, (size_t)(pd - ph), "Content-Type: ", 14);
+		if (nm)
+			sscanf(nm + 14, "%63[^\r]", ptype);
+		if (strcmp(name, "model") == 0)
+			snprintf(model, sizeof(model), "%.*s", (int)dlen, pd);
+		else if (strcmp(name, "size") == 0)
+			snprintf(size, sizeof(size), "%.*s", (int)dlen, pd);
+		else if (strcmp(name, "output_format") == 0)
+			snprintf(format, sizeof(format), "%.*s", (int)dlen, pd);
+		else if (strcmp(name, "prompt") == 0 && text == NULL)
+			text = strndup(pd, dlen);
+		else if (strcmp(name, "image[]") == 0 && why == NULL) {
+			struct image img;
+			char err[256];
+
+			if (strcmp(ptype, "image/jpeg") != 0 ||
+			    image_decode((const uint8_t *)pd, dlen, 50000000,
+			    &img, err, sizeof(err)) < 0) {
+				why = "image[]: not an image that decodes";
+			} else {
+				fprintf(log, " %s=%ux%u%s", images == 0 ?
+				    "photo" : "ref", img.width, img.height,
+				    images == 0 && memmem(pd, dlen, "Exif", 4) ?
+				    "+exif" : "");
+				if (images == 0)
+					photo = img;
+				else
+					image_free(&img);
+				images++;
+			}
+		} else if (strcmp(name, "image") == 0) {
+			why = "image: send image[] for several images";
+		}
+		p = pe;
+	}
+	fprintf(log, " model=%s images=%zu size=%s format=%s text=[", model,
+	    images, size, format);
+	for (const char *t = text; t && *t && t - text < 200; t++)
+		if (*t == '\n')
+			fputs("\\n", log);
+		else
+			fputc(*t, log);
+	fputs("]", log);
+	if (why == NULL && *model == '\0')
+		why = "model: required";
+	else if (why == NULL && (text == NULL || *text == '\0'))
+		why = "prompt: required";
+	else if (why == NULL && images == 0)
+		why = "image[]: required";
+	else if (why == NULL && strcmp(format, "png") != 0)
+		why = "output_format: png expected";
+	if (why == NULL) {
+		why = "size: not a size the model accepts";
+		for (size_t i = 0; i < 3; i++)
+			if (strcmp(size, openai_sizes[i]) == 0)
+				why = NULL;
+	}
+	if (why == NULL && text && strstr(text, "[gate]")) {
+		for (int w = 0; w < 12000 && access(gate_path, F_OK) != 0;
+		    w++) {
+			struct timespec ts = { 0, 10000000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (why) {
+		fprintf(log, " -> 400 (%s)\n", why);
+		reply_openai_error(fd, 400, "invalid_request_error", NULL,
+		    why);
+	} else if (strcmp(model, "no-such-model") == 0) {
+		fprintf(log, " -> 404\n");
+		reply_openai_error(fd, 404, "invalid_request_error",
+		    "model_not_found", "The model `no-such-model` does not "
+		    "exist or you do not have access to it.");
+	} else if (strstr(text, "[safety]")) {
+		fprintf(log, " -> blocked\n");
+		reply_openai_error(fd, 400, "image_generation_user_error",
+		    "moderation_blocked", "Your request was rejected by the "
+		    "safety system.");
+	} else if (strstr(text, "[quota]")) {
+		fprintf(log, " -> 429 (quota)\n");
+		reply_openai_error(fd, 429, "insufficient_quota",
+		    "insufficient_quota", "You exceeded your current quota, "
+		    "please check your plan and billing details.");
+	} else if (strstr(text, "[429x") && (n = seen_count(text)) <=
+	    atoi(strstr(text, "[429x") + 5)) {
+		fprintf(log, " -> 429 (%d)\n", n);
+		reply_openai_error(fd, 429, "requests", "rate_limit_exceeded",
+		    "Rate limit reached for requests per minute.");
+	} else if (strstr(text, "[500]")) {
+		fprintf(log, " -> 500\n");
+		reply_openai_error(fd, 500, "server_error", NULL, "The server "
+		    "had an error while processing your request.");
+	} else if (strstr(text, "[notjson]")) {
+		fprintf(log, " -> html\n");
+		reply(fd, 200, "text/html", "<html><body>Bad gateway</body>"
+		    "</html>");
+	} else if (strstr(text, "[huge]")) {
+		fprintf(log, " -> huge\n");
+		answer_huge(fd, "{\"created\":1,\"data\":[{\"b64_json\":\"",
+		    "\"}]}");
+	} else if (strstr(text, "[url]")) {
+		fprintf(log, " -> url\n");
+		reply(fd, 200, "application/json", "{\"created\":1,\"data\":"
+		    "[{\"url\":\"https://example.invalid/img.png\"}]}");
+	} else {
+		/* the size's own shape: the host crops it to the ratio */
+		unsigned w = 1, h = 1;
+		char ratio[32], *b64, *out;
+		json_t *j;
+
+		sscanf(size, "%ux%u", &w, &h);
+		snprintf(ratio, sizeof(ratio), "%u:%u", w, h);
+		b64 = inverted_png(&photo, ratio, false);
+		fprintf(log, " -> image\n");
+		j = json_pack("{s:i,s:[{s:s}],s:{s:i,s:i,s:i}}", "created",
+		    1765000000, "data", "b64_json", b64 ? b64 : "", "usage",
+		    "input_tokens", 600, "output_tokens", 4160,
+		    "total_tokens", 4760);
+		free(b64);
+		out = json_dumps(j, JSON_COMPACT);
+		reply(fd, 200, "application/json", out);
+		free(out);
+		json_decref(j);
+	}
+	image_free(&photo);
+	free(text);
+}
+
+enum route { GEMINI, VERTEX, OPENAI, UNKNOWN };
+
 static void
 serve(int fd, const char *key, FILE *log, int now_in_flight)
 {
-	char head[65536], *end, *p, model[128] = "";
+	char head[65536], *end, *p, model[128] = "", cred[512] = "",
+	    auth[512] = "", project[64] = "", location[64] = "", want[256];
 	size_t got = 0, clen = 0, have;
 	char *body;
 	ssize_t r;
+	int creds = 0;
+	enum route route = UNKNOWN;
 	bool key_ok = false;
 
 	while (got < sizeof(head) - 1 &&
@@ -437,17 +687,30 @@ serve(int fd, const char *key, FILE *log, int now_in_flight)
 	head[got] = '\0';
 	if ((end = strstr(head, "\r\n\r\n")) == NULL)
 		return;
-	*end = '\0';
+	end[2] = '\0';		/* the last header keeps its CRLF */
 	if ((p = strcasestr(head, "\r\ncontent-length:")) != NULL)
 		clen = strtoul(p + 17, NULL, 10);
-	if ((p = strcasestr(head, "\r\nx-goog-api-key:")) != NULL) {
-		char *v = p + 17, *e;
-
-		while (*v == ' ')
-			v++;
-		e = strstr(v, "\r\n");
-		key_ok = (e ? (size_t)(e - v) : strlen(v)) == strlen(key) &&
-		    strncmp(v, key, strlen(key)) == 0;
+	if (sscanf(head, "POST /v1beta/models/%127[a-z0-9._-]:generateContent "
+	    "HTTP/", model) == 1)
+		route = GEMINI;
+	else if (sscanf(head, "POST /v1/projects/%63[a-z0-9-]/locations/"
+	    "%63[a-z0-9-]/publishers/google/models/%127[a-z0-9._-]:"
+	    "generateContent HTTP/", project, location, model) == 3)
+		route = VERTEX;
+	else if (strncmp(head, "POST /v1/images/edits HTTP/", 27) == 0)
+		route = OPENAI;
+	/* the credentials the request carries, of any kind */
+	header(head, "x-goog-api-key:", cred, sizeof(cred), &creds);
+	header(head, "authorization:", auth, sizeof(auth), &creds);
+	if (route == GEMINI) {
+		key_ok = creds == 1 && strcmp(cred, key) == 0;
+	} else {
+		if (route == VERTEX)
+			vertex_token(want, sizeof(want));
+		else
+			snprintf(want, sizeof(want), "%s", key);
+		key_ok = creds == 1 && *want && strncmp(auth, "Bearer ", 7) ==
+		    0 && strcmp(auth + 7, want) == 0;
 	}
 	if (clen > BODY_MAX) {
 		reply_error(fd, 413, "INVALID_ARGUMENT", "Request payload size "
@@ -462,10 +725,11 @@ serve(int fd, const char *key, FILE *log, int now_in_flight)
 	while (have < clen && (r = read(fd, body + have, clen - have)) > 0)
 		have += (size_t)r;
 	body[have] = '\0';
-	sscanf(head, "POST /v1beta/models/%127[a-z0-9._-]:generateContent ",
-	    model);
-	fprintf(log, "%.*s key=%s bytes=%zu inflight=%d", (int)strcspn(head,
-	    "\r"), head, key_ok ? "ok" : "bad", clen, now_in_flight);
+	fprintf(log, "%.*s key=%s creds=%d bytes=%zu inflight=%d",
+	    (int)strcspn(head, "\r"), head, key_ok ? "ok" : "bad", creds,
+	    clen, now_in_flight);
+	if (route == VERTEX)
+		fprintf(log, " project=%s location=%s", project, location);
 	if (latency_ms > 0) {
 		struct timespec ts = { latency_ms / 1000,
 		    (long)(latency_ms % 1000) * 1000000 };
@@ -473,16 +737,32 @@ serve(int fd, const char *key, FILE *log, int now_in_flight)
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
 	}
-	if (*model == '\0' || strstr(head, ":generateContent HTTP/") ==
-	    NULL) {
+	if (route == UNKNOWN) {
 		fprintf(log, " -> 404\n");
 		reply_error(fd, 404, "NOT_FOUND", "Not found", NULL);
-	} else if (!key_ok) {
+	} else if (!key_ok && route == GEMINI) {
 		fprintf(log, " -> 400 (key)\n");
 		reply_error(fd, 400, "INVALID_ARGUMENT", "API key not valid. "
 		    "Please pass a valid API key.", "API_KEY_INVALID");
+	} else if (!key_ok && route == VERTEX) {
+		fprintf(log, " -> 401\n");
+		reply_error(fd, 401, "UNAUTHENTICATED", "Request had invalid "
+		    "authentication credentials. Expected OAuth 2 access "
+		    "token, login cookie or other valid authentication "
+		    "credential.", "ACCESS_TOKEN_TYPE_UNSUPPORTED");
+	} else if (!key_ok) {
+		fprintf(log, " -> 401\n");
+		reply_openai_error(fd, 401, "invalid_request_error",
+		    "invalid_api_key", "Incorrect API key provided.");
 	} else if (outage(fd, log)) {
 		/* the whole service is down or rationing: see gemini_mode */
+	} else if (route == OPENAI) {
+		answer_openai(fd, head, body, have, log);
+	} else if (route == VERTEX && strcmp(project, "denied") == 0) {
+		fprintf(log, " -> 403\n");
+		reply_error(fd, 403, "PERMISSION_DENIED", "Permission "
+		    "'aiplatform.endpoints.predict' denied on resource.",
+		    "IAM_PERMISSION_DENIED");
 	} else if (strcmp(model, "no-such-model") == 0) {
 		fprintf(log, " -> 404\n");
 		reply_error(fd, 404, "NOT_FOUND", "models/no-such-model is not "
@@ -630,6 +910,21 @@ gemini_open_gate(const struct gemini *g)
 	snprintf(path, sizeof(path), "%s/gate", g->nx.dir);
 	if ((f = fopen(path, "w")) != NULL)
 		fclose(f);
+}
+
+void
+gemini_token(const struct gemini *g, const char *token)
+{
+	char path[200], tmp[220];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/gate.token", g->nx.dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((f = fopen(tmp, "w")) != NULL) {
+		fputs(token, f);
+		fclose(f);
+		rename(tmp, path);
+	}
 }
 
 void

@@ -21,9 +21,23 @@
  *   [huge]          200 with 48 MB of JSON
  *   [webp]          an image/webp part
  *   [gate]          held until gemini_open_gate (two minutes at most)
- * Each request is logged as one line (see gemini_count), with
- * inflight=N: the requests being answered when it arrived, itself
- * included.  Each connection is served on a thread of its own, so calls
+ *   [quota]         (OpenAI) 429 insufficient_quota
+ *   [url]           (OpenAI) a URL instead of b64_json
+ *
+ * The same server answers two more APIs the same way:
+ *   - Vertex AI's generateContent at /v1/projects/P/locations/L/
+ *     publishers/google/models/M:generateContent, which needs
+ *     "Authorization: Bearer T" with the token gemini_token set (401
+ *     otherwise; project "denied" gets 403);
+ *   - OpenAI's images/edits at /v1/images/edits, which needs "Bearer KEY"
+ *     and a multipart body (model, prompt, image[] parts that decode,
+ *     size 1024x1024, 1536x1024 or 1024x1536, output_format png) and
+ *     answers b64_json: the photo inverted, cropped to the size's shape;
+ *     [safety] there is 400 moderation_blocked.
+ * Each request is logged as one line (see gemini_count), with key=ok
+ * when it carried exactly one credential and the right one, creds=N
+ * (the credential headers it carried), and inflight=N: the requests
+ * being answered when it arrived, itself included.  Each connection is served on a thread of its own, so calls
  * overlap as they do at the service.
  */
 #ifndef FIRESYNC_GEMINI_H
@@ -55,6 +69,8 @@ void gemini_open_gate(const struct gemini *g);
  * N); NULL:
  * normally again.  Such answers are logged "-> 503 (mode)". */
 void gemini_mode(const struct gemini *g, const char *mode);
+/* The access token Vertex requests must carry from now on. */
+void gemini_token(const struct gemini *g, const char *token);
 void gemini_stop(struct gemini *g);
 /* Requests logged so far whose line holds needle, e.g. "images=3". */
 int gemini_count(const struct gemini *g, const char *needle);

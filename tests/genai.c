@@ -212,7 +212,7 @@ START_TEST(happy_path_without_references)
 	 * aspect ratio */
 	ck_assert_int_eq(gemini_count(&gm, "text=[In the style of a "
 	    "Renaissance portrait.\\n\\nme, as a painting]"), 1);
-	ck_assert_int_eq(gemini_count(&gm, "key=ok bytes="), 1);
+	ck_assert_int_eq(gemini_count(&gm, "key=ok creds=1 bytes="), 1);
 	ck_assert_int_eq(gemini_count(&gm, "POST /v1beta/models/" MODEL
 	    ":generateContent HTTP/1.0 key=ok"), 1);
 	ck_assert_int_eq(gemini_count(&gm, "images=1 aspect=- photo=64x48 "

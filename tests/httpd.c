@@ -5,6 +5,9 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -250,6 +253,82 @@ nginx_log_count(const struct nginx *n, const char *needle)
 	return log_count(path, needle);
 }
 
+/* base64url into out (malloc'd); NULL if it is not. */
+static uint8_t *
+unb64url(const char *s, size_t len, size_t *outlen)
+{
+	size_t padded = (len + 3) / 4 * 4, pad = padded - len;
+	char *in = malloc(padded + 1);
+	uint8_t *out = malloc(padded / 4 * 3 + 1);
+	int n;
+
+	for (size_t i = 0; i < len; i++)
+		in[i] = s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
+	memset(in + len, '=', pad);
+	in[padded] = '\0';
+	n = EVP_DecodeBlock(out, (unsigned char *)in, (int)padded);
+	free(in);
+	if (n < 0 || (size_t)n < pad) {
+		free(out);
+		return NULL;
+	}
+	*outlen = (size_t)n - pad;
+	out[*outlen] = '\0';
+	return out;
+}
+
+/*
+ * Whether the request's assertion is a JWT signed (RS256) by the key in
+ * pem, for the cloud-platform scope; its iss into issuer.
+ */
+static bool
+assertion_ok(const char *req, const char *pem, char *issuer, size_t len)
+{
+	const char *a = strstr(req, "assertion="), *dot1, *dot2, *end;
+	uint8_t *claims = NULL, *sig = NULL;
+	size_t clen, slen;
+	EVP_PKEY *key = NULL;
+	EVP_MD_CTX *md = NULL;
+	json_t *j = NULL;
+	FILE *f;
+	bool ok = false;
+
+	if (a == NULL)
+		return false;
+	a += 10;
+	end = a + strcspn(a, "&\r\n");
+	dot1 = memchr(a, '.', (size_t)(end - a));
+	dot2 = dot1 ? memchr(dot1 + 1, '.', (size_t)(end - dot1 - 1)) : NULL;
+	if (dot2 == NULL)
+		return false;
+	claims = unb64url(dot1 + 1, (size_t)(dot2 - dot1 - 1), &clen);
+	sig = unb64url(dot2 + 1, (size_t)(end - dot2 - 1), &slen);
+	if (claims == NULL || sig == NULL || (f = fopen(pem, "r")) == NULL)
+		goto out;
+	key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	md = EVP_MD_CTX_new();
+	if (key == NULL || md == NULL || EVP_DigestVerifyInit(md, NULL,
+	    EVP_sha256(), NULL, key) != 1 || EVP_DigestVerify(md, sig, slen,
+	    (const unsigned char *)a, (size_t)(dot2 - a)) != 1)
+		goto out;
+	j = json_loads((char *)claims, 0, NULL);
+	if (json_string_value(json_object_get(j, "scope")) == NULL ||
+	    strstr(json_string_value(json_object_get(j, "scope")),
+	    "cloud-platform") == NULL)
+		goto out;
+	snprintf(issuer, len, "%s", json_string_value(json_object_get(j,
+	    "iss")) ? json_string_value(json_object_get(j, "iss")) : "");
+	ok = true;
+out:
+	json_decref(j);
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(key);
+	free(claims);
+	free(sig);
+	return ok;
+}
+
 static void *
 tokend_main(void *arg)
 {
@@ -281,6 +360,19 @@ tokend_main(void *arg)
 			    atol(cl + 15))
 				break;
 		}
+		if (atomic_load(&t->verify) && !assertion_ok(req,
+		    t->key_pem, t->issuer, sizeof(t->issuer))) {
+			static const char bad[] = "HTTP/1.1 400 Bad Request\r\n"
+			    "Content-Type: application/json\r\n"
+			    "Content-Length: 60\r\nConnection: close\r\n\r\n"
+			    "{\"error\":\"invalid_grant\",\"error_description\":"
+			    "\"Invalid JWT.\"}";
+
+			atomic_fetch_add(&t->refused, 1);
+			(void)!write(c, bad, strlen(bad));
+			close(c);
+			continue;
+		}
 		if (t->n_tokens > 0) {
 			tok = t->tokens[t->served < t->n_tokens ? t->served :
 			    t->n_tokens - 1];
@@ -311,6 +403,8 @@ tokend_start(struct tokend *t, const char *const *tokens, int n)
 	t->n_tokens = n;
 	t->served = 0;	/* expires_in is the caller's */
 	atomic_store(&t->down, false);
+	atomic_store(&t->verify, false);
+	atomic_store(&t->refused, 0);
 	t->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (t->fd < 0 || bind(t->fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
 	    listen(t->fd, 16) < 0 ||
@@ -328,6 +422,13 @@ tokend_stop(struct tokend *t)
 	shutdown(t->fd, SHUT_RDWR);
 	close(t->fd);
 	pthread_join(t->thread, NULL);
+}
+
+void
+tokend_verify(struct tokend *t, const char *pem_path)
+{
+	snprintf(t->key_pem, sizeof(t->key_pem), "%s", pem_path);
+	atomic_store(&t->verify, true);
 }
 
 const char *

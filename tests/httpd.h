@@ -93,12 +93,23 @@ struct tokend {
 	int expires_in;			/* seconds; 0 is an hour */
 	atomic_bool down;		/* set: hang up on every request */
 	char url[64];			/* http://127.0.0.1:PORT/token */
+	/* tokend_verify: assertions not signed by this key are refused */
+	char key_pem[256];
+	atomic_bool verify;
+	atomic_int refused;		/* assertions refused so far */
+	char issuer[128];		/* the last good assertion's iss */
 };
 
 /* Serve tokens until tokend_stop (set t->expires_in before, or not);
  * it also answers as a metadata server (any GET). */
 void tokend_start(struct tokend *t, const char *const *tokens, int n);
 void tokend_stop(struct tokend *t);
+/*
+ * From now on hand tokens out only for JWT assertions (RS256) signed by
+ * the private key in pem_path, as Google's endpoint does for a key it
+ * knows; others get 400 invalid_grant and count in t->refused.
+ */
+void tokend_verify(struct tokend *t, const char *pem_path);
 
 /*
  * A service account key file (mode 600, a fresh RSA key) whose token_uri

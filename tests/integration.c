@@ -2084,6 +2084,154 @@ START_TEST(genai_sessions_end_to_end)
 }
 END_TEST
 
+/* The result at url is the photo inverted (the stand-in's answer),
+ * w x h. */
+static void
+assert_service_result(const char *url, uint32_t w, uint32_t h)
+{
+	struct image img;
+	const uint8_t *px;
+
+	load_result(url, &img);
+	ck_assert_uint_eq(img.width, w);
+	ck_assert_uint_eq(img.height, h);
+	px = img.pixels + (4 * img.width + 4) * img.channels;
+	ck_assert_msg(px[0] < 90 && px[1] > 160 && px[2] > 160,
+	    "not the service's image: %d,%d,%d", px[0], px[1], px[2]);
+	image_free(&img);
+}
+
+/*
+ * Experiences naming a Gemini model on Vertex AI and an OpenAI image
+ * model, end to end through one daemon.  Vertex gets a token for its own
+ * service account (the token endpoint checks the assertion's signature
+ * against that key only); the daemon's own key is in the environment
+ * (GOOGLE_APPLICATION_CREDENTIALS) and a metadata server is named
+ * (GCE_METADATA_HOST, the same endpoint): neither is ever used, and each
+ * service sees exactly its own credential.
+ */
+START_TEST(vertex_and_openai_end_to_end)
+{
+	static const char *const tokens[] = { "ya29.integration" };
+	struct gemini gm;
+	struct tokend td = { 0 };
+	struct ctx t;
+	const char *args[6], *vkey, *dkey;
+	char path[512], cmd[2048], meta[64], vdir[300], ddir[300], *dir, *in;
+	FsDocument *doc;
+	FsValue *refs;
+	uint8_t *jpg;
+	size_t len;
+	FILE *f;
+	pid_t d;
+
+	ck_assert_int_eq(gemini_start(&gm, "sk-integration"), 0);
+	tokend_start(&td, tokens, 1);
+	gemini_token(&gm, "ya29.integration");
+	ctx_init(&t, "providers", em.host);
+	dir = xasprintf("%s/plugins", t.root);
+	snprintf(cmd, sizeof(cmd), "mkdir -m 755 %s && cp %s/genai/.libs/"
+	    "vertex.so %s/genai/.libs/openai.so %s/ && chmod 755 %s/*.so && "
+	    "mkdir -m 700 %s/vertex %s/daemon && printf 'sk-integration\n' "
+	    "> %s/openai.key && chmod 600 %s/openai.key", dir, BUNDLED,
+	    BUNDLED, dir, dir, t.root, t.root, t.root, t.root);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(vdir, sizeof(vdir), "%s/vertex", t.root);
+	snprintf(ddir, sizeof(ddir), "%s/daemon", t.root);
+	vkey = xstrdup(test_key_file(vdir, td.url));
+	dkey = xstrdup(test_key_file(ddir, td.url));
+	snprintf(path, sizeof(path), "%s/sa.pem", vdir);
+	tokend_verify(&td, path);
+	snprintf(path, sizeof(path), "%s/firesyncd.conf", t.root);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "[plugin.vertex]\nnetwork = yes\ncredentials-file = %s\n"
+	    "location = us-central1\nendpoint = %s\nca-file = %s\n"
+	    "models = gemini-2.5-flash-image\n\n[plugin.openai]\n"
+	    "network = yes\napi-key-file = %s/openai.key\nendpoint = %s\n"
+	    "ca-file = %s\nmodels = gpt-image-1\n", vkey, gm.nx.endpoint,
+	    gm.nx.ca, t.root, gm.nx.endpoint, gm.nx.ca);
+	fclose(f);
+	args[0] = "--plugin-dir";
+	args[1] = dir;
+	args[2] = "-c";
+	args[3] = path;
+	args[4] = NULL;
+	snprintf(meta, sizeof(meta), "127.0.0.1:%d", td.port);
+	setenv("GOOGLE_APPLICATION_CREDENTIALS", dkey, 1);
+	setenv("GCE_METADATA_HOST", meta, 1);
+	d = start_daemon(&t, NULL, args);
+	unsetenv("GOOGLE_APPLICATION_CREDENTIALS");
+	unsetenv("GCE_METADATA_HOST");
+
+	refs = value_array();
+	value_array_add(refs, value_string("references/beach.jpg"));
+	put_experience_with(&t, "exp_v", "gemini-2.5-flash-image",
+	    "us in Rome", refs);
+	refs = value_array();
+	value_array_add(refs, value_string("references/beach.jpg"));
+	put_experience_with(&t, "exp_o", "gpt-image-1", "us in Paris", refs);
+	put_experience_with(&t, "exp_block", "gpt-image-1", "[safety] this",
+	    NULL);
+	testimg_jpeg(120, 90, 1, &jpg, &len);
+	snprintf(path, sizeof(path), "%s/references/beach.jpg", t.root);
+	testimg_write(path, jpg, len);
+	free(jpg);
+	in = put_input(&t, "E", "s_v", 1, 64, 48);
+	capture(&t, "E", "s_v", "exp_v", in);
+	free(in);
+	in = put_input(&t, "E", "s_o", 1, 64, 48);
+	capture(&t, "E", "s_o", "exp_o", in);
+	free(in);
+	in = put_input(&t, "E", "s_block", 1, 64, 48);
+	capture(&t, "E", "s_block", "exp_block", in);
+	free(in);
+
+	doc = wait_final(&t, "E", "s_v", 30000);
+	ck_assert_msg(strcmp(state_of(doc), "ready") == 0, "s_v: %s",
+	    doc_string(doc, "error"));
+	assert_service_result(doc_string(doc, "resultImagePath"), 48, 48);
+	doc_free(doc);
+	doc = wait_final(&t, "E", "s_o", 30000);
+	ck_assert_msg(strcmp(state_of(doc), "ready") == 0, "s_o: %s",
+	    doc_string(doc, "error"));
+	assert_service_result(doc_string(doc, "resultImagePath"), 48, 48);
+	doc_free(doc);
+	doc = wait_final(&t, "E", "s_block", 30000);
+	ck_assert_str_eq(state_of(doc), "error");
+	ck_assert_str_eq(doc_string(doc, "error"), "AI transform failed: the "
+	    "model refused the photo (SAFETY)");
+	doc_free(doc);
+
+	ck_assert_int_eq(gemini_count(&gm, "POST /v1/projects/p/locations/"
+	    "us-central1/publishers/google/models/gemini-2.5-flash-image:"
+	    "generateContent HTTP/1.0 key=ok creds=1"), 1);
+	ck_assert_int_eq(gemini_count(&gm, "images=2 aspect=1:1 photo=48x48 "
+	    "ref=120x90 text=[us in Rome] -> image"), 1);
+	ck_assert_int_eq(gemini_count(&gm, "POST /v1/images/edits HTTP/1.0 "
+	    "key=ok creds=1"), 2);
+	ck_assert_int_eq(gemini_count(&gm, "photo=48x48 ref=120x90 "
+	    "model=gpt-image-1 images=2 size=1024x1024 format=png text=[us in "
+	    "Paris] -> image"), 1);
+	/* every request, and only those, with its own credential */
+	ck_assert_int_eq(gemini_count(&gm, " HTTP/1.0 key="), 3);
+	ck_assert_int_eq(td.served, 1);
+	ck_assert_int_eq(atomic_load(&td.refused), 0);
+	ck_assert_int_eq(log_count_reaches(t.log, "plugin=vertex state=ready",
+	    1, 5000), 1);
+	ck_assert_int_eq(log_count_reaches(t.log, "plugin=openai state=ready",
+	    1, 5000), 1);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	tokend_stop(&td);
+	gemini_stop(&gm);
+	free((char *)vkey);
+	free((char *)dkey);
+	free(dir);
+	ctx_done(&t);
+}
+END_TEST
+
 /*
  * The whole stack as a developer runs it locally: the Firestore emulator,
  * Google's Storage emulator named by STORAGE_EMULATOR_HOST (no
@@ -3544,6 +3692,7 @@ integration_suite(void)
 	add_test(tc, plugin_sessions_crash_and_hang_cost_only_themselves);
 	add_test(tc, cartoon_and_style_sessions_are_transformed);
 	add_test(tc, genai_sessions_end_to_end);
+	add_test(tc, vertex_and_openai_end_to_end);
 	add_test(tc, firebase_storage_end_to_end);
 	add_test(tc, every_event_gets_its_turn);
 	add_test(tc, a_local_look_never_waits_behind_hosted_calls);

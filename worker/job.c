@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,14 +38,54 @@ job_error(struct wire_result *r, int status, const char *plugin,
 	va_end(ap);
 }
 
-/* Centre-crop a plugin's result to the aspect ratio asked for, when it
- * is not already that shape (a hosted model makes its own sizes). */
-static int
-crop_result(const char *name, const char *ratio, struct image *img,
-    struct wire_result *r)
+/*
+ * The photo's shape (pw x ph) as a ratio of small numbers, into out:
+ * what a result of another shape is cropped to when the experience asks
+ * for none ("keep the photo's"): a hosted model answers in sizes of its
+ * own.  Empty when the result (w x h) is within 1% of it already, so a
+ * look that keeps the photo's pixels is never cropped.
+ */
+static void
+photo_shape(uint32_t pw, uint32_t ph, uint32_t w, uint32_t h, char *out,
+    size_t len)
 {
-	char err[256];
+	double want = (double)pw / ph, best = 0;
+	uint32_t bw = 0, bh = 0;
 
+	out[0] = '\0';
+	if (pw == 0 || ph == 0 || fabs(log((double)w / h / want)) <= 0.01)
+		return;
+	for (uint32_t uh = 1; uh <= 64; uh++) {
+		uint32_t uw = (uint32_t)lround(want * uh);
+		double e;
+
+		if (uw == 0 || uw > 640)
+			continue;
+		e = fabs(log((double)uw / uh / want));
+		if (bw == 0 || e < best - 1e-12) {
+			bw = uw;
+			bh = uh;
+			best = e;
+		}
+	}
+	if (bw)
+		snprintf(out, len, "%u:%u", bw, bh);
+}
+
+/* Centre-crop a plugin's result to the aspect ratio asked for, or to the
+ * photo's (pw x ph) when none is, when it is not already that shape (a
+ * hosted model makes its own sizes). */
+static int
+crop_result(const char *name, const char *ratio, uint32_t pw, uint32_t ph,
+    struct image *img, struct wire_result *r)
+{
+	char err[256], shape[32];
+
+	if (*ratio == '\0') {
+		photo_shape(pw, ph, img->width, img->height, shape,
+		    sizeof(shape));
+		ratio = shape;
+	}
 	if (image_crop_aspect(img, ratio, err, sizeof(err)) < 0) {
 		job_error(r, WIRE_BAD_RESULT, name, "plugin %s returned an "
 		    "image that cannot be cropped to %s: %s", name, ratio,
@@ -58,8 +99,9 @@ crop_result(const char *name, const char *ratio, struct image *img,
  * into PNG bytes. */
 static int
 take_result(uint64_t max_output, const char *name, const char *ratio,
-    struct firesync_result *res, uint64_t max_pixels, uint8_t **png,
-    size_t *pnglen, struct wire_result *r)
+    uint32_t pw, uint32_t ph, struct firesync_result *res,
+    uint64_t max_pixels, uint8_t **png, size_t *pnglen,
+    struct wire_result *r)
 {
 	char err[512];
 
@@ -84,7 +126,8 @@ take_result(uint64_t max_output, const char *name, const char *ratio,
 		img.width = res->width;
 		img.height = res->height;
 		img.channels = res->channels;
-		if (res->stride == row && *ratio == '\0') {
+		if (res->stride == row && *ratio == '\0' && fabs(log(
+		    (double)res->width / res->height * ph / pw)) <= 0.01) {
 			img.pixels = res->pixels;
 		} else {
 			/* a copy of our own, which cropping may replace */
@@ -92,7 +135,7 @@ take_result(uint64_t max_output, const char *name, const char *ratio,
 			for (uint32_t y = 0; y < res->height; y++)
 				memcpy(img.pixels + (size_t)y * row,
 				    res->pixels + (size_t)y * res->stride, row);
-			if (crop_result(name, ratio, &img, r) < 0) {
+			if (crop_result(name, ratio, pw, ph, &img, r) < 0) {
 				free(img.pixels);
 				return -1;
 			}
@@ -123,7 +166,7 @@ take_result(uint64_t max_output, const char *name, const char *ratio,
 		}
 		w = img.width;
 		h = img.height;
-		if (crop_result(name, ratio, &img, r) < 0) {
+		if (crop_result(name, ratio, pw, ph, &img, r) < 0) {
 			image_free(&img);
 			return -1;
 		}
@@ -240,8 +283,8 @@ run_plugin(struct loaded_plugin *lp, uint64_t max_output,
 	plugin_host_end();
 	err[sizeof(err) - 1] = '\0';
 	if (rc == FIRESYNC_OK)
-		take_result(max_output, name, job->aspect_ratio, &res,
-		    job->max_pixels, png, pnglen, r);
+		take_result(max_output, name, job->aspect_ratio, img->width,
+		    img->height, &res, job->max_pixels, png, pnglen, r);
 	else if (rc == FIRESYNC_CANCELLED)
 		job_error(r, WIRE_CANCELLED, name, "plugin %s gave up at the "
 		    "deadline", name);
