@@ -1,8 +1,9 @@
 /*
  * make_seeds.c - writes the fuzzers' seed corpora (tests/fuzz/seeds/):
  * a session and an experience document as the web app writes them, small
- * JPEGs with EXIF orientations and a PNG, and a job and a result message
- * of the worker protocol with their buffers.  Run once when the formats
+ * JPEGs with EXIF orientations and a PNG, a job and a result message
+ * of the worker protocol with their buffers, and hosted models' replies
+ * (Gemini's and OpenAI's, with that PNG inside).  Run once when the formats
  * change:  make tests/fuzz/make-seeds && tests/fuzz/make-seeds DIR
  */
 #include "config.h"
@@ -52,6 +53,95 @@ document(const char *dir, const char *name, FsValue *fields,
 	put(dir, name, 0, buf, n, NULL, 0);
 	free(buf);
 	doc_free(d);
+}
+
+static char *
+base64(const uint8_t *p, size_t n)
+{
+	static const char tbl[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = xmalloc(4 * ((n + 2) / 3) + 1), *o = out;
+
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ?
+		    (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+
+		*o++ = tbl[v >> 18];
+		*o++ = tbl[(v >> 12) & 63];
+		*o++ = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+		*o++ = i + 2 < n ? tbl[v & 63] : '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+/* A reply seed: the status selector byte of fuzz_reply.c (0: 200,
+ * 1: 400, 2: 401, 5: 429, 7: 503), then the body, whose "%s" is
+ * replaced by the image's base64. */
+static void
+reply_seed(const char *dir, const char *name, uint8_t status,
+    const char *body, const char *b64)
+{
+	const char *at = strstr(body, "%s");
+	size_t head = (size_t)(at - body);
+	char *text = xmalloc(strlen(body) + strlen(b64) + 1);
+
+	memcpy(text, body, head);
+	strcpy(text + head, b64);
+	strcat(text, at + 2);
+	put(dir, name, status, text, strlen(text), NULL, 0);
+	free(text);
+}
+
+/* Replies as the services send them (and tests/gemini.c's stand-in). */
+static void
+replies(const char *root, const uint8_t *png, size_t plen)
+{
+	char d[512], *b64 = base64(png, plen);
+
+	snprintf(d, sizeof(d), "%s/gemini", root);
+	mkdir(d, 0755);
+	reply_seed(d, "image", 0, "{\"candidates\":[{\"content\":{\"parts\":"
+	    "[{\"text\":\"Here is your portrait.\"},{\"inlineData\":"
+	    "{\"mimeType\":\"image/png\",\"data\":\"%s\"}}],\"role\":"
+	    "\"model\"},\"finishReason\":\"STOP\",\"index\":0}],"
+	    "\"usageMetadata\":{\"promptTokenCount\":1300,"
+	    "\"candidatesTokenCount\":1290}}", b64);
+	reply_seed(d, "blocked", 0, "{\"promptFeedback\":{\"blockReason\":"
+	    "\"SAFETY\"}}%s", "");
+	reply_seed(d, "image-safety", 0, "{\"candidates\":[{\"finishReason\":"
+	    "\"IMAGE_SAFETY\",\"index\":0}]}%s", "");
+	reply_seed(d, "text", 0, "{\"candidates\":[{\"content\":{\"parts\":"
+	    "[{\"text\":\"I would rather describe it.\"}],\"role\":"
+	    "\"model\"},\"finishReason\":\"STOP\"}]}%s", "");
+	reply_seed(d, "key", 1, "{\"error\":{\"code\":400,\"message\":"
+	    "\"API key not valid. Please pass a valid API key.\",\"status\":"
+	    "\"INVALID_ARGUMENT\",\"details\":[{\"@type\":\"type.googleapis"
+	    ".com/google.rpc.ErrorInfo\",\"reason\":\"API_KEY_INVALID\"}]}}%s",
+	    "");
+	reply_seed(d, "busy", 5, "{\"error\":{\"code\":429,\"message\":"
+	    "\"Resource has been exhausted (e.g. check quota).\",\"status\":"
+	    "\"RESOURCE_EXHAUSTED\"}}%s", "");
+
+	snprintf(d, sizeof(d), "%s/openai", root);
+	mkdir(d, 0755);
+	reply_seed(d, "image", 0, "{\"created\":1765000000,\"data\":[{"
+	    "\"b64_json\":\"%s\"}],\"usage\":{\"input_tokens\":600,"
+	    "\"output_tokens\":4160,\"total_tokens\":4760}}", b64);
+	reply_seed(d, "url", 0, "{\"created\":1,\"data\":[{\"url\":"
+	    "\"https://example.invalid/img.png\"}]}%s", "");
+	reply_seed(d, "blocked", 1, "{\"error\":{\"message\":\"Your request "
+	    "was rejected by the safety system.\",\"type\":"
+	    "\"image_generation_user_error\",\"param\":null,\"code\":"
+	    "\"moderation_blocked\"}}%s", "");
+	reply_seed(d, "quota", 5, "{\"error\":{\"message\":\"You exceeded "
+	    "your current quota, please check your plan and billing "
+	    "details.\",\"type\":\"insufficient_quota\",\"param\":null,"
+	    "\"code\":\"insufficient_quota\"}}%s", "");
+	reply_seed(d, "key", 2, "{\"error\":{\"message\":\"Incorrect API key "
+	    "provided.\",\"type\":\"invalid_request_error\",\"param\":"
+	    "null,\"code\":\"invalid_api_key\"}}%s", "");
+	free(b64);
 }
 
 int
@@ -138,6 +228,7 @@ main(int argc, char **argv)
 		free(job);
 		free(jpg);
 	}
+	replies(argv[1], png, plen);
 	free(png);
 	return 0;
 }
