@@ -269,6 +269,10 @@ START_TEST(vertex_refreshes_a_refused_token)
 	ck_assert_int_eq(gemini_count(&gm, " -> 401"), 1);
 	ck_assert_int_eq(gemini_count(&gm, "text=[after [r2]] -> image"), 1);
 	ck_assert_int_eq(td.served, 2);
+	/* the original JPEG went (no aspect ratio asked), without its EXIF */
+	ck_assert_int_eq(gemini_count(&gm, "photo=64x48 text=[after [r2]]"),
+	    1);
+	ck_assert_int_eq(gemini_count(&gm, "+exif"), 0);
 	/* a token refused twice is the key's fault: said, not looped */
 	gemini_token(&gm, "ya29.never-issued");
 	expect_error(VERTEX_MODEL, "refused [r3]", "the AI service refused "
@@ -374,7 +378,7 @@ expect_listed(const char *text, const char *want)
 
 START_TEST(vertex_init_refuses_a_bad_setup)
 {
-	char key[128], text[1024];
+	char key[128], text[1024], cmd[512];
 
 	make_dir("vertex");
 	expect_listed("[plugin.vertex]\nnetwork = yes\n", "vertex.so: init "
@@ -400,6 +404,17 @@ START_TEST(vertex_init_refuses_a_bad_setup)
 	    "%s\n", key);
 	expect_listed(text, "the worker sandbox has no network for it: add "
 	    "network = yes to [plugin.vertex]");
+	/* one model, two providers: the second is refused */
+	snprintf(cmd, sizeof(cmd), "cp %s/genai/.libs/genai.so %s/plugins/ && "
+	    "chmod 755 %s/plugins/genai.so && printf 'AIzaX\\n' > %s/g.key "
+	    "&& chmod 600 %s/g.key", BUNDLED, dir, dir, dir, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(text, sizeof(text), "[plugin.genai]\nnetwork = yes\n"
+	    "api-key-file = %s/g.key\n\n[plugin.vertex]\nnetwork = yes\n"
+	    "credentials-file = %s\n", dir, key);
+	expect_listed(text, "loaded   genai");
+	expect_listed(text, "vertex.so: model 'gemini-2.5-flash-image' is "
+	    "already served by plugin 'genai'");
 	stop();
 }
 END_TEST
