@@ -226,13 +226,18 @@ main(int argc, char **argv)
 		    job.prompt ? job.prompt : "");
 		for (long i = 0; i < repeat && rc == 0; i++) {
 			struct wire_result r;
+			struct job_out made;
 			int64_t t = mono_us();
 
 			free(png);
 			png = NULL;
 			memset(&r, 0, sizeof(r));
-			job_run(&set, 256u << 20, wj, mem, &png, &pnglen, &r);
+			job_run(&set, 256u << 20, wj, mem, &made, &r);
 			times[i] = mono_us() - t;
+			png = made.png;
+			pnglen = made.png_len;
+			made.png = NULL;
+			job_out_free(&made);
 			if (r.status != WIRE_OK) {
 				snprintf(err, sizeof(err), "%s", r.message);
 				rc = -EIO;

@@ -544,6 +544,13 @@ int
 image_encode_png(const struct image *img, uint8_t **out, size_t *outlen,
     char *err, size_t errlen)
 {
+	return image_encode_png_dpi(img, 0, out, outlen, err, errlen);
+}
+
+int
+image_encode_png_dpi(const struct image *img, uint32_t dpi, uint8_t **out,
+    size_t *outlen, char *err, size_t errlen)
+{
 	png_structp png;
 	png_infop info;
 	struct membuf b = { 0 };
@@ -568,6 +575,9 @@ image_encode_png(const struct image *img, uint8_t **out, size_t *outlen,
 	png_set_compression_level(png, PNG_ZLIB_LEVEL);
 	png_set_compression_strategy(png, PNG_ZLIB_STRATEGY);
 	png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTERS);
+	if (dpi > 0)			/* pHYs: pixels per metre */
+		png_set_pHYs(png, info, (png_uint_32)lround(dpi / 0.0254),
+		    (png_uint_32)lround(dpi / 0.0254), PNG_RESOLUTION_METER);
 	png_write_info(png, info);
 	for (uint32_t y = 0; y < img->height; y++)
 		png_write_row(png, img->pixels +
@@ -576,5 +586,74 @@ image_encode_png(const struct image *img, uint8_t **out, size_t *outlen,
 	png_destroy_write_struct(&png, &info);
 	*out = b.data;
 	*outlen = b.len;
+	return 0;
+}
+
+/* ---- JPEG encode ---- */
+
+int
+image_encode_jpeg(const struct image *img, int quality, uint32_t dpi,
+    uint8_t **out, size_t *outlen, char *err, size_t errlen)
+{
+	struct jpeg_compress_struct c;
+	struct jpeg_err je;
+	unsigned char *data = NULL, *row;
+	unsigned long len = 0;
+
+	if (img->width == 0 || img->height == 0 || img->width > 65500 ||
+	    img->height > 65500) {
+		snprintf(err, errlen, "JPEG encoding failed: %ux%u is out of "
+		    "range", img->width, img->height);
+		return -EIO;
+	}
+	row = xmalloc((size_t)img->width * 3);
+	c.err = jpeg_std_error(&je.mgr);
+	je.mgr.error_exit = jpeg_on_error;
+	if (setjmp(je.jb)) {
+		/* out of memory within the worker's limit */
+		jpeg_destroy_compress(&c);
+		free(row);
+		free(data);
+		snprintf(err, errlen, "JPEG encoding failed");
+		return -EIO;
+	}
+	jpeg_create_compress(&c);
+	jpeg_mem_dest(&c, &data, &len);
+	c.image_width = img->width;
+	c.image_height = img->height;
+	c.input_components = 3;
+	c.in_color_space = JCS_RGB;
+	jpeg_set_defaults(&c);
+	jpeg_set_quality(&c, quality, TRUE);
+	c.optimize_coding = TRUE;
+	if (dpi > 0 && dpi <= 65535) {
+		c.write_JFIF_header = TRUE;
+		c.density_unit = 1;		/* dots per inch */
+		c.X_density = (UINT16)dpi;
+		c.Y_density = (UINT16)dpi;
+	}
+	jpeg_start_compress(&c, TRUE);
+	for (uint32_t y = 0; y < img->height; y++) {
+		const uint8_t *p = img->pixels + (size_t)y * img->width *
+		    img->channels;
+
+		if (img->channels == 3) {
+			memcpy(row, p, (size_t)img->width * 3);
+		} else {
+			/* alpha, if any, over white */
+			for (uint32_t x = 0; x < img->width; x++, p += 4)
+				for (int k = 0; k < 3; k++)
+					row[(size_t)x * 3 + (size_t)k] =
+					    (uint8_t)((p[k] * p[3] + 255u *
+					    (255u - p[3]) + 127u) / 255u);
+		}
+		jpeg_write_scanlines(&c, &row, 1);
+	}
+	jpeg_finish_compress(&c);
+	jpeg_destroy_compress(&c);
+	free(row);
+	/* libjpeg's buffer is malloc'd: ours to free */
+	*out = data;
+	*outlen = len;
 	return 0;
 }

@@ -43,6 +43,14 @@ void image_orient(struct image *img, int o);
  */
 int image_encode_png(const struct image *img, uint8_t **out, size_t *outlen,
     char *err, size_t errlen);
+/* The same with a resolution (pHYs) of dpi; 0: none written. */
+int image_encode_png_dpi(const struct image *img, uint32_t dpi,
+    uint8_t **out, size_t *outlen, char *err, size_t errlen);
+/* Encode img as a baseline JPEG of quality 1-100 (alpha over white),
+ * with a JFIF resolution of dpi (0: none), into a malloc'd buffer.
+ * Returns 0 or -EIO with err. */
+int image_encode_jpeg(const struct image *img, int quality, uint32_t dpi,
+    uint8_t **out, size_t *outlen, char *err, size_t errlen);
 
 /*
  * Centre-crop img in place to the exact aspect ratio "W:H" (positive

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "alloc.h"
+#include "finish.h"
 #include "image.h"
 #include "job.h"
 #include "log.h"
@@ -95,20 +96,23 @@ crop_result(const char *name, const char *ratio, uint32_t pw, uint32_t ph,
 	return 0;
 }
 
-/* Check what a plugin returned, crop it to the aspect ratio and turn it
- * into PNG bytes. */
+/*
+ * Check what a plugin returned and crop it to the aspect ratio, into img
+ * (pixels of its own).  *as_png is the plugin's own PNG bytes (res's)
+ * when img is exactly what they hold, else NULL.  0, or -1 with r's
+ * error.
+ */
 static int
 take_result(uint64_t max_output, const char *name, const char *ratio,
-    uint32_t pw, uint32_t ph, struct firesync_result *res,
-    uint64_t max_pixels, uint8_t **png, size_t *pnglen,
+    uint32_t pw, uint32_t ph, const struct firesync_result *res,
+    uint64_t max_pixels, struct image *img, const uint8_t **as_png,
     struct wire_result *r)
 {
 	char err[512];
 
+	*as_png = NULL;
 	if (res->pixels != NULL) {
 		uint64_t row = (uint64_t)res->width * res->channels;
-		struct image img;
-		int rc;
 
 		if (res->width == 0 || res->height == 0 ||
 		    res->width > 65535 || res->height > 65535 ||
@@ -123,28 +127,16 @@ take_result(uint64_t max_output, const char *name, const char *ratio,
 			    res->channels, res->stride);
 			return -1;
 		}
-		img.width = res->width;
-		img.height = res->height;
-		img.channels = res->channels;
-		if (res->stride == row && *ratio == '\0' && fabs(log(
-		    (double)res->width / res->height * ph / pw)) <= 0.01) {
-			img.pixels = res->pixels;
-		} else {
-			/* a copy of our own, which cropping may replace */
-			img.pixels = xmalloc((size_t)row * res->height);
-			for (uint32_t y = 0; y < res->height; y++)
-				memcpy(img.pixels + (size_t)y * row,
-				    res->pixels + (size_t)y * res->stride, row);
-			if (crop_result(name, ratio, pw, ph, &img, r) < 0) {
-				free(img.pixels);
-				return -1;
-			}
-		}
-		rc = image_encode_png(&img, png, pnglen, err, sizeof(err));
-		if (img.pixels != res->pixels)
-			free(img.pixels);
-		if (rc < 0) {
-			job_error(r, WIRE_INTERNAL, name, "%s", err);
+		img->width = res->width;
+		img->height = res->height;
+		img->channels = res->channels;
+		/* a copy of our own, which cropping may replace */
+		img->pixels = xmalloc((size_t)row * res->height);
+		for (uint32_t y = 0; y < res->height; y++)
+			memcpy(img->pixels + (size_t)y * row,
+			    res->pixels + (size_t)y * res->stride, row);
+		if (crop_result(name, ratio, pw, ph, img, r) < 0) {
+			image_free(img);
 			return -1;
 		}
 		return 0;
@@ -154,41 +146,100 @@ take_result(uint64_t max_output, const char *name, const char *ratio,
 	    res->data_len <= malloc_usable_size(res->data) &&
 	    (res->encoding == FIRESYNC_ENCODING_PNG ||
 	     res->encoding == FIRESYNC_ENCODING_JPEG)) {
-		struct image img;
 		uint32_t w, h;
 
 		/* decode to be sure it is what it says, within limits */
-		if (image_decode(res->data, res->data_len, max_pixels, &img,
+		if (image_decode(res->data, res->data_len, max_pixels, img,
 		    err, sizeof(err)) < 0) {
 			job_error(r, WIRE_BAD_RESULT, name, "plugin %s "
 			    "returned an image that does not decode", name);
 			return -1;
 		}
-		w = img.width;
-		h = img.height;
-		if (crop_result(name, ratio, pw, ph, &img, r) < 0) {
-			image_free(&img);
+		w = img->width;
+		h = img->height;
+		if (crop_result(name, ratio, pw, ph, img, r) < 0) {
+			image_free(img);
 			return -1;
 		}
 		if (image_sniff(res->data, res->data_len) == IMAGE_PNG &&
-		    img.width == w && img.height == h) {
-			*png = xmalloc(res->data_len);
-			memcpy(*png, res->data, res->data_len);
-			*pnglen = res->data_len;
-			image_free(&img);
-			return 0;
-		}
-		if (image_encode_png(&img, png, pnglen, err, sizeof(err)) < 0) {
-			image_free(&img);
-			job_error(r, WIRE_INTERNAL, name, "%s", err);
-			return -1;
-		}
-		image_free(&img);
+		    img->width == w && img->height == h)
+			*as_png = res->data;
 		return 0;
 	}
 	job_error(r, WIRE_BAD_RESULT, name, "plugin %s returned no "
 	    "usable image", name);
 	return -1;
+}
+
+/* Where the frame starts in the job's buffer: after the capture and the
+ * references. */
+static const uint8_t *
+frame_of(const struct wire_job *job, const uint8_t *mem)
+{
+	uint64_t off = job->input_len;
+
+	for (uint32_t i = 0; i < job->n_refs; i++)
+		off += job->ref_len[i];
+	return mem + off;
+}
+
+/*
+ * The result's last steps, after the model: the cap on its size, the
+ * event's frame, the PNG (the plugin's own bytes, as_png of as_png_len,
+ * when nothing changed) and the renditions, into out.  The frame failing
+ * is a note in r, not an error: the guest gets the result unframed.
+ */
+static void
+finish(const struct wire_job *job, const uint8_t *mem, struct image *img,
+    const uint8_t *as_png, size_t as_png_len, const char *name,
+    struct job_out *out, struct wire_result *r)
+{
+	bool changed = false;
+	char err[512];
+
+	if (job->max_result_pixels > 0 && (uint64_t)img->width *
+	    img->height > job->max_result_pixels) {
+		image_fit(img, job->max_result_pixels);
+		changed = true;
+	}
+	if (job->frame_len > 0) {
+		if (finish_frame(img, frame_of(job, mem), job->frame_len,
+		    job->max_pixels, r->frame_note, sizeof(r->frame_note)) ==
+		    0) {
+			r->framed = WIRE_FRAME_APPLIED;
+			changed = true;
+		} else {
+			r->framed = WIRE_FRAME_FAILED;
+		}
+	}
+	if (as_png != NULL && !changed) {
+		out->png = xmalloc(as_png_len);
+		memcpy(out->png, as_png, as_png_len);
+		out->png_len = as_png_len;
+	} else if (image_encode_png(img, &out->png, &out->png_len, err,
+	    sizeof(err)) < 0) {
+		job_error(r, WIRE_INTERNAL, name, "%s", err);
+		return;
+	}
+	for (uint32_t i = 0; i < job->n_renditions; i++) {
+		const struct wire_rendition *spec = &job->renditions[i];
+
+		if (finish_rendition(img, spec, &out->rend[i],
+		    &out->rend_len[i], err, sizeof(err)) < 0) {
+			job_error(r, WIRE_INTERNAL, name, "rendition %s: %s",
+			    spec->name, err);
+			return;
+		}
+	}
+}
+
+void
+job_out_free(struct job_out *out)
+{
+	free(out->png);
+	for (size_t i = 0; i < WIRE_MAX_RENDITIONS; i++)
+		free(out->rend[i]);
+	memset(out, 0, sizeof(*out));
 }
 
 static int
@@ -263,7 +314,7 @@ make_request(struct firesync_request *req, const struct wire_job *job,
 static void
 run_plugin(struct loaded_plugin *lp, uint64_t max_output,
     const struct wire_job *job, const uint8_t *mem, struct image *img,
-    uint8_t **png, size_t *pnglen, struct wire_result *r)
+    struct job_out *out, struct wire_result *r)
 {
 	struct firesync_image refs[WIRE_MAX_REFS];
 	struct image ref_img[WIRE_MAX_REFS];
@@ -282,10 +333,18 @@ run_plugin(struct loaded_plugin *lp, uint64_t max_output,
 	rc = lp->desc->transform(lp->state, &req, &res, err, sizeof(err));
 	plugin_host_end();
 	err[sizeof(err) - 1] = '\0';
-	if (rc == FIRESYNC_OK)
-		take_result(max_output, name, job->aspect_ratio, img->width,
-		    img->height, &res, job->max_pixels, png, pnglen, r);
-	else if (rc == FIRESYNC_CANCELLED)
+	if (rc == FIRESYNC_OK) {
+		struct image done;
+		const uint8_t *as_png;
+
+		if (take_result(max_output, name, job->aspect_ratio,
+		    img->width, img->height, &res, job->max_pixels, &done,
+		    &as_png, r) == 0) {
+			finish(job, mem, &done, as_png, res.data_len, name, out,
+			    r);
+			image_free(&done);
+		}
+	} else if (rc == FIRESYNC_CANCELLED)
 		job_error(r, WIRE_CANCELLED, name, "plugin %s gave up at the "
 		    "deadline", name);
 	else
@@ -310,8 +369,8 @@ run_plugin(struct loaded_plugin *lp, uint64_t max_output,
 
 void
 job_run(struct plugin_set *plugins, uint64_t max_output,
-    const struct wire_job *job, const uint8_t *mem, uint8_t **png,
-    size_t *pnglen, struct wire_result *r)
+    const struct wire_job *job, const uint8_t *mem, struct job_out *out,
+    struct wire_result *r)
 {
 	struct loaded_plugin *lp;
 	struct image img;
@@ -319,6 +378,7 @@ job_run(struct plugin_set *plugins, uint64_t max_output,
 	int rc;
 
 	r->status = WIRE_OK;
+	memset(out, 0, sizeof(*out));
 	rc = image_decode(mem, job->input_len, job->max_pixels, &img, err,
 	    sizeof(err));
 	if (rc < 0) {
@@ -326,8 +386,7 @@ job_run(struct plugin_set *plugins, uint64_t max_output,
 		return;
 	}
 	if (!(job->flags & WIRE_JOB_AI)) {
-		if (image_encode_png(&img, png, pnglen, err, sizeof(err)) < 0)
-			job_error(r, WIRE_INTERNAL, NULL, "%s", err);
+		finish(job, mem, &img, NULL, 0, NULL, out, r);
 	} else if ((lp = plugins_find(plugins, job->model)) == NULL) {
 		char name[WIRE_NAME_LEN];
 
@@ -337,9 +396,11 @@ job_run(struct plugin_set *plugins, uint64_t max_output,
 	    sizeof(err)) < 0) {
 		job_error(r, WIRE_BAD_INPUT, lp->desc->name, "%s", err);
 	} else {
-		run_plugin(lp, max_output, job, mem, &img, png, pnglen, r);
+		run_plugin(lp, max_output, job, mem, &img, out, r);
 	}
 	image_free(&img);
+	if (r->status != WIRE_OK)
+		job_out_free(out);
 }
 
 uint8_t *
@@ -355,8 +416,12 @@ job_accept(struct wire_job *job, int fd, size_t *len)
 	job->event_id[sizeof(job->event_id) - 1] = '\0';
 	job->prompt[sizeof(job->prompt) - 1] = '\0';
 	if (fd < 0 || job->n_refs > WIRE_MAX_REFS || job->input_len == 0 ||
+	    job->n_renditions > WIRE_MAX_RENDITIONS ||
 	    fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size <= 0)
 		return NULL;
+	for (uint32_t i = 0; i < job->n_renditions; i++)
+		if (!finish_rendition_ok(&job->renditions[i]))
+			return NULL;
 	/* every part inside the buffer, without wrapping around */
 	need = job->input_len;
 	if (need > (uint64_t)sb.st_size)
@@ -366,6 +431,9 @@ job_accept(struct wire_job *job, int fd, size_t *len)
 			return NULL;
 		need += job->ref_len[i];
 	}
+	if (job->frame_len > (uint64_t)sb.st_size - need)
+		return NULL;
+	need += job->frame_len;
 	mem = mmap(NULL, need, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (mem == MAP_FAILED)
 		return NULL;

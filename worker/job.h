@@ -10,18 +10,30 @@
 #include "plugins.h"
 #include "wire.h"
 
+/* What a job made: the result's PNG and its renditions (malloc'd). */
+struct job_out {
+	uint8_t *png;
+	size_t png_len;
+	uint8_t *rend[WIRE_MAX_RENDITIONS];
+	size_t rend_len[WIRE_MAX_RENDITIONS];
+};
+
 /*
- * Run job on the capture (and references) in mem.  On success r->status
- * is WIRE_OK and *png holds the result (malloc'd); otherwise r->status and
- * r->message say why.  r's header is the caller's.
+ * Run job on the capture (and references, and frame) in mem.  On success
+ * r->status is WIRE_OK and out holds the result and the renditions asked
+ * for, and r->framed and r->frame_note say what became of the frame;
+ * otherwise r->status and r->message say why and out is empty.  r's
+ * header is the caller's.
  */
 void job_run(struct plugin_set *plugins, uint64_t max_output,
-    const struct wire_job *job, const uint8_t *mem, uint8_t **png,
-    size_t *pnglen, struct wire_result *r);
+    const struct wire_job *job, const uint8_t *mem, struct job_out *out,
+    struct wire_result *r);
+void job_out_free(struct job_out *out);
 
 /*
  * Take a job message from the host: terminate its strings, check that the
- * capture and every reference lie inside the memfd fd (no length wraps),
+ * capture, every reference and the frame lie inside the memfd fd (no
+ * length wraps) and that the renditions are ones it can make,
  * and map that much of it read-only.  Returns the mapping (munmap it with
  * *len), or NULL if the job or its buffer is unusable.
  */

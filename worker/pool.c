@@ -73,6 +73,7 @@ struct hcall {
 	struct wire_result res;
 	int fd;
 	char err[256];
+	const struct pool_job *job;	/* the caller's */
 };
 
 struct hworker {
@@ -752,6 +753,21 @@ fill_job(struct wire_job *wj, const struct pool_job *job,
 	    job->event_id ? job->event_id : "");
 	snprintf(wj->prompt, sizeof(wj->prompt), "%s", job->prompt ?
 	    job->prompt : "");
+	wj->frame_len = job->frame != NULL ? job->frame_len : 0;
+	wj->max_result_pixels = job->max_result_pixels;
+	wj->n_renditions = (uint32_t)job->n_renditions;
+	for (size_t i = 0; i < job->n_renditions; i++) {
+		const struct pool_rendition *r = &job->renditions[i];
+		struct wire_rendition *w = &wj->renditions[i];
+
+		snprintf(w->name, sizeof(w->name), "%s", r->name);
+		w->width = r->width;
+		w->height = r->height;
+		w->format = r->format == POOL_FORMAT_PNG ? WIRE_FORMAT_PNG :
+		    WIRE_FORMAT_JPEG;
+		w->quality = (uint32_t)r->quality;
+		w->dpi = r->dpi;
+	}
 }
 
 /* "timeout after 45s" (or "1.5s"), then suffix. */
@@ -807,17 +823,21 @@ died(struct pool *p, struct worker *w, const struct pool_job *job,
 static int
 job_memfd(const struct pool_job *job, char *err, size_t errlen)
 {
-	const void *parts[1 + WIRE_MAX_REFS];
-	uint64_t lens[1 + WIRE_MAX_REFS];
-	int fd;
+	const void *parts[2 + WIRE_MAX_REFS];
+	uint64_t lens[2 + WIRE_MAX_REFS];
+	int fd, n = 1;
 
 	parts[0] = job->input;
 	lens[0] = job->input_len;
-	for (size_t i = 0; i < job->n_refs; i++) {
-		parts[1 + i] = job->refs[i];
-		lens[1 + i] = job->ref_lens[i];
+	for (size_t i = 0; i < job->n_refs; i++, n++) {
+		parts[n] = job->refs[i];
+		lens[n] = job->ref_lens[i];
 	}
-	fd = wire_memfd("firesync-job", parts, lens, 1 + (int)job->n_refs);
+	if (job->frame != NULL && job->frame_len > 0) {
+		parts[n] = job->frame;
+		lens[n++] = job->frame_len;
+	}
+	fd = wire_memfd("firesync-job", parts, lens, n);
 	if (fd < 0)
 		snprintf(err, errlen, "cannot pass the image to a worker: %s",
 		    strerror(-fd));
@@ -922,6 +942,65 @@ result_status(const struct limits *l, const struct wire_result *res,
  * POOL_OK, or POOL_CRASH / POOL_WORKER with err, having stopped or
  * replaced the worker when it crashed or misbehaved.
  */
+/*
+ * A result's buffer: its PNG, then each of the job's renditions, into
+ * out; res's lengths checked against the job (no more renditions than
+ * asked for, no sum that wraps).  0, or -errno with why.
+ */
+static int
+take_outputs(int fd, struct wire_result *res, const struct pool_job *job,
+    struct pool_result *out, char *why, size_t whylen)
+{
+	uint64_t total = res->output_len, off;
+	uint8_t *all;
+	int rc;
+
+	for (size_t i = 0; i < WIRE_MAX_RENDITIONS; i++) {
+		uint64_t n = res->rendition_len[i];
+
+		if ((i >= job->n_renditions && n != 0) ||
+		    (i < job->n_renditions && n == 0) ||
+		    n > POOL_MAX_RESULT || total > POOL_MAX_RESULT * 8 - n) {
+			snprintf(why, whylen, "renditions that were not asked "
+			    "for");
+			return -EPROTO;
+		}
+		total += n;
+	}
+	rc = wire_read_sealed(fd, total, POOL_MAX_RESULT * 8, &all, why,
+	    whylen);
+	if (rc < 0)
+		return rc;
+	off = res->output_len;
+	for (size_t i = 0; i < job->n_renditions; i++) {
+		out->rendition[i] = xmalloc(res->rendition_len[i]);
+		memcpy(out->rendition[i], all + off, res->rendition_len[i]);
+		out->rendition_len[i] = res->rendition_len[i];
+		off += res->rendition_len[i];
+	}
+	out->png = all;		/* the rest is never read */
+	out->png_len = res->output_len;
+	res->frame_note[sizeof(res->frame_note) - 1] = '\0';
+	out->framed = res->framed == WIRE_FRAME_APPLIED;
+	if (res->framed == WIRE_FRAME_FAILED)
+		text_format(out->frame_note, sizeof(out->frame_note), "%s",
+		    res->frame_note);
+	return 0;
+}
+
+void
+pool_result_free(struct pool_result *out)
+{
+	free(out->png);
+	out->png = NULL;
+	out->png_len = 0;
+	for (size_t i = 0; i < POOL_MAX_RENDITIONS; i++) {
+		free(out->rendition[i]);
+		out->rendition[i] = NULL;
+		out->rendition_len[i] = 0;
+	}
+}
+
 static enum pool_status
 receive(struct pool *p, struct worker *w, const struct pool_job *job,
     struct wire_result *res, struct pool_result *out, char *err,
@@ -936,10 +1015,7 @@ receive(struct pool *p, struct worker *w, const struct pool_job *job,
 		return POOL_CRASH;
 	}
 	if (rc == 0 && res->status == WIRE_OK && fd >= 0) {
-		rc = wire_read_sealed(fd, res->output_len, POOL_MAX_RESULT,
-		    &out->png, why, sizeof(why));
-		if (rc == 0)
-			out->png_len = res->output_len;
+		rc = take_outputs(fd, res, job, out, why, sizeof(why));
 	} else if (rc == 0 && res->status == WIRE_OK) {
 		snprintf(why, sizeof(why), "a result without its buffer");
 		rc = -EPROTO;
@@ -1198,10 +1274,8 @@ hcall_result(struct pool *p, struct hworker *h, pid_t pid, struct hcall *c,
 	int rc = 0;
 
 	if (c->res.status == WIRE_OK && c->fd >= 0) {
-		rc = wire_read_sealed(c->fd, c->res.output_len,
-		    POOL_MAX_RESULT, &out->png, why, sizeof(why));
-		if (rc == 0)
-			out->png_len = c->res.output_len;
+		rc = take_outputs(c->fd, &c->res, c->job, out, why,
+		    sizeof(why));
 	} else if (c->res.status == WIRE_OK) {
 		snprintf(why, sizeof(why), "a result without its buffer");
 		rc = -EPROTO;
@@ -1496,7 +1570,7 @@ hosted_run(struct pool *p, int lane, const struct pool_job *job,
 	char *err = out->message;
 	size_t errlen = sizeof(out->message);
 	int64_t deadline = now_mono_ms() + l->timeout_ms;
-	struct hcall c = { .fd = -1 };
+	struct hcall c = { .fd = -1, .job = job };
 	pthread_condattr_t ca;
 	enum pool_status st = POOL_WORKER;
 	struct model_slots *ms;
@@ -1772,9 +1846,16 @@ fall_back(struct pool *p, const struct pool_job *job, struct pool_result *out)
 	fr = xcalloc(1, sizeof(*fr));
 	fr->status = run_job(p, &fj, fr);
 	if (fr->status == POOL_OK) {
-		free(out->png);
+		pool_result_free(out);
 		out->png = fr->png;
 		out->png_len = fr->png_len;
+		for (size_t i = 0; i < POOL_MAX_RENDITIONS; i++) {
+			out->rendition[i] = fr->rendition[i];
+			out->rendition_len[i] = fr->rendition_len[i];
+		}
+		out->framed = fr->framed;
+		memcpy(out->frame_note, fr->frame_note,
+		    sizeof(out->frame_note));
 		out->status = POOL_OK;
 		out->fallback = true;
 		snprintf(out->fallback_why, sizeof(out->fallback_why), "%s",
@@ -1788,7 +1869,7 @@ fall_back(struct pool *p, const struct pool_job *job, struct pool_result *out)
 			pthread_mutex_unlock(&p->lock);
 		}
 	} else {
-		free(fr->png);
+		pool_result_free(fr);
 		log_warn("model %s's fallback %s failed too: %s", job->model,
 		    fb, fr->message);
 	}
@@ -1805,11 +1886,8 @@ pool_transform(struct pool *p, const struct pool_job *job,
 	out->status = run_job(p, job, out);
 	if (out->status != POOL_OK && job->ai && !job->no_fallback)
 		fall_back(p, job, out);
-	if (out->status != POOL_OK) {
-		free(out->png);
-		out->png = NULL;
-		out->png_len = 0;
-	}
+	if (out->status != POOL_OK)
+		pool_result_free(out);
 	/* a worker that died or was killed named no plugin: the one the
 	 * workers said serves the model */
 	if (out->plugin[0] == '\0' && job->ai)

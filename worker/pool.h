@@ -34,6 +34,20 @@ struct pool_options {
 	int log_level;
 };
 
+#define POOL_MAX_RENDITIONS	6	/* WIRE_MAX_RENDITIONS */
+
+enum pool_format { POOL_FORMAT_JPEG = 1, POOL_FORMAT_PNG = 2 };
+
+/* A copy of the result in another size and format (finish.h). */
+struct pool_rendition {
+	char name[32];		/* [a-z0-9_-]: the file's name */
+	uint32_t width;		/* WxH exactly, or with height 0 the */
+	uint32_t height;	/* longest side at most width */
+	enum pool_format format;
+	int quality;		/* JPEG, 1-100 */
+	uint32_t dpi;		/* 0: none written */
+};
+
 struct pool_job {
 	bool ai;			/* run model; else passthrough */
 	const char *model;
@@ -51,6 +65,13 @@ struct pool_job {
 	uint64_t max_pixels;
 	bool no_fallback;		/* fail rather than run the model's
 					   fallback look */
+	/* after the model: the event's frame (PNG bytes; NULL: none), a cap
+	 * on the result's pixels (0: none), and the renditions to make */
+	const uint8_t *frame;
+	size_t frame_len;
+	uint64_t max_result_pixels;
+	const struct pool_rendition *renditions;
+	size_t n_renditions;
 };
 
 struct pool;
@@ -109,7 +130,17 @@ struct pool_result {
 	bool fallback;
 	char fallback_why[160];
 	char model[POOL_NAME_LEN];	/* the model that made the result */
+	/* POOL_OK: the job's renditions, in order (malloc'd), and what
+	 * became of its frame: applied, or why not (the result went out
+	 * without it) */
+	uint8_t *rendition[POOL_MAX_RENDITIONS];
+	size_t rendition_len[POOL_MAX_RENDITIONS];
+	bool framed;
+	char frame_note[256];
 };
+
+/* Free a result's buffers (png and renditions). */
+void pool_result_free(struct pool_result *out);
 
 /*
  * Run job; out is filled (its png is the caller's to free) and its status

@@ -9,8 +9,10 @@
  * (SCM_RIGHTS).
  *
  *   worker -> host  WIRE_HELLO   once, after loading plugins
- *   host -> worker  WIRE_JOB     + memfd: the capture, then references
- *   worker -> host  WIRE_RESULT  + memfd: the PNG (status OK only)
+ *   host -> worker  WIRE_JOB     + memfd: the capture, the references,
+ *                                the frame
+ *   worker -> host  WIRE_RESULT  + memfd: the PNG, then the renditions
+ *                                (status OK only)
  *
  * A CPU worker runs one job at a time.  A hosted-call worker (started
  * with --calls N, loading only remote plugins) takes up to N jobs at
@@ -77,6 +79,25 @@ struct wire_hello {
 
 #define WIRE_JOB_AI	0x1	/* run the model; otherwise passthrough */
 
+#define WIRE_MAX_RENDITIONS	6
+#define WIRE_RENDITION_NAME	32
+
+enum wire_format { WIRE_FORMAT_JPEG = 1, WIRE_FORMAT_PNG = 2 };
+
+/* A copy of the result in another size and format. */
+struct wire_rendition {
+	char name[WIRE_RENDITION_NAME];	/* [a-z0-9_-], for the file name */
+	uint32_t width;			/* WxH exactly (cropped to its shape,
+					   turned to the result's orientation),
+					   or with height 0 the longest side at
+					   most width (never enlarged) */
+	uint32_t height;
+	uint32_t format;		/* enum wire_format */
+	uint32_t quality;		/* JPEG, 1-100 */
+	uint32_t dpi;			/* written in the file; 0: none */
+	uint32_t reserved;
+};
+
 struct wire_job {
 	struct wire_header h;
 	uint32_t flags;
@@ -92,6 +113,21 @@ struct wire_job {
 	char session_id[WIRE_ID_LEN];
 	char event_id[WIRE_ID_LEN];
 	char prompt[WIRE_PROMPT_LEN];
+	/* after the model: the event's frame (a PNG with alpha, after the
+	 * references in the memfd; 0: none) composited over the result, a
+	 * cap on the result's pixels (0: none), and the renditions */
+	uint64_t frame_len;
+	uint64_t max_result_pixels;
+	uint32_t n_renditions;
+	uint32_t reserved2;
+	struct wire_rendition renditions[WIRE_MAX_RENDITIONS];
+};
+
+enum wire_frame {
+	WIRE_FRAME_NONE = 0,		/* no frame was given */
+	WIRE_FRAME_APPLIED,
+	WIRE_FRAME_FAILED,		/* unusable: frame_note says why; the
+					   result went out without it */
 };
 
 struct wire_result {
@@ -108,6 +144,11 @@ struct wire_result {
 	int64_t retry_after_ms;
 	uint64_t input_tokens;
 	uint64_t output_tokens;
+	/* the job's renditions, after the PNG in the memfd, in order */
+	uint64_t rendition_len[WIRE_MAX_RENDITIONS];
+	uint32_t framed;		/* enum wire_frame */
+	uint32_t reserved2;
+	char frame_note[256];
 };
 
 /*

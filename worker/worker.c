@@ -151,25 +151,31 @@ answer(struct process *w, int sock, pthread_mutex_t *send_lock, int *active,
     const struct wire_job *job, const uint8_t *mem)
 {
 	struct wire_result r;
-	uint8_t *png = NULL;
-	size_t pnglen = 0;
+	struct job_out made;
 	int out = -1, rc;
 
 	memset(&r, 0, sizeof(r));
 	wire_header_init(&r.h, WIRE_RESULT, sizeof(r));
 	r.tag = job->tag;
-	job_run(&w->plugins, w->max_output, job, mem, &png, &pnglen, &r);
+	job_run(&w->plugins, w->max_output, job, mem, &made, &r);
 	if (r.status == WIRE_OK) {
-		const void *parts[1] = { png };
-		uint64_t lens[1] = { pnglen };
+		/* the PNG, then each rendition */
+		const void *parts[1 + WIRE_MAX_RENDITIONS] = { made.png };
+		uint64_t lens[1 + WIRE_MAX_RENDITIONS] = { made.png_len };
 
-		out = wire_memfd("firesync-result", parts, lens, 1);
+		for (uint32_t i = 0; i < job->n_renditions; i++) {
+			parts[1 + i] = made.rend[i];
+			lens[1 + i] = made.rend_len[i];
+			r.rendition_len[i] = made.rend_len[i];
+		}
+		out = wire_memfd("firesync-result", parts, lens,
+		    1 + (int)job->n_renditions);
 		if (out < 0)
 			job_error(&r, WIRE_INTERNAL, r.plugin, "cannot hand "
 			    "back the result: %s", strerror(-out));
-		r.output_len = pnglen;
+		r.output_len = made.png_len;
 	}
-	free(png);
+	job_out_free(&made);
 	if (send_lock)
 		pthread_mutex_lock(send_lock);
 	if (active)

@@ -67,15 +67,19 @@ worker_side(int sock)
 
 		/* keep the fuzzer's own budget: a small pixel limit */
 		job->max_pixels = job->max_pixels % 2000000;
+		job->max_result_pixels %= 2000000;
+		for (uint32_t i = 0; i < WIRE_MAX_RENDITIONS; i++) {
+			job->renditions[i].width %= 512;
+			job->renditions[i].height %= 512;
+		}
 		mem = job_accept(job, fd, &len);
 		if (mem != NULL) {
 			struct wire_result r;
-			uint8_t *png = NULL;
-			size_t pnglen = 0;
+			struct job_out made;
 
 			memset(&r, 0, sizeof(r));
-			job_run(&none, 1 << 20, job, mem, &png, &pnglen, &r);
-			free(png);
+			job_run(&none, 1 << 20, job, mem, &made, &r);
+			job_out_free(&made);
 			munmap(mem, len);
 		}
 	}
