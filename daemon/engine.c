@@ -23,6 +23,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "frames.h"
 #include "pipeline.h"
 #include "recovery.h"
 #include "runners.h"
@@ -494,7 +495,8 @@ engine_new(struct settings *s, struct fs_client *fs, struct store *st,
 	e->store = st;
 	e->pool = pool;
 	e->pipeline = (struct pipeline){ .fs = fs, .store = st,
-	    .pool = pool, .may_claim = may_claim, .claimed = claimed,
+	    .pool = pool, .frames = frames_new(), .may_claim = may_claim,
+	    .claimed = claimed,
 	    .transformed = transformed, .arg = e, .frozen = &e->frozen };
 	pthread_mutex_init(&e->lock, NULL);
 	e->dispatch = dispatch_new();
@@ -603,6 +605,7 @@ engine_free(struct engine *e)
 	if (e == NULL)
 		return;
 	runners_free(e->runners);
+	frames_free(e->pipeline.frames);
 	listen_free(e->listen);
 	dispatch_free(e->dispatch);
 	settings_drop(e->current);

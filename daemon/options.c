@@ -25,7 +25,9 @@
 #include "log.h"
 #include "options.h"
 #include "paths.h"
+#include "pool.h"
 #include "store.h"
+#include "text.h"
 
 #ifndef PLUGINDIR
 #define PLUGINDIR "/usr/local/lib/firesync/plugins"
@@ -52,6 +54,7 @@ enum kind {
 	K_PREFIXES,	/* comma-separated storage path prefixes */
 	K_LIMITS,	/* comma-separated EVENT:N */
 	K_PRICES,	/* comma-separated MODEL:USD */
+	K_RENDITIONS,	/* comma-separated NAME:SIZE[:FORMAT][@DPI] */
 };
 
 struct setting {
@@ -152,6 +155,16 @@ static const struct setting settings[] = {
 	  0, 0, "other limits for these events", LIVE },
 	{ "prices", "hosted", "prices", K_PRICES, O(prices), 0, 0,
 	  "what one call of each model costs, for the spend estimate", LIVE },
+	{ "renditions", "results", "renditions", K_RENDITIONS, O(renditions),
+	  0, 0, "copies beside result.png, NAME:SIZE[:jpeg|png][@DPI], "
+	  "SIZE N (longest side) or WxH (default: none)", LIVE },
+	{ "max-result-megapixels", "results", "max-result-megapixels", K_MP,
+	  O(max_result_pixels), 0, 1000,
+	  "scale result.png down to at most N megapixels (default 0: as made)",
+	  LIVE },
+	{ "frame", "results", "frame", K_STR, O(frame), 0, 0,
+	  "the event's frame, a PNG with alpha composited over its results "
+	  "(default branding/{event}/frame.png; none: off)", LIVE },
 	{ "recovery-margin", "plugins", "recovery-margin", K_INT,
 	  O(recovery_margin_s), 0, 3600,
 	  "re-run sessions 'transforming' for timeout + SECS (default 15)",
@@ -212,7 +225,87 @@ set_str(char **dst, const char *v)
 	*dst = v ? xstrdup(v) : NULL;
 }
 
-/* ---- list settings (K_EVENTS, K_PREFIXES, K_LIMITS, K_PRICES): strings
+/*
+ * One rendition: NAME:SIZE[:FORMAT][@DPI], SIZE N (the longest side) or
+ * WxH (exactly), FORMAT jpeg (the default) or png, DPI a resolution to
+ * write ("300" or "300dpi").  NULL, or why not (in buf).
+ */
+static const char *
+rendition_parse(const char *spec, struct pool_rendition *r, char *buf,
+    size_t len)
+{
+	char copy[64], *name, *size, *format, *dpi, *end;
+	unsigned long w, h = 0, d = 0;
+
+	memset(r, 0, sizeof(*r));
+	if (strlen(spec) >= sizeof(copy))
+		goto bad;
+	memcpy(copy, spec, strlen(spec) + 1);
+	name = copy;
+	dpi = strchr(copy, '@');
+	if (dpi)
+		*dpi++ = '\0';
+	size = strchr(copy, ':');
+	if (size == NULL)
+		goto bad;
+	*size++ = '\0';
+	format = strchr(size, ':');
+	if (format)
+		*format++ = '\0';
+	if (*name == '\0' || strlen(name) >= sizeof(r->name) ||
+	    strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") !=
+	    strlen(name) || strcmp(name, "result") == 0) {
+		text_format(buf, len, "'%.64s': a rendition's name is "
+		    "[a-z0-9_-], under 32 characters, not 'result'", spec);
+		return buf;
+	}
+	errno = 0;
+	w = strtoul(size, &end, 10);
+	if (*end == 'x')
+		h = strtoul(end + 1, &end, 10);
+	if (errno || *end != '\0' || w == 0 || w > 10000 || h > 10000 ||
+	    (end[-1] == 'x') || (strchr(size, 'x') && h == 0))
+		goto bad;
+	if (dpi) {
+		d = strtoul(dpi, &end, 10);
+		if (d == 0 || d > 10000 || (*end && strcmp(end, "dpi") != 0))
+			goto bad;
+	}
+	memcpy(r->name, name, strlen(name) + 1);
+	r->width = (uint32_t)w;
+	r->height = (uint32_t)h;
+	r->dpi = (uint32_t)d;
+	r->quality = 88;
+	if (format == NULL || strcmp(format, "jpeg") == 0 ||
+	    strcmp(format, "jpg") == 0)
+		r->format = POOL_FORMAT_JPEG;
+	else if (strcmp(format, "png") == 0)
+		r->format = POOL_FORMAT_PNG;
+	else
+		goto bad;
+	return NULL;
+bad:
+	text_format(buf, len, "'%.64s': give NAME:SIZE[:jpeg|png][@DPI], SIZE "
+	    "the longest side (480) or WxH (1200x1800), up to 10000", spec);
+	return buf;
+}
+
+size_t
+options_renditions(const struct options *o, struct pool_rendition *out)
+{
+	char buf[160];
+	size_t n = 0;
+
+	for (size_t i = 0; i < o->n_renditions && n < POOL_MAX_RENDITIONS;
+	    i++)
+		if (rendition_parse(o->renditions[i], &out[n], buf,
+		    sizeof(buf)) == NULL)
+			n++;
+	return n;
+}
+
+/* ---- list settings (K_EVENTS, K_PREFIXES, K_LIMITS, K_PRICES,
+ * K_RENDITIONS): strings
  * and a count ---- */
 
 struct list {
@@ -231,6 +324,8 @@ list_of(enum kind k, struct options *o)
 		return (struct list){ &o->event_limits, &o->n_event_limits };
 	case K_PRICES:
 		return (struct list){ &o->prices, &o->n_prices };
+	case K_RENDITIONS:
+		return (struct list){ &o->renditions, &o->n_renditions };
 	default:
 		return (struct list){ &o->reference_prefixes,
 		    &o->n_reference_prefixes };
@@ -387,6 +482,35 @@ apply(struct options *o, const struct setting *s, const char *value,
 		free(copy);
 		return why;
 	}
+	case K_RENDITIONS: {
+		char *copy = xstrdup(value), *tok, *save = NULL;
+		const char *why = NULL;
+		struct pool_rendition r[POOL_MAX_RENDITIONS];
+		size_t k = 0;
+
+		list_clear(list_of(K_RENDITIONS, o));
+		for (tok = strtok_r(copy, ", \t", &save); tok && !why;
+		    tok = strtok_r(NULL, ", \t", &save)) {
+			if (k == POOL_MAX_RENDITIONS) {
+				snprintf(buf, len, "more than %d renditions",
+				    POOL_MAX_RENDITIONS);
+				why = buf;
+			} else if ((why = rendition_parse(tok, &r[k], buf,
+			    len)) == NULL) {
+				for (size_t i = 0; i < k && !why; i++)
+					if (strcmp(r[i].name, r[k].name) == 0) {
+						snprintf(buf, len, "'%.31s' is "
+						    "named twice", r[k].name);
+						why = buf;
+					}
+				list_add(list_of(K_RENDITIONS, o),
+				    xstrdup(tok));
+				k++;
+			}
+		}
+		free(copy);
+		return why;
+	}
 	case K_EVENTS: {
 		char *copy = xstrdup(value), *tok, *save = NULL;
 
@@ -532,6 +656,7 @@ usage(FILE *out)
 		    settings[i].kind == K_PREFIXES ? "VALUE" :
 		    settings[i].kind == K_LIMITS ? "EVENT:N,..." :
 		    settings[i].kind == K_PRICES ? "MODEL:USD,..." :
+		    settings[i].kind == K_RENDITIONS ? "NAME:SIZE,..." :
 		    settings[i].kind == K_LEVEL ||
 		    settings[i].kind == K_FORMAT ||
 		    settings[i].kind == K_BACKEND ||
@@ -707,6 +832,14 @@ cross_checks(struct options *o, struct errs *e)
 	if (!o->list_plugins && (o->project == NULL || *o->project == '\0'))
 		report(e, "no project: set [firestore] project, "
 		    "GOOGLE_CLOUD_PROJECT or --project");
+	if (o->frame && *o->frame && strcmp(o->frame, "none") != 0 &&
+	    (o->frame[0] == '/' || strstr(o->frame, "{event}") == NULL ||
+	    strstr(o->frame, "..") != NULL || strlen(o->frame) < 4 ||
+	    strcmp(o->frame + strlen(o->frame) - 4, ".png") != 0 ||
+	    strlen(o->frame) > 200))
+		report(e, "frame '%.200s': give a storage path with {event} "
+		    "ending in .png (branding/{event}/frame.png), or none",
+		    o->frame);
 	if (o->public_url_base && strncmp(o->public_url_base, "http://", 7) &&
 	    strncmp(o->public_url_base, "https://", 8) &&
 	    strncmp(o->public_url_base, "file://", 7))
@@ -829,7 +962,8 @@ differs(const struct setting *s, const struct options *a,
 	case K_EVENTS:
 	case K_PREFIXES:
 	case K_LIMITS:
-	case K_PRICES: {
+	case K_PRICES:
+	case K_RENDITIONS: {
 		struct list x = list_of(s->kind, (struct options *)a);
 		struct list y = list_of(s->kind, (struct options *)b);
 
@@ -875,7 +1009,8 @@ copy_setting(const struct setting *s, struct options *dst,
 	case K_EVENTS:
 	case K_PREFIXES:
 	case K_LIMITS:
-	case K_PRICES: {
+	case K_PRICES:
+	case K_RENDITIONS: {
 		struct list d = list_of(s->kind, dst);
 		struct list from = list_of(s->kind, (struct options *)src);
 
@@ -970,6 +1105,8 @@ options_clear(struct options *o)
 	list_clear(list_of(K_PREFIXES, o));
 	list_clear(list_of(K_LIMITS, o));
 	list_clear(list_of(K_PRICES, o));
+	list_clear(list_of(K_RENDITIONS, o));
+	free(o->frame);
 	free(o->plugin_dir);
 	free(o->metrics_listen);
 	memset(o, 0, sizeof(*o));

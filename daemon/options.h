@@ -57,6 +57,11 @@ struct options {
 	size_t n_event_limits;
 	char **prices;		/* "MODEL:USD": a call's price */
 	size_t n_prices;
+	char **renditions;	/* "NAME:SIZE[:FORMAT][@DPI]", checked */
+	size_t n_renditions;
+	uint64_t max_result_pixels;	/* 0: results as made */
+	char *frame;		/* the frame's path, with {event}; NULL: the
+				   default; "" or "none": off */
 	int workers;
 	int transform_timeout_s;
 	int recovery_margin_s;	/* "transforming" older than timeout+margin
@@ -129,5 +134,10 @@ void settings_drop(struct settings *s);
 int64_t options_event_limit(const struct options *o, const char *event);
 /* What one call of model costs in USD, or -1 if no price is set. */
 double options_price(const struct options *o, const char *model);
+struct pool_rendition;
+/* The renditions to make of every result, into out (room for
+ * POOL_MAX_RENDITIONS); how many. */
+size_t options_renditions(const struct options *o,
+    struct pool_rendition *out);
 
 #endif

@@ -118,3 +118,11 @@ path_result(const char *event_id, const char *session_id)
 {
 	return xasprintf("results/%s/%s/result.png", event_id, session_id);
 }
+
+char *
+path_rendition(const char *event_id, const char *session_id,
+    const char *name, const char *ext)
+{
+	return xasprintf("results/%s/%s/%s.%s", event_id, session_id, name,
+	    ext);
+}

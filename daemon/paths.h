@@ -30,5 +30,8 @@ int path_check_reference(const char *path, char *const *prefixes,
 
 /* "results/{eventId}/{sessionId}/result.png"; caller frees. */
 char *path_result(const char *event_id, const char *session_id);
+/* results/E/S/NAME.EXT: a rendition beside the result (malloc'd). */
+char *path_rendition(const char *event_id, const char *session_id,
+    const char *name, const char *ext);
 
 #endif

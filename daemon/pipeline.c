@@ -13,6 +13,7 @@
 #include "alloc.h"
 #include "backoff.h"
 #include "budget.h"
+#include "frames.h"
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
@@ -511,6 +512,7 @@ struct prepared {
 	uint8_t *refs[POOL_MAX_REFS];	/* the reference images' bytes */
 	size_t ref_lens[POOL_MAX_REFS];
 	size_t n_refs;
+	struct frame *frame;	/* the event's, held; NULL: none */
 	bool failed;
 	enum metrics_reason why;
 	char reason[400];
@@ -628,13 +630,19 @@ transform(struct run *r, const struct prepared *o, struct pool_result *out)
 		/* the task's settings, not whatever a reload made current */
 		.timeout_ms = (int64_t)r->opt->transform_timeout_s * 1000,
 		.max_pixels = r->opt->max_pixels,
+		.frame = o->frame ? o->frame->data : NULL,
+		.frame_len = o->frame ? o->frame->len : 0,
+		.max_result_pixels = r->opt->max_result_pixels,
 	};
+	struct pool_rendition rend[POOL_MAX_RENDITIONS];
 	const char *plugin, *spent = NULL;
 	char fb[POOL_NAME_LEN];
 	bool hosted = x->ai_enabled &&
 	    pool_model_lane(r->p->pool, x->model) > 0, taken = false;
 	int64_t t0;
 
+	job.n_renditions = options_renditions(r->opt, rend);
+	job.renditions = rend;
 	if (hosted)
 		spent = take_budget(r, x->model, &taken);
 	t0 = now_mono_ms();
@@ -772,6 +780,29 @@ prepare_input(struct run *r, struct prepared *o)
 	return true;
 }
 
+/* The event's frame into o->frame, if it has one; one that cannot be
+ * read is a warning, and the result goes out without it. */
+static void
+read_frame(struct run *r, struct prepared *o)
+{
+	const char *tmpl = r->opt->frame ? r->opt->frame :
+	    "branding/{event}/frame.png";
+	char why[512];
+
+	if (*tmpl == '\0' || strcmp(tmpl, "none") == 0)
+		return;
+	/* a look without a model keeps the photo's shape: no aspect's own
+	 * frame for it */
+	o->frame = frames_get(r->p->frames, r->p->store, tmpl,
+	    r->s->event_id, o->x->ai_enabled ? o->x->aspect_ratio : "", why,
+	    sizeof(why));
+	if (o->frame == NULL && *why)
+		log_warn("session=%s event=%s %s; the result goes out without "
+		    "it: check the file (a PNG with alpha, at most %u MB) and "
+		    "the storage", r->s->session_id, r->s->event_id, why,
+		    FRAMES_MAX_BYTES >> 20);
+}
+
 /*
  * Resolve the experience, check the path, read the capture and the
  * reference images: work that writes nothing, done while the claim
@@ -791,8 +822,33 @@ prepare(struct run *r, struct prepared *o)
 		return;
 	if (!prepare_input(r, o))
 		return;
-	/* the references with the capture, in the same step */
+	/* the references and the frame with the capture, in the same
+	 * step */
 	o->n_refs = read_references(r, o->x, o->refs, o->ref_lens);
+	read_frame(r, o);
+}
+
+/* The renditions the workers made of the result, beside it, with its
+ * download token.  0, or -errno with why. */
+static int
+store_renditions(struct run *r, const struct pool_result *res,
+    const char *tok, char *why, size_t whylen)
+{
+	struct pool_rendition rend[POOL_MAX_RENDITIONS];
+	size_t n = options_renditions(r->opt, rend);
+	int rc = 0;
+
+	for (size_t i = 0; i < n && rc == 0 && res->rendition[i]; i++) {
+		bool png = rend[i].format == POOL_FORMAT_PNG;
+		char *path = path_rendition(r->s->event_id, r->s->session_id,
+		    rend[i].name, png ? "png" : "jpg");
+
+		rc = store_put(r->p->store, path, res->rendition[i],
+		    res->rendition_len[i], png ? "image/png" : "image/jpeg",
+		    tok, why, whylen);
+		free(path);
+	}
+	return rc;
 }
 
 /* The claim has landed: transform, store the result and finish. */
@@ -818,9 +874,17 @@ transform_store_finish(struct run *r, struct prepared *o)
 	transformed(r);
 	if (res.status != POOL_OK)
 		return fail(r, "%s", res.message);
+	if (o->frame && res.framed)
+		log_debug("session=%s event=%s framed with %s", s->session_id,
+		    s->event_id, o->frame->path);
+	else if (o->frame)
+		log_warn("session=%s event=%s the frame %s was not applied: "
+		    "%s; the result went out without it", s->session_id,
+		    s->event_id, o->frame->path, res.frame_note);
 	result_path = path_result(s->event_id, s->session_id);
 	/* a fresh token with each result: a retried session's URL works,
-	 * and the one before no longer opens anything */
+	 * and the one before no longer opens anything; the renditions get
+	 * the same, so the app derives their URLs from the result's */
 	if (store_wants_token(r->p->store)) {
 		store_new_token(token);
 		tok = token;
@@ -828,9 +892,11 @@ transform_store_finish(struct run *r, struct prepared *o)
 	rc = store_put(r->p->store, result_path, res.png, res.png_len,
 	    "image/png", tok, why, sizeof(why));
 	if (rc == 0)
+		rc = store_renditions(r, &res, tok, why, sizeof(why));
+	if (rc == 0)
 		url = store_url(r->p->store, result_path, tok);
 	free(result_path);
-	free(res.png);
+	pool_result_free(&res);
 	if (rc < 0) {
 		log_err("session=%s event=%s storage write failed: %s; check "
 		    "%s", s->session_id, s->event_id, why,
@@ -871,6 +937,7 @@ claim_and_run(struct run *r)
 		out = transform_store_finish(r, &o);
 	}
 	experience_ref_drop(o.xref);
+	frame_drop(o.frame);
 	free(o.in);
 	for (size_t i = 0; i < o.n_refs; i++)
 		free(o.refs[i]);

@@ -33,10 +33,13 @@
 
 struct work;
 
+struct frames;
+
 struct pipeline {
 	struct fs_client *fs;
 	struct store *store;
 	struct pool *pool;
+	struct frames *frames;	/* events' frames, kept (frames.h) */
 	/* Hooks into the engine, called from runner threads with arg:
 	 * may_claim: the claim for w is about to be sent; false drops it
 	 *   unsent (OUTCOME_WITHDRAWN).  NULL: always send.

@@ -39,6 +39,12 @@ struct store_ops {
 	int (*put)(struct store *st, const char *path, const uint8_t *data,
 	    size_t len, const char *content_type, const char *token,
 	    char *err, size_t errlen);
+	/* The object's version, without its bytes: its generation (gcs),
+	 * or its change time, size and inode (local), into ver; a new
+	 * version means new contents.  -ENOENT if absent, other -errno
+	 * with err. */
+	int (*stat)(struct store *st, const char *path, char *ver,
+	    size_t verlen, char *err, size_t errlen);
 	void (*close)(struct store *st);
 };
 
@@ -127,6 +133,13 @@ store_get(struct store *st, const char *path, size_t max_bytes,
     uint8_t **data, size_t *len, char *err, size_t errlen)
 {
 	return st->ops->get(st, path, max_bytes, data, len, err, errlen);
+}
+
+static inline int
+store_stat(struct store *st, const char *path, char *ver, size_t verlen,
+    char *err, size_t errlen)
+{
+	return st->ops->stat(st, path, ver, verlen, err, errlen);
 }
 
 static inline int

@@ -143,6 +143,7 @@ on_seek(void *arg, curl_off_t off, int origin)
 struct request {
 	const char *method;	/* "GET" or "POST" (an upload) */
 	const char *path;	/* object name */
+	bool meta;		/* GET: its generation, not its bytes */
 	size_t max_bytes;	/* GET */
 	struct source up;	/* POST: the multipart body */
 	const char *content_type;	/* POST: the body's */
@@ -169,8 +170,9 @@ exchange(struct gcs *g, const struct request *rq, const char *token,
 	} else {
 		char *name = store_encode(rq->path, false);
 
-		url = xasprintf("%s/storage/v1/b/%s/o/%s?alt=media",
-		    g->endpoint, bucket, name);
+		url = xasprintf("%s/storage/v1/b/%s/o/%s?%s", g->endpoint,
+		    bucket, name, rq->meta ? "fields=generation" :
+		    "alt=media");
 		free(name);
 	}
 	free(bucket);
@@ -347,6 +349,50 @@ gcs_get(struct store *st, const char *path, size_t max_bytes,
 	return refused(g, "GET", path, status, err, errlen);
 }
 
+static int
+gcs_stat(struct store *st, const char *path, char *ver, size_t verlen,
+    char *err, size_t errlen)
+{
+	struct gcs *g = st->priv;
+	struct request rq = { .method = "GET", .path = path, .meta = true,
+	    .max_bytes = 64 << 10 };
+	struct sink sink;
+	char why[512] = "";
+	long status;
+
+	buf_init(&sink.b, rq.max_bytes);
+	status = perform(g, &rq, &sink, why, sizeof(why));
+	if (status >= 200 && status <= 299) {
+		json_t *j = sink.b.p ? json_loadb(sink.b.p, sink.b.len, 0,
+		    NULL) : NULL;
+		const char *gen = json_string_value(json_object_get(j,
+		    "generation"));
+		int rc = 0;
+
+		if (gen == NULL || *gen == '\0' || strlen(gen) >= verlen) {
+			snprintf(err, errlen, "gs://%s/%s: no generation in "
+			    "its metadata", g->bucket, path);
+			rc = -EIO;
+		} else {
+			snprintf(ver, verlen, "%s", gen);
+		}
+		json_decref(j);
+		buf_free(&sink.b);
+		return rc;
+	}
+	buf_free(&sink.b);
+	if (status == 404) {
+		snprintf(err, errlen, "gs://%s/%s: not found", g->bucket, path);
+		return -ENOENT;
+	}
+	if (status < 0) {
+		snprintf(err, errlen, "GET gs://%s/%s: %s", g->bucket, path,
+		    status == -EFBIG ? "metadata too large" : why);
+		return (int)(status == -ETIMEDOUT ? -ETIMEDOUT : -EIO);
+	}
+	return refused(g, "GET", path, status, err, errlen);
+}
+
 /*
  * The multipart body's head: the boundary, the object's metadata as JSON
  * (its name, type, caching and download token), the media part's header.
@@ -439,6 +485,7 @@ static const struct store_ops gcs_ops = {
 	.name = "gcs",
 	.get = gcs_get,
 	.put = gcs_put,
+	.stat = gcs_stat,
 	.close = gcs_close,
 };
 

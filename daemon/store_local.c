@@ -69,6 +69,37 @@ open_parent(struct store *st, const char *path, int create, char *buf,
 }
 
 static int
+local_stat(struct store *st, const char *path, char *ver, size_t verlen,
+    char *err, size_t errlen)
+{
+	char buf[4096];
+	const char *base;
+	struct stat sb;
+	int dfd, rc;
+
+	dfd = open_parent(st, path, 0, buf, sizeof(buf), &base);
+	if (dfd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(-dfd));
+		return dfd;
+	}
+	rc = fstatat(dfd, base, &sb, AT_SYMLINK_NOFOLLOW);
+	close(dfd);
+	if (rc < 0 || !S_ISREG(sb.st_mode)) {
+		int e = rc < 0 ? errno : ENOENT;
+
+		snprintf(err, errlen, "%s: %s", path, rc < 0 ? strerror(e) :
+		    "not a regular file");
+		return -e;
+	}
+	/* a rename over it (an edit saved whole) changes the inode, a
+	 * write in place the change time */
+	snprintf(ver, verlen, "%lld.%09ld:%lld:%llu",
+	    (long long)sb.st_ctim.tv_sec, (long)sb.st_ctim.tv_nsec,
+	    (long long)sb.st_size, (unsigned long long)sb.st_ino);
+	return 0;
+}
+
+static int
 local_get(struct store *st, const char *path, size_t max_bytes,
     uint8_t **data, size_t *len, char *err, size_t errlen)
 {
@@ -203,6 +234,7 @@ static const struct store_ops local_ops = {
 	.name = "local",
 	.get = local_get,
 	.put = local_put,
+	.stat = local_stat,
 	.close = local_close,
 };
 

@@ -17,6 +17,7 @@
 #include "image.h"
 #include "log.h"
 #include "pool.h"
+#include "testimg.h"
 
 #define KEY "AIzaFinish"
 
@@ -43,39 +44,12 @@ flat_photo(uint32_t w, uint32_t h, size_t *len)
 	return png;
 }
 
-/*
- * A w x h frame: an opaque BORDER band a tenth of the short side wide,
- * then a band of the same colour at half opacity as wide, and a
- * transparent centre whose colour (green) must never show.
- */
 static uint8_t *
 frame_png(uint32_t w, uint32_t h, size_t *len)
 {
-	struct image img = { w, h, 4, calloc((size_t)w * h, 4) };
-	uint32_t b = (w < h ? w : h) / 10;
-	char err[128];
 	uint8_t *png;
 
-	for (uint32_t y = 0; y < h; y++)
-		for (uint32_t x = 0; x < w; x++) {
-			uint8_t *p = img.pixels + ((size_t)y * w + x) * 4;
-			uint32_t d = x < y ? x : y;
-
-			d = d < w - 1 - x ? d : w - 1 - x;
-			d = d < h - 1 - y ? d : h - 1 - y;
-			if (d < b) {
-				memcpy(p, BORDER, 3);
-				p[3] = 255;
-			} else if (d < 2 * b) {
-				memcpy(p, BORDER, 3);
-				p[3] = 128;
-			} else {
-				p[1] = 255;	/* green, fully transparent */
-			}
-		}
-	ck_assert_int_eq(image_encode_png(&img, &png, len, err, sizeof(err)),
-	    0);
-	image_free(&img);
+	testimg_frame(w, h, BORDER, &png, len);
 	return png;
 }
 

@@ -158,8 +158,8 @@ put_input(struct ctx *t, const char *ev, const char *ss, int orientation,
 /* An experience with this model, prompt and referenceImageUrls (an array
  * Value, consumed; NULL for none). */
 static void
-put_experience_full(struct ctx *t, const char *id, bool enabled,
-    const char *model, const char *prompt, FsValue *refs)
+put_experience_shaped(struct ctx *t, const char *id, bool enabled,
+    const char *model, const char *prompt, FsValue *refs, const char *aspect)
 {
 	FsValue *f = value_map(), *cfg = value_map();
 	char path[256];
@@ -167,12 +167,19 @@ put_experience_full(struct ctx *t, const char *id, bool enabled,
 	value_map_put(cfg, "enabled", value_bool(enabled));
 	value_map_put(cfg, "model", value_string(model));
 	value_map_put(cfg, "prompt", value_string(prompt));
-	value_map_put(cfg, "aspectRatio", value_string("1:1"));
+	value_map_put(cfg, "aspectRatio", value_string(aspect));
 	value_map_put(cfg, "referenceImageUrls", refs ? refs : value_array());
 	value_map_put(f, "name", value_string(id));
 	value_map_put(f, "aiPhotoConfig", cfg);
 	snprintf(path, sizeof(path), "experiences/%s", id);
 	ck_assert_int_eq(admin_set(t->c, path, f), 0);
+}
+
+static void
+put_experience_full(struct ctx *t, const char *id, bool enabled,
+    const char *model, const char *prompt, FsValue *refs)
+{
+	put_experience_shaped(t, id, enabled, model, prompt, refs, "1:1");
 }
 
 /* An AI experience with this prompt and references. */
@@ -2324,6 +2331,319 @@ START_TEST(firebase_storage_end_to_end)
 }
 END_TEST
 
+/* ---- frames and renditions ---- */
+
+static const uint8_t FRAME_A[3] = { 200, 20, 160 };
+static const uint8_t FRAME_B[3] = { 250, 200, 10 };
+static const uint8_t FRAME_TALL[3] = { 10, 10, 240 };
+
+/* The decoded image at a result's URL (file:// or http://), and the
+ * bytes. */
+static void
+fetch_image(const char *url, struct image *img, uint8_t **bytes,
+    size_t *len)
+{
+	char err[256];
+
+	if (strncmp(url, "file://", 7) == 0) {
+		FILE *f = fopen(url + 7, "rb");
+
+		ck_assert_msg(f != NULL, "%s missing", url);
+		*bytes = xmalloc(8 << 20);
+		*len = fread(*bytes, 1, 8 << 20, f);
+		fclose(f);
+	} else {
+		ck_assert_int_eq(http_get(url, NULL, bytes, len), 200);
+	}
+	ck_assert_int_eq(image_decode(*bytes, *len, 100000000, img, err,
+	    sizeof(err)), 0);
+}
+
+/* url with its file name (result.png) replaced by name, keeping the
+ * query (the token). */
+static char *
+sibling(const char *url, const char *name)
+{
+	const char *at = strstr(url, "result.png");
+
+	ck_assert_ptr_nonnull(at);
+	return xasprintf("%.*s%s%s", (int)(at - url), url, name,
+	    at + strlen("result.png"));
+}
+
+/* The pixel at x, y is rgb exactly (the frame's opaque band), or is not
+ * (the model's output shows). */
+static bool
+pixel_is(const struct image *img, uint32_t x, uint32_t y,
+    const uint8_t rgb[3])
+{
+	const uint8_t *p = img->pixels + ((size_t)y * img->width + x) *
+	    img->channels;
+
+	return p[0] == rgb[0] && p[1] == rgb[1] && p[2] == rgb[2];
+}
+
+/* A session of exp on event ev is ready; its result's URL (malloc'd). */
+static char *
+ready_url(struct ctx *t, const char *ev, const char *ss)
+{
+	FsDocument *doc = wait_final(t, ev, ss, 30000);
+	char *url;
+
+	ck_assert_msg(strcmp(state_of(doc), "ready") == 0, "%s: %s", ss,
+	    doc_string(doc, "error"));
+	url = xstrdup(doc_string(doc, "resultImagePath"));
+	doc_free(doc);
+	return url;
+}
+
+/* The JFIF density of a JPEG in dots per inch, or -1. */
+static int
+jpeg_dpi(const uint8_t *p, size_t n)
+{
+	const uint8_t *j = memmem(p, n < 64 ? n : 64, "JFIF\0", 5);
+
+	return j && j[7] == 1 ? j[8] << 8 | j[9] : -1;
+}
+
+/*
+ * The local backend: an event's frame goes over each of its results,
+ * the aspect's own frame over an experience of that shape; one replaced
+ * mid-event is on the next guest's result; a corrupt one leaves the
+ * result unframed with a warning; an event without one is untouched; the
+ * renditions lie beside each result in the sizes, format and resolution
+ * asked for.
+ */
+START_TEST(frames_and_renditions_on_the_local_backend)
+{
+	const char *args[] = { "--plugin-dir", NULL, "-c", NULL, NULL };
+	char path[512], conf[512], *dir, *url, *u;
+	struct image img, plain, r;
+	uint8_t *png, *bytes;
+	size_t len, blen;
+	struct ctx t;
+	FILE *f;
+	pid_t d;
+
+	ctx_init(&t, "frames", em.host);
+	dir = plugin_dir(&t);
+	args[1] = dir;
+	snprintf(conf, sizeof(conf), "%s/firesyncd.conf", t.root);
+	f = fopen(conf, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("[results]\nrenditions = thumb:24:jpeg, print:60x90:jpeg@300dpi"
+	    ", web:40:png\n", f);
+	fclose(f);
+	args[3] = conf;
+	testimg_frame(400, 300, FRAME_A, &png, &len);
+	snprintf(path, sizeof(path), "%s/branding/E/frame.png", t.root);
+	testimg_write(path, png, len);
+	free(png);
+	testimg_frame(90, 160, FRAME_TALL, &png, &len);
+	snprintf(path, sizeof(path), "%s/branding/E/frame-9x16.png", t.root);
+	testimg_write(path, png, len);
+	free(png);
+	put_experience_shaped(&t, "exp_sq", true, "test-passthrough", "",
+	    NULL, "1:1");
+	put_experience_shaped(&t, "exp_tall", true, "test-passthrough", "",
+	    NULL, "9:16");
+	d = start_daemon(&t, NULL, args);
+
+	/* an event without a frame: the result as the model made it */
+	capture_photo(&t, "F", "s_plain", "exp_sq", 1, 120, 90);
+	url = ready_url(&t, "F", "s_plain");
+	load_result(url, &plain);
+	free(url);
+	ck_assert(!pixel_is(&plain, plain.width / 2, 2, FRAME_A));
+
+	capture_photo(&t, "E", "s_sq", "exp_sq", 1, 120, 90);
+	url = ready_url(&t, "E", "s_sq");
+	load_result(url, &img);
+	ck_assert_uint_eq(img.width, 90);
+	/* the 4:3 frame covers the square: its top and bottom bands show,
+	 * its sides are cut (hence frames of an aspect of their own) */
+	ck_assert(pixel_is(&img, img.width / 2, 2, FRAME_A));
+	ck_assert(pixel_is(&img, img.width / 2, img.height - 3, FRAME_A));
+	/* the centre is the model's output, untouched */
+	ck_assert(memcmp(img.pixels + ((size_t)45 * 90 + 45) * 3,
+	    plain.pixels + ((size_t)45 * 90 + 45) * 3, 3) == 0);
+	image_free(&img);
+	/* the renditions, of the framed result */
+	u = sibling(url, "thumb.jpg");
+	fetch_image(u, &r, &bytes, &blen);
+	ck_assert_uint_eq(r.width, 24);
+	ck_assert_uint_eq(r.height, 24);
+	ck_assert_int_eq(image_sniff(bytes, blen), IMAGE_JPEG);
+	image_free(&r);
+	free(bytes);
+	free(u);
+	u = sibling(url, "print.jpg");
+	fetch_image(u, &r, &bytes, &blen);
+	ck_assert_uint_eq(r.width, 60);
+	ck_assert_uint_eq(r.height, 90);
+	ck_assert_int_eq(jpeg_dpi(bytes, blen), 300);
+	image_free(&r);
+	free(bytes);
+	free(u);
+	u = sibling(url, "web.png");
+	fetch_image(u, &r, &bytes, &blen);
+	ck_assert_uint_eq(r.width, 40);
+	ck_assert_int_eq(image_sniff(bytes, blen), IMAGE_PNG);
+	image_free(&r);
+	free(bytes);
+	free(u);
+	free(url);
+
+	/* 9:16 takes the aspect's own frame */
+	capture_photo(&t, "E", "s_tall", "exp_tall", 1, 120, 90);
+	url = ready_url(&t, "E", "s_tall");
+	load_result(url, &img);
+	ck_assert(img.height > img.width);
+	ck_assert(pixel_is(&img, img.width / 2, 1, FRAME_TALL));
+	image_free(&img);
+	free(url);
+
+	/* replaced mid-event: the next guest has the new one */
+	testimg_frame(400, 300, FRAME_B, &png, &len);
+	snprintf(path, sizeof(path), "%s/branding/E/frame.png.new", t.root);
+	testimg_write(path, png, len);
+	free(png);
+	snprintf(conf, sizeof(conf), "%s/branding/E/frame.png", t.root);
+	ck_assert_int_eq(rename(path, conf), 0);
+	capture_photo(&t, "E", "s_new", "exp_sq", 1, 120, 90);
+	url = ready_url(&t, "E", "s_new");
+	load_result(url, &img);
+	ck_assert(pixel_is(&img, img.width / 2, 2, FRAME_B));
+	image_free(&img);
+	free(url);
+
+	/* corrupt: the guest still gets the result, unframed, and the log
+	 * says why */
+	f = fopen(conf, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("\x89PNG\r\n\x1a\nthe upload broke off here", f);
+	fclose(f);
+	capture_photo(&t, "E", "s_bad", "exp_sq", 1, 120, 90);
+	url = ready_url(&t, "E", "s_bad");
+	load_result(url, &img);
+	ck_assert(memcmp(img.pixels, plain.pixels, 3) == 0);
+	image_free(&img);
+	free(url);
+	ck_assert_int_eq(log_count_reaches(t.log, "session=s_bad event=E the "
+	    "frame branding/E/frame.png was not applied: the frame does not "
+	    "decode", 1, 5000), 1);
+	image_free(&plain);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	free(dir);
+	ctx_done(&t);
+}
+END_TEST
+
+/*
+ * Cloud Storage (Google's Storage emulator), Firebase download URLs: the
+ * frame is read from the bucket and read again when its generation
+ * changes; every rendition carries the result's download token, so the
+ * app opens each at the result's URL with its file name changed.
+ */
+START_TEST(frames_and_renditions_in_a_bucket)
+{
+	static const char bucket[] = "demo-firesync.appspot.com";
+	struct storage_emu se;
+	struct ctx t;
+	const char *args[] = { "-c", NULL, "--plugin-dir", NULL, NULL };
+	char conf[512], *url, *u, *meta, *tok, *dir;
+	struct image img, r;
+	uint8_t *png, *bytes;
+	size_t len, blen;
+	FILE *f;
+	pid_t d;
+
+	ck_assert_int_eq(storage_emu_start(&se), 0);
+	ctx_init(&t, "bucketframes", em.host);
+	snprintf(conf, sizeof(conf), "%s/firesyncd.conf", t.root);
+	f = fopen(conf, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "[storage]\nbackend = gcs\nbucket = %s\n\n[results]\n"
+	    "renditions = thumb:32:jpeg, print:60x90:jpeg@300dpi\n", bucket);
+	fclose(f);
+	args[1] = conf;
+	dir = plugin_dir(&t);
+	args[3] = dir;
+	testimg_frame(400, 300, FRAME_A, &png, &len);
+	ck_assert_int_eq(storage_emu_put(&se, bucket, "branding/E/frame.png",
+	    png, len, "image/png"), 0);
+	free(png);
+	put_experience(&t, "exp_plain", false, "none");
+	ck_assert_int_eq(setenv("STORAGE_EMULATOR_HOST", se.host, 1), 0);
+	d = start_daemon(&t, NULL, args);
+	unsetenv("STORAGE_EMULATOR_HOST");
+
+	for (int i = 0; i < 2; i++) {
+		char ss[16], in[64];
+		uint8_t *jpg;
+		size_t jlen;
+
+		if (i == 1) {
+			/* a new generation of the frame */
+			testimg_frame(400, 300, FRAME_B, &png, &len);
+			ck_assert_int_eq(storage_emu_put(&se, bucket,
+			    "branding/E/frame.png", png, len, "image/png"), 0);
+			free(png);
+		}
+		snprintf(ss, sizeof(ss), "s%d", i);
+		snprintf(in, sizeof(in), "captures/E/%s/input.jpg", ss);
+		testimg_jpeg(80, 60, 1, &jpg, &jlen);
+		ck_assert_int_eq(storage_emu_put(&se, bucket, in, jpg, jlen,
+		    "image/jpeg"), 0);
+		free(jpg);
+		capture(&t, "E", ss, "exp_plain", in);
+		url = ready_url(&t, "E", ss);
+		fetch_image(url, &img, &bytes, &blen);
+		free(bytes);
+		ck_assert(pixel_is(&img, img.width / 2, 2, i == 0 ? FRAME_A :
+		    FRAME_B));
+		image_free(&img);
+		/* each rendition opens with the result's token */
+		u = sibling(url, "thumb.jpg");
+		fetch_image(u, &r, &bytes, &blen);
+		ck_assert_uint_eq(r.width, 32);
+		ck_assert_uint_eq(r.height, 24);
+		image_free(&r);
+		free(bytes);
+		free(u);
+		u = sibling(url, "print.jpg");
+		fetch_image(u, &r, &bytes, &blen);
+		ck_assert_uint_eq(r.width, 90);	/* landscape, like the result */
+		ck_assert_uint_eq(r.height, 60);
+		ck_assert_int_eq(jpeg_dpi(bytes, blen), 300);
+		image_free(&r);
+		free(bytes);
+		/* and not without it */
+		tok = with_token(u, "");
+		ck_assert_int_eq(open_anonymously(tok, NULL), 403);
+		free(tok);
+		free(u);
+		snprintf(in, sizeof(in), "results/E/%s/print.jpg", ss);
+		meta = storage_emu_metadata(&se, bucket, in);
+		ck_assert_ptr_nonnull(meta);
+		ck_assert_msg(strstr(meta, "image/jpeg") != NULL, "%s", meta);
+		tok = strstr(url, "&token=");
+		ck_assert_ptr_nonnull(tok);
+		ck_assert_msg(strstr(meta, tok + 7) != NULL, "%s", meta);
+		free(meta);
+		free(url);
+	}
+	ck_assert_int_eq(log_count(t.log, "frame branding/E/frame.png "
+	    "(version"), 2);
+	schema_ok(&t);
+	ck_assert_int_eq(daemon_stop(d, 10000), 0);
+	storage_emu_stop(&se);
+	free(dir);
+	ctx_done(&t);
+}
+END_TEST
+
 /* ---- metrics ---- */
 
 static size_t
@@ -3693,6 +4013,8 @@ integration_suite(void)
 	add_test(tc, cartoon_and_style_sessions_are_transformed);
 	add_test(tc, genai_sessions_end_to_end);
 	add_test(tc, vertex_and_openai_end_to_end);
+	add_test(tc, frames_and_renditions_on_the_local_backend);
+	add_test(tc, frames_and_renditions_in_a_bucket);
 	add_test(tc, firebase_storage_end_to_end);
 	add_test(tc, every_event_gets_its_turn);
 	add_test(tc, a_local_look_never_waits_behind_hosted_calls);

@@ -12,6 +12,7 @@
 #include <jpeglib.h>
 #include <png.h>
 
+#include "image.h"
 #include "testimg.h"
 
 static void
@@ -174,4 +175,31 @@ testimg_write(const char *path, const uint8_t *data, size_t len)
 	f = fopen(path, "wb");
 	if (f == NULL || fwrite(data, 1, len, f) != len || fclose(f) != 0)
 		abort();
+}
+
+void
+testimg_frame(uint32_t w, uint32_t h, const uint8_t rgb[3], uint8_t **out,
+    size_t *len)
+{
+	struct image img = { w, h, 4, calloc((size_t)w * h, 4) };
+	uint32_t b = (w < h ? w : h) / 10;
+	char err[128];
+
+	for (uint32_t y = 0; y < h; y++)
+		for (uint32_t x = 0; x < w; x++) {
+			uint8_t *p = img.pixels + ((size_t)y * w + x) * 4;
+			uint32_t d = x < y ? x : y;
+
+			d = d < w - 1 - x ? d : w - 1 - x;
+			d = d < h - 1 - y ? d : h - 1 - y;
+			if (d < 2 * b) {
+				memcpy(p, rgb, 3);
+				p[3] = d < b ? 255 : 128;
+			} else {
+				p[1] = 255;	/* green, fully transparent */
+			}
+		}
+	if (image_encode_png(&img, out, len, err, sizeof(err)) < 0)
+		abort();
+	image_free(&img);
 }

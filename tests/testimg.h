@@ -20,6 +20,14 @@ void testimg_noise_jpeg(uint32_t w, uint32_t h, uint8_t **out, size_t *len);
 /* Same picture as a PNG (channels 3 or 4, bit depth 8 or 16). */
 void testimg_png(uint32_t w, uint32_t h, int channels, int depth,
     uint8_t **out, size_t *len);
+/*
+ * An event's frame, w x h RGBA PNG: an opaque band of colour rgb a tenth
+ * of the short side wide along every edge, then a band as wide of the
+ * same colour at half opacity (alpha 128), and a transparent centre
+ * whose colour (green) must never show.
+ */
+void testimg_frame(uint32_t w, uint32_t h, const uint8_t rgb[3],
+    uint8_t **out, size_t *len);
 /* Write bytes to a file, creating parent directories. */
 void testimg_write(const char *path, const uint8_t *data, size_t len);
 
