@@ -8,7 +8,7 @@ pkgs=(build-essential autoconf automake libtool pkg-config
       libssl-dev libjpeg-dev libjpeg-turbo-progs libpng-dev zlib1g-dev
       libinih-dev libcurl4-openssl-dev libjansson-dev libseccomp-dev check
       libmicrohttpd-dev systemd nginx openssl python3-prometheus-client
-      prometheus
+      prometheus python-matplotlib-data
       debhelper lintian dpkg-dev)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "emulator.h"
 #include "gemini.h"
 #include "image.h"
 #include "log.h"
@@ -371,6 +372,70 @@ START_TEST(renditions_and_the_cap)
 }
 END_TEST
 
+/* firesync-transform --frame --rendition, in a worker and in process
+ * (where the sanitizer build checks it for leaks): what an operator
+ * previews on a laptop. */
+START_TEST(the_transform_tool_previews_them)
+{
+	char cmd[1024], path[128], err[128];
+	size_t plen, flen;
+	uint8_t *photo = flat_photo(640, 480, &plen);
+	uint8_t *frame = frame_png(400, 300, &flen);
+	struct image img;
+	uint8_t *bytes;
+	size_t n;
+	FILE *f;
+
+	make_dir(TEST_PLUGINS, "passthrough.so");
+	snprintf(path, sizeof(path), "%s/in.png", dir);
+	testimg_write(path, photo, plen);
+	snprintf(path, sizeof(path), "%s/frame.png", dir);
+	testimg_write(path, frame, flen);
+	for (int in_process = 0; in_process < 2; in_process++) {
+		snprintf(cmd, sizeof(cmd), "%s %s --plugin-dir %s/plugins "
+		    "--model test-passthrough --frame %s/frame.png "
+		    "--rendition thumb:64:jpeg --rendition print:30x45:png@300 "
+		    "%s/in.png %s/out/result.png > %s/tool.log 2>&1",
+		    TRANSFORM, in_process ? "--in-process" : "", dir, dir, dir,
+		    dir, dir);
+		snprintf(path, sizeof(path), "mkdir -p %s/out", dir);
+		ck_assert_int_eq(system(path), 0);
+		ck_assert_msg(system(cmd) == 0, "%s", cmd);
+		snprintf(path, sizeof(path), "%s/tool.log", dir);
+		ck_assert_int_eq(log_count(path, "rendition thumb"), 1);
+		ck_assert_int_eq(log_count(path, "ERROR: "), 0);
+		ck_assert_int_eq(log_count(path, "runtime error:"), 0);
+		ck_assert_int_eq(log_count(path, "not applied"), 0);
+		for (int k = 0; k < 3; k++) {
+			static const char *const names[] = { "result.png",
+			    "thumb.jpg", "print.png" };
+			static const uint32_t w[] = { 640, 64, 45 };
+
+			snprintf(path, sizeof(path), "%s/out/%s", dir,
+			    names[k]);
+			f = fopen(path, "rb");
+			ck_assert_msg(f != NULL, "%s missing", path);
+			bytes = malloc(4 << 20);
+			n = fread(bytes, 1, 4 << 20, f);
+			fclose(f);
+			ck_assert_int_eq(image_decode(bytes, n, 10000000, &img,
+			    err, sizeof(err)), 0);
+			ck_assert_uint_eq(img.width, w[k]);
+			if (k == 0)
+				assert_colour(&img, 320, 5, BORDER, 0,
+				    "the tool's frame");
+			image_free(&img);
+			free(bytes);
+			unlink(path);
+		}
+	}
+	free(photo);
+	free(frame);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	(void)!system(cmd);
+}
+END_TEST
+
 static Suite *
 finish_suite(void)
 {
@@ -382,6 +447,7 @@ finish_suite(void)
 	tcase_add_test(tc, a_frame_over_a_hosted_model);
 	tcase_add_test(tc, an_unusable_frame_leaves_the_result_unframed);
 	tcase_add_test(tc, renditions_and_the_cap);
+	tcase_add_test(tc, the_transform_tool_previews_them);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -15,6 +15,7 @@
 #include "capture.h"
 #include "log.h"
 #include "options.h"
+#include "pool.h"
 #include "suites.h"
 
 static enum options_action
@@ -202,6 +203,76 @@ START_TEST(config_file_errors_all_at_once)
 	    conf);
 	ck_assert_msg(strstr(err, want), "missing '%s' in:\n%s", want, err);
 	ck_assert_ptr_nonnull(strstr(err, "5 problems in the settings"));
+	options_clear(&o);
+	unlink(conf);
+}
+END_TEST
+
+/* [results]: renditions as the workers make them, each bad one named;
+ * the frame's path; the cap on the result. */
+START_TEST(renditions_frames_and_the_result_cap)
+{
+	char *conf = write_conf(
+	    "[firestore]\nproject = demo\n"
+	    "[results]\n"
+	    "renditions = thumb:480, share:2048:png, "
+	    "print:1200x1800:jpeg@300dpi, web:800:jpg@72\n"
+	    "max-result-megapixels = 12\n"
+	    "frame = brand/{event}/border.png\n");
+	const char *args[] = { "-c", conf, "--check-config", NULL };
+	static const char *const bad[][2] = {
+		{ "Thumb:480", "a rendition's name is [a-z0-9_-]" },
+		{ "result:480", "not 'result'" },
+		{ "thumb", "give NAME:SIZE[:jpeg|png][@DPI]" },
+		{ "thumb:0", "give NAME:SIZE" },
+		{ "thumb:480x", "give NAME:SIZE" },
+		{ "thumb:20000", "up to 10000" },
+		{ "thumb:480:gif", "give NAME:SIZE" },
+		{ "thumb:480@0dpi", "give NAME:SIZE" },
+		{ "a:1, a:2", "'a' is named twice" },
+		{ "a:1,b:1,c:1,d:1,e:1,f:1,g:1", "more than 6 renditions" },
+	};
+	struct pool_rendition r[POOL_MAX_RENDITIONS];
+	char err[4096], text[512];
+	struct options o;
+
+	clear_env();
+	ck_assert_int_eq(parse_capture(&o, args, err, sizeof(err)),
+	    OPTIONS_RUN);
+	ck_assert_uint_eq(options_renditions(&o, r), 4);
+	ck_assert_str_eq(r[0].name, "thumb");
+	ck_assert_uint_eq(r[0].width, 480);
+	ck_assert_uint_eq(r[0].height, 0);
+	ck_assert_int_eq(r[0].format, POOL_FORMAT_JPEG);
+	ck_assert_int_eq(r[1].format, POOL_FORMAT_PNG);
+	ck_assert_uint_eq(r[2].width, 1200);
+	ck_assert_uint_eq(r[2].height, 1800);
+	ck_assert_uint_eq(r[2].dpi, 300);
+	ck_assert_uint_eq(r[3].dpi, 72);
+	ck_assert_int_eq(r[3].format, POOL_FORMAT_JPEG);
+	ck_assert_uint_eq(o.max_result_pixels, 12000000);
+	ck_assert_str_eq(o.frame, "brand/{event}/border.png");
+	options_clear(&o);
+	unlink(conf);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "[firestore]\nproject = demo\n"
+		    "[results]\nrenditions = %s\n", bad[i][0]);
+		conf = write_conf(text);
+		args[1] = conf;
+		ck_assert_int_eq(parse_capture(&o, args, err, sizeof(err)),
+		    OPTIONS_EXIT_ERROR);
+		ck_assert_msg(strstr(err, bad[i][1]) != NULL, "%s: '%s' not "
+		    "in:\n%s", bad[i][0], bad[i][1], err);
+		options_clear(&o);
+		unlink(conf);
+	}
+	conf = write_conf("[firestore]\nproject = demo\n[results]\n"
+	    "frame = /etc/frame.png\n");
+	args[1] = conf;
+	ck_assert_int_eq(parse_capture(&o, args, err, sizeof(err)),
+	    OPTIONS_EXIT_ERROR);
+	ck_assert_msg(strstr(err, "frame '/etc/frame.png': give a storage "
+	    "path with {event}") != NULL, "%s", err);
 	options_clear(&o);
 	unlink(conf);
 }
@@ -437,6 +508,7 @@ options_suite(void)
 	tcase_add_test(tc, storage_urls_and_reference_prefixes);
 	tcase_add_test(tc, credentials_readable_by_others_are_refused);
 	tcase_add_test(tc, a_reload_adopts_only_live_settings);
+	tcase_add_test(tc, renditions_frames_and_the_result_cap);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frames.h"
 #include "paths.h"
 #include "suites.h"
 
@@ -79,6 +80,42 @@ START_TEST(result_path)
 }
 END_TEST
 
+/* Where an event's frames and a session's renditions are. */
+START_TEST(frame_and_rendition_paths)
+{
+	static const struct { const char *tmpl, *event, *aspect, *want; }
+	    c[] = {
+		{ "branding/{event}/frame.png", "E", "",
+		    "branding/E/frame.png" },
+		{ "branding/{event}/frame.png", "E", "9:16",
+		    "branding/E/frame-9x16.png" },
+		{ "brand/x-{event}.png", "party", "1:1",
+		    "brand/x-party-1x1.png" },
+		{ "branding/{event}/frame.png", "a/b", "", NULL },
+		{ "branding/{event}/frame.png", "..", "", NULL },
+		{ "branding/{event}/frame.png", "", "", NULL },
+		{ "branding/{event}/frame.png", "E", "wide", NULL },
+		{ "branding/{event}/frame.png", "E", "1:0", NULL },
+		{ "branding/frame.png", "E", "", NULL },
+		{ "branding/{event}/frame.jpg", "E", "", NULL },
+	};
+	char *p;
+
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		p = frames_path(c[i].tmpl, c[i].event, c[i].aspect);
+		if (c[i].want == NULL)
+			ck_assert_msg(p == NULL, "%s %s: %s", c[i].event,
+			    c[i].aspect, p);
+		else
+			ck_assert_str_eq(p, c[i].want);
+		free(p);
+	}
+	p = path_rendition("E", "S", "thumb", "jpg");
+	ck_assert_str_eq(p, "results/E/S/thumb.jpg");
+	free(p);
+}
+END_TEST
+
 START_TEST(references_only_under_the_prefixes)
 {
 	char *const prefixes[] = { (char *)"references/",
@@ -122,6 +159,7 @@ paths_suite(void)
 	tcase_add_test(tc, huge_path_is_refused);
 	tcase_add_test(tc, result_path);
 	tcase_add_test(tc, references_only_under_the_prefixes);
+	tcase_add_test(tc, frame_and_rendition_paths);
 	suite_add_tcase(s, tc);
 	return s;
 }

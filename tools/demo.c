@@ -4,8 +4,15 @@
  * Starts the Firestore emulator and firesyncd, then does what the web app
  * does: stores the guest's photo under captures/, writes the session and
  * sets it "captured", for an experience using the bundled cartoon model.
- * Waits for firesyncd to finish it and prints the
- * session document's outcome and where the result file is.
+ * The event has a frame (branding/evt_demo/frame.png, drawn here) and the
+ * daemon makes three renditions of each result.  Waits for firesyncd to
+ * finish it and prints the session document's outcome and where the
+ * result and its renditions are.
+ *
+ *   firesync-demo [--photo FILE] [FIRESYNCD]
+ *
+ * FILE is the guest's photo (a JPEG or PNG portrait); without it, a
+ * synthetic test card.
  */
 #include "config.h"
 
@@ -19,6 +26,7 @@
 
 #include "emulator.h"
 #include "engine.h"
+#include "image.h"
 #include "log.h"
 #include "testimg.h"
 #include "watch.h"
@@ -26,12 +34,61 @@
 #define EMULATOR_PATH "/usr/lib/google-cloud-sdk/platform/" \
 	"cloud-firestore-emulator/cloud_firestore_emulator"
 
+/* The renditions the demo's daemon makes of each result. */
+#define RENDITIONS "thumb:480:jpeg, share:2048:jpeg, print:1200x1800:jpeg@300dpi"
+
+/*
+ * An example event frame, w x h: a deep blue border with a thin gold
+ * line inside it, a wider band along the bottom for a couple's names or a
+ * sponsor, and a transparent centre, softened at its edge.
+ */
+static void
+write_frame(const char *path, uint32_t w, uint32_t h)
+{
+	static const uint8_t blue[3] = { 22, 38, 84 }, gold[3] = { 212, 175,
+	    55 };
+	struct image img = { w, h, 4, calloc((size_t)w * h, 4) };
+	uint32_t b = w / 16, bottom = h / 7;
+	uint8_t *png;
+	size_t len;
+	char err[128];
+
+	if (img.pixels == NULL)
+		fatal("out of memory");
+	for (uint32_t y = 0; y < h; y++)
+		for (uint32_t x = 0; x < w; x++) {
+			uint8_t *p = img.pixels + ((size_t)y * w + x) * 4;
+			/* the distance to the nearest edge; the band along
+			 * the bottom is thicker */
+			long in = (long)(x < w - 1 - x ? x : w - 1 - x);
+			long low = (long)(h - 1 - y) - (long)(bottom - b);
+
+			in = in < (long)y ? in : (long)y;
+			in = in < low ? in : low;
+			if (in < (long)b) {
+				memcpy(p, blue, 3);
+				p[3] = 255;
+			} else if (in < (long)b + 3) {
+				memcpy(p, gold, 3);
+				p[3] = 255;
+			} else if (in < (long)b + 11) {
+				/* a shadow fading into the photo */
+				p[3] = (uint8_t)(110 - (in - (long)b - 3) * 13);
+			}
+		}
+	if (image_encode_png(&img, &png, &len, err, sizeof(err)) < 0)
+		fatal("cannot draw the frame: %s", err);
+	testimg_write(path, png, len);
+	free(png);
+	image_free(&img);
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *empath = getenv("FIRESTORE_EMULATOR") ?
 	    getenv("FIRESTORE_EMULATOR") : EMULATOR_PATH;
-	const char *daemon = argc > 1 ? argv[1] : NULL;
+	const char *photo = NULL, *daemon = NULL;
 	struct emulator em = { 0 };
 	struct fs_client *c;
 	char root[64], logpath[128], path[256], exe[600], plugdir[128];
@@ -43,6 +100,12 @@ main(int argc, char **argv)
 	pid_t d;
 	int rc = 1;
 
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--photo") == 0 && i + 1 < argc)
+			photo = argv[++i];
+		else
+			daemon = argv[i];
+	}
 	log_init();
 	{
 		/* the build tree: tools/../daemon/firesyncd, tools/../plugins */
@@ -77,8 +140,12 @@ main(int argc, char **argv)
 	{
 		const char *args[] = { "--emulator", em.host, "--project",
 		    "demo", "--storage-root", root, "--plugin-dir", plugdir,
-		    NULL };
+		    "--renditions", RENDITIONS, NULL };
 
+		snprintf(path, sizeof(path), "%s/branding/evt_demo/frame.png",
+		    root);
+		write_frame(path, 1200, 1200);
+		printf("the event's frame: %s\n", path);
 		d = daemon_spawn(daemon, args, logpath);
 	}
 	printf("firesyncd running (log: %s)\n", logpath);
@@ -96,12 +163,25 @@ main(int argc, char **argv)
 		if (admin_set(c, "experiences/exp_booth", f) != 0)
 			fatal("cannot write the experience");
 	}
-	testimg_jpeg(1280, 960, 6, &jpg, &len);
+	if (photo != NULL) {
+		FILE *f = fopen(photo, "rb");
+
+		if (f == NULL)
+			fatal("%s: %s", photo, strerror(errno));
+		jpg = malloc(64 << 20);
+		len = jpg ? fread(jpg, 1, 64 << 20, f) : 0;
+		fclose(f);
+		if (len == 0)
+			fatal("%s: cannot read it", photo);
+	} else {
+		testimg_jpeg(1280, 960, 6, &jpg, &len);
+	}
 	snprintf(path, sizeof(path),
 	    "%s/captures/evt_demo/sess_demo/input.jpg", root);
 	testimg_write(path, jpg, len);
 	free(jpg);
-	printf("guest photo stored: %s\n", path);
+	printf("guest photo stored: %s%s%s%s\n", path, photo ? " (from " :
+	    "", photo ? photo : "", photo ? ")" : "");
 	if (admin_set(c, "events/evt_demo/sessions/sess_demo",
 	    session_fields("evt_demo", "sess_demo", "exp_booth",
 	    "captures/evt_demo/sess_demo/input.jpg", now_wall_ms())) != 0)
@@ -118,9 +198,17 @@ main(int argc, char **argv)
 		if (st && strcmp(st, "ready") == 0) {
 			const char *url = doc_string(doc, "resultImagePath");
 
-			printf("session is 'ready' (model cartoon, 1:1)\n"
-			    "resultImagePath: %s\nresult file:     %s\n", url,
-			    strncmp(url, "file://", 7) == 0 ? url + 7 : url);
+			const char *file = strncmp(url, "file://", 7) == 0 ?
+			    url + 7 : url;
+			int dirlen = (int)(strrchr(file, '/') - file);
+
+			printf("session is 'ready' (model cartoon, 1:1, "
+			    "framed)\nresultImagePath: %s\nresult file:     "
+			    "%s\nrenditions:      %.*s/thumb.jpg (480 px)\n"
+			    "                 %.*s/share.jpg (2048 px at most)\n"
+			    "                 %.*s/print.jpg (1200x1800, 300 "
+			    "dpi: 4x6 in)\n", url, file, dirlen, file, dirlen,
+			    file, dirlen, file);
 			rc = 0;
 			break;
 		}

@@ -6,8 +6,12 @@
  *   firesync-transform [--plugin-dir DIR] [--model NAME] [--prompt TEXT]
  *       [--aspect-ratio W:H] [--reference FILE]... [--timeout SECS]
  *       [--max-megapixels N] [--config FILE] [--repeat N] [--in-process]
+ *       [--frame FILE] [--rendition SPEC]... [--max-result-megapixels N]
  *       IN OUT
  *
+ * --frame composites an event's frame over the result, and each
+ * --rendition (as [results] renditions) is written beside OUT, as
+ * firesyncd would, so an operator can preview them before the event.
  * Without --model the photo is only turned upright and re-encoded as PNG
  * (what firesyncd does when an experience has AI off).  --repeat runs the
  * job N times and prints the median time per job; --in-process loads the
@@ -104,7 +108,9 @@ usage(void)
 	    "[--timeout SECS]\n"
 	    "           [--max-megapixels N] [--config FILE] [--repeat N] "
 	    "[--in-process] [--version]\n"
-	    "           IN OUT\n");
+	    "           [--frame FILE] [--rendition NAME:SIZE[:jpeg|png]"
+	    "[@DPI]]...\n"
+	    "           [--max-result-megapixels N] IN OUT\n");
 }
 
 int
@@ -122,11 +128,17 @@ main(int argc, char **argv)
 		{ "repeat", required_argument, NULL, 'n' },
 		{ "in-process", no_argument, NULL, 'i' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "frame", required_argument, NULL, 'f' },
+		{ "rendition", required_argument, NULL, 'R' },
+		{ "max-result-megapixels", required_argument, NULL, 'X' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *dir = PLUGINDIR, *config = NULL;
+	const char *dir = PLUGINDIR, *config = NULL, *frame_path = NULL;
+	struct pool_rendition rend[POOL_MAX_RENDITIONS];
+	uint8_t *frame = NULL, *rend_out[POOL_MAX_RENDITIONS] = { NULL };
+	size_t frame_len = 0, n_rend = 0, rend_len[POOL_MAX_RENDITIONS];
 	const char *refs_path[WIRE_MAX_REFS];
 	uint8_t *refs[WIRE_MAX_REFS], *in, *png = NULL;
 	size_t ref_lens[WIRE_MAX_REFS], n_refs = 0, inlen, pnglen = 0;
@@ -166,6 +178,27 @@ main(int argc, char **argv)
 			if (log_level_parse(optarg) >= 0)
 				log_level = log_level_parse(optarg);
 			break;
+		case 'f': frame_path = optarg; break;
+		case 'X': job.max_result_pixels = (uint64_t)atol(optarg) *
+		    1000000; break;
+		case 'R': {
+			const char *why;
+
+			if (n_rend == POOL_MAX_RENDITIONS) {
+				fprintf(stderr, "firesync-transform: at most "
+				    "%d renditions\n", POOL_MAX_RENDITIONS);
+				return 2;
+			}
+			why = pool_rendition_parse(optarg, &rend[n_rend], err,
+			    sizeof(err));
+			if (why != NULL) {
+				fprintf(stderr, "firesync-transform: "
+				    "--rendition %s\n", why);
+				return 2;
+			}
+			n_rend++;
+			break;
+		}
 		default:
 			usage();
 			return c == 'h' ? 0 : 2;
@@ -185,6 +218,13 @@ main(int argc, char **argv)
 	job.n_refs = n_refs;
 	job.session_id = "cli";
 	job.event_id = "cli";
+	if (frame_path != NULL) {
+		frame = slurp(frame_path, &frame_len);
+		job.frame = frame;
+		job.frame_len = frame_len;
+	}
+	job.renditions = rend;
+	job.n_renditions = n_rend;
 	times = xcalloc((size_t)repeat, sizeof(*times));
 
 	if (in_process) {
@@ -204,12 +244,28 @@ main(int argc, char **argv)
 		/* the same layout a worker sees: capture, then references */
 		for (size_t i = 0; i < n_refs; i++)
 			total += ref_lens[i];
-		mem = xmalloc(total);
+		mem = xmalloc(total + frame_len);
 		memcpy(mem, in, inlen);
 		off = inlen;
 		for (size_t i = 0; i < n_refs; i++) {
 			memcpy(mem + off, refs[i], ref_lens[i]);
 			off += ref_lens[i];
+		}
+		if (frame_len)
+			memcpy(mem + off, frame, frame_len);
+		wj->frame_len = frame_len;
+		wj->max_result_pixels = job.max_result_pixels;
+		wj->n_renditions = (uint32_t)n_rend;
+		for (size_t i = 0; i < n_rend; i++) {
+			struct wire_rendition *w = &wj->renditions[i];
+
+			memcpy(w->name, rend[i].name, sizeof(w->name));
+			w->width = rend[i].width;
+			w->height = rend[i].height;
+			w->format = rend[i].format == POOL_FORMAT_PNG ?
+			    WIRE_FORMAT_PNG : WIRE_FORMAT_JPEG;
+			w->quality = (uint32_t)rend[i].quality;
+			w->dpi = rend[i].dpi;
 		}
 		wj->flags = job.ai ? WIRE_JOB_AI : 0;
 		wj->input_len = inlen;
@@ -237,7 +293,16 @@ main(int argc, char **argv)
 			png = made.png;
 			pnglen = made.png_len;
 			made.png = NULL;
+			for (size_t k = 0; k < n_rend; k++) {
+				free(rend_out[k]);
+				rend_out[k] = made.rend[k];
+				rend_len[k] = made.rend_len[k];
+				made.rend[k] = NULL;
+			}
 			job_out_free(&made);
+			if (r.framed == WIRE_FRAME_FAILED)
+				fprintf(stderr, "firesync-transform: the frame "
+				    "was not applied: %.256s\n", r.frame_note);
 			if (r.status != WIRE_OK) {
 				snprintf(err, sizeof(err), "%s", r.message);
 				rc = -EIO;
@@ -279,6 +344,15 @@ main(int argc, char **argv)
 			if (pool_transform(pool, &job, &res) == POOL_OK) {
 				png = res.png;
 				pnglen = res.png_len;
+				for (size_t k = 0; k < n_rend; k++) {
+					free(rend_out[k]);
+					rend_out[k] = res.rendition[k];
+					rend_len[k] = res.rendition_len[k];
+				}
+				if (frame && !res.framed)
+					fprintf(stderr, "firesync-transform: "
+					    "the frame was not applied: %s\n",
+					    res.frame_note);
 			} else {
 				snprintf(err, sizeof(err), "%s", res.message);
 				rc = -EIO;
@@ -300,8 +374,26 @@ out:
 		    *plugin ? plugin : "the image worker",
 		    (double)times[repeat / 2] / 1000.0,
 		    repeat > 1 ? " (median)" : "");
+		/* the renditions beside OUT, named as firesyncd names them */
+		for (size_t k = 0; k < n_rend && rc == 0; k++) {
+			const char *out = argv[optind + 1];
+			const char *slash = strrchr(out, '/');
+			char *path = xasprintf("%.*s%s.%s", slash ?
+			    (int)(slash - out + 1) : 0, out, rend[k].name,
+			    rend[k].format == POOL_FORMAT_PNG ? "png" : "jpg");
+
+			if (spill(path, rend_out[k], rend_len[k]) < 0)
+				rc = -EIO;
+			else
+				printf("%s: %zu bytes, rendition %s\n", path,
+				    rend_len[k], rend[k].name);
+			free(path);
+		}
 	}
 	free(png);
+	free(frame);
+	for (size_t k = 0; k < n_rend; k++)
+		free(rend_out[k]);
 	free(in);
 	for (size_t i = 0; i < n_refs; i++)
 		free(refs[i]);

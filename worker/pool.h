@@ -48,6 +48,14 @@ struct pool_rendition {
 	uint32_t dpi;		/* 0: none written */
 };
 
+/*
+ * A rendition as configured: NAME:SIZE[:FORMAT][@DPI], SIZE N (the
+ * longest side) or WxH (exactly), FORMAT jpeg (the default) or png, DPI
+ * a resolution to write ("300" or "300dpi").  NULL, or why not (in buf).
+ */
+const char *pool_rendition_parse(const char *spec, struct pool_rendition *r,
+    char *buf, size_t len);
+
 struct pool_job {
 	bool ai;			/* run model; else passthrough */
 	const char *model;
