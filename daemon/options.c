@@ -156,7 +156,7 @@ static const struct setting settings[] = {
 	{ "prices", "hosted", "prices", K_PRICES, O(prices), 0, 0,
 	  "what one call of each model costs, for the spend estimate", LIVE },
 	{ "renditions", "results", "renditions", K_RENDITIONS, O(renditions),
-	  0, 0, "copies beside result.png, NAME:SIZE[:jpeg|png][@DPI], "
+	  0, 0, "copies beside result.png, NAME:SIZE[:jpeg|png|webp][@DPI], "
 	  "SIZE N (longest side) or WxH (default: none)", LIVE },
 	{ "max-result-megapixels", "results", "max-result-megapixels", K_MP,
 	  O(max_result_pixels), 0, 1000,

@@ -839,12 +839,11 @@ store_renditions(struct run *r, const struct pool_result *res,
 	int rc = 0;
 
 	for (size_t i = 0; i < n && rc == 0 && res->rendition[i]; i++) {
-		bool png = rend[i].format == POOL_FORMAT_PNG;
 		char *path = path_rendition(r->s->event_id, r->s->session_id,
-		    rend[i].name, png ? "png" : "jpg");
+		    rend[i].name, pool_format_ext(rend[i].format));
 
 		rc = store_put(r->p->store, path, res->rendition[i],
-		    res->rendition_len[i], png ? "image/png" : "image/jpeg",
+		    res->rendition_len[i], pool_format_type(rend[i].format),
 		    tok, why, whylen);
 		free(path);
 	}

@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(build-essential autoconf automake libtool pkg-config
       libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
-      libssl-dev libjpeg-dev libjpeg-turbo-progs libpng-dev zlib1g-dev
+      libssl-dev libjpeg-dev libjpeg-turbo-progs libpng-dev libwebp-dev zlib1g-dev
       libinih-dev libcurl4-openssl-dev libjansson-dev libseccomp-dev check
       libmicrohttpd-dev systemd nginx openssl python3-prometheus-client
       prometheus python-matplotlib-data

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <webp/decode.h>
+
 #include "emulator.h"
 #include "gemini.h"
 #include "image.h"
@@ -314,6 +316,7 @@ START_TEST(renditions_and_the_cap)
 		{ "share", 4096, 0, POOL_FORMAT_PNG, 0, 0 },
 		{ "print", 1200, 1800, POOL_FORMAT_JPEG, 90, 300 },
 		{ "web", 300, 0, POOL_FORMAT_PNG, 0, 72 },
+		{ "small", 200, 0, POOL_FORMAT_WEBP, 80, 0 },
 	};
 	size_t plen, flen;
 	uint8_t *photo = flat_photo(1600, 1200, &plen);
@@ -326,7 +329,7 @@ START_TEST(renditions_and_the_cap)
 	start(NULL);
 	/* capped at 0.48 MP: 800x600, framed, then the renditions of it */
 	res = run_framed("test-passthrough", "", photo, plen, frame, flen,
-	    rend, 4, 480000, &img);
+	    rend, 5, 480000, &img);
 	ck_assert_uint_eq(img.width, 800);
 	ck_assert_uint_eq(img.height, 600);
 	ck_assert(res.framed);
@@ -365,6 +368,18 @@ START_TEST(renditions_and_the_cap)
 	image_free(&r);
 	ck_assert_int_eq(png_ppm(res.rendition[3], res.rendition_len[3]),
 	    2835);			/* 72 dpi */
+	/* WebP, by libwebp's own reading of it */
+	{
+		int ww = 0, wh = 0;
+
+		ck_assert(res.rendition_len[4] > 12 &&
+		    memcmp(res.rendition[4], "RIFF", 4) == 0 &&
+		    memcmp(res.rendition[4] + 8, "WEBP", 4) == 0);
+		ck_assert(WebPGetInfo(res.rendition[4], res.rendition_len[4],
+		    &ww, &wh));
+		ck_assert_int_eq(ww, 200);
+		ck_assert_int_eq(wh, 150);
+	}
 	pool_result_free(&res);
 	free(photo);
 	free(frame);

@@ -2432,7 +2432,7 @@ START_TEST(frames_and_renditions_on_the_local_backend)
 	f = fopen(conf, "w");
 	ck_assert_ptr_nonnull(f);
 	fputs("[results]\nrenditions = thumb:24:jpeg, print:60x90:jpeg@300dpi"
-	    ", web:40:png\n", f);
+	    ", web:40:png, small:32:webp\n", f);
 	fclose(f);
 	args[3] = conf;
 	testimg_frame(400, 300, FRAME_A, &png, &len);
@@ -2491,6 +2491,20 @@ START_TEST(frames_and_renditions_on_the_local_backend)
 	ck_assert_int_eq(image_sniff(bytes, blen), IMAGE_PNG);
 	image_free(&r);
 	free(bytes);
+	free(u);
+	/* the WebP one: there, of its size (the worker's decoder reads no
+	 * WebP; its header says) */
+	u = sibling(url, "small.webp");
+	{
+		FILE *w = fopen(u + 7, "rb");
+		uint8_t head[30];
+
+		ck_assert_msg(w != NULL, "%s missing", u);
+		ck_assert_uint_eq(fread(head, 1, sizeof(head), w), 30);
+		fclose(w);
+		ck_assert(memcmp(head, "RIFF", 4) == 0 &&
+		    memcmp(head + 8, "WEBP", 4) == 0);
+	}
 	free(u);
 	free(url);
 

@@ -216,14 +216,15 @@ START_TEST(renditions_frames_and_the_result_cap)
 	    "[firestore]\nproject = demo\n"
 	    "[results]\n"
 	    "renditions = thumb:480, share:2048:png, "
-	    "print:1200x1800:jpeg@300dpi, web:800:jpg@72\n"
+	    "print:1200x1800:jpeg@300dpi, web:800:jpg@72, small:320:webp\n"
 	    "max-result-megapixels = 12\n"
 	    "frame = brand/{event}/border.png\n");
 	const char *args[] = { "-c", conf, "--check-config", NULL };
 	static const char *const bad[][2] = {
 		{ "Thumb:480", "a rendition's name is [a-z0-9_-]" },
 		{ "result:480", "not 'result'" },
-		{ "thumb", "give NAME:SIZE[:jpeg|png][@DPI]" },
+		{ "thumb", "give NAME:SIZE[:jpeg|png|webp][@DPI]" },
+		{ "web:480:webp@72", "WebP has no resolution to write" },
 		{ "thumb:0", "give NAME:SIZE" },
 		{ "thumb:480x", "give NAME:SIZE" },
 		{ "thumb:20000", "up to 10000" },
@@ -239,7 +240,8 @@ START_TEST(renditions_frames_and_the_result_cap)
 	clear_env();
 	ck_assert_int_eq(parse_capture(&o, args, err, sizeof(err)),
 	    OPTIONS_RUN);
-	ck_assert_uint_eq(options_renditions(&o, r), 4);
+	ck_assert_uint_eq(options_renditions(&o, r), 5);
+	ck_assert_int_eq(r[4].format, POOL_FORMAT_WEBP);
 	ck_assert_str_eq(r[0].name, "thumb");
 	ck_assert_uint_eq(r[0].width, 480);
 	ck_assert_uint_eq(r[0].height, 0);

@@ -108,7 +108,7 @@ usage(void)
 	    "[--timeout SECS]\n"
 	    "           [--max-megapixels N] [--config FILE] [--repeat N] "
 	    "[--in-process] [--version]\n"
-	    "           [--frame FILE] [--rendition NAME:SIZE[:jpeg|png]"
+	    "           [--frame FILE] [--rendition NAME:SIZE[:jpeg|png|webp]"
 	    "[@DPI]]...\n"
 	    "           [--max-result-megapixels N] IN OUT\n");
 }
@@ -263,7 +263,9 @@ main(int argc, char **argv)
 			w->width = rend[i].width;
 			w->height = rend[i].height;
 			w->format = rend[i].format == POOL_FORMAT_PNG ?
-			    WIRE_FORMAT_PNG : WIRE_FORMAT_JPEG;
+			    WIRE_FORMAT_PNG : rend[i].format ==
+			    POOL_FORMAT_WEBP ? WIRE_FORMAT_WEBP :
+			    WIRE_FORMAT_JPEG;
 			w->quality = (uint32_t)rend[i].quality;
 			w->dpi = rend[i].dpi;
 		}
@@ -380,7 +382,7 @@ out:
 			const char *slash = strrchr(out, '/');
 			char *path = xasprintf("%.*s%s.%s", slash ?
 			    (int)(slash - out + 1) : 0, out, rend[k].name,
-			    rend[k].format == POOL_FORMAT_PNG ? "png" : "jpg");
+			    pool_format_ext(rend[k].format));
 
 			if (spill(path, rend_out[k], rend_len[k]) < 0)
 				rc = -EIO;

@@ -105,8 +105,9 @@ finish_rendition_ok(const struct wire_rendition *r)
 		    r->name[i] == '-' || r->name[i] == '_'))
 			return 0;
 	return r->width >= 1 && r->width <= 10000 && r->height <= 10000 &&
-	    (r->format == WIRE_FORMAT_PNG || (r->format == WIRE_FORMAT_JPEG &&
-	    r->quality >= 1 && r->quality <= 100)) && r->dpi <= 65535;
+	    (r->format == WIRE_FORMAT_PNG || ((r->format == WIRE_FORMAT_JPEG ||
+	    r->format == WIRE_FORMAT_WEBP) && r->quality >= 1 &&
+	    r->quality <= 100)) && r->dpi <= 65535;
 }
 
 int
@@ -152,9 +153,14 @@ finish_rendition(const struct image *img, const struct wire_rendition *r,
 			return -1;
 		}
 	}
-	rc = r->format == WIRE_FORMAT_JPEG ? image_encode_jpeg(&c,
-	    (int)r->quality, r->dpi, out, len, err, errlen) :
-	    image_encode_png_dpi(&c, r->dpi, out, len, err, errlen);
+	if (r->format == WIRE_FORMAT_JPEG)
+		rc = image_encode_jpeg(&c, (int)r->quality, r->dpi, out, len,
+		    err, errlen);
+	else if (r->format == WIRE_FORMAT_WEBP)
+		rc = image_encode_webp(&c, (int)r->quality, out, len, err,
+		    errlen);
+	else
+		rc = image_encode_png_dpi(&c, r->dpi, out, len, err, errlen);
 	image_free(&c);
 	return rc < 0 ? -1 : 0;
 }

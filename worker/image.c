@@ -13,6 +13,7 @@
 
 #include <jpeglib.h>
 #include <png.h>
+#include <webp/encode.h>
 #include <zlib.h>
 
 #include "alloc.h"
@@ -655,5 +656,38 @@ image_encode_jpeg(const struct image *img, int quality, uint32_t dpi,
 	/* libjpeg's buffer is malloc'd: ours to free */
 	*out = data;
 	*outlen = len;
+	return 0;
+}
+
+/* ---- WebP encode ---- */
+
+int
+image_encode_webp(const struct image *img, int quality, uint8_t **out,
+    size_t *outlen, char *err, size_t errlen)
+{
+	uint8_t *data = NULL;
+	size_t len;
+
+	if (img->width == 0 || img->height == 0 ||
+	    img->width > WEBP_MAX_DIMENSION ||
+	    img->height > WEBP_MAX_DIMENSION) {
+		snprintf(err, errlen, "WebP encoding failed: %ux%u is out of "
+		    "range", img->width, img->height);
+		return -EIO;
+	}
+	len = img->channels == 4 ? WebPEncodeRGBA(img->pixels, (int)img->width,
+	    (int)img->height, (int)(img->width * 4), (float)quality, &data) :
+	    WebPEncodeRGB(img->pixels, (int)img->width, (int)img->height,
+	    (int)(img->width * 3), (float)quality, &data);
+	if (len == 0 || data == NULL) {
+		WebPFree(data);
+		snprintf(err, errlen, "WebP encoding failed");
+		return -EIO;
+	}
+	/* ours to free with free() */
+	*out = xmalloc(len);
+	memcpy(*out, data, len);
+	*outlen = len;
+	WebPFree(data);
 	return 0;
 }

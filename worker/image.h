@@ -1,7 +1,8 @@
 /*
  * image.h - decoding and encoding the images sessions carry.
  *
- * JPEG through libjpeg-turbo and PNG through libpng, to 8-bit RGB or RGBA.
+ * JPEG through libjpeg-turbo and PNG through libpng, to 8-bit RGB or RGBA;
+ * renditions also as WebP through libwebp.
  * The pixel limit is checked from the header, before any pixel is decoded,
  * so a 60000x60000 "bomb" costs a few hundred bytes of reading.
  */
@@ -51,6 +52,10 @@ int image_encode_png_dpi(const struct image *img, uint32_t dpi,
  * Returns 0 or -EIO with err. */
 int image_encode_jpeg(const struct image *img, int quality, uint32_t dpi,
     uint8_t **out, size_t *outlen, char *err, size_t errlen);
+/* Encode img as a lossy WebP of quality 1-100 (libwebp; alpha kept) into
+ * a malloc'd buffer.  Returns 0 or -EIO with err. */
+int image_encode_webp(const struct image *img, int quality, uint8_t **out,
+    size_t *outlen, char *err, size_t errlen);
 
 /*
  * Centre-crop img in place to the exact aspect ratio "W:H" (positive

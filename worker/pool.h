@@ -36,7 +36,13 @@ struct pool_options {
 
 #define POOL_MAX_RENDITIONS	6	/* WIRE_MAX_RENDITIONS */
 
-enum pool_format { POOL_FORMAT_JPEG = 1, POOL_FORMAT_PNG = 2 };
+enum pool_format {
+	POOL_FORMAT_JPEG = 1, POOL_FORMAT_PNG = 2, POOL_FORMAT_WEBP = 3
+};
+
+/* A format's file extension and content type. */
+const char *pool_format_ext(enum pool_format f);
+const char *pool_format_type(enum pool_format f);
 
 /* A copy of the result in another size and format (finish.h). */
 struct pool_rendition {
@@ -44,14 +50,14 @@ struct pool_rendition {
 	uint32_t width;		/* WxH exactly, or with height 0 the */
 	uint32_t height;	/* longest side at most width */
 	enum pool_format format;
-	int quality;		/* JPEG, 1-100 */
+	int quality;		/* JPEG and WebP, 1-100 */
 	uint32_t dpi;		/* 0: none written */
 };
 
 /*
  * A rendition as configured: NAME:SIZE[:FORMAT][@DPI], SIZE N (the
- * longest side) or WxH (exactly), FORMAT jpeg (the default) or png, DPI
- * a resolution to write ("300" or "300dpi").  NULL, or why not (in buf).
+ * longest side) or WxH (exactly), FORMAT jpeg (the default), png or webp,
+ * DPI a resolution to write ("300" or "300dpi"; JPEG and PNG).  NULL, or why not (in buf).
  */
 const char *pool_rendition_parse(const char *spec, struct pool_rendition *r,
     char *buf, size_t len);

@@ -82,7 +82,9 @@ struct wire_hello {
 #define WIRE_MAX_RENDITIONS	6
 #define WIRE_RENDITION_NAME	32
 
-enum wire_format { WIRE_FORMAT_JPEG = 1, WIRE_FORMAT_PNG = 2 };
+enum wire_format {
+	WIRE_FORMAT_JPEG = 1, WIRE_FORMAT_PNG = 2, WIRE_FORMAT_WEBP = 3
+};
 
 /* A copy of the result in another size and format. */
 struct wire_rendition {
@@ -93,7 +95,7 @@ struct wire_rendition {
 					   most width (never enlarged) */
 	uint32_t height;
 	uint32_t format;		/* enum wire_format */
-	uint32_t quality;		/* JPEG, 1-100 */
+	uint32_t quality;		/* JPEG and WebP, 1-100 */
 	uint32_t dpi;			/* written in the file; 0: none */
 	uint32_t reserved;
 };
