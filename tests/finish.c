@@ -20,6 +20,7 @@
 #include "image.h"
 #include "log.h"
 #include "pool.h"
+#include "poolkit.h"
 #include "testimg.h"
 
 #define KEY "AIzaFinish"
@@ -28,8 +29,8 @@
 static const uint8_t BORDER[3] = { 200, 20, 160 };
 static const uint8_t PHOTO[3] = { 30, 120, 220 };
 
-static char dir[64];
-static struct pool *pool;
+static struct poolkit kit;
+#define dir (kit.dir)
 
 /* A flat w x h PNG photo of PHOTO's colour. */
 static uint8_t *
@@ -54,55 +55,6 @@ frame_png(uint32_t w, uint32_t h, size_t *len)
 
 	testimg_frame(w, h, BORDER, &png, len);
 	return png;
-}
-
-static void
-make_dir(const char *plugins_from, const char *plugin)
-{
-	char cmd[512];
-
-	snprintf(dir, sizeof(dir), "/tmp/fsfinish-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(cmd, sizeof(cmd), "mkdir %s/plugins && cp %s/%s %s/plugins/ "
-	    "&& chmod 755 %s %s/plugins %s/plugins/*.so", dir, plugins_from,
-	    plugin, dir, dir, dir, dir);
-	ck_assert_int_eq(system(cmd), 0);
-}
-
-static void
-start(const char *conf_text)
-{
-	struct pool_options o = {
-		.workers = 1, .memory_mb = 1024, .max_jobs = 100,
-		.max_pixels = 50000000, .log_level = LOG_ERR,
-		.timeout_ms = 30000,
-	};
-	char cfg[128], pdir[128], err[512], *worker = pool_find_worker();
-	FILE *f;
-
-	snprintf(cfg, sizeof(cfg), "%s/firesyncd.conf", dir);
-	f = fopen(cfg, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs(conf_text ? conf_text : "", f);
-	fclose(f);
-	snprintf(pdir, sizeof(pdir), "%s/plugins", dir);
-	o.plugin_dir = pdir;
-	o.config_path = cfg;
-	o.worker_path = worker;
-	pool = pool_new(&o, err, sizeof(err));
-	free(worker);
-	ck_assert_msg(pool != NULL, "%s", err);
-}
-
-static void
-stop(void)
-{
-	char cmd[128];
-
-	pool_free(pool);
-	pool = NULL;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	(void)!system(cmd);
 }
 
 static const uint8_t *
@@ -141,7 +93,7 @@ run_framed(const char *model, const char *aspect, const uint8_t *photo,
 	struct pool_result res;
 	char err[256];
 
-	pool_transform(pool, &job, &res);
+	pool_transform(kit.pool, &job, &res);
 	ck_assert_msg(res.status == POOL_OK, "%s %s: %s", model, aspect,
 	    res.message);
 	ck_assert_int_eq(image_decode(res.png, res.png_len, 100000000, out,
@@ -204,10 +156,10 @@ check_framed(const char *model, const uint8_t centre[3], int tolerance)
 
 START_TEST(a_frame_over_a_local_look)
 {
-	make_dir(TEST_PLUGINS, "passthrough.so");
-	start(NULL);
+	poolkit_dir(&kit, TEST_PLUGINS, "passthrough.so");
+	poolkit_start(&kit, NULL, 30000);
 	check_framed("test-passthrough", PHOTO, 0);
-	stop();
+	poolkit_stop(&kit);
 }
 END_TEST
 
@@ -221,18 +173,18 @@ START_TEST(a_frame_over_a_hosted_model)
 	for (int k = 0; k < 3; k++)
 		inverted[k] = (uint8_t)(255 - PHOTO[k]);
 	ck_assert_int_eq(gemini_start(&gm, KEY), 0);
-	make_dir(BUNDLED "/genai/.libs", "genai.so");
+	poolkit_dir(&kit, BUNDLED "/genai/.libs", "genai.so");
 	snprintf(cmd, sizeof(cmd), "printf '" KEY "\\n' > %s/key && chmod 600 "
 	    "%s/key", dir, dir);
 	ck_assert_int_eq(system(cmd), 0);
 	snprintf(text, sizeof(text), "[plugin.genai]\nnetwork = yes\n"
 	    "api-key-file = %s/key\nendpoint = %s\nca-file = %s\n", dir,
 	    gm.nx.endpoint, gm.nx.ca);
-	start(text);
+	poolkit_start(&kit, text, 30000);
 	/* the photo went as JPEG: a level or two off, but for the frame */
 	check_framed("gemini-2.5-flash-image", inverted, 3);
 	ck_assert_int_eq(gemini_count(&gm, "-> image"), 6);
-	stop();
+	poolkit_stop(&kit);
 	gemini_stop(&gm);
 }
 END_TEST
@@ -248,8 +200,8 @@ START_TEST(an_unusable_frame_leaves_the_result_unframed)
 	struct pool_result res;
 	char err[128];
 
-	make_dir(TEST_PLUGINS, "passthrough.so");
-	start(NULL);
+	poolkit_dir(&kit, TEST_PLUGINS, "passthrough.so");
+	poolkit_start(&kit, NULL, 30000);
 	res = run_framed("test-passthrough", "", photo, plen, junk,
 	    sizeof(junk), NULL, 0, 0, &img);
 	ck_assert(!res.framed);
@@ -278,7 +230,7 @@ START_TEST(an_unusable_frame_leaves_the_result_unframed)
 	free(opaque);
 	image_free(&rgb);
 	free(photo);
-	stop();
+	poolkit_stop(&kit);
 }
 END_TEST
 
@@ -325,8 +277,8 @@ START_TEST(renditions_and_the_cap)
 	struct pool_result res;
 	char err[128];
 
-	make_dir(TEST_PLUGINS, "passthrough.so");
-	start(NULL);
+	poolkit_dir(&kit, TEST_PLUGINS, "passthrough.so");
+	poolkit_start(&kit, NULL, 30000);
 	/* capped at 0.48 MP: 800x600, framed, then the renditions of it */
 	res = run_framed("test-passthrough", "", photo, plen, frame, flen,
 	    rend, 5, 480000, &img);
@@ -383,7 +335,7 @@ START_TEST(renditions_and_the_cap)
 	pool_result_free(&res);
 	free(photo);
 	free(frame);
-	stop();
+	poolkit_stop(&kit);
 }
 END_TEST
 
@@ -401,7 +353,7 @@ START_TEST(the_transform_tool_previews_them)
 	size_t n;
 	FILE *f;
 
-	make_dir(TEST_PLUGINS, "passthrough.so");
+	poolkit_dir(&kit, TEST_PLUGINS, "passthrough.so");
 	snprintf(path, sizeof(path), "%s/in.png", dir);
 	testimg_write(path, photo, plen);
 	snprintf(path, sizeof(path), "%s/frame.png", dir);
@@ -446,8 +398,7 @@ START_TEST(the_transform_tool_previews_them)
 	}
 	free(photo);
 	free(frame);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	(void)!system(cmd);
+	poolkit_stop(&kit);
 }
 END_TEST
 

@@ -20,14 +20,15 @@
 #include "image.h"
 #include "log.h"
 #include "pool.h"
+#include "poolkit.h"
 #include "testimg.h"
 
 #define KEY "AIzaTest-0123456789abcdef"
 #define MODEL "gemini-2.5-flash-image"
 
 static struct gemini gm;
-static char dir[64];
-static struct pool *pool;
+static struct poolkit kit;
+#define dir (kit.dir)
 
 /* What the [plugin.genai] section says; NULL fields take the defaults
  * of a working setup. */
@@ -56,33 +57,18 @@ suite_down(void)
 	gemini_stop(&gm);
 }
 
-static void
-write_file(const char *path, const char *text, mode_t mode)
+/* A plugin directory with genai.so, a key file and the configuration
+ * s says; the configuration's text (static). */
+static const char *
+prepare(const struct setup *s)
 {
-	FILE *f = fopen(path, "w");
+	static char text[2048];
+	char path[128];
 
-	ck_assert_ptr_nonnull(f);
-	fputs(text, f);
-	fclose(f);
-	ck_assert_int_eq(chmod(path, mode), 0);
-}
-
-/* A plugin directory with genai.so and a configuration; the config's
- * path in cfg. */
-static void
-prepare(const struct setup *s, char *cfg, size_t cfglen)
-{
-	char cmd[512], path[128], text[2048];
-
-	snprintf(dir, sizeof(dir), "/tmp/fsgenai-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(cmd, sizeof(cmd), "mkdir %s/plugins && cp %s/genai/.libs/"
-	    "genai.so %s/plugins/ && chmod 755 %s %s/plugins %s/plugins/*.so",
-	    dir, BUNDLED, dir, dir, dir, dir);
-	ck_assert_int_eq(system(cmd), 0);
+	poolkit_dir(&kit, BUNDLED "/genai/.libs", "genai.so");
 	snprintf(path, sizeof(path), "%s/gemini.key", dir);
 	if (!s->no_key_file)
-		write_file(path, s->key ? s->key : KEY "\n",
+		poolkit_write(path, s->key ? s->key : KEY "\n",
 		    s->key_mode ? s->key_mode : 0600);
 	snprintf(text, sizeof(text), "[plugin.genai]\n%s"
 	    "endpoint = %s/\n%s%s%s%s%s%s"
@@ -95,40 +81,19 @@ prepare(const struct setup *s, char *cfg, size_t cfglen)
 	    s->models ? s->models : MODEL ", gemini-3-pro-image-preview, "
 	    "no-such-model", s->retries ? s->retries : 3,
 	    s->extra ? s->extra : "");
-	snprintf(cfg, cfglen, "%s/firesyncd.conf", dir);
-	write_file(cfg, text, 0644);
+	return text;
 }
 
 static void
 start(const struct setup *s)
 {
-	struct pool_options o = {
-		.workers = 1, .memory_mb = 1024, .max_jobs = 100,
-		.max_pixels = 50000000, .log_level = LOG_ERR,
-	};
-	char cfg[128], pdir[128], err[512], *worker = pool_find_worker();
-
-	prepare(s, cfg, sizeof(cfg));
-	snprintf(pdir, sizeof(pdir), "%s/plugins", dir);
-	o.plugin_dir = pdir;
-	o.config_path = cfg;
-	o.worker_path = worker;
-	o.timeout_ms = s->timeout_ms ? s->timeout_ms : 20000;
-	pool = pool_new(&o, err, sizeof(err));
-	free(worker);
-	ck_assert_msg(pool != NULL, "%s", err);
+	poolkit_start(&kit, prepare(s), s->timeout_ms);
 }
 
 static void
 stop(void)
 {
-	char cmd[128];
-
-	if (pool)
-		pool_free(pool);
-	pool = NULL;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	(void)!system(cmd);
+	poolkit_stop(&kit);
 }
 
 static int
@@ -150,7 +115,7 @@ run_with(const char *model, const char *prompt, const char *aspect,
 	for (size_t i = 0; i < n_refs; i++)
 		testimg_png(40 + 8 * (uint32_t)i, 30, 3, 8, &ref[i],
 		    &ref_len[i]);
-	pool_transform(pool, &job, &res);
+	pool_transform(kit.pool, &job, &res);
 	for (size_t i = 0; i < n_refs; i++)
 		free(ref[i]);
 	if (res.status == POOL_OK) {
@@ -466,34 +431,11 @@ START_TEST(a_wrong_key_is_named)
 }
 END_TEST
 
-/* firesyncd --list-plugins with the configuration; its output. */
-static const char *
-list_plugins(const struct setup *s)
-{
-	static char out[8192];
-	char cfg[128], cmd[512];
-	FILE *f;
-	size_t n;
-
-	prepare(s, cfg, sizeof(cfg));
-	snprintf(cmd, sizeof(cmd), "%s --list-plugins -c %s --plugin-dir "
-	    "%s/plugins 2>&1", FIRESYNCD, cfg, dir);
-	f = popen(cmd, "r");
-	ck_assert_ptr_nonnull(f);
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = '\0';
-	pclose(f);
-	stop();
-	return out;
-}
-
 static void
 expect_listed(const struct setup *s, const char *want)
 {
-	const char *out = list_plugins(s);
-
-	ck_assert_msg(strstr(out, want) != NULL, "no '%s' in:\n%s", want,
-	    out);
+	poolkit_expect_listed(&kit, prepare(s), want);
+	stop();
 }
 
 START_TEST(init_refuses_a_bad_setup)
@@ -527,7 +469,7 @@ START_TEST(the_transform_tool_runs_it)
 	size_t len;
 	FILE *f;
 
-	prepare(&s, cfg, sizeof(cfg));
+	snprintf(cfg, sizeof(cfg), "%s", poolkit_conf(&kit, prepare(&s)));
 	snprintf(in, sizeof(in), "%s/in.jpg", dir);
 	snprintf(out, sizeof(out), "%s/out.png", dir);
 	testimg_jpeg(64, 48, 1, &jpg, &len);

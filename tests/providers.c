@@ -21,6 +21,7 @@
 #include "image.h"
 #include "log.h"
 #include "pool.h"
+#include "poolkit.h"
 #include "testimg.h"
 
 #define OPENAI_KEY "sk-test-0123456789abcdef"
@@ -29,8 +30,9 @@
 
 static struct gemini gm;
 static struct tokend td;
-static char dir[64];
-static struct pool *pool;
+static struct poolkit kit;
+#define dir (kit.dir)
+#define expect_listed(conf, want) poolkit_expect_listed(&kit, conf, want)
 
 static void
 suite_up(void)
@@ -44,65 +46,6 @@ suite_down(void)
 	gemini_stop(&gm);
 }
 
-static void
-write_file(const char *path, const char *text, mode_t mode)
-{
-	FILE *f = fopen(path, "w");
-
-	ck_assert_ptr_nonnull(f);
-	fputs(text, f);
-	fclose(f);
-	ck_assert_int_eq(chmod(path, mode), 0);
-}
-
-/* A fresh directory with plugin.so in plugins/; its path in dir. */
-static void
-make_dir(const char *plugin)
-{
-	char cmd[512];
-
-	snprintf(dir, sizeof(dir), "/tmp/fsprov-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(cmd, sizeof(cmd), "mkdir %s/plugins && cp %s/genai/.libs/"
-	    "%s.so %s/plugins/ && chmod 755 %s %s/plugins %s/plugins/*.so",
-	    dir, BUNDLED, plugin, dir, dir, dir, dir);
-	ck_assert_int_eq(system(cmd), 0);
-}
-
-/* The pool over dir/plugins with the configuration text. */
-static void
-start_with(const char *text, int64_t timeout_ms)
-{
-	struct pool_options o = {
-		.workers = 1, .memory_mb = 1024, .max_jobs = 100,
-		.max_pixels = 50000000, .log_level = LOG_ERR,
-	};
-	char cfg[128], pdir[128], err[512], *worker = pool_find_worker();
-
-	snprintf(cfg, sizeof(cfg), "%s/firesyncd.conf", dir);
-	write_file(cfg, text, 0644);
-	snprintf(pdir, sizeof(pdir), "%s/plugins", dir);
-	o.plugin_dir = pdir;
-	o.config_path = cfg;
-	o.worker_path = worker;
-	o.timeout_ms = timeout_ms ? timeout_ms : 20000;
-	pool = pool_new(&o, err, sizeof(err));
-	free(worker);
-	ck_assert_msg(pool != NULL, "%s", err);
-}
-
-static void
-stop(void)
-{
-	char cmd[128];
-
-	if (pool)
-		pool_free(pool);
-	pool = NULL;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	(void)!system(cmd);
-}
-
 /* The vertex plugin's section: its own service account key, whose
  * token_uri is td (started here, handing out tokens, verified against
  * that key); extra lines after. */
@@ -113,7 +56,7 @@ vertex_conf(const char *extra, const char *const *tokens, int n_tokens)
 	char pem[128];
 	const char *key;
 
-	make_dir("vertex");
+	poolkit_dir(&kit, BUNDLED "/genai/.libs", "vertex.so");
 	td.expires_in = 0;
 	tokend_start(&td, tokens, n_tokens);
 	key = test_key_file(dir, td.url);
@@ -134,9 +77,9 @@ openai_conf(const char *key, const char *extra)
 	static char text[2048];
 	char path[128];
 
-	make_dir("openai");
+	poolkit_dir(&kit, BUNDLED "/genai/.libs", "openai.so");
 	snprintf(path, sizeof(path), "%s/openai.key", dir);
-	write_file(path, key, 0600);
+	poolkit_write(path, key, 0600);
 	snprintf(text, sizeof(text), "[plugin.openai]\nnetwork = yes\n"
 	    "api-key-file = %s\nendpoint = %s\nca-file = %s\n"
 	    "models = " OPENAI_MODEL ", no-such-model\nmax-retries = 3\n%s",
@@ -167,7 +110,7 @@ run(const char *model, const char *prompt, const char *aspect,
 	for (size_t i = 0; i < n_refs; i++)
 		testimg_png(40 + 8 * (uint32_t)i, 30, 3, 8, &ref[i],
 		    &ref_len[i]);
-	pool_transform(pool, &job, &res);
+	pool_transform(kit.pool, &job, &res);
 	for (size_t i = 0; i < n_refs; i++)
 		free(ref[i]);
 	free(jpg);
@@ -231,8 +174,8 @@ START_TEST(vertex_happy_path)
 {
 	static const char *const tokens[] = { "ya29.vertex-one" };
 
-	start_with(vertex_conf("system-prompt = As a fresco.\n", tokens, 1),
-	    0);
+	poolkit_start(&kit, vertex_conf("system-prompt = As a fresco.\n",
+	    tokens, 1), 0);
 	gemini_token(&gm, "ya29.vertex-one");
 	expect_ok(VERTEX_MODEL, "in the chapel [v1]", "1:1", 2, 1, 1);
 	expect_ok(VERTEX_MODEL, "tall [v2]", "9:16", 0, 9, 16);
@@ -249,7 +192,7 @@ START_TEST(vertex_happy_path)
 	ck_assert_int_eq(td.served, 1);
 	ck_assert_int_eq(atomic_load(&td.refused), 0);
 	ck_assert_str_eq(td.issuer, "firesync@p.iam.gserviceaccount.com");
-	stop();
+	poolkit_stop(&kit);
 	tokend_stop(&td);
 }
 END_TEST
@@ -260,7 +203,7 @@ START_TEST(vertex_refreshes_a_refused_token)
 {
 	static const char *const tokens[] = { "ya29.old", "ya29.new" };
 
-	start_with(vertex_conf(NULL, tokens, 2), 0);
+	poolkit_start(&kit, vertex_conf(NULL, tokens, 2), 0);
 	gemini_token(&gm, "ya29.old");
 	expect_ok(VERTEX_MODEL, "before [r1]", "", 0, 4, 3);
 	gemini_token(&gm, "ya29.new");		/* the old one is revoked */
@@ -278,7 +221,7 @@ START_TEST(vertex_refreshes_a_refused_token)
 	expect_error(VERTEX_MODEL, "refused [r3]", "the AI service refused "
 	    "firesync's key");
 	ck_assert_int_eq(gemini_count(&gm, " -> 401"), 3);
-	stop();
+	poolkit_stop(&kit);
 	tokend_stop(&td);
 }
 END_TEST
@@ -287,7 +230,7 @@ START_TEST(vertex_failures)
 {
 	static const char *const tokens[] = { "ya29.f" };
 
-	start_with(vertex_conf(NULL, tokens, 1), 90000);
+	poolkit_start(&kit, vertex_conf(NULL, tokens, 1), 90000);
 	gemini_token(&gm, "ya29.f");
 	expect_error(VERTEX_MODEL, "[safety] v", "the model refused the photo "
 	    "(SAFETY)");
@@ -302,7 +245,7 @@ START_TEST(vertex_failures)
 	/* 429s are retried by the host until the service lets it through */
 	expect_ok(VERTEX_MODEL, "busy [429x2]", "", 0, 4, 3);
 	ck_assert_int_eq(gemini_count(&gm, "text=[busy [429x2]] -> 429"), 2);
-	stop();
+	poolkit_stop(&kit);
 	tokend_stop(&td);
 }
 END_TEST
@@ -312,12 +255,12 @@ START_TEST(vertex_without_the_role)
 {
 	static const char *const tokens[] = { "ya29.d" };
 
-	start_with(vertex_conf("project = denied\n", tokens, 1), 0);
+	poolkit_start(&kit, vertex_conf("project = denied\n", tokens, 1), 0);
 	gemini_token(&gm, "ya29.d");
 	expect_error(VERTEX_MODEL, "no role", "the AI service refused "
 	    "firesync's key");
 	ck_assert_int_eq(gemini_count(&gm, "/v1/projects/denied/"), 1);
-	stop();
+	poolkit_stop(&kit);
 	tokend_stop(&td);
 }
 END_TEST
@@ -329,7 +272,7 @@ START_TEST(vertex_with_an_unknown_key)
 	static const char *const tokens[] = { "ya29.u" };
 	char other[128];
 
-	start_with(vertex_conf(NULL, tokens, 1), 0);
+	poolkit_start(&kit, vertex_conf(NULL, tokens, 1), 0);
 	/* the endpoint now trusts another key only */
 	snprintf(other, sizeof(other), "%s/other", dir);
 	ck_assert_int_eq(mkdir(other, 0700), 0);
@@ -341,51 +284,21 @@ START_TEST(vertex_with_an_unknown_key)
 	ck_assert_int_ge(atomic_load(&td.refused), 1);
 	ck_assert_int_eq(td.served, 0);
 	ck_assert_int_eq(gemini_count(&gm, "[u1]"), 0);
-	stop();
+	poolkit_stop(&kit);
 	tokend_stop(&td);
 }
 END_TEST
-
-/* firesyncd --list-plugins with dir's configuration; its output. */
-static const char *
-list_plugins(const char *text)
-{
-	static char out[8192];
-	char cfg[128], cmd[512];
-	FILE *f;
-	size_t n;
-
-	snprintf(cfg, sizeof(cfg), "%s/firesyncd.conf", dir);
-	write_file(cfg, text, 0644);
-	snprintf(cmd, sizeof(cmd), "%s --list-plugins -c %s --plugin-dir "
-	    "%s/plugins 2>&1", FIRESYNCD, cfg, dir);
-	f = popen(cmd, "r");
-	ck_assert_ptr_nonnull(f);
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = '\0';
-	pclose(f);
-	return out;
-}
-
-static void
-expect_listed(const char *text, const char *want)
-{
-	const char *out = list_plugins(text);
-
-	ck_assert_msg(strstr(out, want) != NULL, "no '%s' in:\n%s", want,
-	    out);
-}
 
 START_TEST(vertex_init_refuses_a_bad_setup)
 {
 	char key[128], text[1024], cmd[512];
 
-	make_dir("vertex");
+	poolkit_dir(&kit, BUNDLED "/genai/.libs", "vertex.so");
 	expect_listed("[plugin.vertex]\nnetwork = yes\n", "vertex.so: init "
 	    "failed: not configured, so its models are not served: name a "
 	    "chmod-600 service account key file");
 	snprintf(key, sizeof(key), "%s/sa.json", dir);
-	write_file(key, "{\"type\":\"authorized_user\"}", 0600);
+	poolkit_write(key, "{\"type\":\"authorized_user\"}", 0600);
 	snprintf(text, sizeof(text), "[plugin.vertex]\nnetwork = yes\n"
 	    "credentials-file = %s\n", key);
 	expect_listed(text, "is not a service account key");
@@ -415,7 +328,7 @@ START_TEST(vertex_init_refuses_a_bad_setup)
 	expect_listed(text, "loaded   genai");
 	expect_listed(text, "vertex.so: model 'gemini-2.5-flash-image' is "
 	    "already served by plugin 'genai'");
-	stop();
+	poolkit_stop(&kit);
 }
 END_TEST
 
@@ -437,7 +350,8 @@ START_TEST(openai_happy_path_and_sizes)
 	};
 	char prompt[64], want[160];
 
-	start_with(openai_conf(OPENAI_KEY "\n", "quality = low\n"), 0);
+	poolkit_start(&kit, openai_conf(OPENAI_KEY "\n", "quality = low\n"),
+	    0);
 	expect_ok(OPENAI_MODEL, "at the party [refs]", "", 3, 4, 3);
 	ck_assert_int_eq(gemini_count(&gm, "POST /v1/images/edits HTTP/1.0 "
 	    "key=ok creds=1"), 1);
@@ -454,13 +368,13 @@ START_TEST(openai_happy_path_and_sizes)
 	}
 	/* no EXIF (the phone's GPS position) leaves the booth */
 	ck_assert_int_eq(gemini_count(&gm, "+exif"), 0);
-	stop();
+	poolkit_stop(&kit);
 }
 END_TEST
 
 START_TEST(openai_failures)
 {
-	start_with(openai_conf(OPENAI_KEY "\n", NULL), 90000);
+	poolkit_start(&kit, openai_conf(OPENAI_KEY "\n", NULL), 90000);
 	expect_error(OPENAI_MODEL, "[safety] o", "the model refused the photo "
 	    "(SAFETY)");
 	expect_error(OPENAI_MODEL, "[quota] o", "the AI service's quota is "
@@ -477,17 +391,17 @@ START_TEST(openai_failures)
 	ck_assert_int_eq(gemini_count(&gm, "[quota] o] -> 429"), 1);
 	expect_ok(OPENAI_MODEL, "busy [429x2]", "", 0, 4, 3);
 	ck_assert_int_eq(gemini_count(&gm, "text=[busy [429x2]] -> 429"), 2);
-	stop();
+	poolkit_stop(&kit);
 }
 END_TEST
 
 START_TEST(openai_with_a_wrong_key)
 {
-	start_with(openai_conf("sk-wrong\n", NULL), 0);
+	poolkit_start(&kit, openai_conf("sk-wrong\n", NULL), 0);
 	expect_error(OPENAI_MODEL, "wrong key [k]", "the AI service refused "
 	    "firesync's key");
 	ck_assert_int_eq(gemini_count(&gm, "key=bad"), 1);
-	stop();
+	poolkit_stop(&kit);
 }
 END_TEST
 
@@ -499,18 +413,18 @@ START_TEST(openai_init_refuses_a_bad_setup)
 	    "sizes = 1024x1024, square\n"));
 	expect_listed(text, "openai.so: init failed: sizes = 1024x1024, "
 	    "square: give the sizes");
-	stop();
+	poolkit_stop(&kit);
 	snprintf(text, sizeof(text), "%s", openai_conf(OPENAI_KEY "\n",
 	    "quality = best\n"));
 	expect_listed(text, "quality = best: give low, medium, high or auto");
-	stop();
+	poolkit_stop(&kit);
 	snprintf(text, sizeof(text), "%s", openai_conf(OPENAI_KEY "\n", NULL));
 	expect_listed(text, "loaded   openai " PACKAGE_VERSION " (firesync, "
 	    "MIT) models: gpt-image-1 no-such-model");
 	expect_listed("[plugin.openai]\nnetwork = yes\n", "openai.so: init "
 	    "failed: not configured, so its models are not served: name a "
 	    "chmod-600 file holding an OpenAI API key");
-	stop();
+	poolkit_stop(&kit);
 }
 END_TEST
 
@@ -529,8 +443,7 @@ START_TEST(the_transform_tool_runs_both)
 		const char *text = i == 0 ? vertex_conf(NULL, tokens, 1) :
 		    openai_conf(OPENAI_KEY "\n", NULL);
 
-		snprintf(cfg, sizeof(cfg), "%s/firesyncd.conf", dir);
-		write_file(cfg, text, 0644);
+		snprintf(cfg, sizeof(cfg), "%s", poolkit_conf(&kit, text));
 		snprintf(in, sizeof(in), "%s/in.jpg", dir);
 		snprintf(out, sizeof(out), "%s/out.png", dir);
 		testimg_jpeg(64, 48, 1, &jpg, &len);
@@ -548,7 +461,7 @@ START_TEST(the_transform_tool_runs_both)
 		snprintf(cmd, sizeof(cmd), "text=[tool %s] -> image",
 		    plugins[i]);
 		ck_assert_int_eq(gemini_count(&gm, cmd), 1);
-		stop();
+		poolkit_stop(&kit);
 		if (i == 0)
 			tokend_stop(&td);
 	}

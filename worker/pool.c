@@ -276,10 +276,12 @@ worker_argv(struct pool *p, const char **argv, char bufs[][PATH_LEN],
  * only a fixed PATH and what the sanitizer runtimes and the C library's
  * time zone read.  env gets pointers into buf.
  *
- * Under AddressSanitizer a sandboxed worker runs without LeakSanitizer:
- * LSan stops the world at exit by tracing the process's threads with
- * ptrace, which the worker's seccomp filter forbids, so it could only
- * report a fatal error of its own.  The code a worker runs (job.c, the
+ * Under AddressSanitizer a worker runs without LeakSanitizer: LSan stops
+ * the world at exit by tracing the process's threads with ptrace, which
+ * the worker's seccomp filter forbids, so it could only report a fatal
+ * error of its own (and in the unsandboxed --list worker, its tracer
+ * sometimes crashed at exit once a refused plugin had been unloaded,
+ * taking the listing with it).  The code a worker runs (job.c, the
  * plugins) is leak-checked in-process instead, by firesync-transform
  * --in-process in tests/plugin and tests/genai.
  */
@@ -1921,8 +1923,8 @@ pool_worker_report(const char *worker_path, const char *plugin_dir,
     const char *config_path, const char *mode)
 {
 	struct pool p;
-	const char *argv[24];
-	char bufs[5][PATH_LEN];
+	const char *argv[24], *env[8];
+	char bufs[5][PATH_LEN], envbuf[4][PATH_LEN];
 	pid_t pid;
 	int status, rc;
 
@@ -1936,8 +1938,11 @@ pool_worker_report(const char *worker_path, const char *plugin_dir,
 	p.o.timeout_ms = 1000;
 	p.o.log_level = LOG_ERR;
 	worker_argv(&p, argv, bufs, false, mode, 0);
+	/* the environment of every worker: not the daemon's, and no
+	 * LeakSanitizer (see worker_env) */
+	worker_env(env, envbuf);
 	rc = posix_spawn(&pid, worker_path, NULL, NULL, (char *const *)argv,
-	    environ);
+	    (char *const *)env);
 	pthread_mutex_destroy(&p.lock);
 	if (rc != 0) {
 		fprintf(stderr, "cannot start %s: %s\n", worker_path,
