@@ -72,6 +72,10 @@ if make -C build/plain distcheck >build/plain/distcheck.out 2>&1; then
 else
   grep -E '^(# (TOTAL|PASS|FAIL|ERROR)|FAIL|ERROR):' build/plain/distcheck.out || true
   tail -60 build/plain/distcheck.out
+  # which checks failed, from the tree distcheck leaves (the packages'
+  # make dist below removes it)
+  grep -h -E ':[0-9]+:[FE]:' build/plain/firesync-*/_build/sub/tests/*.log \
+    2>/dev/null | head -20 || true
   echo "distcheck: FAILED"
   status=1
 fi

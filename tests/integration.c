@@ -2546,6 +2546,20 @@ START_TEST(frames_and_renditions_on_the_local_backend)
 	ck_assert_int_eq(log_count_reaches(t.log, "session=s_bad event=E the "
 	    "frame branding/E/frame.png was not applied: the frame does not "
 	    "decode", 1, 5000), 1);
+	/* too large to read: the same, the log naming the limit */
+	f = fopen(conf, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(ftruncate(fileno(f), 17 << 20), 0);
+	fclose(f);
+	capture_photo(&t, "E", "s_big", "exp_sq", 1, 120, 90);
+	url = ready_url(&t, "E", "s_big");
+	load_result(url, &img);
+	ck_assert(memcmp(img.pixels, plain.pixels, 3) == 0);
+	image_free(&img);
+	free(url);
+	ck_assert_int_eq(log_count_reaches(t.log, "session=s_big event=E the "
+	    "frame branding/E/frame.png is over 16 MB; the result goes out "
+	    "without it", 1, 5000), 1);
 	image_free(&plain);
 	schema_ok(&t);
 	ck_assert_int_eq(daemon_stop(d, 10000), 0);
