@@ -43,6 +43,8 @@
 /* After a drain timeout, how long runners get to notice they may not
  * write (their workers are killed; a Firestore call may still be out). */
 #define ABANDON_GRACE_MS 5000
+/* how long the shutdown waits for a recovery query still in a call */
+#define RECOVERY_STOP_WAIT_MS 2000
 
 struct engine {
 	/* the settings at start: what only a restart changes (events,
@@ -567,9 +569,15 @@ engine_run(struct engine *e)
 		    ABANDON_GRACE_MS);
 		settings_drop(s);
 	}
-	/* after the drain: a recovery query in flight ends by its deadline
-	 * at worst, and what it finds is dropped */
-	recovery_stop(e->recovery);
+	/* after the drain: what a recovery query in flight finds is
+	 * dropped, and the query is not waited for past a moment; one still
+	 * in a call makes the daemon exit without freeing what it uses */
+	if (!recovery_stop(e->recovery, RECOVERY_STOP_WAIT_MS)) {
+		log_notice("shutdown: the recovery query is still in a "
+		    "Firestore call after %d s; not waiting for it",
+		    RECOVERY_STOP_WAIT_MS / 1000);
+		e->idle = false;
+	}
 	e->recovery = NULL;
 	log_notice("shutdown: done; processed=%lu ready=%lu error=%lu "
 	    "claims=%lu claims_lost=%lu taken_by_others=%lu recovered=%lu",

@@ -177,17 +177,23 @@ recovery_start(const struct recovery_config *c)
 	return r;
 }
 
-void
-recovery_stop(struct recovery *r)
+bool
+recovery_stop(struct recovery *r, int64_t wait_ms)
 {
+	struct timespec until = realtime_in_ms(wait_ms);
+
 	if (r == NULL)
-		return;
+		return true;
 	pthread_mutex_lock(&r->lock);
 	r->stop = true;
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
-	pthread_join(r->thread, NULL);
+	/* a query's deadline should end it; one gRPC holds past it (seen
+	 * through a TLS front) must not hold up the shutdown */
+	if (pthread_timedjoin_np(r->thread, NULL, &until) != 0)
+		return false;
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cond);
 	free(r);
+	return true;
 }

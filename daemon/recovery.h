@@ -34,8 +34,12 @@ struct recovery;
 /* Start the thread (fatal if the system cannot); the config's strings
  * must outlive it. */
 struct recovery *recovery_start(const struct recovery_config *c);
-/* Stop and join the thread (a query in flight ends by its deadline at
- * worst, and what it finds is dropped), then free it. */
-void recovery_stop(struct recovery *r);
+/*
+ * Stop the thread and join it within wait_ms (what a query in flight
+ * finds is dropped), then free it; true.  False when the thread is still
+ * inside a Firestore call at wait_ms: it is left as it is (not freed),
+ * and the caller must exit without freeing the client it uses.
+ */
+bool recovery_stop(struct recovery *r, int64_t wait_ms);
 
 #endif
