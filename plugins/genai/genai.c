@@ -129,24 +129,13 @@ genai_transform(void *state, const struct firesync_request *req,
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
 	    (curl_off_t)body.len);
 	hosted_perform(&c, curl);
-	if (hosted_transport_failed(&c, res, &rc, err, errlen))
-		goto out;
-	if (c.status == 200)
-		rc = generate_reply(&c, c.reply.p, c.reply.len, res, err,
-		    errlen);
-	else
-		generate_error(&c, "check [plugin.genai] api-key-file and "
-		    "that the key may use the Gemini API", res, err, errlen);
+	rc = generate_answer(&c, "check [plugin.genai] api-key-file and that "
+	    "the key may use the Gemini API", res, err, errlen);
 	generate_sent_words(&sent, words, sizeof(words));
 out:
 	hosted_call_done(&c, rc, res, words, err);
 	curl_easy_cleanup(curl);
-	if (headers) {
-		/* the key does not linger in freed memory */
-		for (struct curl_slist *l = headers; l; l = l->next)
-			memset(l->data, 0, strlen(l->data));
-		curl_slist_free_all(headers);
-	}
+	hosted_free_headers(headers);
 	buf_free(&body);
 	return rc;
 }

@@ -162,7 +162,12 @@ usage(json_t *j, struct firesync_result *res)
 	    "candidatesTokenCount")));
 }
 
-int
+/*
+ * Read a 200 reply: the first image part of the first candidate into
+ * res (memory from the host), or the reason there is none (err, the
+ * log, what the host is told).  FIRESYNC_OK or FIRESYNC_ERROR.
+ */
+static int
 generate_reply(struct hosted_call *c, const char *body, size_t len,
     struct firesync_result *res, char *err, size_t errlen)
 {
@@ -252,7 +257,9 @@ out:
 	return rc;
 }
 
-void
+/* A reply that is not 200: the guest's message, the log line and what
+ * the host is told. */
+static void
 generate_error(struct hosted_call *c, const char *key_advice,
     struct firesync_result *res, char *err, size_t errlen)
 {
@@ -270,4 +277,19 @@ generate_error(struct hosted_call *c, const char *key_advice,
 		advice = key_advice;
 	hosted_fail(c, f, NULL, msg, advice, res, err, errlen);
 	json_decref(j);
+}
+
+int
+generate_answer(struct hosted_call *c, const char *key_advice,
+    struct firesync_result *res, char *err, size_t errlen)
+{
+	int rc;
+
+	if (hosted_transport_failed(c, res, &rc, err, errlen))
+		return rc;
+	if (c->status == 200)
+		return generate_reply(c, c->reply.p, c->reply.len, res, err,
+		    errlen);
+	generate_error(c, key_advice, res, err, errlen);
+	return FIRESYNC_ERROR;
 }

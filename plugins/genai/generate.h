@@ -28,18 +28,12 @@ int generate_request(const char *system_prompt,
 void generate_sent_words(const struct generate_sent *s, char *out,
     size_t len);
 /*
- * Read a 200 reply: the first image part of the first candidate into
- * res (memory from the host), or the reason there is none (err, the
- * log, what the host is told).  FIRESYNC_OK or FIRESYNC_ERROR.
+ * What the call that was made got: the image of a 200 reply, or why
+ * not (the transport, or a reply that is not 200, with key_advice, what
+ * to check when the credentials are refused).  FIRESYNC_OK or another
+ * FIRESYNC_* code, with err, the log and what the host is told.
  */
-int generate_reply(struct hosted_call *c, const char *body, size_t len,
-    struct firesync_result *res, char *err, size_t errlen);
-/*
- * A reply that is not 200: the guest's message, the log line and what the
- * host is told.  key_advice: what to check when the credentials are
- * refused.
- */
-void generate_error(struct hosted_call *c, const char *key_advice,
+int generate_answer(struct hosted_call *c, const char *key_advice,
     struct firesync_result *res, char *err, size_t errlen);
 
 #endif

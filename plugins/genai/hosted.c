@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 #include <jpeglib.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "hosted.h"
@@ -880,6 +881,14 @@ hosted_transport_failed(struct hosted_call *c, struct firesync_result *res,
 	    c->timeout_ms < h->timeout_ms ? FIRESYNC_SERVICE_NONE :
 	    FIRESYNC_SERVICE_UNAVAILABLE, 0);
 	return true;
+}
+
+void
+hosted_free_headers(struct curl_slist *headers)
+{
+	for (struct curl_slist *l = headers; l; l = l->next)
+		OPENSSL_cleanse(l->data, strlen(l->data));
+	curl_slist_free_all(headers);
 }
 
 void

@@ -179,6 +179,9 @@ void hosted_fail(struct hosted_call *c, enum hosted_failure f,
     struct firesync_result *res, char *err, size_t errlen);
 /* The failure an HTTP status that is not 200 means. */
 enum hosted_failure hosted_failure_of(long status);
+/* Free a call's request headers, wiping each first: they hold the key
+ * or the token. */
+void hosted_free_headers(struct curl_slist *headers);
 /* The end of a call: its log line (what was sent, in how long) and the
  * memory it held. */
 void hosted_call_done(struct hosted_call *c, int rc,

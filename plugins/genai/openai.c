@@ -233,10 +233,7 @@ out:
 	hosted_call_done(&c, rc, res, words, err);
 	curl_easy_cleanup(curl);
 	curl_mime_free(form);
-	if (headers) {
-		OPENSSL_cleanse(headers->data, strlen(headers->data));
-		curl_slist_free_all(headers);
-	}
+	hosted_free_headers(headers);
 	return rc;
 }
 

@@ -164,15 +164,6 @@ authorize(struct vertex *v, struct hosted_call *c, char *hdr, size_t len,
 	return true;
 }
 
-/* The headers of one attempt, the token wiped when they are freed. */
-static void
-free_headers(struct curl_slist *headers)
-{
-	for (struct curl_slist *l = headers; l; l = l->next)
-		OPENSSL_cleanse(l->data, strlen(l->data));
-	curl_slist_free_all(headers);
-}
-
 /*
  * One generateContent call.  A 401 means the cached token was revoked
  * or expired early: it is dropped, a fresh one fetched, and the request
@@ -204,7 +195,7 @@ vertex_transform(void *state, const struct firesync_request *req,
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (!authorize(v, &c, auth, sizeof(auth), res, err, errlen))
 			goto out;
-		free_headers(headers);
+		hosted_free_headers(headers);
 		headers = curl_slist_append(NULL, "Content-Type: "
 		    "application/json");
 		if (headers)
@@ -234,22 +225,16 @@ vertex_transform(void *state, const struct firesync_request *req,
 			token_invalidate(v->ts, a);
 		}
 	}
-	if (hosted_transport_failed(&c, res, &rc, err, errlen))
-		goto out;
-	if (c.status == 200)
-		rc = generate_reply(&c, c.reply.p, c.reply.len, res, err,
-		    errlen);
-	else
-		generate_error(&c, c.status == 403 ? "give the service account "
-		    "of [plugin.vertex] credentials-file the Vertex AI User "
-		    "role (roles/aiplatform.user) in the project, and enable "
-		    "the Vertex AI API there" : "check [plugin.vertex] "
-		    "credentials-file", res, err, errlen);
+	rc = generate_answer(&c, c.status == 403 ? "give the service "
+	    "account of [plugin.vertex] credentials-file the Vertex AI User "
+	    "role (roles/aiplatform.user) in the project, and enable the "
+	    "Vertex AI API there" : "check [plugin.vertex] credentials-file",
+	    res, err, errlen);
 	generate_sent_words(&sent, words, sizeof(words));
 out:
 	hosted_call_done(&c, rc, res, words, err);
 	curl_easy_cleanup(curl);
-	free_headers(headers);
+	hosted_free_headers(headers);
 	buf_free(&body);
 	return rc;
 }
