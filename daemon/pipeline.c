@@ -513,6 +513,8 @@ struct prepared {
 	size_t ref_lens[POOL_MAX_REFS];
 	size_t n_refs;
 	struct frame *frame;	/* the event's, held; NULL: none */
+	struct pool_rendition rend[POOL_MAX_RENDITIONS];	/* to make */
+	size_t n_rend;
 	bool failed;
 	enum metrics_reason why;
 	char reason[400];
@@ -634,15 +636,14 @@ transform(struct run *r, const struct prepared *o, struct pool_result *out)
 		.frame_len = o->frame ? o->frame->len : 0,
 		.max_result_pixels = r->opt->max_result_pixels,
 	};
-	struct pool_rendition rend[POOL_MAX_RENDITIONS];
 	const char *plugin, *spent = NULL;
 	char fb[POOL_NAME_LEN];
 	bool hosted = x->ai_enabled &&
 	    pool_model_lane(r->p->pool, x->model) > 0, taken = false;
 	int64_t t0;
 
-	job.n_renditions = options_renditions(r->opt, rend);
-	job.renditions = rend;
+	job.n_renditions = o->n_rend;
+	job.renditions = o->rend;
 	if (hosted)
 		spent = take_budget(r, x->model, &taken);
 	t0 = now_mono_ms();
@@ -826,19 +827,21 @@ prepare(struct run *r, struct prepared *o)
 	 * step */
 	o->n_refs = read_references(r, o->x, o->refs, o->ref_lens);
 	read_frame(r, o);
+	o->n_rend = options_renditions(r->opt, o->rend);
 }
 
 /* The renditions the workers made of the result, beside it, with its
  * download token.  0, or -errno with why. */
 static int
-store_renditions(struct run *r, const struct pool_result *res,
-    const char *tok, char *why, size_t whylen)
+store_renditions(struct run *r, const struct prepared *o,
+    const struct pool_result *res, const char *tok, char *why,
+    size_t whylen)
 {
-	struct pool_rendition rend[POOL_MAX_RENDITIONS];
-	size_t n = options_renditions(r->opt, rend);
+	const struct pool_rendition *rend = o->rend;
 	int rc = 0;
 
-	for (size_t i = 0; i < n && rc == 0 && res->rendition[i]; i++) {
+	for (size_t i = 0; i < o->n_rend && rc == 0 && res->rendition[i];
+	    i++) {
 		char *path = path_rendition(r->s->event_id, r->s->session_id,
 		    rend[i].name, pool_format_ext(rend[i].format));
 
@@ -891,7 +894,7 @@ transform_store_finish(struct run *r, struct prepared *o)
 	rc = store_put(r->p->store, result_path, res.png, res.png_len,
 	    "image/png", tok, why, sizeof(why));
 	if (rc == 0)
-		rc = store_renditions(r, &res, tok, why, sizeof(why));
+		rc = store_renditions(r, o, &res, tok, why, sizeof(why));
 	if (rc == 0)
 		url = store_url(r->p->store, result_path, tok);
 	free(result_path);
