@@ -127,6 +127,18 @@ reply_error(int fd, int status, const char *code, const char *msg,
 	json_decref(j);
 }
 
+/* Hold a [gate] request until the test opens the gate (two minutes at
+ * most). */
+static void
+wait_for_gate(void)
+{
+	for (int w = 0; w < 12000 && access(gate_path, F_OK) != 0; w++) {
+		struct timespec ts = { 0, 10000000 };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
 static uint8_t *
 unbase64(const char *s, size_t len, size_t *out)
 {
@@ -324,15 +336,8 @@ answer(int fd, const char *model, const char *body, size_t len, FILE *log)
 		else
 			fputc(*t, log);
 	fputs("]", log);
-	if (why == NULL && strstr(text, "[gate]")) {
-		/* held until the test opens the gate (two minutes at most) */
-		for (int w = 0; w < 12000 && access(gate_path, F_OK) != 0;
-		    w++) {
-			struct timespec ts = { 0, 10000000 };
-
-			nanosleep(&ts, NULL);
-		}
-	}
+	if (why == NULL && strstr(text, "[gate]"))
+		wait_for_gate();
 	if (why) {
 		fprintf(log, " -> 400 (%s)\n", why);
 		reply_error(fd, 400, "INVALID_ARGUMENT", why, NULL);
@@ -591,14 +596,8 @@ answer_openai(int fd, const char *head, const char *body, size_t len,
 			if (strcmp(size, openai_sizes[i]) == 0)
 				why = NULL;
 	}
-	if (why == NULL && text && strstr(text, "[gate]")) {
-		for (int w = 0; w < 12000 && access(gate_path, F_OK) != 0;
-		    w++) {
-			struct timespec ts = { 0, 10000000 };
-
-			nanosleep(&ts, NULL);
-		}
-	}
+	if (why == NULL && text && strstr(text, "[gate]"))
+		wait_for_gate();
 	if (why) {
 		fprintf(log, " -> 400 (%s)\n", why);
 		reply_openai_error(fd, 400, "invalid_request_error", NULL,

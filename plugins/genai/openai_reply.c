@@ -97,18 +97,12 @@ openai_reply(struct hosted_call *c, const char *body, size_t len,
 	char msg[96];
 
 	if (j == NULL || !json_is_object(j)) {
+		/* an error status says what failed; a 200 is unreadable */
 		json_decref(j);
-		if (c->status != 200) {
-			snprintf(msg, sizeof(msg), "a reply that is not JSON "
-			    "(%zu bytes)", len);
-			hosted_fail(c, hosted_failure_of(c->status), NULL, msg,
-			    NULL, res, err, errlen);
-			return FIRESYNC_ERROR;
-		}
 		snprintf(msg, sizeof(msg), "a reply that is not JSON (%zu "
 		    "bytes)", len);
-		hosted_fail(c, HOSTED_UNREADABLE, NULL, msg, NULL, res, err,
-		    errlen);
+		hosted_fail(c, c->status != 200 ? hosted_failure_of(c->status) :
+		    HOSTED_UNREADABLE, NULL, msg, NULL, res, err, errlen);
 		return FIRESYNC_ERROR;
 	}
 	if (c->status != 200) {
