@@ -284,6 +284,9 @@ decode_data(const FsValue *data, struct session *s, char *err, size_t errlen)
 		const FsValue *v = m->fields[i]->value;
 
 		if (strcmp(key, "selected_experience_id") == 0) {
+			/* a key given twice (bytes off the wire may say it
+			 * twice): the last counts, as in a protobuf map */
+			free(s->selected_experience_id);
 			if (get_string(v, "data.selected_experience_id",
 			    SESSION_MAX_ID, &s->selected_experience_id, err,
 			    errlen) < 0)
